@@ -1,0 +1,29 @@
+"""Errors raised while parsing or validating stacks and render URLs."""
+
+from __future__ import annotations
+
+
+class StackError(ValueError):
+    """A stack definition or render URL is invalid.
+
+    ``status`` is the HTTP status the web layer answers with; ``operation`` and
+    ``parameter`` name what was wrong when known, so messages can point at it.
+    """
+
+    status: int = 400
+
+    def __init__(
+        self, message: str, *, operation: str | None = None, parameter: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.operation = operation
+        self.parameter = parameter
+
+
+class NotImplementedOperation(StackError):
+    """A rokka operation that cropstack knows by name but does not render yet."""
+
+
+class ExpressionsNotSupported(StackError):
+    """A value was written as an expression (``[...]``); the expression language comes later."""

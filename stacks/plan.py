@@ -1,0 +1,75 @@
+"""The render plan: the only object that crosses from ``stacks`` to ``engine``.
+
+A plan is built (and fully validated) by ``stacks`` from a stored stack plus render-URL
+overrides; ``engine`` turns it into pixels without re-validating anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One validated operation of a stack.
+
+    ``name`` is a key of the operation table in ``stacks.operations``. ``options`` holds
+    every parameter the operation declares, validated and with defaults filled in; an
+    optional parameter that was not given and has no default is present with value ``None``.
+    ``enabled`` is False when the stack switched the operation off; engine skips it.
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", _frozen(self.options))
+
+
+@dataclass(frozen=True, slots=True)
+class RenderPlan:
+    """Everything needed to render one output, independent of the source image.
+
+    - ``operations``: in execution order (a basestack's operations come first).
+    - ``options``: every stack option with defaults filled in (keys as rokka spells them,
+      e.g. ``"jpg.quality"``, ``"dpr"``, ``"autoformat"``).
+    - ``variables``: stack variables after URL overrides (kept, not yet evaluated).
+    - ``output_format``: the extension to encode to (``jpg``, ``png``, ``webp``, ...),
+      after any format negotiation.
+    """
+
+    operations: tuple[Operation, ...]
+    options: Mapping[str, Any]
+    output_format: str
+    variables: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operations", tuple(self.operations))
+        object.__setattr__(self, "options", _frozen(self.options))
+        object.__setattr__(self, "variables", _frozen(self.variables))
+
+    def canonical(self) -> str:
+        """A deterministic text form of the whole plan, used as a render-cache key part."""
+        return json.dumps(
+            {
+                "operations": [
+                    {"name": op.name, "options": dict(op.options), "enabled": op.enabled}
+                    for op in self.operations
+                ],
+                "options": dict(self.options),
+                "variables": dict(self.variables),
+                "format": self.output_format,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
