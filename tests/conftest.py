@@ -1,0 +1,71 @@
+"""Shared fixtures: an app on a temporary data directory, its client, and accounts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webapp import create_app
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+RECORDINGS = SHARED / "conformance" / "rokka-js-recordings"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    """A fresh app with its own catalog and blobs under ``tmp_path``."""
+    application = create_app({"data_dir": str(tmp_path / "data")})
+    application.testing = True
+    yield application
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+class Account:
+    """A user with an admin membership in ``org``, made through POST /users."""
+
+    def __init__(self, client: FlaskClient, org: str, email: str) -> None:
+        response = client.post("/users", data=json.dumps({"email": email, "organization": org}))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        self.client = client
+        self.org = org
+        self.user_id: str = body["id"]
+        self.api_key: str = body["api_key"]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers that authenticate as this account."""
+        return {"Api-Key": self.api_key}
+
+    def request(self, method: str, path: str, **kwargs: Any):  # noqa: ANN201
+        """A request authenticated as this account."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def account(client: FlaskClient) -> Account:
+    """An admin of organization ``acme``."""
+    return Account(client, "acme", "admin@acme.example")
+
+
+@pytest.fixture
+def other_account(client: FlaskClient) -> Account:
+    """An admin of organization ``globex``, to check isolation."""
+    return Account(client, "globex", "admin@globex.example")
+
+
+def load_recording(name: str) -> list[dict[str, Any]]:
+    """The recorded rokka.js exchanges in ``name`` (without ``.json``)."""
+    return json.loads((RECORDINGS / f"{name}.json").read_text())

@@ -1,0 +1,148 @@
+"""The SQLite catalog: organizations, users, keys, memberships, source images, stacks.
+
+Narrow interface: routes call ``Catalog`` methods (grouped as ``.accounts``, ``.images``,
+``.stacks``) and never write SQL themselves, so another backend can replace this module.
+
+Durability and concurrency (see docs/operations.md): WAL journal, ``synchronous=FULL``,
+a busy timeout, every write in ``BEGIN IMMEDIATE`` behind a per-process lock (SQLite's
+own write lock serialises processes), one connection per thread, opened lazily after
+any fork. A write that cannot get the lock in time raises ``CatalogBusy`` (503).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from webapp.catalog.schema import SCHEMA
+from webapp.errors import ApiError
+
+# One lock per database file and process: writers of one process queue here instead of
+# spinning on SQLITE_BUSY; other processes are serialised by BEGIN IMMEDIATE.
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+class CatalogBusy(ApiError):
+    """The database stayed locked past the busy timeout."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "Catalog is busy, retry shortly", headers={"Retry-After": "1"})
+
+
+def now_iso() -> str:
+    """The current UTC time as rokka writes it: ``2019-12-10T11:13:24+00:00``."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def _write_lock(path: str) -> threading.Lock:
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(path, threading.Lock())
+
+
+class Catalog:
+    """One thread's handle on the catalog database at ``path``.
+
+    Cheap to create; create one per request (or per thread) and ``close()`` it.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = str(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        conn = sqlite3.connect(
+            self.path,
+            timeout=busy_timeout_ms / 1000,
+            isolation_level=None,  # autocommit; transactions are explicit
+            check_same_thread=False,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._lock = _write_lock(self.path)
+        self._in_write = False
+        # Domain groups; imported here to keep each in its own module.
+        from webapp.catalog.accounts import Accounts
+        from webapp.catalog.images import Images
+        from webapp.catalog.stacks import Stacks
+
+        self.accounts = Accounts(self)
+        self.images = Images(self)
+        self.stacks = Stacks(self)
+
+    @classmethod
+    def initialise(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
+        """Create the schema if needed (idempotent, safe from several processes)."""
+        catalog = cls(path, busy_timeout_ms=busy_timeout_ms)
+        try:
+            with catalog.write():
+                # executescript() would commit our BEGIN IMMEDIATE; run statements singly.
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        catalog.conn.execute(statement)
+        finally:
+            catalog.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``), committed on success.
+
+        Nested use joins the outer transaction. Raises ``CatalogBusy`` when the lock
+        cannot be had within the busy timeout.
+        """
+        if self._in_write:
+            yield self.conn
+            return
+        if not self._lock.acquire(timeout=self.busy_timeout_ms / 1000):
+            raise CatalogBusy()
+        try:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise CatalogBusy() from exc
+                raise
+            self._in_write = True
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    self.conn.execute("ROLLBACK")
+                    raise CatalogBusy() from exc
+            finally:
+                self._in_write = False
+        finally:
+            self._lock.release()
+
+    def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        """Run a read query with bound parameters; rows as ``sqlite3.Row``."""
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise CatalogBusy() from exc
+            raise
+
+    def query_one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        """The first row of a read query, or None."""
+        rows = self.query(sql, params)
+        return rows[0] if rows else None

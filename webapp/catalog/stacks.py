@@ -1,0 +1,15 @@
+"""Catalog queries for stacks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from webapp.catalog import Catalog
+
+
+class Stacks:
+    """The stacks part of the catalog interface."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog

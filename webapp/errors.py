@@ -1,0 +1,105 @@
+"""The one JSON error shape, and the exceptions that produce it.
+
+Every error answer, everywhere, is ``{"error": {"code": N, "message": "..."}}`` with
+``Content-Type: application/json``. Errors raised by ``stacks`` and ``engine`` carry a
+``status`` attribute and a ``message``; they are mapped here so neither package needs Flask.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered to the client: HTTP ``status``, public ``message``.
+
+    ``extra`` keys are merged into the ``error`` object (rokka adds
+    ``invalid_authentication`` to auth failures); ``headers`` are sent as they are.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def not_found(message: str = "Not found") -> ApiError:
+    """A 404 in the error shape."""
+    return ApiError(404, message)
+
+
+def bad_request(message: str) -> ApiError:
+    """A 400 in the error shape."""
+    return ApiError(400, message)
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON answer with ``Content-Type: application/json`` exactly (rokka.js needs it)."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    response = Response(body.encode("utf-8"), status=status, headers=headers)
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    """The error shape as a response."""
+    error: dict[str, Any] = {"code": status, "message": message}
+    error.update(extra)
+    payload: dict[str, Any] = {"error": error}
+    if extra.get("invalid_authentication"):
+        # rokka's documented 403 body is flat; clients read either, so send both.
+        payload.update({"code": status, "message": message, "invalid_authentication": True})
+    return json_response(payload, status, headers)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer every exception with the JSON error shape; nothing escapes as HTML."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.message, exc.headers, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        headers = {}
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            headers["Allow"] = exc.get_response().headers["Allow"]
+        message = exc.description or exc.name
+        if status == 413:
+            message = "Request body too large"
+        return error_response(status, message, headers)
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError) -> Response:
+        return error_response(400, "Request body is nested too deeply")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        status = getattr(exc, "status", None)
+        message = getattr(exc, "message", None)
+        if isinstance(status, int) and 400 <= status < 600 and isinstance(message, str):
+            # StackError / EngineError and friends: public message by design.
+            return error_response(status, message)
+        log.exception("unhandled error")
+        return error_response(500, "Internal server error")

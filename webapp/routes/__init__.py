@@ -1,0 +1,34 @@
+"""HTTP routes, one blueprint per area. Routes stay thin: parse, authorise, call, answer."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+#: First path segments that belong to the API and can never be organization names.
+RESERVED_NAMES: frozenset[str] = frozenset(
+    {
+        "sourceimages",
+        "stacks",
+        "users",
+        "user",
+        "organizations",
+        "operations",
+        "stackoptions",
+        "stats",
+        "utils",
+        "healthz",
+        "billing",
+        "memberships",
+        "render",
+    }
+)
+
+
+def register_routes(app: Flask) -> None:
+    """Register every blueprint; the render catch-all goes last."""
+    from webapp.routes import accounts, service, sourceimages, stacks
+
+    app.register_blueprint(service.bp)
+    app.register_blueprint(accounts.bp)
+    app.register_blueprint(sourceimages.bp)
+    app.register_blueprint(stacks.bp)

@@ -1,0 +1,113 @@
+"""Every setting of the service, declared once.
+
+A setting is read, in order of precedence, from the mapping given to ``create_app``,
+then from the environment variable ``CROPSTACK_<NAME>`` (upper case), then its default.
+The CLI turns its flags into that mapping. docs/settings.md lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: its name, default, parser and a one-line help text."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "./cropstack-data", str, "Directory holding the catalog and blobs."),
+    Setting("signup", True, _bool, "Allow POST /users without authentication (as rokka)."),
+    Setting(
+        "max_upload_bytes", 150 * 1024 * 1024, int, "Largest accepted request body, bytes (413)."
+    ),
+    Setting(
+        "max_source_pixels",
+        225_000_000,
+        int,
+        "Largest source image, width*height*frames; refused from the header (422).",
+    ),
+    Setting("max_source_frames", 1000, int, "Most frames an animated source may have (422)."),
+    Setting("max_output_side", 10_000, int, "Largest render width or height, px, after dpr."),
+    Setting("max_output_pixels", 100_000_000, int, "Largest render area, px, after dpr (400)."),
+    Setting("render_domain", "", str, "Host suffix for {org}.{render_domain} render URLs."),
+    Setting("render_concurrency", 2, int, "Renders running at once per worker process."),
+    Setting("render_queue_timeout", 5.0, float, "Seconds a render waits for a slot before 503."),
+    Setting("render_cache", True, _bool, "Keep rendered outputs in a disk cache."),
+    Setting("busy_timeout_ms", 5000, int, "SQLite busy timeout, ms; past it writes answer 503."),
+    Setting("restore_days", 30, int, "Days a deleted source image can be restored."),
+    Setting("remote_fetch_allow_private", False, _bool, "Allow url[N] uploads from private IPs."),
+    Setting("remote_fetch_timeout", 20.0, float, "Total seconds for one url[N] fetch."),
+    Setting("remote_fetch_max_redirects", 10, int, "Redirects followed by one url[N] fetch."),
+    Setting("vips_concurrency", 1, int, "libvips worker threads per render (VIPS_CONCURRENCY)."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The resolved settings of one app instance; field names match ``SETTINGS``."""
+
+    data_dir: str
+    signup: bool
+    max_upload_bytes: int
+    max_source_pixels: int
+    max_source_frames: int
+    max_output_side: int
+    max_output_pixels: int
+    render_domain: str
+    render_concurrency: int
+    render_queue_timeout: float
+    render_cache: bool
+    busy_timeout_ms: int
+    restore_days: int
+    remote_fetch_allow_private: bool
+    remote_fetch_timeout: float
+    remote_fetch_max_redirects: int
+    vips_concurrency: int
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve every setting from ``overrides``, then ``environ``, then defaults.
+
+    Raises ``ValueError`` naming the setting when a value does not parse, or when an
+    override names no known setting.
+    """
+    overrides = dict(overrides or {})
+    environ = os.environ if environ is None else environ
+    known = {s.name for s in SETTINGS}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in overrides:
+            raw = overrides[setting.name]
+        else:
+            raw = environ.get(f"CROPSTACK_{setting.name.upper()}", setting.default)
+        try:
+            values[setting.name] = setting.parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"setting {setting.name}: {exc}") from exc
+    assert {f.name for f in fields(Settings)} == known, "Settings and SETTINGS differ"
+    return Settings(**values)

@@ -1,0 +1,75 @@
+"""Reading requests the way rokka's clients send them.
+
+rokka.js sends JSON bodies as ``text/plain``, bare strings where a JSON string is meant,
+and booleans in query strings as ``true``/``false``. These helpers accept all of that and
+turn anything malformed into a 400 in the error shape.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+
+from webapp.errors import ApiError
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """``json.loads`` that rejects NaN/Infinity and turns deep nesting into ValueError."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
+def json_body(*, allow_empty: bool = False) -> Any:
+    """The request body parsed as JSON, whatever its content type.
+
+    An empty body gives ``None`` when ``allow_empty``; otherwise a 400.
+    """
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if allow_empty:
+            return None
+        raise ApiError(400, "Request body must be JSON")
+    try:
+        return loads_strict(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"Request body is not valid JSON: {exc}") from exc
+
+
+def json_or_text_body() -> Any:
+    """The body as JSON if it parses, else the raw text (rokka.js sends bare strings)."""
+    raw = request.get_data(cache=True)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "Request body must be UTF-8") from exc
+    try:
+        return loads_strict(text)
+    except ValueError:
+        return text
+
+
+def parse_bool(value: Any, *, name: str) -> bool:
+    """A boolean from JSON or a query string (``true``/``false``/``1``/``0``); else 400."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1"}:
+        return True
+    if text in {"false", "0", ""}:
+        return False
+    raise ApiError(400, f"{name} must be true or false")
+
+
+def query_bool(name: str, default: bool = False) -> bool:
+    """A boolean query parameter."""
+    if name not in request.args:
+        return default
+    return parse_bool(request.args[name], name=name)
