@@ -10,6 +10,7 @@ from flask import Flask, current_app, g
 
 from webapp.catalog import Catalog
 from webapp.errors import register_error_handlers
+from webapp.rendercache import RenderCache
 from webapp.settings import Settings, load_settings
 from webapp.storage import BlobStore
 
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.extensions["cropstack.catalog_path"], busy_timeout_ms=settings.busy_timeout_ms
     )
     app.extensions["cropstack.blobs"].sweep_tmp()
+    app.extensions["cropstack.render_cache"] = RenderCache(data_dir / "cache")
 
     register_error_handlers(app)
     app.teardown_appcontext(_close_catalog)
@@ -51,6 +53,11 @@ def settings() -> Settings:
 def blobs() -> BlobStore:
     """The blob store of the current app."""
     return current_app.extensions["cropstack.blobs"]
+
+
+def render_cache() -> RenderCache:
+    """The render cache of the current app."""
+    return current_app.extensions["cropstack.render_cache"]
 
 
 def catalog() -> Catalog:

@@ -1,7 +1,120 @@
-"""Routes for stacks."""
+"""Stack management: ``/stacks/{org}[/{name}[/cache]]``.
+
+Stacks are validated when saved by the same code that parses render URLs
+(``stacks.stack.parse_stack_json``), so every stored stack renders.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, Response, request
+from stacks.stack import parse_stack_json, validate_stack_name
+
+from stacks.errors import StackError
+from webapp.app import catalog, render_cache
+from webapp.auth import require
+from webapp.errors import ApiError, json_response
+from webapp.wire import json_body, query_bool
 
 bp = Blueprint("stacks", __name__)
+
+
+def stack_object(org_name: str, stored: dict[str, Any], *, link: bool) -> dict[str, Any]:
+    """rokka's stack object; ``link`` only on single-stack GETs, as recorded."""
+    body: dict[str, Any] = {
+        "name": stored["name"],
+        "organization": org_name,
+        "created": stored["created"],
+        **stored["definition"],
+    }
+    if link:
+        body["link"] = f"/stacks/{org_name}/{stored['name']}"
+    return body
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+@bp.put("/stacks/<org>/<name>")
+def put_stack(org: str, name: str) -> Response:
+    """Create (201) or, with ``?overwrite=true``, replace (200) a stack; 409 if it exists."""
+    org_row = require(org, "stacks:write")
+    definition = parse_stack_json(json_body(), name)
+    stacks = catalog().stacks
+    basestack = definition.options.get("basestack")
+    if basestack is not None and stacks.get(org_row["id"], basestack) is None:
+        raise StackError(f"basestack {basestack} does not exist", parameter="basestack")
+    overwrite = query_bool("overwrite")
+    existing = stacks.get(org_row["id"], name)
+    if existing is not None and overwrite:
+        was_protected = existing["definition"].get("stack_options", {}).get("protected") is True
+        if definition.options.get("protected") is True and not was_protected:
+            raise ApiError(400, "an unprotected stack cannot be made protected by overwrite")
+    result = stacks.put(org_row["id"], name, definition.to_json(), overwrite=overwrite)
+    if result is None:
+        raise ApiError(409, f"stack {name} already exists; use ?overwrite=true to replace it")
+    outcome, stored = result
+    if outcome == "updated":
+        render_cache().purge_stack(org_row["id"], name)
+    return json_response(
+        stack_object(org, stored, link=False), 201 if outcome == "created" else 200
+    )
+
+
+@bp.get("/stacks/<org>")
+def list_stacks(org: str) -> Response:
+    """``{"items": [stack...]}`` ordered by name; ``limit`` 1..1000, ``offset``."""
+    org_row = require(org, "stacks:read")
+    limit = _int_arg("limit", 1000, 1, 1000)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    items = catalog().stacks.list(org_row["id"], limit=limit, offset=offset)
+    return json_response({"items": [stack_object(org, s, link=False) for s in items]})
+
+
+@bp.get("/stacks/<org>/<name>")
+def get_stack(org: str, name: str) -> Response:
+    """One stack, with its ``link``; 404 if unknown."""
+    org_row = require(org, "stacks:read")
+    stored = catalog().stacks.get(org_row["id"], name)
+    if stored is None:
+        raise ApiError(404, f"stack {name} not found")
+    return json_response(stack_object(org, stored, link=True))
+
+
+@bp.delete("/stacks/<org>/<name>")
+def delete_stack(org: str, name: str) -> Response:
+    """204; 404 if unknown; 409 while another stack uses it as its basestack."""
+    org_row = require(org, "stacks:write")
+    stacks = catalog().stacks
+    users = stacks.names_using_basestack(org_row["id"], name)
+    if users:
+        raise ApiError(409, f"stack {name} is the basestack of: {', '.join(sorted(users))}")
+    if not stacks.delete(org_row["id"], name):
+        raise ApiError(404, f"stack {name} not found")
+    render_cache().purge_stack(org_row["id"], name)
+    return Response(status=204)
+
+
+@bp.delete("/stacks/<org>/<name>/cache")
+def purge_stack_cache(org: str, name: str) -> Response:
+    """Forget cached renders of one stack (``*``: every stack, ``dynamic`` included)."""
+    org_row = require(org, "stacks:write")
+    if name == "*":
+        names = [s["name"] for s in catalog().stacks.list(org_row["id"], limit=10**6, offset=0)]
+        names.append("dynamic")
+    else:
+        if name != "dynamic":
+            validate_stack_name(name)
+            if catalog().stacks.get(org_row["id"], name) is None:
+                raise ApiError(404, f"stack {name} not found")
+        names = [name]
+    for each in names:
+        render_cache().purge_stack(org_row["id"], each)
+    return json_response({"status": "ok"})
