@@ -141,7 +141,7 @@ _TABLE: tuple[Param, ...] = (
         pattern=r"^[0-9]{2}:[0-5][0-9]:[0-5][0-9]$",
     ),
     Param("fps", Kind.INTEGER, "Frames per second for video to GIF.", 10, 1, 25),
-    Param("dpi", Kind.INTEGER, "DPI metadata for PNG/TIFF (needs optim.disable_all).", None, 10, 5000),
+    Param("dpi", Kind.INTEGER, "PNG/TIFF DPI metadata (needs optim.disable_all).", None, 10, 5000),
     Param("pdf.dpi", Kind.INTEGER, "Rasterisation DPI for PDF sources.", 200, 10, 1000),
     Param("pdf.page", Kind.INTEGER, "Page of a PDF source (1-based).", 1, 1, 1000),
     Param("min_video_width", Kind.INTEGER, "m3u filtering: minimum width.", None, 0, 6000),
