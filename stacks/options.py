@@ -195,4 +195,6 @@ def complete_options(given: Mapping[str, Any]) -> dict[str, Any]:
 
 def describe_stack_options() -> dict[str, Any]:
     """The ``GET /stackoptions`` body: ``{"properties": {option: schema}}``."""
-    return {"properties": {name: p.describe() for name, p in STACK_OPTIONS.items()}}
+    return {
+        "properties": {name: p.describe(null_in_type=True) for name, p in STACK_OPTIONS.items()}
+    }

@@ -130,10 +130,15 @@ class Param:
             return [self._string(item, operation) for item in value]
         raise self._error(value, operation)
 
-    def describe(self) -> dict[str, Any]:
-        """This parameter as a JSON-schema-like property (``GET /operations`` shape)."""
+    def describe(self, *, null_in_type: bool = False) -> dict[str, Any]:
+        """This parameter as a JSON-schema-like property.
+
+        ``null_in_type``: publish a ``None`` default as ``"type": [kind, "null"]``, as rokka's
+        ``GET /stackoptions`` does for scalars (``GET /operations`` does not).
+        """
+        nullable_type = null_in_type and self.nullable and self.kind is not Kind.STRING_LIST
         out: dict[str, Any] = {
-            "type": [self.kind.value, "null"] if self.nullable else self.kind.value
+            "type": [self.kind.value, "null"] if nullable_type else self.kind.value
         }
         if self.kind is Kind.STRING_LIST:
             out["items"] = {"type": "string"}
