@@ -62,8 +62,7 @@ class OperationSpec:
     def options_from_text(self, pairs: Mapping[str, str]) -> dict[str, Any]:
         """Convert URL ``key -> text`` pairs; only the given keys are returned."""
         return {
-            key: self.param(key).from_text(text, operation=self.name)
-            for key, text in pairs.items()
+            key: self.param(key).from_text(text, operation=self.name) for key, text in pairs.items()
         }
 
     def options_from_json(self, options: Any) -> dict[str, Any]:

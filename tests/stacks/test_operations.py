@@ -98,9 +98,7 @@ ENUMS = {
     ("alpha", "mode"): ("mask", "extract", "remove", "apply"),
 }
 
-PARAMS = [
-    (op, name, *spec) for op, params in EXPECTED.items() for name, spec in params.items()
-]
+PARAMS = [(op, name, *spec) for op, params in EXPECTED.items() for name, spec in params.items()]
 NUMERIC = [p for p in PARAMS if p[2] in (Kind.INTEGER, Kind.NUMBER)]
 
 
@@ -172,8 +170,21 @@ def test_enum_values(op: str, name: str) -> None:
 
 @pytest.mark.parametrize(
     "anchor",
-    ["auto", "subjectarea", "croparea", "smart", "face", "center_center", "left_top",
-     "right_bottom", "0_0", "10000_10000", "120_center", "left-top", "9999_1"],
+    [
+        "auto",
+        "subjectarea",
+        "croparea",
+        "smart",
+        "face",
+        "center_center",
+        "left_top",
+        "right_bottom",
+        "0_0",
+        "10000_10000",
+        "120_center",
+        "left-top",
+        "9999_1",
+    ],
 )
 def test_crop_anchor_accepts_reference_grammar(anchor: str) -> None:
     crop = OPERATIONS["crop"]
@@ -185,8 +196,20 @@ def test_crop_anchor_accepts_reference_grammar(anchor: str) -> None:
 
 @pytest.mark.parametrize(
     "anchor",
-    ["", "top_left", "center", "10001_0", "01_0", "-1_0", "center_center_x", "Auto",
-     "auto\n", "xauto", "center__center", "1.5_2"],
+    [
+        "",
+        "top_left",
+        "center",
+        "10001_0",
+        "01_0",
+        "-1_0",
+        "center_center_x",
+        "Auto",
+        "auto\n",
+        "xauto",
+        "center__center",
+        "1.5_2",
+    ],
 )
 def test_crop_anchor_rejects_other_strings(anchor: str) -> None:
     with pytest.raises(StackError) as error:
@@ -210,8 +233,15 @@ def test_crop_area_pattern_rejects(area: str) -> None:
 )
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("FFFFFF", True), ("0f0F0f", True), ("FFF", False), ("GGGGGG", False), ("#FFFFFF", False),
-     ("FFFFFFF", False), ("FFFFFF\n", False)],
+    [
+        ("FFFFFF", True),
+        ("0f0F0f", True),
+        ("FFF", False),
+        ("GGGGGG", False),
+        ("#FFFFFF", False),
+        ("FFFFFFF", False),
+        ("FFFFFF\n", False),
+    ],
 )
 def test_hex_colours(op: str, name: str, value: str, ok: bool) -> None:
     spec = OPERATIONS[op]
@@ -252,8 +282,19 @@ def test_unknown_operation(name: str) -> None:
 @pytest.mark.parametrize(
     ("op", "given", "complete"),
     [
-        ("resize", {"width": 10}, {"width": 10, "height": None, "mode": "box", "upscale": True,
-                                   "upscale_dpr": True, "sharpen": False, "enabled": True}),
+        (
+            "resize",
+            {"width": 10},
+            {
+                "width": 10,
+                "height": None,
+                "mode": "box",
+                "upscale": True,
+                "upscale_dpr": True,
+                "sharpen": False,
+                "enabled": True,
+            },
+        ),
         ("blur", {}, {"sigma": 4, "radius": 0, "enabled": True}),
         ("grayscale", {"enabled": False}, {"enabled": False}),
     ],
@@ -264,8 +305,13 @@ def test_complete_fills_defaults(op: str, given: dict, complete: dict) -> None:
 
 @pytest.mark.parametrize(
     ("op", "given", "parameter"),
-    [("resize", {}, "width"), ("resize", {"mode": "fill"}, "width"),
-     ("crop", {"width": 1}, "height"), ("crop", {"height": 1}, "width"), ("rotate", {}, "angle")],
+    [
+        ("resize", {}, "width"),
+        ("resize", {"mode": "fill"}, "width"),
+        ("crop", {"width": 1}, "height"),
+        ("crop", {"height": 1}, "width"),
+        ("rotate", {}, "angle"),
+    ],
 )
 def test_complete_enforces_required_and_one_of(op: str, given: dict, parameter: str) -> None:
     with pytest.raises(StackError) as error:
