@@ -112,7 +112,7 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
         raise UrlNotFound(f"invalid stack name {shown(stack)}")
 
     base, dot, extension = segments[-1].rpartition(".")
-    if not dot or not base:
+    if not dot or not base or not extension:
         raise UrlNotFound("render URL needs an image hash and a format extension")
     # No operation or option item can look like a hex hash, so `/{hash}/{slug}.ext` is
     # tried first; otherwise the last segment itself must be the hash.
