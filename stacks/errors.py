@@ -27,3 +27,16 @@ class NotImplementedOperation(StackError):
 
 class ExpressionsNotSupported(StackError):
     """A value was written as an expression (``[...]``); the expression language comes later."""
+
+
+class UnknownOperation(StackError):
+    """An operation name that is neither implemented nor a known rokka operation."""
+
+
+class UrlNotFound(StackError):
+    """A render URL that does not address an image (bad hash, traversal, overlong slug).
+
+    The web layer answers 404: such a URL names no resource, it is not a malformed request.
+    """
+
+    status: int = 404

@@ -1,0 +1,325 @@
+"""The operation table: every rokka operation cropstack knows, declared once.
+
+This table alone drives URL parsing, stack-JSON validation, default filling and the
+``GET /operations`` listing. Ranges and defaults follow rokka-api.md §3 (the 2026 docs
+where they differ from the 2019 recording); where rokka publishes none, the choice is
+cropstack's and is listed in docs/stacks.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from stacks.errors import NotImplementedOperation, StackError, UnknownOperation
+from stacks.values import HEX_COLOR, NO_DEFAULT, Kind, Param, shown
+
+# Crop anchor grammar from rokka's API pattern, anchored so that it must match the whole
+# value: a keyword, or X_Y (X = left|center|right|0..10000 px, Y = top|center|bottom|px).
+ANCHOR_PATTERN = (
+    r"^(auto|subjectarea|croparea|smart|face"
+    r"|(left|center|right|0|[1-9][0-9]{0,3}|10000)[_-](top|center|bottom|0|[1-9][0-9]{0,3}|10000))$"
+)
+AREA_PATTERN = r"^[a-zA-Z0-9_]+$"
+
+# Upper bound on operations in one plan (basestack + stack, or a dynamic URL): a render
+# URL is untrusted input, and every operation costs a full pass over the pixels.
+MAX_OPERATIONS = 50
+
+ENABLED = Param(
+    "enabled", Kind.BOOLEAN, "If false, the operation is skipped when rendering.", default=True
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSpec:
+    """One operation: its parameters, constraints and whether cropstack renders it.
+
+    ``required`` parameters must all be given; of ``one_of`` at least one must be given.
+    Every spec's ``params`` ends with ``enabled``.
+    """
+
+    name: str
+    description: str
+    params: tuple[Param, ...] = ()
+    required: tuple[str, ...] = ()
+    one_of: tuple[str, ...] = ()
+    implemented: bool = True
+
+    def param(self, key: str) -> Param:
+        """The parameter called ``key``, or a StackError naming operation and parameter."""
+        for param in self.params:
+            if param.name == key:
+                return param
+        raise StackError(
+            f"operation {self.name}: unknown parameter {shown(key)}",
+            operation=self.name,
+            parameter=key,
+        )
+
+    def options_from_text(self, pairs: Mapping[str, str]) -> dict[str, Any]:
+        """Convert URL ``key -> text`` pairs; only the given keys are returned."""
+        return {
+            key: self.param(key).from_text(text, operation=self.name) for key, text in pairs.items()
+        }
+
+    def options_from_json(self, options: Any) -> dict[str, Any]:
+        """Validate a stack-JSON ``options`` object; only the given keys are returned."""
+        if options is None:
+            return {}
+        if not isinstance(options, dict):
+            raise StackError(
+                f"operation {self.name}: options must be an object", operation=self.name
+            )
+        return {
+            key: self.param(key).from_json(value, operation=self.name)
+            for key, value in options.items()
+        }
+
+    def complete(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Every parameter with defaults filled in (``None`` when unset without default).
+
+        Raises StackError when a required or one-of parameter is missing.
+        """
+        for key in self.required:
+            if given.get(key) is None:
+                raise StackError(
+                    f"operation {self.name}: parameter {key} is required",
+                    operation=self.name,
+                    parameter=key,
+                )
+        if self.one_of and all(given.get(key) is None for key in self.one_of):
+            raise StackError(
+                f"operation {self.name}: at least one of {', '.join(self.one_of)} is required",
+                operation=self.name,
+                parameter=self.one_of[0],
+            )
+        return {
+            p.name: given[p.name] if p.name in given else (p.default if p.has_default else None)
+            for p in self.params
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """The ``GET /operations`` entry for this operation."""
+        out: dict[str, Any] = {"properties": {p.name: p.describe() for p in self.params}}
+        if self.one_of:
+            out["oneOf"] = list(self.one_of)
+        else:
+            out["required"] = list(self.required)
+        out["description"] = self.description
+        return out
+
+
+def _op(
+    name: str,
+    description: str,
+    *params: Param,
+    required: tuple[str, ...] = (),
+    one_of: tuple[str, ...] = (),
+) -> OperationSpec:
+    return OperationSpec(name, description, (*params, ENABLED), required, one_of)
+
+
+def _later(name: str, description: str) -> OperationSpec:
+    """A rokka operation cropstack recognises but does not render (parse-time 400)."""
+    return OperationSpec(name, description, (ENABLED,), implemented=False)
+
+
+def _int(name: str, low: int, high: int, default: Any = NO_DEFAULT, text: str = "") -> Param:
+    return Param(name, Kind.INTEGER, text, default, minimum=low, maximum=high)
+
+
+def _num(
+    name: str, low: float, high: float | None, default: Any = NO_DEFAULT, text: str = ""
+) -> Param:
+    return Param(name, Kind.NUMBER, text, default, minimum=low, maximum=high)
+
+
+def _bool(name: str, default: bool, text: str) -> Param:
+    return Param(name, Kind.BOOLEAN, text, default)
+
+
+def _enum(name: str, values: tuple[str, ...], default: Any, text: str) -> Param:
+    return Param(name, Kind.STRING, text, default, values=values)
+
+
+def _color(name: str, default: str | None, text: str) -> Param:
+    return Param(name, Kind.STRING, text, default, pattern=HEX_COLOR)
+
+
+_TABLE: tuple[OperationSpec, ...] = (
+    _op(
+        "resize",
+        "Resize the image to width x height pixels (times the dpr stack option).",
+        _int("width", 1, 10000, text="Target width in pixels."),
+        _int("height", 1, 10000, text="Target height in pixels."),
+        _enum(
+            "mode",
+            ("box", "absolute", "fill"),
+            "box",
+            "box: fit inside; absolute: exact size, ignoring aspect ratio; fill: cover the box.",
+        ),
+        _bool("upscale", True, "Allow the result to be bigger than the source."),
+        _bool("upscale_dpr", True, "With dpr, allow dpr times the size even if upscale is false."),
+        _bool("sharpen", False, "Sharpen after downsizing."),
+        one_of=("width", "height"),
+    ),
+    _op(
+        "crop",
+        "Cut a width x height box out of the image, placed by anchor or subject area.",
+        _int("width", 1, 99999, text="Crop width in pixels (a ratio part in ratio mode)."),
+        _int("height", 1, 99999, text="Crop height in pixels (a ratio part in ratio mode)."),
+        Param(
+            "anchor",
+            Kind.STRING,
+            "Where to crop: auto, subjectarea, croparea, smart, face or X_Y.",
+            "auto",
+            pattern=ANCHOR_PATTERN,
+        ),
+        Param(
+            "fallback",
+            Kind.STRING,
+            "Anchor used when no subject area is found.",
+            "center_center",
+            pattern=ANCHOR_PATTERN,
+        ),
+        _enum(
+            "mode",
+            ("absolute", "ratio", "box", "area"),
+            "absolute",
+            "absolute: pixels; ratio: largest box of that ratio; box/area: use the subject area.",
+        ),
+        _num("scale", 0, 100, 100, "Scale the crop box to this percentage."),
+        _num("movearea_x", -100, 100, 0, "Move the subject area by this percent horizontally."),
+        _num("movearea_y", -100, 100, 0, "Move the subject area by this percent vertically."),
+        Param(
+            "area",
+            Kind.STRING,
+            "Name of a multi_areas entry to use as subject or crop area.",
+            None,
+            pattern=AREA_PATTERN,
+        ),
+        required=("width", "height"),
+    ),
+    _op(
+        "autorotate",
+        "Apply EXIF orientation; with width and height, rotate 90 degrees to match that box.",
+        _int("width", 1, 10000, text="Width of the box whose orientation to match."),
+        _int("height", 1, 10000, text="Height of the box whose orientation to match."),
+        _enum(
+            "rotation_direction",
+            ("clockwise", "counterclockwise"),
+            None,
+            "Direction of the 90 degree rotation.",
+        ),
+    ),
+    _op(
+        "rotate",
+        "Rotate clockwise by angle degrees, filling the corners with the background.",
+        _num("angle", -360, 360, text="Clockwise angle in degrees, fractional allowed."),
+        _color("background_color", "FFFFFF", "Background colour, hex RRGGBB without #."),
+        _num("background_opacity", 0, 100, 0, "Background opacity in percent (0 transparent)."),
+        required=("angle",),
+    ),
+    _op(
+        "blur",
+        "Gaussian blur.",
+        _num("sigma", 0, 100, 4, "Standard deviation of the Gaussian, in pixels."),
+        _int("radius", 0, 500, 0, "Deprecated; accepted and ignored."),
+    ),
+    _op("grayscale", "Convert to grayscale."),
+    _op("sepia", "Apply a sepia tone."),
+    _op(
+        "trim",
+        "Remove a uniform border.",
+        _num("fuzzy", 0, 100, 0, "Colour tolerance in percent when finding the border."),
+    ),
+    _op("noop", "Deprecated! Use an empty stack operations collection to get the same behaviour"),
+    _op(
+        "alpha",
+        "Work with the alpha channel.",
+        _enum(
+            "mode",
+            ("mask", "extract", "remove", "apply"),
+            "mask",
+            "mask: alpha as image; extract: alpha as grayscale; remove: drop; apply: set opacity.",
+        ),
+        _int("opacity", 0, 100, 50, "Opacity in percent for mode apply."),
+    ),
+    _op(
+        "modulate",
+        "Change brightness, saturation and hue.",
+        _int("brightness", 0, 500, 100, "Brightness in percent (100 = unchanged)."),
+        _int("saturation", 0, 500, 100, "Saturation in percent (100 = unchanged)."),
+        _int("hue", 0, 360, 0, "Hue rotation in degrees."),
+    ),
+    _op(
+        "sharpen",
+        "Unsharp masking (libvips sharpen parameters).",
+        _num("m1", 0, 100, 0.4, "Slope for flat areas."),
+        _num("m2", 0, 100, 0.8, "Slope for jaggy areas."),
+        _num("sigma", 0.1, 10, 0.7, "Sigma of the Gaussian mask, in pixels."),
+        _num("x1", 0, 100, 2.0, "Threshold between flat and jaggy areas."),
+        _num("y2", 0, 100, 10.0, "Maximum brightening."),
+        _num("y3", 0, 100, 20.0, "Maximum darkening."),
+    ),
+    _op(
+        "multiply",
+        "Multiply every pixel by a factor or a colour.",
+        _num("factor", 0, 1, 0.96, "Multiplication factor."),
+        _color("factor_color", None, "Multiply by this hex colour instead (wins over factor)."),
+    ),
+    _op("circlemask", "Cut the largest centred circle; outside becomes transparent."),
+    _later("composition", "Compose with a secondary image or colour."),
+    _later("dropshadow", "Add a drop shadow."),
+    _later("text", "Render text onto the image."),
+    _later("primitive", "Reproduce the image with geometric primitives."),
+    _later("glitch", "Glitch effect."),
+    _later("addframes", "Add frames to an animation."),
+    _later("face", "Place a secondary image on detected face features."),
+    _later("svgdynamic", "Change attributes of an SVG source."),
+    _later("svg2bitmap", "Rasterise an SVG source in a browser engine."),
+)
+
+OPERATIONS: Mapping[str, OperationSpec] = MappingProxyType({spec.name: spec for spec in _TABLE})
+
+
+def lookup_operation(name: str) -> OperationSpec:
+    """The implemented operation ``name``.
+
+    Raises ``NotImplementedOperation`` for rokka operations cropstack does not render yet
+    and ``UnknownOperation`` for anything else (both status 400).
+    """
+    spec = OPERATIONS.get(name)
+    if spec is None:
+        raise UnknownOperation(f"unknown operation {shown(name)}", operation=name)
+    if not spec.implemented:
+        raise NotImplementedOperation(f"operation {name} is not implemented", operation=name)
+    return spec
+
+
+def implemented_operations() -> tuple[OperationSpec, ...]:
+    """The specs cropstack renders, in table order."""
+    return tuple(spec for spec in _TABLE if spec.implemented)
+
+
+def describe_operations() -> dict[str, Any]:
+    """The ``GET /operations`` body; lists implemented operations only."""
+    return {spec.name: spec.describe() for spec in implemented_operations()}
+
+
+@dataclass(frozen=True, slots=True)
+class OperationItem:
+    """An operation as the user wrote it: a known name and the *given* options only.
+
+    Options are validated but defaults are not filled; that happens when a plan is built,
+    so stored stacks echo back exactly what was sent.
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))

@@ -1,0 +1,108 @@
+"""Merging a stored stack, its basestack and render-URL overrides into a ``RenderPlan``.
+
+Order of precedence, lowest first: table defaults, basestack, stack, URL. Operation
+overrides from the URL apply to every operation of that name, basestack ones included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from stacks import options as stack_options
+from stacks.errors import StackError, UrlNotFound
+from stacks.operations import MAX_OPERATIONS, OPERATIONS, OperationItem
+from stacks.plan import Operation, RenderPlan
+from stacks.stack import StackDefinition
+from stacks.url import OUTPUT_EXTENSIONS, RenderRequest
+
+# Output size caps the engine enforces after dpr (see docs/stacks.md): stated here so the
+# numbers live next to the grammar that can ask for big outputs.
+MAX_OUTPUT_SIDE = 10000  # pixels
+MAX_OUTPUT_PIXELS = 100_000_000
+
+# rokka lowers these defaults by 10 when dpr > 1.5 (only when the option was not given):
+# at high density the artefacts are smaller than a CSS pixel.
+HIGH_DPR = 1.5
+HIGH_DPR_QUALITY_DROP = 10
+_DPR_SENSITIVE_QUALITIES = ("jpg.quality", "webp.quality")
+
+
+def build_plan(
+    stack: StackDefinition | None,
+    request: RenderRequest,
+    *,
+    basestack: StackDefinition | None = None,
+    output_format: str | None = None,
+) -> RenderPlan:
+    """The validated plan for ``request`` against ``stack`` (``None`` for ``dynamic``).
+
+    ``basestack`` is the stack named by ``stack.options["basestack"]``, loaded by the
+    caller; its operations run first, its options and variables sit under the stack's
+    (its own ``basestack`` option is not followed). ``output_format`` is the negotiated
+    format (autoformat); default: the URL extension.
+    Raises StackError (400) for missing required parameters, dpr without resize, or a
+    named stack that was not given (UrlNotFound, 404).
+    """
+    if request.is_dynamic:
+        # A dynamic URL has no stored stack, hence no basestack either.
+        own, layers = request.operations, []
+    elif stack is None:
+        raise UrlNotFound(f"stack {request.stack} not found")
+    else:
+        own, layers = stack.operations, [stack]
+        if basestack is not None:
+            layers.insert(0, basestack)
+    base_ops = basestack.operations if len(layers) == 2 else ()
+    if len(base_ops) + len(own) > MAX_OPERATIONS:
+        raise StackError(f"a plan may have at most {MAX_OPERATIONS} operations")
+
+    own_plan = _operations(own, request.overrides)
+    given = _merge([_options_of(layer, layer is layers[-1]) for layer in layers])
+    given = {**given, **request.options}
+    options = stack_options.complete_options(given)
+    if options["dpr"] > HIGH_DPR:
+        for name in _DPR_SENSITIVE_QUALITIES:
+            if name not in given:
+                options[name] -= HIGH_DPR_QUALITY_DROP
+    if options["dpr"] != 1 and not any(op.name == "resize" and op.enabled for op in own_plan):
+        # rokka: the stack itself needs the resize, a basestack's resize does not count.
+        raise StackError("dpr needs a resize operation", parameter="dpr")
+    operations = _operations(base_ops, request.overrides) + own_plan
+    if options["source_file"] and operations:
+        raise StackError("source_file needs a stack without operations", parameter="source_file")
+
+    fmt = output_format if output_format is not None else request.output_format
+    if fmt not in OUTPUT_EXTENSIONS.values():
+        raise StackError(f"unsupported output format {fmt!r}")
+    return RenderPlan(
+        operations=operations,
+        options=options,
+        output_format=fmt,
+        variables=_merge([layer.variables for layer in layers] + [request.variables]),
+    )
+
+
+def _operations(
+    items: Iterable[OperationItem], overrides: Mapping[str, Mapping[str, Any]]
+) -> tuple[Operation, ...]:
+    plan = []
+    for item in items:
+        full = OPERATIONS[item.name].complete({**item.options, **overrides.get(item.name, {})})
+        enabled = full.pop("enabled")
+        plan.append(Operation(item.name, full, enabled))
+    return tuple(plan)
+
+
+def _options_of(layer: StackDefinition, is_main: bool) -> Mapping[str, Any]:
+    """A basestack's own ``basestack`` option is dropped: chains are one level deep."""
+    if is_main:
+        return layer.options
+    return {k: v for k, v in layer.options.items() if k != "basestack"}
+
+
+def _merge(layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer)
+    return merged

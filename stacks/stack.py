@@ -1,0 +1,243 @@
+"""Stored stacks: the rokka create body parsed into a frozen ``StackDefinition``.
+
+Validation uses the same tables as the render URL parser (``stacks.operations`` for
+operation options, ``stacks.options`` for stack options), so a stack that saves renders.
+Stack expressions are validated structurally and stored but not evaluated yet;
+operation-level expressions are refused (``ExpressionsNotSupported``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from stacks import options as stack_options
+from stacks.errors import ExpressionsNotSupported, StackError
+from stacks.operations import MAX_OPERATIONS, OperationItem, lookup_operation
+from stacks.url import DYNAMIC, STACK_NAME, VARIABLE_NAME, variable_value
+from stacks.values import shown
+
+MAX_EXPRESSIONS = 50
+MAX_EXPRESSION_LENGTH = 1000  # characters of one stack expression
+MAX_DESCRIPTION_LENGTH = 1000
+
+# Body keys: rokka's create names, with the swagger/response names as synonyms.
+_FIELDS = {
+    "operations": "operations",
+    "stack_operations": "operations",
+    "options": "options",
+    "stack_options": "options",
+    "expressions": "expressions",
+    "stack_expressions": "expressions",
+    "variables": "variables",
+    "stack_variables": "variables",
+    "description": "description",
+}
+# Fields of a GET response, tolerated so a fetched stack can be PUT back unchanged.
+_ECHO_FIELDS = frozenset({"name", "organization", "created", "link"})
+_OPERATION_FIELDS = frozenset({"name", "options", "expressions"})
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if mapping is None else MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class StackExpression:
+    """``{"expression": ..., "overrides": {"options"?: ..., "variables"?: ...}}``, stored only.
+
+    ``options``/``variables`` are ``None`` when the override object did not contain them.
+    """
+
+    expression: str
+    options: Mapping[str, Any] | None = None
+    variables: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", _frozen(self.options))
+        object.__setattr__(self, "variables", _frozen(self.variables))
+
+    def to_json(self) -> dict[str, Any]:
+        overrides: dict[str, Any] = {}
+        if self.options is not None:
+            overrides["options"] = dict(self.options)
+        if self.variables is not None:
+            overrides["variables"] = dict(self.variables)
+        return {"expression": self.expression, "overrides": overrides}
+
+
+@dataclass(frozen=True, slots=True)
+class StackDefinition:
+    """A validated stack as stored: operations and options hold only what the user gave."""
+
+    name: str
+    operations: tuple[OperationItem, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    expressions: tuple[StackExpression, ...] = ()
+    variables: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operations", tuple(self.operations))
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        object.__setattr__(self, "expressions", tuple(self.expressions))
+        object.__setattr__(self, "variables", MappingProxyType(dict(self.variables)))
+
+    def to_json(self) -> dict[str, Any]:
+        """The stack-specific part of rokka's stack object (no name/organization/created)."""
+        out: dict[str, Any] = {
+            "stack_operations": [
+                {"name": op.name, "options": dict(op.options)} for op in self.operations
+            ],
+            "stack_options": dict(self.options),
+            "stack_expressions": [expression.to_json() for expression in self.expressions],
+            "stack_variables": dict(self.variables),
+        }
+        if self.description is not None:
+            out["description"] = self.description
+        return out
+
+
+Stack = StackDefinition
+
+
+def validate_stack_name(name: Any) -> str:
+    """A stack name for create/update: ``[A-Za-z0-9_-]{1,100}``, not ``dynamic``.
+
+    Names starting with ``_`` are reserved by rokka, except the ``_preview*`` stacks.
+    """
+    if type(name) is not str or not STACK_NAME.fullmatch(name):
+        raise StackError(f"invalid stack name {shown(name)}", parameter="name")
+    if name == DYNAMIC or (name.startswith("_") and not name.startswith("_preview")):
+        raise StackError(f"stack name {name} is reserved", parameter="name")
+    return name
+
+
+def parse_stack_json(body: Any, name: str) -> StackDefinition:
+    """Validate a ``PUT /stacks/{org}/{name}`` body (or a stored stack's JSON).
+
+    Accepts ``{"operations", "options", "expressions", "variables", "description"}``, the
+    ``stack_*`` synonyms and the legacy bare list of operations. Raises StackError (400).
+    Whether a ``basestack`` exists is for the caller to check (it needs the database).
+    """
+    name = validate_stack_name(name)
+    fields = _fields({"operations": body} if isinstance(body, list) else body)
+    operations = _operations(fields.get("operations"))
+    options = stack_options.options_from_json(fields.get("options"))
+    expressions = _expressions(fields.get("expressions"))
+    variables = _variables(fields.get("variables"))
+    description = fields.get("description")
+    if description is not None and (
+        type(description) is not str or len(description) > MAX_DESCRIPTION_LENGTH
+    ):
+        raise StackError(
+            f"description must be a string of at most {MAX_DESCRIPTION_LENGTH} characters",
+            parameter="description",
+        )
+
+    if options.get("source_file") is True and (operations or len(options) > 1):
+        raise StackError(
+            "source_file needs a stack without operations and without other options",
+            parameter="source_file",
+        )
+    if options.get("basestack") == name:
+        raise StackError("a stack cannot be its own basestack", parameter="basestack")
+    # Checked here as well as at render time so that a stored stack always renders.
+    if options.get("dpr", 1) != 1 and not any(op.name == "resize" for op in operations):
+        raise StackError("dpr needs a resize operation", parameter="dpr")
+    return StackDefinition(name, operations, options, expressions, variables, description)
+
+
+def _fields(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise StackError("stack body must be a JSON object or a list of operations")
+    fields: dict[str, Any] = {}
+    for key, value in body.items():
+        if key in _ECHO_FIELDS:
+            continue
+        canonical = _FIELDS.get(key)
+        if canonical is None:
+            raise StackError(f"unknown stack field {shown(key)}", parameter=str(key))
+        if canonical in fields:
+            raise StackError(f"stack field {canonical} given twice", parameter=canonical)
+        fields[canonical] = value
+    return fields
+
+
+def _operations(raw: Any) -> tuple[OperationItem, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise StackError("operations must be a list", parameter="operations")
+    if len(raw) > MAX_OPERATIONS:
+        raise StackError(f"a stack may have at most {MAX_OPERATIONS} operations")
+    return tuple(_operation(entry) for entry in raw)
+
+
+def _operation(entry: Any) -> OperationItem:
+    if not isinstance(entry, dict) or type(entry.get("name")) is not str:
+        raise StackError("each operation must be an object with a string name")
+    name = entry["name"]
+    for key in entry:
+        if key not in _OPERATION_FIELDS:
+            raise StackError(
+                f"operation {name}: unknown field {shown(key)}", operation=name, parameter=key
+            )
+    spec = lookup_operation(name)
+    if entry.get("expressions"):
+        raise ExpressionsNotSupported(
+            f"operation {name}: expressions are not supported yet", operation=name
+        )
+    options = spec.options_from_json(entry.get("options"))
+    spec.complete(options)  # required / one-of must hold for the stored stack already
+    return OperationItem(name, options)
+
+
+def _variables(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise StackError("variables must be an object", parameter="variables")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not VARIABLE_NAME.fullmatch(key):
+            raise StackError(f"invalid variable name {shown(key)}", parameter=key)
+        out[key] = variable_value(key, value)
+    return out
+
+
+def _expressions(raw: Any) -> tuple[StackExpression, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_EXPRESSIONS:
+        raise StackError(
+            f"expressions must be a list of at most {MAX_EXPRESSIONS} entries",
+            parameter="expressions",
+        )
+    return tuple(_expression(entry) for entry in raw)
+
+
+def _expression(entry: Any) -> StackExpression:
+    if not isinstance(entry, dict) or set(entry) - {"expression", "overrides"}:
+        raise StackError(
+            "each stack expression must be {expression, overrides}", parameter="expressions"
+        )
+    text = entry.get("expression")
+    if type(text) is not str or not text.strip() or len(text) > MAX_EXPRESSION_LENGTH:
+        raise StackError(
+            f"expression must be a non-empty string of at most {MAX_EXPRESSION_LENGTH} characters",
+            parameter="expressions",
+        )
+    overrides = entry.get("overrides", {})
+    if not isinstance(overrides, dict) or set(overrides) - {"options", "variables"}:
+        raise StackError(
+            "expression overrides must be an object with options and/or variables",
+            parameter="expressions",
+        )
+    return StackExpression(
+        text,
+        stack_options.options_from_json(overrides["options"]) if "options" in overrides else None,
+        _variables(overrides["variables"]) if "variables" in overrides else None,
+    )

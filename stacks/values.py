@@ -1,0 +1,201 @@
+"""Typed parameters: one ``Param`` per operation parameter or stack option.
+
+A ``Param`` converts a value from its two sources, render-URL text and stack JSON, with
+the same checks, and describes itself for ``GET /operations`` and ``GET /stackoptions``.
+Conversion is strict on purpose: Python's ``int()``/``float()`` accept ``1_0``, ``+5``,
+``٣``, ``1e3``, ``nan`` and ``inf``, so URL text is matched against ASCII regexes first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from stacks.errors import StackError
+
+
+class Kind(StrEnum):
+    """The JSON type of a parameter, as published in the ``type`` field."""
+
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    STRING = "string"
+    STRING_LIST = "array"
+
+
+class _NoDefault:
+    """Marker for parameters without a default (distinct from a ``None`` default)."""
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT: Any = _NoDefault()
+
+# `[0-9]` (not `\d`) so that only ASCII digits match; lengths are capped so that a
+# 10 kB digit string never reaches int() (which raises above 4300 digits).
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,12}")
+_NUMBER_TEXT = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,12})?")
+# URLs spell booleans true/false; `1`/`0` is accepted too because rokka's own docs use
+# `o-af-1` in an example.
+_BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False}
+# No option value has a use for control characters; rejecting them also keeps `$` in the
+# published patterns from matching before a trailing newline.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHOWN_MAX = 40
+
+HEX_COLOR = r"^[0-9a-fA-F]{6}$"
+
+
+def shown(value: Any) -> str:
+    """A short, safe rendering of a user value for error messages."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One typed parameter.
+
+    - ``minimum``/``maximum``: inclusive bounds for integers and numbers.
+    - ``values``: the allowed strings of an enum-like string parameter.
+    - ``pattern``: a regex a string value must match (``re.search``; patterns are anchored).
+    - ``default``: ``NO_DEFAULT`` when there is none; a ``None`` default means JSON ``null``
+      is accepted as "unset".
+    - ``url_settable``: False for stack options a render URL must not change (security).
+    """
+
+    name: str
+    kind: Kind
+    description: str
+    default: Any = NO_DEFAULT
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    values: tuple[str, ...] = ()
+    pattern: str | None = None
+    url_settable: bool = True
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not NO_DEFAULT
+
+    @property
+    def nullable(self) -> bool:
+        return self.default is None
+
+    def from_text(self, text: str, *, operation: str | None = None) -> Any:
+        """Convert a render-URL token (always text) to this parameter's type, or raise."""
+        if self.kind is Kind.INTEGER:
+            if not _INTEGER_TEXT.fullmatch(text):
+                raise self._error(text, operation)
+            return self._in_range(int(text), operation)
+        if self.kind is Kind.NUMBER:
+            if not _NUMBER_TEXT.fullmatch(text):
+                raise self._error(text, operation)
+            number = float(text)
+            return self._in_range(int(number) if "." not in text else number, operation)
+        if self.kind is Kind.BOOLEAN:
+            if text not in _BOOLEAN_TEXT:
+                raise self._error(text, operation)
+            return _BOOLEAN_TEXT[text]
+        if self.kind is Kind.STRING:
+            return self._string(text, operation)
+        raise StackError(
+            f"{self._where(operation)} {self.name} cannot be set in a render URL",
+            operation=operation,
+            parameter=self.name,
+        )
+
+    def from_json(self, value: Any, *, operation: str | None = None) -> Any:
+        """Check a stack-JSON value: it must already have the right JSON type.
+
+        ``True`` is not an integer here and ``"5"`` is not a number (``type(x) is int``).
+        """
+        if value is None and self.nullable:
+            return None
+        kind = type(value)
+        if self.kind is Kind.INTEGER and kind is int:
+            return self._in_range(value, operation)
+        if self.kind is Kind.NUMBER and kind in (int, float) and math.isfinite(value):
+            return self._in_range(value, operation)
+        if self.kind is Kind.BOOLEAN and kind is bool:
+            return value
+        if self.kind is Kind.STRING and kind is str:
+            return self._string(value, operation)
+        if self.kind is Kind.STRING_LIST and kind is list:
+            return [self._string(item, operation) for item in value]
+        raise self._error(value, operation)
+
+    def describe(self, *, null_in_type: bool = False) -> dict[str, Any]:
+        """This parameter as a JSON-schema-like property.
+
+        ``null_in_type``: publish a ``None`` default as ``"type": [kind, "null"]``, as rokka's
+        ``GET /stackoptions`` does for scalars (``GET /operations`` does not).
+        """
+        nullable_type = null_in_type and self.nullable and self.kind is not Kind.STRING_LIST
+        out: dict[str, Any] = {
+            "type": [self.kind.value, "null"] if nullable_type else self.kind.value
+        }
+        if self.kind is Kind.STRING_LIST:
+            out["items"] = {"type": "string"}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        if self.has_default:
+            out["default"] = self.default
+        if self.values:
+            out["values"] = list(self.values)
+        if self.pattern is not None:
+            out["pattern"] = self.pattern
+        out["description"] = self.description
+        return out
+
+    def expected(self) -> str:
+        """Human wording of what this parameter accepts, used in errors and docs."""
+        if self.kind in (Kind.INTEGER, Kind.NUMBER):
+            noun = "an integer" if self.kind is Kind.INTEGER else "a number"
+            if self.minimum is not None and self.maximum is not None:
+                return f"{noun} between {self.minimum} and {self.maximum}"
+            if self.minimum is not None:
+                return f"{noun} >= {self.minimum}"
+            return noun
+        if self.kind is Kind.BOOLEAN:
+            return "true or false"
+        if self.kind is Kind.STRING_LIST:
+            return "a list of strings"
+        if self.values:
+            return "one of " + ", ".join(self.values)
+        if self.pattern is not None:
+            return f"a string matching {self.pattern}"
+        return "a string"
+
+    def _in_range(self, number: int | float, operation: str | None) -> int | float:
+        if (self.minimum is not None and number < self.minimum) or (
+            self.maximum is not None and number > self.maximum
+        ):
+            raise self._error(number, operation)
+        return number
+
+    def _string(self, text: Any, operation: str | None) -> str:
+        if type(text) is not str or _CONTROL.search(text):
+            raise self._error(text, operation)
+        if self.values and text not in self.values:
+            raise self._error(text, operation)
+        if self.pattern is not None and not re.search(self.pattern, text):
+            raise self._error(text, operation)
+        return text
+
+    def _where(self, operation: str | None) -> str:
+        return f"operation {operation}: parameter" if operation else "stack option"
+
+    def _error(self, got: Any, operation: str | None) -> StackError:
+        return StackError(
+            f"{self._where(operation)} {self.name} must be {self.expected()}, got {shown(got)}",
+            operation=operation,
+            parameter=self.name,
+        )
