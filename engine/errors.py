@@ -42,3 +42,9 @@ class RenderFailed(EngineError):
     """libvips failed while rendering an image that probed fine (422)."""
 
     status = 422
+
+
+class UnsupportedOperation(EngineError):
+    """The plan names an operation the engine cannot render (400)."""
+
+    status = 400
