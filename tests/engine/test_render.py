@@ -323,3 +323,28 @@ def test_svg_source_renders():
     px = decode(out.body)
     assert (out.width, out.height) == (200, 100)
     assert red_mask(px[..., :3])[:, :95].all()
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        (op("resize", width=123),),
+        (op("resize", width=200, height=200, mode="fill"), crop(width=90, height=70)),
+        (op("resize", width=50, height=90, mode="absolute"),),
+        (op("rotate", angle=33), crop(width=16, height=9, mode="ratio")),
+        (op("autorotate", width=1, height=2), op("resize", height=150, upscale=False)),
+        (crop(width=3, height=1, mode="ratio", scale=40), op("rotate", angle=270)),
+    ],
+)
+def test_output_size_predicts_rendered_size(source: bytes, ops):
+    p = plan(*ops, dpr=1.5)
+    predicted = engine.check_output_size(p, engine.Size(400, 300))
+    out = render(p, source)
+    assert (out.width, out.height) == (predicted.width, predicted.height)
+
+
+@pytest.mark.parametrize(("mode", "progressive"), [("none", False), ("plane", True)])
+def test_interlacing_mode_makes_progressive_jpeg(source: bytes, mode: str, progressive: bool):
+    body = render(plan(fmt="jpg", **{"interlacing.mode": mode}), source).body
+    # SOF2 (0xFFC2) marks a progressive JPEG, SOF0/SOF1 a baseline one.
+    assert (b"\xff\xc2" in body) is progressive
