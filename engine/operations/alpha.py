@@ -1,0 +1,44 @@
+"""Alpha channel operations: ``alpha`` (mask/extract/remove/apply) and ``circlemask``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyvips
+
+from engine.operations.context import RenderContext, join_alpha, split_alpha, to_srgb
+
+
+def alpha(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
+    """``mask``: the alpha channel as an opaque grey image (white = opaque);
+    ``extract``: the shape only, black pixels carrying the original alpha;
+    ``remove``: drop alpha; ``apply``: multiply alpha by ``opacity`` (0-100 %)."""
+    mode = options.get("mode") or "mask"
+    colour, a = split_alpha(to_srgb(image))
+    if mode == "remove":
+        return colour
+    if mode == "apply":
+        opacity = float(options.get("opacity") if options.get("opacity") is not None else 50)
+        base = a if a is not None else (colour[0] * 0 + 255).cast("uchar")
+        return join_alpha(colour, (base * (opacity / 100)).cast("uchar"))
+    if a is None:
+        a = (colour[0] * 0 + 255).cast("uchar")
+    if mode == "extract":
+        black = (colour * 0).cast("uchar")
+        return join_alpha(black, a)
+    return a.bandjoin([a, a]).copy(interpretation="srgb")
+
+
+def circlemask(
+    image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext
+) -> pyvips.Image:
+    """Make everything outside the largest centred circle transparent."""
+    colour, a = split_alpha(to_srgb(image))
+    w, h = image.width, image.height
+    radius = min(w, h) / 2
+    xy = pyvips.Image.xyz(w, h) - [(w - 1) / 2, (h - 1) / 2]
+    distance = (xy[0] * xy[0] + xy[1] * xy[1]) ** 0.5
+    circle = (distance <= radius).cast("uchar")  # 255 inside, 0 outside
+    mask = circle if a is None else (circle & a)
+    return join_alpha(colour, mask)

@@ -1,0 +1,57 @@
+"""State shared by the operations of one render."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyvips
+
+from engine.geometry import Areas, Box, Size
+
+
+@dataclass(slots=True)
+class RenderContext:
+    """Mutable per-render state; operations update it as they change the geometry.
+
+    ``areas`` are in the coordinates of the current image. ``dpr`` (1-10) multiplies resize
+    targets; once a resize ran (``resized``), pixel-valued options of later operations
+    (crop width/height and pixel anchors) are multiplied by ``dpr`` too.
+    """
+
+    areas: Areas
+    dpr: float = 1.0
+    resized: bool = False
+
+    def move_areas(self, transform: Callable[[Box], Box | None]) -> None:
+        """Carry every area through one geometric step."""
+        self.areas = self.areas.map(transform)
+
+    def pixels(self, value: float) -> float:
+        """A pixel-valued option of the current operation, dpr-scaled after a resize."""
+        return value * self.dpr if self.resized else value
+
+
+def size_of(image: pyvips.Image) -> Size:
+    return Size(image.width, image.height)
+
+
+def split_alpha(image: pyvips.Image) -> tuple[pyvips.Image, pyvips.Image | None]:
+    """Colour bands and the alpha band (None when the image has no alpha)."""
+    if image.hasalpha():
+        return image[: image.bands - 1], image[image.bands - 1]
+    return image, None
+
+
+def join_alpha(colour: pyvips.Image, alpha: pyvips.Image | None) -> pyvips.Image:
+    return colour if alpha is None else colour.bandjoin(alpha)
+
+
+def to_srgb(image: pyvips.Image) -> pyvips.Image:
+    """Colour bands as 8-bit sRGB (grey becomes 3 bands); alpha kept."""
+    colour, alpha = split_alpha(image)
+    if colour.interpretation != "srgb" or colour.bands != 3:
+        colour = colour.colourspace("srgb")
+    if alpha is not None and alpha.format != colour.format:
+        alpha = alpha.cast(colour.format)
+    return join_alpha(colour.cast("uchar") if colour.format != "uchar" else colour, alpha)

@@ -1,0 +1,61 @@
+"""rokka ``crop``: anchors, modes, scale, movearea and named multi areas (geometry.crop_box)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyvips
+
+from engine.geometry import Box, crop_box, crop_size, offset_box, parse_anchor
+from engine.operations.context import RenderContext, size_of
+
+
+def _anchor(anchor: str, ctx: RenderContext) -> str:
+    parts = parse_anchor(anchor)
+    if parts is None:
+        return anchor
+    return "_".join(p if not p.isdigit() else str(round(ctx.pixels(int(p)))) for p in parts)
+
+
+def _smart_point(image: pyvips.Image, width: int, height: int) -> Box:
+    # libvips reports where attention peaked; crop_box centres on it like on an area.
+    _, found = image.smartcrop(
+        width, height, interesting="attention", attention_x=True, attention_y=True
+    )
+    return Box(found["attention_x"], found["attention_y"], 1, 1)
+
+
+def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
+    size = size_of(image)
+    mode = options.get("mode") or "absolute"
+    width, height = float(options["width"]), float(options["height"])
+    if mode == "absolute":
+        width, height = ctx.pixels(width), ctx.pixels(height)
+    scale = float(options.get("scale") if options.get("scale") is not None else 100)
+    anchor = options.get("anchor") or "auto"
+    areas = ctx.areas.select(options.get("area"))
+    smart = None
+    if anchor == "smart":
+        w, h = crop_size(size, width=width, height=height, mode=mode, scale=scale)
+        smart = _smart_point(image, w, h)
+    box = crop_box(
+        size,
+        width=width,
+        height=height,
+        mode=mode,
+        anchor=_anchor(anchor, ctx),
+        fallback=_anchor(options.get("fallback") or "center_center", ctx),
+        scale=scale,
+        movearea_x=options.get("movearea_x"),
+        movearea_y=options.get("movearea_y"),
+        subject=areas.subject,
+        crop_area=areas.crop,
+        face=areas.face,
+        smart=smart,
+    )
+    x, y, w, h = box.as_ints()
+    if (x, y, w, h) != (0, 0, size.width, size.height):
+        image = image.crop(x, y, w, h)
+    ctx.move_areas(lambda b: offset_box(b, box))
+    return image

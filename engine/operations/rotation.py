@@ -1,0 +1,52 @@
+"""rokka ``rotate`` (any angle, clockwise) and ``autorotate`` (EXIF or to match a box)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyvips
+
+from engine.formats import parse_hex
+from engine.geometry import autorotate_turns, rotate90_box, rotate_box
+from engine.operations.context import RenderContext, size_of
+
+_QUARTER = {1: "rot90", 2: "rot180", 3: "rot270"}
+
+
+def _quarter_turns(image: pyvips.Image, turns: int, ctx: RenderContext) -> pyvips.Image:
+    turns %= 4
+    if turns == 0:
+        return image
+    size = size_of(image)
+    ctx.move_areas(lambda b: rotate90_box(b, size, turns))
+    return getattr(image, _QUARTER[turns])()
+
+
+def rotate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
+    angle = float(options.get("angle") or 0) % 360
+    if angle % 90 == 0:
+        return _quarter_turns(image, int(angle // 90), ctx)
+    # The exposed corners get background_color at background_opacity (0-100 %); anything
+    # below fully opaque needs an alpha band.
+    colour = parse_hex(options.get("background_color") or "FFFFFF")
+    opacity = float(options.get("background_opacity") or 0)
+    if opacity < 100 and not image.hasalpha():
+        image = image.bandjoin(255)
+    if image.hasalpha():
+        colour = colour[: image.bands - 1] + [opacity * 255 / 100]
+    size = size_of(image)
+    rotated = image.rotate(angle, background=colour[: image.bands])
+    out = size_of(rotated)
+    ctx.move_areas(lambda b: rotate_box(b, size, angle, out))
+    return rotated
+
+
+def autorotate(
+    image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext
+) -> pyvips.Image:
+    # The EXIF orientation is already applied on load, so only the box form does anything.
+    if not autorotate_turns(size_of(image), options.get("width"), options.get("height")):
+        return image
+    clockwise = (options.get("rotation_direction") or "clockwise") == "clockwise"
+    return _quarter_turns(image, 1 if clockwise else 3, ctx)

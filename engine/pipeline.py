@@ -1,0 +1,159 @@
+"""render(): one RenderPlan + source bytes -> encoded image.
+
+Phases: check geometry (before any pixel) -> load (shrink-on-load when the plan starts with
+a resize; EXIF autorotation; sRGB working space) -> operations in order, carrying the areas
+-> finalize to 8-bit sRGB -> encode. Animated input to an animated format runs the
+operations per frame; to a still format only the first frame is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyvips
+
+from engine.errors import EngineError, OutputTooLarge, RenderFailed, UnsupportedOperation
+from engine.formats import Format, encode, format_for, to_output_pixels
+from engine.geometry import Size, exceeds_output_limits, output_size, parse_areas, scale_box
+from engine.operations import OPERATIONS, RenderContext
+from engine.operations.context import to_srgb
+from engine.operations.resize import target_size
+from engine.probe import ImageInfo, inspect
+
+if TYPE_CHECKING:
+    from stacks.plan import Operation, RenderPlan
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An encoded output; ``width``/``height`` in pixels (one frame for animations)."""
+
+    body: bytes
+    mimetype: str
+    ext: str
+    width: int
+    height: int
+
+
+def check_output_size(plan: RenderPlan, source: Size) -> Size:
+    """The output size of ``plan`` on ``source``; OutputTooLarge (400) above the limits
+    (10000 px a side, 100 megapixels)."""
+    size = output_size(plan, source)
+    if exceeds_output_limits(size):
+        raise OutputTooLarge(f"output too large ({size.width}x{size.height})")
+    return size
+
+
+def render(
+    plan: RenderPlan,
+    source: bytes,
+    *,
+    dynamic_metadata: Mapping[str, Any] | None = None,
+    info: ImageInfo | None = None,
+) -> Rendered:
+    """Render ``source`` (original file bytes) through ``plan``.
+
+    ``dynamic_metadata`` is the source image's rokka dynamic metadata (subject_area,
+    crop_area, multi_areas, detection_face), in display coordinates. ``info`` is the stored
+    probe result; without it the header is read again. Raises EngineError subclasses.
+    """
+    fmt = format_for(plan.output_format)
+    info = info or inspect(source)
+    ops = [op for op in plan.operations if op.enabled]
+    for op in ops:
+        if op.name not in OPERATIONS:
+            raise UnsupportedOperation(f"operation {op.name} is not supported")
+    check_output_size(plan, info.size)
+    ctx = RenderContext(
+        areas=parse_areas(dynamic_metadata, info.size),
+        dpr=float(plan.options.get("dpr") or 1.0),
+    )
+    animate = info.animated and fmt.supports_animation
+    try:
+        image, ops = _load(source, info, ops, ctx, animate=animate)
+        image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
+        image = to_output_pixels(image, fmt, plan.options)
+        body = encode(image, fmt, plan.options)
+    except EngineError:
+        raise
+    except pyvips.Error as exc:
+        raise RenderFailed(f"rendering failed: {str(exc).splitlines()[0]}") from exc
+    return _rendered(body, fmt, image)
+
+
+def _load(
+    source: bytes, info: ImageInfo, ops: list[Operation], ctx: RenderContext, *, animate: bool
+) -> tuple[pyvips.Image, list[Operation]]:
+    """Decode in display orientation and sRGB; consumes a leading resize via shrink-on-load.
+
+    thumbnail_buffer shrinks while decoding (JPEG DCT scaling, WebP/SVG/HEIF at the target
+    scale), autorotates and imports the ICC profile, so a 24 MP JPEG never exists at full
+    size when the output is small.
+    """
+    pages = {"option_string": "n=-1"} if animate else {}
+    if ops and ops[0].name == "resize":
+        target = target_size(info.size, ops[0].options, ctx.dpr)
+        image = pyvips.Image.thumbnail_buffer(
+            source, target.width, height=target.height, size="force", **pages
+        )
+        fx, fy = target.width / info.width, target.height / info.height
+        ctx.move_areas(lambda b: scale_box(b, fx, fy))
+        ctx.resized = True
+        return to_srgb(image), ops[1:]
+    image = pyvips.Image.new_from_buffer(source, "", **({"n": -1} if animate else {}))
+    image = image.autorot()
+    if image.get_typeof("icc-profile-data") != 0:
+        try:
+            image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+        except pyvips.Error:
+            pass  # a broken profile: fall back to the interpretation libvips guessed
+    return to_srgb(image), ops
+
+
+def _run(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> pyvips.Image:
+    for op in ops:
+        image = OPERATIONS[op.name](image, op.options, ctx)
+    return image
+
+
+def _run_frames(
+    image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext
+) -> pyvips.Image:
+    """Run ``ops`` on every frame of a vertical strip and rebuild the strip."""
+    page_height = _page_height(image)
+    n = image.height // page_height
+    frames = []
+    first_ctx = ctx
+    for i in range(n):
+        frame_ctx = RenderContext(areas=ctx.areas, dpr=ctx.dpr, resized=ctx.resized)
+        frame = _run(image.crop(0, i * page_height, image.width, page_height), ops, frame_ctx)
+        if frames and (frame.width, frame.height) != (frames[0].width, frames[0].height):
+            # Pixel-dependent ops (trim, smart crop) may differ per frame; keep frame 0's size.
+            frame = frame.gravity("centre", frames[0].width, frames[0].height)
+        if i == 0:
+            first_ctx = frame_ctx
+        frames.append(frame)
+    ctx.areas = first_ctx.areas
+    strip = pyvips.Image.arrayjoin(frames, across=1).copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
+    for name in ("delay", "loop", "gif-loop"):
+        if image.get_typeof(name) != 0:
+            strip.set_type(image.get_typeof(name), name, image.get(name))
+    return strip
+
+
+def _page_height(image: pyvips.Image) -> int:
+    if image.get_typeof("page-height") != 0:
+        height = int(image.get("page-height"))
+        if 0 < height <= image.height and image.height % height == 0:
+            return height
+    return image.height
+
+
+def _rendered(body: bytes, fmt: Format, image: pyvips.Image) -> Rendered:
+    return Rendered(
+        body=body, mimetype=fmt.mime, ext=fmt.ext, width=image.width,
+        height=_page_height(image),
+    )

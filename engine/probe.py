@@ -1,0 +1,165 @@
+"""Reading what an uploaded file is, safely, and process-wide libvips settings.
+
+Rules (docs/engine.md "Limits"): load only from a buffer (never a path: file loaders can
+reach sibling files), check the loader against an allow-list, refuse oversized images from
+the header alone, then decode everything with ``fail_on="error"`` to reject broken files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pyvips
+
+from engine.errors import TooManyPixels, UnsupportedImage
+from engine.geometry import Size, oriented_size
+
+# libvips loader nickname -> (ext, mimetype). HEIF is split into avif/heic below.
+LOADERS: dict[str, tuple[str, str]] = {
+    "jpegload_buffer": ("jpg", "image/jpeg"),
+    "pngload_buffer": ("png", "image/png"),
+    "webpload_buffer": ("webp", "image/webp"),
+    "gifload_buffer": ("gif", "image/gif"),
+    "heifload_buffer": ("heic", "image/heic"),
+    "tiffload_buffer": ("tiff", "image/tiff"),
+    "svgload_buffer": ("svg", "image/svg+xml"),
+}
+_ANIMATABLE = frozenset({"gif", "webp"})
+
+DEFAULT_MAX_PIXELS = 225_000_000
+DEFAULT_MAX_FRAMES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What the web layer stores about a source image.
+
+    ``width``/``height`` are in display orientation (EXIF orientation applied) and for
+    animations the size of one frame. ``opaque`` is False when an alpha channel has any
+    value below 255. ``orientation`` is the EXIF value 1-8 (1 when absent).
+    """
+
+    width: int
+    height: int
+    format: str
+    mimetype: str
+    animated: bool
+    n_pages: int
+    opaque: bool
+    orientation: int
+
+    @property
+    def size(self) -> Size:
+        return Size(self.width, self.height)
+
+
+def configure(concurrency: int = 1) -> None:
+    """Process-wide libvips settings. Call once per process, after any fork, before use.
+
+    Turns the operation cache off (one-shot renders gain nothing and it pins big images),
+    sets libvips' own worker threads (parallelism comes from request threads), and blocks
+    untrusted loaders. SVG stays loadable from *buffers only*: from a buffer librsvg has no
+    base directory, so ``<image href>`` cannot read other files, and it never fetches URLs.
+    """
+    pyvips.cache_set_max(0)
+    pyvips.cache_set_max_mem(0)
+    pyvips.cache_set_max_files(0)
+    pyvips.concurrency_set(concurrency)
+    pyvips.block_untrusted_set(True)
+    pyvips.operation_block_set("VipsForeignLoadSvgBuffer", False)
+
+
+def _header(data: bytes, **kwargs: object) -> pyvips.Image:
+    if not data:
+        raise UnsupportedImage("empty file")
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", **kwargs)
+    except pyvips.Error as exc:
+        raise UnsupportedImage("not an image, or an unsupported format") from exc
+    if image.get("vips-loader") not in LOADERS:
+        raise UnsupportedImage("unsupported image format")
+    return image
+
+
+def loader_ext(image: pyvips.Image) -> tuple[str, str]:
+    """(ext, mimetype) of a loaded image; HEIF files are avif or heic by their codec."""
+    ext, mime = LOADERS[image.get("vips-loader")]
+    if ext == "heic" and _get(image, "heif-compression", "hevc") == "av1":
+        return "avif", "image/avif"
+    return ext, mime
+
+
+def _get(image: pyvips.Image, name: str, default: object) -> object:
+    return image.get(name) if image.get_typeof(name) != 0 else default
+
+
+def inspect(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+) -> ImageInfo:
+    """Identify an image from its header only (no pixel decode), enforcing the limits.
+
+    Like :func:`probe` but without validating the pixel data; ``opaque`` is only "has no
+    alpha band". Used by render when the caller has no stored ImageInfo.
+    """
+    header = _header(data)
+    ext, mime = loader_ext(header)
+    n_pages = int(_get(header, "n-pages", 1))  # type: ignore[call-overload]
+    animated = ext in _ANIMATABLE and n_pages > 1
+    frames = n_pages if animated else 1
+    if frames > max_frames:
+        raise TooManyPixels(f"too many frames ({frames} > {max_frames})")
+    if header.width * header.height * frames > max_pixels:
+        raise TooManyPixels(
+            f"image too large ({header.width}x{header.height}x{frames} > {max_pixels} pixels)"
+        )
+    orientation = int(_get(header, "orientation", 1))  # type: ignore[call-overload]
+    if not 1 <= orientation <= 8:
+        orientation = 1
+    display = oriented_size(Size(header.width, header.height), orientation)
+    return ImageInfo(
+        width=display.width,
+        height=display.height,
+        format=ext,
+        mimetype=mime,
+        animated=animated,
+        n_pages=n_pages,
+        opaque=not header.hasalpha(),
+        orientation=orientation,
+    )
+
+
+def probe(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+) -> ImageInfo:
+    """Identify and fully validate an image held in memory (for uploads).
+
+    Raises UnsupportedImage (422) for non-images, formats outside the allow-list and
+    broken/truncated files; TooManyPixels (422) when width x height x frames exceeds
+    ``max_pixels`` or the frame count exceeds ``max_frames``, decided from the header
+    before any pixel is decoded.
+    """
+    info = inspect(data, max_pixels=max_pixels, max_frames=max_frames)
+    kwargs: dict[str, object] = {"access": "sequential"}
+    if info.format != "svg":
+        kwargs["fail_on"] = "error"
+    if info.animated:
+        kwargs["n"] = -1
+    full = _header(data, **kwargs)
+    try:
+        # One streaming pass decodes every pixel; the alpha minimum answers "opaque".
+        if full.hasalpha():
+            alpha = full[full.bands - 1]
+            limit = 65535 if full.format == "ushort" else 255
+            opaque = alpha.min() >= limit
+        else:
+            full.avg()
+            opaque = True
+    except pyvips.Error as exc:
+        raise UnsupportedImage("broken or truncated image") from exc
+    return replace(info, opaque=opaque)

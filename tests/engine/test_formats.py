@@ -1,0 +1,56 @@
+"""Format table, negotiation and encoder options."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.formats import FORMATS, available, negotiate, quality
+
+
+def test_every_format_row_is_consistent():
+    for ext, fmt in FORMATS.items():
+        assert fmt.ext == ext and fmt.mime.startswith("image/")
+        assert (fmt.quality_key is None) == (fmt.default_quality is None)
+
+
+def test_capabilities_are_detected_at_runtime():
+    assert available("jpg") and available("png") and available("avif")
+    assert not available("jxl")  # the bundled libvips has no jxlsave
+    assert not available("bmp")
+
+
+CHROME = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(
+    ("requested", "accept", "autoformat", "expected"),
+    [
+        ("jpg", CHROME, False, ("jpg", False)),
+        ("jpg", CHROME, True, ("avif", True)),
+        ("png", "image/webp,*/*", True, ("webp", True)),
+        ("jpg", "image/avif;q=0,image/webp", True, ("webp", True)),
+        ("jpg", "*/*", True, ("jpg", False)),
+        ("jpg", None, True, ("jpg", False)),
+        ("gif", CHROME, True, ("webp", True)),
+        ("webp", "image/webp", True, ("webp", False)),
+    ],
+)
+def test_negotiate(requested, accept, autoformat, expected):
+    assert negotiate(requested, accept, autoformat) == expected
+
+
+@pytest.mark.parametrize(
+    ("ext", "options", "expected"),
+    [
+        ("jpg", {"jpg.quality": 80}, 80),
+        ("jpg", {"jpg.quality": 80, "dpr": 2}, 70),
+        ("jpg", {"jpg.quality": 90, "dpr": 2}, 90),
+        ("jpg", {"jpg.quality": 80, "dpr": 1.5}, 80),
+        ("webp", {"webp.quality": 80, "dpr": 3}, 70),
+        ("avif", {"avif.quality": 45, "dpr": 3}, 45),
+        ("jpg", {}, 80),
+        ("png", {}, None),
+    ],
+)
+def test_quality_and_dpr_rule(ext, options, expected):
+    assert quality(FORMATS[ext], options) == expected
