@@ -116,17 +116,14 @@ def negotiate(requested_ext: str, accept_header: str | None, autoformat: bool) -
 def quality(fmt: Format, options: Mapping[str, Any]) -> int | None:
     """Encoder quality 1-100 for ``fmt`` from the stack options.
 
-    rokka lowers the *default* jpg/webp quality by 10 when ``dpr > 1.5``. The plan has
-    defaults filled in, so a value equal to the default counts as "not set by the user".
+    The plan already holds the effective value: ``stacks.resolve`` lowers the *default*
+    jpg/webp quality by 10 when ``dpr > 1.5`` and the user did not set it, which only the
+    plan builder can tell apart from an explicit value equal to the default.
     """
     if fmt.quality_key is None:
         return None
     value = options.get(fmt.quality_key)
-    q = int(value) if value is not None else int(fmt.default_quality or 80)
-    dpr = float(options.get("dpr") or 1.0)
-    if fmt.ext in ("jpg", "webp") and dpr > 1.5 and q == fmt.default_quality:
-        q -= 10
-    return q
+    return int(value) if value is not None else int(fmt.default_quality or 80)
 
 
 def parse_hex(colour: str) -> list[float]:
