@@ -20,8 +20,13 @@ def _configure_engine() -> None:
     engine.configure(concurrency=1)
 
 
-def scene(width: int = 400, height: int = 300, *, square: tuple[int, int, int] | None = None,
-          colour: tuple[int, int, int] = RED) -> pyvips.Image:
+def scene(
+    width: int = 400,
+    height: int = 300,
+    *,
+    square: tuple[int, int, int] | None = None,
+    colour: tuple[int, int, int] = RED,
+) -> pyvips.Image:
     """A flat grey sRGB image, with a ``square`` (x, y, side) of ``colour`` if given."""
     arr = np.full((height, width, 3), GREY, dtype=np.uint8)
     if square is not None:
@@ -57,10 +62,23 @@ def red_centre(pixels: np.ndarray) -> tuple[float, float]:
 def op(name: str, **options: Any) -> Operation:
     """An Operation with rokka's defaults filled in, as stacks would build it."""
     defaults: dict[str, dict[str, Any]] = {
-        "resize": {"width": None, "height": None, "mode": "box", "upscale": True,
-                   "upscale_dpr": True, "sharpen": False},
-        "crop": {"anchor": "auto", "fallback": "center_center", "mode": "absolute",
-                 "scale": 100, "movearea_x": None, "movearea_y": None, "area": None},
+        "resize": {
+            "width": None,
+            "height": None,
+            "mode": "box",
+            "upscale": True,
+            "upscale_dpr": True,
+            "sharpen": False,
+        },
+        "crop": {
+            "anchor": "auto",
+            "fallback": "center_center",
+            "mode": "absolute",
+            "scale": 100,
+            "movearea_x": None,
+            "movearea_y": None,
+            "area": None,
+        },
         "rotate": {"background_color": "FFFFFF", "background_opacity": 0},
         "autorotate": {"width": None, "height": None, "rotation_direction": None},
         "blur": {"sigma": 4, "radius": 0},
@@ -74,9 +92,17 @@ def op(name: str, **options: Any) -> Operation:
 
 
 STACK_DEFAULTS: dict[str, Any] = {
-    "jpg.quality": 80, "webp.quality": 80, "avif.quality": 45, "heif.quality": 40,
-    "gif.quality": 70, "png.compression_level": 7, "interlacing.mode": "plane", "dpr": 1.0,
-    "autoformat": False, "transparency.color": None, "jpg.transparency.color": "FFFFFF",
+    "jpg.quality": 80,
+    "webp.quality": 80,
+    "avif.quality": 45,
+    "heif.quality": 40,
+    "gif.quality": 70,
+    "png.compression_level": 7,
+    "interlacing.mode": "plane",
+    "dpr": 1.0,
+    "autoformat": False,
+    "transparency.color": None,
+    "jpg.transparency.color": "FFFFFF",
 }
 
 

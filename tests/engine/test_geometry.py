@@ -48,7 +48,11 @@ IMG = Size(400, 300)
 )
 def test_dpr_table(upscale: bool, upscale_dpr: bool, dpr: float, width: int, expected: int):
     out = resize_size(
-        Size(300, 200), width=width, height=None, upscale=upscale, upscale_dpr=upscale_dpr,
+        Size(300, 200),
+        width=width,
+        height=None,
+        upscale=upscale,
+        upscale_dpr=upscale_dpr,
         dpr=dpr,
     )
     assert out.width == expected
@@ -80,17 +84,21 @@ def test_resize_no_upscale_caps_at_source():
 def test_parse_box_pixels_defaults_and_percentage():
     assert parse_box({"x": 10, "y": 20}, IMG) == Box(10, 20, 1, 1)
     assert parse_box({"x": 10, "y": 20, "width": 30, "height": 40}, IMG) == Box(10, 20, 30, 40)
-    assert parse_box(
-        {"x": 25, "y": 50, "width": 50, "height": 10, "percentage": True}, IMG
-    ) == Box(100, 150, 200, 30)
+    assert parse_box({"x": 25, "y": 50, "width": 50, "height": 10, "percentage": True}, IMG) == Box(
+        100, 150, 200, 30
+    )
 
 
 def test_parse_areas_all_kinds():
     meta = {
         "subject_area": {"x": 1, "y": 2, "width": 3, "height": 4},
         "crop_area": {"x": 5, "y": 6, "width": 7, "height": 8},
-        "detection_face": {"faces": [{"x": 0, "y": 0, "width": 10, "height": 10},
-                                     {"x": 20, "y": 20, "width": 10, "height": 10}]},
+        "detection_face": {
+            "faces": [
+                {"x": 0, "y": 0, "width": 10, "height": 10},
+                {"x": 20, "y": 20, "width": 10, "height": 10},
+            ]
+        },
         "multi_areas": {
             "wide": {"crop_area": {"x": 0, "y": 0, "width": 160, "height": 90}},
             "tall": {"subject_area": {"x": 9, "y": 9}},
@@ -225,8 +233,10 @@ def test_crop_box_anchors(kwargs: dict, expected: Box):
         ({"width": 1, "height": 1, "mode": "ratio", "subject": SUBJ}, Box(100, 0, 300, 300)),
         ({"width": 9, "height": 9, "mode": "box", "subject": SUBJ}, Box(300, 40, 40, 40)),
         ({"width": 2, "height": 1, "mode": "area", "subject": SUBJ}, Box(280, 40, 80, 40)),
-        ({"width": 1, "height": 1, "mode": "area", "subject": Box(0, 0, 380, 10)},
-         Box(40, 0, 300, 300)),
+        (
+            {"width": 1, "height": 1, "mode": "area", "subject": Box(0, 0, 380, 10)},
+            Box(40, 0, 300, 300),
+        ),
         ({"width": 1, "height": 1, "mode": "area"}, Box(50, 0, 300, 300)),
         # absolute crop larger than the image behaves like ratio
         ({"width": 800, "height": 400}, Box(0, 50, 400, 200)),
@@ -240,21 +250,32 @@ def test_crop_box_modes(kwargs: dict, expected: Box):
 def test_multi_area_seed_example():
     """crop-width-16-height-9-mode-ratio-area-landscape_16_9 (rokka dynamic metadata docs)."""
     image = Size(3000, 2000)
-    meta = {"multi_areas": {"landscape_16_9": {
-        "crop_area": {"width": 1600, "height": 900, "x": 500, "y": 400}}}}
+    meta = {
+        "multi_areas": {
+            "landscape_16_9": {"crop_area": {"width": 1600, "height": 900, "x": 500, "y": 400}}
+        }
+    }
     for name, expected in [
         ("landscape_16_9", Box(500, 400, 1600, 900)),
         ("portrait_3_4", Box(0, 156, 3000, 1688)),
     ]:
         areas = parse_areas(meta, image).select(name)
-        box = crop_box(image, width=16, height=9, mode="ratio", subject=areas.subject,
-                       crop_area=areas.crop, face=areas.face)
+        box = crop_box(
+            image,
+            width=16,
+            height=9,
+            mode="ratio",
+            subject=areas.subject,
+            crop_area=areas.crop,
+            face=areas.face,
+        )
         assert box == expected
 
 
 def test_percentage_subject_area_crop():
-    areas = parse_areas({"subject_area": {"x": 75, "y": 10, "width": 10, "height": 10,
-                                          "percentage": True}}, IMG)
+    areas = parse_areas(
+        {"subject_area": {"x": 75, "y": 10, "width": 10, "height": 10, "percentage": True}}, IMG
+    )
     assert crop_box(IMG, width=100, height=100, subject=areas.subject) == Box(270, 0, 100, 100)
 
 
@@ -264,14 +285,27 @@ def _plan(*ops: Operation, dpr: float = 1.0) -> RenderPlan:
 
 
 def _resize(**o) -> Operation:
-    base = {"width": None, "height": None, "mode": "box", "upscale": True, "upscale_dpr": True,
-            "sharpen": False}
+    base = {
+        "width": None,
+        "height": None,
+        "mode": "box",
+        "upscale": True,
+        "upscale_dpr": True,
+        "sharpen": False,
+    }
     return Operation("resize", {**base, **o})
 
 
 def _crop(**o) -> Operation:
-    base = {"anchor": "auto", "fallback": "center_center", "mode": "absolute", "scale": 100,
-            "movearea_x": None, "movearea_y": None, "area": None}
+    base = {
+        "anchor": "auto",
+        "fallback": "center_center",
+        "mode": "absolute",
+        "scale": 100,
+        "movearea_x": None,
+        "movearea_y": None,
+        "area": None,
+    }
     return Operation("crop", {**base, **o})
 
 
@@ -279,10 +313,14 @@ def _crop(**o) -> Operation:
     ("plan", "expected"),
     [
         (_plan(), Size(6000, 4000)),
-        (_plan(_resize(width=500, height=500, mode="fill"), _crop(width=500, height=500)),
-         Size(500, 500)),
-        (_plan(_resize(width=500, height=500, mode="fill"), _crop(width=500, height=500),
-               dpr=2), Size(1000, 1000)),
+        (
+            _plan(_resize(width=500, height=500, mode="fill"), _crop(width=500, height=500)),
+            Size(500, 500),
+        ),
+        (
+            _plan(_resize(width=500, height=500, mode="fill"), _crop(width=500, height=500), dpr=2),
+            Size(1000, 1000),
+        ),
         (_plan(Operation("rotate", {"angle": 90})), Size(4000, 6000)),
         (_plan(Operation("autorotate", {"width": 100, "height": 200})), Size(4000, 6000)),
         (_plan(Operation("rotate", {"angle": 90}, enabled=False)), Size(6000, 4000)),
@@ -295,8 +333,13 @@ def test_output_size(plan: RenderPlan, expected: Size):
 
 @pytest.mark.parametrize(
     ("size", "too_large"),
-    [(Size(10000, 10000), False), (Size(10001, 10), True), (Size(10, 10001), True),
-     (Size(10000, 10000), False), (Size(1, 1), False)],
+    [
+        (Size(10000, 10000), False),
+        (Size(10001, 10), True),
+        (Size(10, 10001), True),
+        (Size(10000, 10000), False),
+        (Size(1, 1), False),
+    ],
 )
 def test_output_limits(size: Size, too_large: bool):
     assert exceeds_output_limits(size) is too_large

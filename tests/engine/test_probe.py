@@ -21,12 +21,22 @@ def _noise_jpeg(width: int = 600, height: int = 400) -> bytes:
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width x height and carries almost no data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(
@@ -38,8 +48,11 @@ def _png_header_only(width: int, height: int) -> bytes:
         (bytes(scene(40, 30).gifsave_buffer()), "gif", "image/gif"),
         (bytes(scene(40, 30).tiffsave_buffer()), "tiff", "image/tiff"),
         (bytes(scene(40, 30).heifsave_buffer(compression="av1")), "avif", "image/avif"),
-        (b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30"/>', "svg",
-         "image/svg+xml"),
+        (
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30"/>',
+            "svg",
+            "image/svg+xml",
+        ),
     ],
 )
 def test_probe_identifies_formats(data: bytes, fmt: str, mime: str):

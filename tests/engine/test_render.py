@@ -62,12 +62,21 @@ def test_centred_crop_without_areas_excludes_square(source: bytes):
     ("options", "meta", "expected_centre"),
     [
         ({"anchor": "subjectarea"}, SUBJECT, (49.5, 49.5)),
-        ({"anchor": "croparea"}, {"crop_area": {"x": 270, "y": 10, "width": 100, "height": 100}},
-         (49.5, 49.5)),
-        ({"anchor": "face"}, {"detection_face": {"x": 300, "y": 40, "width": 40, "height": 40}},
-         (49.5, 49.5)),
-        ({"anchor": "auto"}, {"detection_face": {"x": 300, "y": 40, "width": 40, "height": 40}},
-         (49.5, 49.5)),
+        (
+            {"anchor": "croparea"},
+            {"crop_area": {"x": 270, "y": 10, "width": 100, "height": 100}},
+            (49.5, 49.5),
+        ),
+        (
+            {"anchor": "face"},
+            {"detection_face": {"x": 300, "y": 40, "width": 40, "height": 40}},
+            (49.5, 49.5),
+        ),
+        (
+            {"anchor": "auto"},
+            {"detection_face": {"x": 300, "y": 40, "width": 40, "height": 40}},
+            (49.5, 49.5),
+        ),
         ({"anchor": "300_40"}, None, (19.5, 19.5)),
         ({"anchor": "right_top"}, None, (19.5 + 300 - 300, 59.5)),
         ({"anchor": "subjectarea", "fallback": "right_top"}, None, (19.5, 59.5)),
@@ -110,8 +119,7 @@ def test_box_mode_is_the_square(source: bytes):
 
 
 def test_percentage_subject_area(source: bytes):
-    meta = {"subject_area": {"x": 75, "y": 13.33, "width": 10, "height": 13.33,
-                             "percentage": True}}
+    meta = {"subject_area": {"x": 75, "y": 13.33, "width": 10, "height": 13.33, "percentage": True}}
     out = render(plan(crop()), source, meta)
     assert red_centre(decode(out.body)) == pytest.approx((49.5, 49.5), abs=1.5)
 
@@ -119,8 +127,15 @@ def test_percentage_subject_area(source: bytes):
 @pytest.mark.parametrize("present", [True, False])
 def test_multi_area_seed_example(present: bool):
     src = png(scene(3000 // 5, 2000 // 5, square=(100, 80, 320)))
-    meta = {"multi_areas": {"landscape_16_9": {
-        "crop_area": {"width": 320, "height": 180, "x": 100, "y": 80}}}} if present else {}
+    meta = (
+        {
+            "multi_areas": {
+                "landscape_16_9": {"crop_area": {"width": 320, "height": 180, "x": 100, "y": 80}}
+            }
+        }
+        if present
+        else {}
+    )
     p = plan(crop(width=16, height=9, mode="ratio", area="landscape_16_9"))
     out = render(p, src, meta)
     if present:
@@ -133,9 +148,14 @@ def test_multi_area_seed_example(present: bool):
 def _stored_for(display: pyvips.Image, orientation: int) -> pyvips.Image:
     """Pixels that, tagged with ``orientation``, display as ``display``."""
     inverse = {
-        1: lambda i: i, 2: lambda i: i.fliphor(), 3: lambda i: i.rot180(),
-        4: lambda i: i.flipver(), 5: lambda i: i.fliphor().rot270(), 6: lambda i: i.rot270(),
-        7: lambda i: i.fliphor().rot90(), 8: lambda i: i.rot90(),
+        1: lambda i: i,
+        2: lambda i: i.fliphor(),
+        3: lambda i: i.rot180(),
+        4: lambda i: i.flipver(),
+        5: lambda i: i.fliphor().rot270(),
+        6: lambda i: i.rot270(),
+        7: lambda i: i.fliphor().rot90(),
+        8: lambda i: i.rot90(),
     }
     stored = inverse[orientation](display).copy()
     stored.set_type(pyvips.GValue.gint_type, "orientation", orientation)
@@ -154,9 +174,11 @@ def test_exif_orientation_keeps_subject_centred(orientation: int):
 
 
 def test_resize_before_crop_carries_area(source: bytes):
-    out = render(plan(op("resize", width=200, height=200, mode="fill"), crop(width=60,
-                                                                               height=60)),
-                 source, SUBJECT)
+    out = render(
+        plan(op("resize", width=200, height=200, mode="fill"), crop(width=60, height=60)),
+        source,
+        SUBJECT,
+    )
     assert (out.width, out.height) == (60, 60)
     assert red_centre(decode(out.body)) == pytest.approx((29.5, 29.5), abs=1.5)
 
@@ -220,8 +242,9 @@ def test_circlemask_makes_corners_transparent(source: bytes):
     assert px.shape[2] == 4 and px[0, 0, 3] == 0 and px[150, 200, 3] == 255
 
 
-@pytest.mark.parametrize(("mode", "bands"), [("mask", 3), ("extract", 4), ("remove", 3),
-                                             ("apply", 4)])
+@pytest.mark.parametrize(
+    ("mode", "bands"), [("mask", 3), ("extract", 4), ("remove", 3), ("apply", 4)]
+)
 def test_alpha_modes(source: bytes, mode: str, bands: int):
     px = decode(render(plan(op("alpha", mode=mode)), source).body)
     assert px.shape[2] == bands
@@ -234,13 +257,19 @@ def test_autorotate_to_box_turns_landscape(source: bytes):
     assert (out.width, out.height) == (300, 400)
 
 
-@pytest.mark.parametrize(("fmt", "mime"), [
-    ("jpg", "image/jpeg"), ("png", "image/png"), ("webp", "image/webp"), ("gif", "image/gif"),
-    ("avif", "image/avif"), ("tiff", "image/tiff"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "mime"),
+    [
+        ("jpg", "image/jpeg"),
+        ("png", "image/png"),
+        ("webp", "image/webp"),
+        ("gif", "image/gif"),
+        ("avif", "image/avif"),
+        ("tiff", "image/tiff"),
+    ],
+)
 def test_output_formats(source: bytes, fmt: str, mime: str):
-    out = render(plan(op("resize", width=200), crop(width=50, height=50), fmt=fmt), source,
-                 SUBJECT)
+    out = render(plan(op("resize", width=200), crop(width=50, height=50), fmt=fmt), source, SUBJECT)
     assert out.mimetype == mime and out.ext == fmt
     decoded = pyvips.Image.new_from_buffer(out.body, "")
     assert (decoded.width, decoded.height) == (50, 50)
@@ -316,8 +345,10 @@ def test_16_bit_png_becomes_8_bit():
 
 
 def test_svg_source_renders():
-    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="50">'
-           b'<rect x="0" y="0" width="50" height="50" fill="red"/></svg>')
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="50">'
+        b'<rect x="0" y="0" width="50" height="50" fill="red"/></svg>'
+    )
     out = engine.render(plan(op("resize", width=200), fmt="png"), svg)
     px = decode(out.body)
     assert (out.width, out.height) == (200, 100)

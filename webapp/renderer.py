@@ -1,0 +1,75 @@
+"""The web layer's handle on the engine: per-process set-up and the render bound.
+
+libvips must be configured in each process after any fork (gunicorn forks workers), so
+``ensure_engine`` runs lazily on first use and again if the process id changed. Renders
+are bounded per process by a semaphore: past the bound a request waits up to
+``render_queue_timeout`` seconds, then gets 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import engine
+from stacks.plan import RenderPlan
+from webapp.errors import ApiError
+from webapp.settings import Settings
+
+_lock = threading.Lock()
+_configured_pid: int | None = None
+_slots: threading.BoundedSemaphore | None = None
+
+
+def ensure_engine(settings: Settings) -> None:
+    """Configure libvips for this process once (cache off, concurrency, loaders)."""
+    global _configured_pid, _slots
+    if _configured_pid == os.getpid():
+        return
+    with _lock:
+        if _configured_pid == os.getpid():
+            return
+        engine.configure(concurrency=max(1, settings.vips_concurrency))
+        _slots = threading.BoundedSemaphore(max(1, settings.render_concurrency))
+        _configured_pid = os.getpid()
+
+
+@contextmanager
+def render_slot(settings: Settings) -> Iterator[None]:
+    """Hold one of this process's render slots, or raise 503 when none frees in time."""
+    ensure_engine(settings)
+    assert _slots is not None
+    if not _slots.acquire(timeout=settings.render_queue_timeout):
+        raise ApiError(
+            503, "Too many renders in progress, retry shortly", headers={"Retry-After": "1"}
+        )
+    try:
+        yield
+    finally:
+        _slots.release()
+
+
+def render(
+    settings: Settings,
+    plan: RenderPlan,
+    source: bytes,
+    *,
+    dynamic_metadata: Mapping[str, Any] | None,
+    info: engine.ImageInfo | None = None,
+) -> engine.Rendered:
+    """``engine.render`` inside a render slot."""
+    with render_slot(settings):
+        return engine.render(plan, source, dynamic_metadata=dynamic_metadata, info=info)
+
+
+def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
+    """``engine.probe`` with the configured source limits, inside a render slot."""
+    with render_slot(settings):
+        return engine.probe(
+            data,
+            max_pixels=settings.max_source_pixels,
+            max_frames=settings.max_source_frames,
+        )

@@ -1,0 +1,156 @@
+"""Render URLs: ``GET/HEAD /{org}/{stack}[/{overrides}...]/{hash}[/{slug}].{ext}``.
+
+Also ``/{stack}/...`` without the organization when the request's host is
+``{org}.{render_domain}``. The route is a thin story: find the organization, parse the
+URL into a request (stacks), load stack and image (catalog), check signatures, build the
+plan (stacks), answer from the cache or render (engine), and set the headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+import engine
+from stacks.errors import UrlNotFound
+from stacks.resolve import build_plan
+from stacks.stack import StackDefinition, parse_stack_json
+from stacks.url import RenderRequest, parse_render_path
+from webapp import renderer
+from webapp.app import blobs, catalog, render_cache, settings
+from webapp.errors import ApiError
+from webapp.rendercache import CacheKey
+from webapp.routes import RESERVED_NAMES
+from webapp.signing import SignatureError, verify
+
+bp = Blueprint("render", __name__)
+
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def _split_org(path: str) -> tuple[str, str, str]:
+    """(organization, path after it, the raw path prefix to sign from)."""
+    domain = settings().render_domain
+    host = request.host.split(":", 1)[0].lower()
+    if domain and host.endswith("." + domain.lower()):
+        return host[: -len(domain) - 1], path, ""
+    org, _, rest = path.partition("/")
+    if not rest or org in RESERVED_NAMES:
+        raise UrlNotFound("not found")
+    return org, rest, "/" + org
+
+
+def _load_stack(org_id: str, name: str) -> StackDefinition:
+    stored = catalog().stacks.get(org_id, name)
+    if stored is None:
+        raise UrlNotFound(f"stack {name} not found")
+    return parse_stack_json(stored["definition"], name)
+
+
+def _check_signature(org: dict[str, Any], org_prefix: str) -> None:
+    """403 unless the request URL is signed with one of the organization's keys.
+
+    The raw URI is used as sent (``RAW_URI``/``REQUEST_URI``), since the signature covers
+    the encoded form. On the shared host the path may be signed with or without the
+    ``/{org}`` prefix: rokka clients sign the path of the URL they built.
+    """
+    raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw_uri:
+        raw_path, _, raw_query = raw_uri.partition("?")
+    else:
+        raw_path, raw_query = request.path, request.query_string.decode("latin-1")
+    keys = [k.get("key", "") for k in org.get("signing_keys", [])]
+    paths = [raw_path]
+    if org_prefix and raw_path.startswith(org_prefix + "/"):
+        paths.append(raw_path[len(org_prefix) :])
+    error: SignatureError | None = None
+    for candidate in paths:
+        try:
+            verify(candidate, raw_query, keys)
+            return
+        except SignatureError as exc:
+            error = error or exc
+    raise ApiError(403, str(error))
+
+
+@bp.route("/<path:path>", methods=["GET", "HEAD"])
+def render(path: str) -> Response:
+    """Render one image through a stack; see docs/render.md for every header and status."""
+    org_name, rest, org_prefix = _split_org(path)
+    org = catalog().accounts.org_by_name(org_name)
+    if org is None:
+        raise UrlNotFound(f"organization {org_name} not found")
+    req: RenderRequest = parse_render_path(rest, query_v=request.args.get("v"))
+    stack = basestack = None
+    if not req.is_dynamic:
+        stack = _load_stack(org["id"], req.stack)
+        if stack.options.get("basestack"):
+            basestack = _load_stack(org["id"], stack.options["basestack"])
+    image = catalog().images.find(org["id"], req.hash)
+    if image is None:
+        raise UrlNotFound(f"image {req.hash} not found")
+
+    protected = bool(image["protected"]) or (
+        stack.options.get("protected") is True
+        if stack is not None
+        else bool(org["options"].get("protect_dynamic_stack"))
+    )
+    if protected:
+        _check_signature(org, org_prefix)
+
+    plan = build_plan(stack, req, basestack=basestack)
+    if plan.options.get("source_file"):
+        return _original(image)
+    ext, negotiated = engine.negotiate(
+        plan.output_format, request.headers.get("Accept"), bool(plan.options.get("autoformat"))
+    )
+    if negotiated:
+        plan = build_plan(stack, req, basestack=basestack, output_format=ext)
+    engine.check_output_size(plan, engine.Size(image["width"], image["height"]))
+
+    key = CacheKey.build(
+        org_id=org["id"],
+        stack=req.stack,
+        image_hash=image["hash"],
+        plan=plan.canonical(),
+        ext=plan.output_format,
+    )
+    headers = _headers(key, plan, vary=bool(plan.options.get("autoformat")), image=image)
+    if key.etag in request.if_none_match:
+        return Response(status=304, headers=headers)
+    cache = render_cache() if settings().render_cache else None
+    body = cache.get(key) if cache else None
+    if body is None:
+        source = blobs().get(image["blob_key"])
+        rendered = renderer.render(
+            settings(), plan, source, dynamic_metadata=image["dynamic_metadata"]
+        )
+        body = rendered.body
+        if cache:
+            cache.put(key, body)
+    return Response(
+        body, status=200, headers=headers, mimetype=engine.FORMATS[plan.output_format].mime
+    )
+
+
+def _headers(key: CacheKey, plan: Any, *, vary: bool, image: dict[str, Any]) -> dict[str, str]:
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": key.etag}
+    if vary:
+        headers["Vary"] = "Accept"
+    if plan.options.get("content_disposition") == "attachment":
+        headers["Content-Disposition"] = (
+            f'attachment; filename="{image["hash"][:12]}.{plan.output_format}"'
+        )
+    return headers
+
+
+def _original(image: dict[str, Any]) -> Response:
+    """The source file's bytes, as the ``source_file`` stack option asks."""
+    body = blobs().get(image["blob_key"])
+    return Response(
+        body,
+        status=200,
+        mimetype=image["mimetype"],
+        headers={"Cache-Control": CACHE_CONTROL, "ETag": f'"{image["blob_key"][:32]}"'},
+    )
