@@ -8,6 +8,7 @@ turn anything malformed into a 400 in the error shape.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from flask import request
@@ -19,10 +20,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999 parses to inf
+        raise ValueError(f"number {text[:32]} is out of range")
+    return value
+
+
 def loads_strict(text: str | bytes) -> Any:
-    """``json.loads`` that rejects NaN/Infinity and turns deep nesting into ValueError."""
+    """``json.loads`` that rejects NaN/Infinity (also ``1e999``) and turns deep nesting
+    into ValueError."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
 

@@ -148,7 +148,7 @@ class Accounts:
     def keys_of(self, user_id: str) -> list[dict[str, Any]]:
         """The user's keys, oldest first."""
         rows = self.catalog.query(
-            "SELECT id, comment, created FROM api_keys WHERE user_id = ? ORDER BY created, id",
+            "SELECT id, comment, created FROM api_keys WHERE user_id = ? ORDER BY created, rowid",
             (user_id,),
         )
         return [key_dict(r) for r in rows]
@@ -333,7 +333,7 @@ class Accounts:
 
     def memberships(self, org_id: str) -> list[dict[str, Any]]:
         """Every membership of the organization, oldest first."""
-        rows = self.catalog.query(_MEMBERSHIP_SELECT + " ORDER BY m.created, m.user_id", (org_id,))
+        rows = self.catalog.query(_MEMBERSHIP_SELECT + " ORDER BY m.created, m.rowid", (org_id,))
         return [membership_dict(r) for r in rows]
 
     def membership(self, org_id: str, user_id: str) -> dict[str, Any] | None:

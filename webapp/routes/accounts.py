@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from webapp.app import catalog, settings
 from webapp.auth import ROLES, current_principal, require
@@ -55,8 +55,8 @@ def _object_body() -> dict[str, Any]:
 
 def _optional_object_body() -> dict[str, Any]:
     body = json_body(allow_empty=True, max_bytes=MAX_ACCOUNT_BODY)
-    if body is None:
-        return {}
+    if body is None and not request.get_data(cache=True).strip():
+        return {}  # no body at all: every field takes its default
     if not isinstance(body, dict):
         raise bad_request("Request body must be a JSON object")
     return body
