@@ -1,4 +1,4 @@
-"""The ``cropstack`` command line: ``cropstack serve``.
+"""The ``cropstack`` command line: ``cropstack serve`` and ``cropstack settings-doc``.
 
 ``serve`` runs the app under gunicorn (a production WSGI server) with N worker
 processes, each with a few threads. The app is created inside each worker after the
@@ -79,6 +79,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings_doc(_args: argparse.Namespace) -> int:
+    from webapp.settings import settings_markdown
+
+    sys.stdout.write(settings_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cropstack`` command."""
     parser = argparse.ArgumentParser(prog="cropstack", description=__doc__.splitlines()[0])
@@ -106,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--render-domain", default=None, help="Serve {org}.DOMAIN render hosts.")
     serve.add_argument("--access-log", action="store_true", help="Log requests to stdout.")
     serve.set_defaults(func=_serve)
+    doc = sub.add_parser("settings-doc", help="Print docs/settings.md, generated from SETTINGS.")
+    doc.set_defaults(func=_settings_doc)
     return parser
 
 
