@@ -128,6 +128,17 @@ def test_real_server_under_concurrent_requests(server):
     for i in range(0, 40, 2):
         status, org = http(server, "GET", f"/organizations/org-{i}", key=key)
         assert status == 200 and org["display_name"] == f"Org {i}"
+    # Racing signups for one name across both workers: exactly one wins, no 5xx.
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(
+            pool.map(
+                lambda i: http(
+                    server, "POST", "/users", {"email": f"r{i}@b.example", "organization": "race"}
+                )[0],
+                range(6),
+            )
+        )
+    assert sorted(statuses) == [200] + [409] * 5, statuses
     # Auth still holds over real HTTP.
     status, error = http(server, "GET", "/user", key="wrong")
     assert status == 403 and error["error"]["invalid_authentication"] is True
