@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,20 @@ from flask.testing import FlaskClient
 
 from webapp import create_app
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+def _find_shared() -> Path:
+    """The shared reference directory: $CROPSTACK_SHARED, else the first ``shared/``
+    beside an ancestor of this checkout (works from /work/main and /work/wt/<name>)."""
+    if os.environ.get("CROPSTACK_SHARED"):
+        return Path(os.environ["CROPSTACK_SHARED"])
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared"
+        if (candidate / "conformance").is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[1].parent / "shared"
+
+
+SHARED = _find_shared()
 RECORDINGS = SHARED / "conformance" / "rokka-js-recordings"
 
 

@@ -1,4 +1,4 @@
-"""The ``cropstack`` command line: ``cropstack serve``.
+"""The ``cropstack`` command line: ``cropstack serve`` and ``cropstack settings-doc``.
 
 ``serve`` runs the app under gunicorn (a production WSGI server) with N worker
 processes, each with a few threads. The app is created inside each worker after the
@@ -27,25 +27,48 @@ def _serve(args: argparse.Namespace) -> int:
 
     from webapp.settings import load_settings
 
-    settings = load_settings(overrides)  # fail fast on bad settings, in the master
+    try:
+        settings = load_settings(overrides)  # fail fast on bad settings, in the master
+    except ValueError as exc:
+        print(f"cropstack: {exc}", file=sys.stderr)
+        return 2
     os.makedirs(settings.data_dir, exist_ok=True)
 
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", args.threads)
-            self.cfg.set("preload_app", False)
-            self.cfg.set("timeout", 60)
-            self.cfg.set("graceful_timeout", 10)
-            self.cfg.set("accesslog", "-" if args.access_log else None)
-            # The catalog is initialised here, in the master, with SQLite only.
+            options = {
+                "bind": f"{args.host}:{args.port}",
+                "workers": args.workers,
+                # Threads, not more processes, for I/O waits: pyvips releases the GIL.
+                "worker_class": "gthread",
+                "threads": args.threads,
+                # No preload: each worker imports and creates the app after the fork, so
+                # neither libvips nor an SQLite connection ever crosses a fork.
+                "preload_app": False,
+                "timeout": args.timeout,
+                "graceful_timeout": 10,
+                # Recycle workers now and then against heap fragmentation (libvips/glibc);
+                # the jitter keeps them from restarting all at once.
+                "max_requests": args.max_requests,
+                "max_requests_jitter": max(args.max_requests // 10, 0),
+                "accesslog": "-" if args.access_log else None,
+                # gunicorn >= 23 opens ~/.gunicorn/gunicorn.ctl by default; two servers on
+                # one host would fight over it, and we do not use it.
+                "control_socket_disable": True,
+            }
+            for name, value in options.items():
+                if name in self.cfg.settings:
+                    self.cfg.set(name, value)
+            # Create the schema once in the master (SQLite only, no libvips), so workers
+            # start on a ready catalog; create_app repeats it idempotently.
             from webapp.catalog import Catalog
 
-            Catalog.initialise(os.path.join(settings.data_dir, "catalog.db"))
+            Catalog.initialise(
+                os.path.join(settings.data_dir, "catalog.db"),
+                busy_timeout_ms=settings.busy_timeout_ms,
+            )
 
         def load(self) -> Any:
             from webapp.app import create_app
@@ -53,6 +76,13 @@ def _serve(args: argparse.Namespace) -> int:
             return create_app(overrides)
 
     _Server().run()
+    return 0
+
+
+def _settings_doc(_args: argparse.Namespace) -> int:
+    from webapp.settings import settings_markdown
+
+    sys.stdout.write(settings_markdown())
     return 0
 
 
@@ -68,21 +98,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("CROPSTACK_DATA_DIR", "./cropstack-data"),
         help="Catalog and blob directory (./cropstack-data).",
     )
-    serve.add_argument("--workers", type=int, default=1, help="Worker processes (1).")
-    serve.add_argument("--threads", type=int, default=4, help="Threads per worker (4).")
+    serve.add_argument("--workers", type=int, default=1, help="Worker processes, >= 1 (1).")
+    serve.add_argument("--threads", type=int, default=4, help="Threads per worker, >= 1 (4).")
+    serve.add_argument(
+        "--timeout", type=int, default=60, help="Seconds before a stuck worker is killed (60)."
+    )
+    serve.add_argument(
+        "--max-requests",
+        type=int,
+        default=10_000,
+        help="Requests before a worker is recycled; 0 = never (10000).",
+    )
     serve.add_argument("--no-signup", action="store_true", help="Disable POST /users.")
     serve.add_argument("--render-domain", default=None, help="Serve {org}.DOMAIN render hosts.")
     serve.add_argument("--access-log", action="store_true", help="Log requests to stdout.")
     serve.set_defaults(func=_serve)
+    doc = sub.add_parser("settings-doc", help="Print docs/settings.md, generated from SETTINGS.")
+    doc.set_defaults(func=_settings_doc)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cropstack`` console script."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "workers", 1) < 1:
-        print("--workers must be at least 1", file=sys.stderr)
-        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        if args.workers < 1 or args.threads < 1:
+            parser.error("--workers and --threads must be at least 1")
+        if not 0 <= args.port <= 65535:
+            parser.error("--port must be 0..65535")
+        if args.timeout < 1 or args.max_requests < 0:
+            parser.error("--timeout must be >= 1 and --max-requests >= 0")
     return int(args.func(args))
 
 

@@ -8,6 +8,7 @@ turn anything malformed into a 400 in the error shape.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from flask import request
@@ -19,20 +20,42 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999 parses to inf
+        raise ValueError(f"number {text[:32]} is out of range")
+    return value
+
+
 def loads_strict(text: str | bytes) -> Any:
-    """``json.loads`` that rejects NaN/Infinity and turns deep nesting into ValueError."""
+    """``json.loads`` that rejects NaN/Infinity (also ``1e999``) and turns deep nesting
+    into ValueError."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
 
 
-def json_body(*, allow_empty: bool = False) -> Any:
+def _body(max_bytes: int | None) -> bytes:
+    """The raw body; 413 past ``max_bytes`` (checked before reading when the length is
+    declared, so a huge JSON body is never buffered)."""
+    if max_bytes is not None:
+        declared = request.content_length
+        if declared is not None and declared > max_bytes:
+            raise ApiError(413, "Request body too large")
+    raw = request.get_data(cache=True)
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise ApiError(413, "Request body too large")
+    return raw
+
+
+def json_body(*, allow_empty: bool = False, max_bytes: int | None = None) -> Any:
     """The request body parsed as JSON, whatever its content type.
 
-    An empty body gives ``None`` when ``allow_empty``; otherwise a 400.
+    An empty body gives ``None`` when ``allow_empty``; otherwise a 400. A body larger
+    than ``max_bytes`` (bytes; default: only the app's MAX_CONTENT_LENGTH) is a 413.
     """
-    raw = request.get_data(cache=True)
+    raw = _body(max_bytes)
     if not raw.strip():
         if allow_empty:
             return None
@@ -43,9 +66,12 @@ def json_body(*, allow_empty: bool = False) -> Any:
         raise ApiError(400, f"Request body is not valid JSON: {exc}") from exc
 
 
-def json_or_text_body() -> Any:
-    """The body as JSON if it parses, else the raw text (rokka.js sends bare strings)."""
-    raw = request.get_data(cache=True)
+def json_or_text_body(*, max_bytes: int | None = None) -> Any:
+    """The body as JSON if it parses, else the raw text (rokka.js sends bare strings).
+
+    A body larger than ``max_bytes`` (bytes) is a 413.
+    """
+    raw = _body(max_bytes)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -1,0 +1,243 @@
+"""The server process and the catalog under real concurrency.
+
+* a real ``cropstack serve --workers 2`` on 127.0.0.1, driven over HTTP from threads;
+* two processes writing one catalog at once (nothing lost, no errors);
+* a write lock held past the busy timeout answers 503 + Retry-After, not 500.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Account
+from webapp import create_app
+from webapp.catalog import Catalog
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(
+    base: str, method: str, path: str, body: Any = None, key: str | None = None
+) -> tuple[int, Any]:
+    """One request over real HTTP; (status, parsed JSON body or None)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Content-Type", "text/plain;charset=UTF-8")  # as rokka.js
+    if key:
+        request.add_header("Api-Key", key)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw = response.status, response.read()
+            content_type = response.headers.get("Content-Type")
+    except urllib.error.HTTPError as exc:
+        status, raw, content_type = exc.code, exc.read(), exc.headers.get("Content-Type")
+    if raw:
+        assert content_type == "application/json", (status, content_type, raw[:200])
+        return status, json.loads(raw)
+    return status, None
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """A ``cropstack serve --workers 2`` subprocess; yields its base URL."""
+    port = free_port()
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "webapp.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--workers",
+            "2",
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited early: {(tmp_path / 'server.log').read_text()}")
+            try:
+                if http(base, "GET", "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not healthy in 15 s: {(tmp_path / 'server.log').read_text()}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+
+
+@pytest.mark.server
+def test_real_server_under_concurrent_requests(server):
+    started = time.monotonic()
+    status, user = http(server, "POST", "/users", {"email": "a@b.example", "organization": "base"})
+    assert status == 200 and set(user) == {"id", "email", "api_key"}
+    key = user["api_key"]
+
+    def work(i: int) -> tuple[str, int]:
+        if i % 2:
+            return "user", http(server, "GET", "/user", key=key)[0]
+        body = {"billing_email": "bill@b.example", "display_name": f"Org {i}"}
+        return "org", http(server, "PUT", f"/organizations/org-{i}", body, key=key)[0]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, range(40)))
+    assert all(status < 500 for _, status in results), results
+    assert all(status == 200 for _, status in results), results
+    # Every organization made it, whichever worker served it.
+    status, listed = http(server, "GET", "/user", key=key)
+    assert status == 200 and listed["user_id"] == user["id"]
+    for i in range(0, 40, 2):
+        status, org = http(server, "GET", f"/organizations/org-{i}", key=key)
+        assert status == 200 and org["display_name"] == f"Org {i}"
+    # Racing signups for one name across both workers: exactly one wins, no 5xx.
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(
+            pool.map(
+                lambda i: http(
+                    server, "POST", "/users", {"email": f"r{i}@b.example", "organization": "race"}
+                )[0],
+                range(6),
+            )
+        )
+    assert sorted(statuses) == [200] + [409] * 5, statuses
+    # Auth still holds over real HTTP.
+    status, error = http(server, "GET", "/user", key="wrong")
+    assert status == 403 and error["error"]["invalid_authentication"] is True
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    "argv,env",
+    [
+        (["--workers", "0"], {}),
+        (["--threads", "0"], {}),
+        (["--port", "70000"], {}),
+        ([], {"CROPSTACK_BUSY_TIMEOUT_MS": "soon"}),
+    ],
+)
+def test_serve_rejects_bad_arguments_fast(tmp_path, argv, env):
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "webapp.cli", "serve", "--data-dir", str(tmp_path), *argv],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- two processes, one catalog ----------------------------------------------------------
+
+WRITES_PER_PROCESS = 150
+
+
+def _writer(path: str, tag: str) -> int:
+    """Child process: many small write transactions, incl. a read-modify-write counter."""
+    catalog = Catalog(path)
+    try:
+        for i in range(WRITES_PER_PROCESS):
+            with catalog.write() as conn:
+                conn.execute(
+                    "INSERT INTO users (id, email, created) VALUES (?, ?, ?)",
+                    (f"{tag}-{i}", f"{tag}@x.example", "2020-01-01T00:00:00+00:00"),
+                )
+                (raw,) = conn.execute(
+                    "SELECT options FROM organizations WHERE id = 'counter'"
+                ).fetchone()
+                count = json.loads(raw)["n"] + 1
+                conn.execute(
+                    "UPDATE organizations SET options = ? WHERE id = 'counter'",
+                    (json.dumps({"n": count}),),
+                )
+    finally:
+        catalog.close()
+    return WRITES_PER_PROCESS
+
+
+def test_two_processes_write_one_catalog(tmp_path):
+    path = str(tmp_path / "catalog.db")
+    Catalog.initialise(path)
+    setup = Catalog(path)
+    with setup.write() as conn:
+        conn.execute(
+            "INSERT INTO organizations (id, name, display_name, billing_email, options, "
+            "created) VALUES ('counter', 'counter', 'c', 'c@x.example', '{\"n\": 0}', 'now')"
+        )
+    context = multiprocessing.get_context("spawn")  # never fork a process holding SQLite
+    with context.Pool(2) as pool:
+        done = pool.starmap(_writer, [(path, "a"), (path, "b")], chunksize=1)
+    assert done == [WRITES_PER_PROCESS, WRITES_PER_PROCESS]
+    (users,) = setup.conn.execute("SELECT count(*) FROM users").fetchone()
+    (raw,) = setup.conn.execute("SELECT options FROM organizations").fetchone()
+    assert users == 2 * WRITES_PER_PROCESS
+    assert json.loads(raw)["n"] == 2 * WRITES_PER_PROCESS  # no lost update
+    assert setup.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    setup.close()
+
+
+# -- a lock held too long ----------------------------------------------------------------
+
+
+def test_held_write_lock_gives_503_with_retry_after(tmp_path):
+    app = create_app({"data_dir": str(tmp_path / "data"), "busy_timeout_ms": 200})
+    client = app.test_client()
+    account = Account(client, "acme", "a@acme.example")
+    blocker = sqlite3.connect(str(tmp_path / "data" / "catalog.db"), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        response = account.request("POST", "/user/apikeys", data="{}")
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.get_json()["error"]["code"] == 503
+        assert elapsed < 3
+        # Reads are not blocked by a writer (WAL).
+        assert account.request("GET", "/user").status_code == 200
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert account.request("POST", "/user/apikeys", data="{}").status_code == 200
