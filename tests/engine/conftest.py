@@ -9,6 +9,8 @@ import pytest
 import pyvips
 
 import engine
+from stacks.operations import OPERATIONS
+from stacks.options import complete_options
 from stacks.plan import Operation, RenderPlan
 
 GREY = 128
@@ -60,51 +62,18 @@ def red_centre(pixels: np.ndarray) -> tuple[float, float]:
 
 
 def op(name: str, **options: Any) -> Operation:
-    """An Operation with rokka's defaults filled in, as stacks would build it."""
-    defaults: dict[str, dict[str, Any]] = {
-        "resize": {
-            "width": None,
-            "height": None,
-            "mode": "box",
-            "upscale": True,
-            "upscale_dpr": True,
-            "sharpen": False,
-        },
-        "crop": {
-            "anchor": "auto",
-            "fallback": "center_center",
-            "mode": "absolute",
-            "scale": 100,
-            "movearea_x": None,
-            "movearea_y": None,
-            "area": None,
-        },
-        "rotate": {"background_color": "FFFFFF", "background_opacity": 0},
-        "autorotate": {"width": None, "height": None, "rotation_direction": None},
-        "blur": {"sigma": 4, "radius": 0},
-        "trim": {"fuzzy": 0},
-        "alpha": {"mode": "mask", "opacity": 50},
-        "modulate": {"brightness": 100, "saturation": 100, "hue": 0},
-        "multiply": {"factor": 0.96, "factor_color": None},
-        "sharpen": {"m1": 0.4, "m2": 0.8, "sigma": 0.7, "x1": 2.0, "y2": 10.0, "y3": 20.0},
-    }
-    return Operation(name, {**defaults.get(name, {}), **options})
+    """An Operation with defaults filled in by the stacks operation table itself.
 
-
-STACK_DEFAULTS: dict[str, Any] = {
-    "jpg.quality": 80,
-    "webp.quality": 80,
-    "avif.quality": 45,
-    "heif.quality": 40,
-    "gif.quality": 70,
-    "png.compression_level": 7,
-    "interlacing.mode": "plane",
-    "dpr": 1.0,
-    "autoformat": False,
-    "transparency.color": None,
-    "jpg.transparency.color": "FFFFFF",
-}
+    Using stacks' table (not a copy of its defaults) keeps the engine tests on the real
+    contract between the two packages; ``enabled`` is split off as stacks does.
+    """
+    enabled = options.pop("enabled", True)
+    spec = OPERATIONS[name]
+    complete = spec.complete(options)
+    complete.pop("enabled", None)
+    return Operation(name, complete, enabled=enabled)
 
 
 def plan(*ops: Operation, fmt: str = "png", **options: Any) -> RenderPlan:
-    return RenderPlan(operations=ops, options={**STACK_DEFAULTS, **options}, output_format=fmt)
+    """A plan with every stack option at its stacks-table default unless given."""
+    return RenderPlan(operations=ops, options=complete_options(options), output_format=fmt)
