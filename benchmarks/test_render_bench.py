@@ -42,13 +42,31 @@ def bare(data: bytes) -> bytes:
 def engine_plan() -> Any:
     from stacks.plan import Operation, RenderPlan
 
-    resize = {"width": SIDE, "height": SIDE, "mode": "fill", "upscale": True,
-              "upscale_dpr": True, "sharpen": False}
-    crop = {"width": SIDE, "height": SIDE, "anchor": "auto", "fallback": "center_center",
-            "mode": "absolute", "scale": 100, "movearea_x": None, "movearea_y": None,
-            "area": None}
-    options = {"jpg.quality": 80, "interlacing.mode": "plane", "dpr": 1.0,
-               "jpg.transparency.color": "FFFFFF"}
+    resize = {
+        "width": SIDE,
+        "height": SIDE,
+        "mode": "fill",
+        "upscale": True,
+        "upscale_dpr": True,
+        "sharpen": False,
+    }
+    crop = {
+        "width": SIDE,
+        "height": SIDE,
+        "anchor": "auto",
+        "fallback": "center_center",
+        "mode": "absolute",
+        "scale": 100,
+        "movearea_x": None,
+        "movearea_y": None,
+        "area": None,
+    }
+    options = {
+        "jpg.quality": 80,
+        "interlacing.mode": "plane",
+        "dpr": 1.0,
+        "jpg.transparency.color": "FFFFFF",
+    }
     return RenderPlan(
         operations=(Operation("resize", resize), Operation("crop", crop)),
         options=options,
@@ -85,7 +103,10 @@ def test_render(benchmark: Any, source: tuple[Path, bytes], case: str) -> None:
 def _peak_rss(case: str, path: Path) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, case, str(path)],
-        capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent.parent,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -99,8 +120,10 @@ def test_report(source: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]) 
         print(f"\nsource: {WIDTH}x{HEIGHT} JPEG, {len(data) / 1e6:.1f} MB")
         for case in CASES:
             m = memory[case]
-            print(f"{case:>7}: mean {RESULTS[case] * 1000:.1f} ms, peak RSS {m['peak_mb']:.0f} MB "
-                  f"(baseline after import {m['base_mb']:.0f} MB)")
+            print(
+                f"{case:>7}: mean {RESULTS[case] * 1000:.1f} ms, peak RSS {m['peak_mb']:.0f} MB "
+                f"(baseline after import {m['base_mb']:.0f} MB)"
+            )
         print(f"ratio engine/bare: {ratio:.2f} (goal <= 1.3)")
     assert ratio <= 1.3
 

@@ -210,8 +210,10 @@ def rotate_box(box: Box, size: Size, angle: float, out: Size | None = None) -> B
         (box.x + box.width, box.y + box.height),
     ]
     # y points down, so this matrix turns clockwise on screen.
-    pts = [(ox + (x - cx) * cos - (y - cy) * sin, oy + (x - cx) * sin + (y - cy) * cos)
-           for x, y in corners]
+    pts = [
+        (ox + (x - cx) * cos - (y - cy) * sin, oy + (x - cx) * sin + (y - cy) * cos)
+        for x, y in corners
+    ]
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     return Box(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
 
@@ -223,8 +225,10 @@ def rotated_size(size: Size, angle: float) -> Size:
         return size if int(round(turns)) % 2 == 0 else Size(size.height, size.width)
     rad = math.radians(angle)
     c, s = abs(math.cos(rad)), abs(math.sin(rad))
-    return Size(max(1, round(size.width * c + size.height * s)),
-                max(1, round(size.width * s + size.height * c)))
+    return Size(
+        max(1, round(size.width * c + size.height * s)),
+        max(1, round(size.width * s + size.height * c)),
+    )
 
 
 def rotate90_box(box: Box, size: Size, quarter_turns: int) -> Box:
@@ -246,8 +250,14 @@ def flip_box(box: Box, size: Size, *, horizontal: bool) -> Box:
 # EXIF orientation n -> (clockwise quarter turns, then mirror left-right) turning stored
 # pixels into display pixels.
 _ORIENTATIONS: dict[int, tuple[int, bool]] = {
-    1: (0, False), 2: (0, True), 3: (2, False), 4: (2, True),
-    5: (1, True), 6: (1, False), 7: (3, True), 8: (3, False),
+    1: (0, False),
+    2: (0, True),
+    3: (2, False),
+    4: (2, True),
+    5: (1, True),
+    6: (1, False),
+    7: (3, True),
+    8: (3, False),
 }
 
 

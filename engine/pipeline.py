@@ -118,9 +118,7 @@ def _run(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> p
     return image
 
 
-def _run_frames(
-    image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext
-) -> pyvips.Image:
+def _run_frames(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> pyvips.Image:
     """Run ``ops`` on every frame of a vertical strip and rebuild the strip."""
     page_height = _page_height(image)
     n = image.height // page_height
@@ -154,6 +152,9 @@ def _page_height(image: pyvips.Image) -> int:
 
 def _rendered(body: bytes, fmt: Format, image: pyvips.Image) -> Rendered:
     return Rendered(
-        body=body, mimetype=fmt.mime, ext=fmt.ext, width=image.width,
+        body=body,
+        mimetype=fmt.mime,
+        ext=fmt.ext,
+        width=image.width,
         height=_page_height(image),
     )

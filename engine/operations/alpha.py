@@ -30,9 +30,7 @@ def alpha(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
     return a.bandjoin([a, a]).copy(interpretation="srgb")
 
 
-def circlemask(
-    image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext
-) -> pyvips.Image:
+def circlemask(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     """Make everything outside the largest centred circle transparent."""
     colour, a = split_alpha(to_srgb(image))
     w, h = image.width, image.height

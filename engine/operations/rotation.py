@@ -42,9 +42,7 @@ def rotate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) 
     return rotated
 
 
-def autorotate(
-    image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext
-) -> pyvips.Image:
+def autorotate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     # The EXIF orientation is already applied on load, so only the box form does anything.
     if not autorotate_turns(size_of(image), options.get("width"), options.get("height")):
         return image

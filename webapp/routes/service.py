@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response
+
 from stacks.operations import describe_operations
 from stacks.options import describe_stack_options
-
 from webapp.errors import json_response
 
 bp = Blueprint("service", __name__)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, request
-from stacks.stack import parse_stack_json, validate_stack_name
 
 from stacks.errors import StackError
+from stacks.stack import parse_stack_json, validate_stack_name
 from webapp.app import catalog, render_cache
 from webapp.auth import require
 from webapp.errors import ApiError, json_response
