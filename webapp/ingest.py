@@ -11,11 +11,13 @@ so the kill -9 durability test drives exactly the code path the upload route use
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import Any
 
 from webapp.catalog import Catalog
 from webapp.catalog.images import NewImage, locked_error, new_image_from_row
+from webapp.errors import ApiError
 from webapp.imageinfo import inspect
 from webapp.metadata import identity_hash
 from webapp.settings import Settings
@@ -46,11 +48,17 @@ def ingest(
 ) -> list[dict[str, Any]]:
     """Store ``uploads`` in the organization; their rows, in order.
 
-    Raises a 422 ``ApiError`` (nothing stored) if any file is not a usable image, and
-    409 if a re-upload would change the user metadata of a locked image.
+    Raises a 422 ``ApiError`` (nothing stored) if any file is not a usable image, 507 if
+    the disk is full, and 409 if a re-upload would change a locked image's user metadata.
     """
     infos = [inspect(upload.data, settings) for upload in uploads]
-    stored = [blobs.put(upload.data) for upload in uploads]
+    try:
+        stored = [blobs.put(upload.data) for upload in uploads]
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # put() removed its temporary file; no row was written.
+            raise ApiError(507, "Insufficient storage; retry later") from exc
+        raise
     rows: list[dict[str, Any]] = []
     with catalog.write():
         for upload, info, blob in zip(uploads, infos, stored, strict=True):
