@@ -86,6 +86,24 @@ def _settings_doc(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _gc(args: argparse.Namespace) -> int:
+    from webapp.catalog import Catalog
+    from webapp.gc import collect
+    from webapp.settings import load_settings
+
+    overrides: dict[str, Any] = {"data_dir": args.data_dir}
+    if args.grace is not None:
+        overrides["blob_gc_grace_s"] = args.grace
+    settings = load_settings(overrides)
+    Catalog.initialise(os.path.join(settings.data_dir, "catalog.db"))
+    report = collect(settings)
+    print(
+        f"purged {report.purged_rows} expired images, removed {report.removed_blobs} blobs "
+        f"and {report.removed_tmp} temporary files"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cropstack`` command."""
     parser = argparse.ArgumentParser(prog="cropstack", description=__doc__.splitlines()[0])
@@ -115,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     doc = sub.add_parser("settings-doc", help="Print docs/settings.md, generated from SETTINGS.")
     doc.set_defaults(func=_settings_doc)
+    gc = sub.add_parser("gc", help="Purge images past the restore window and unreferenced blobs.")
+    gc.add_argument(
+        "--data-dir",
+        default=os.environ.get("CROPSTACK_DATA_DIR", "./cropstack-data"),
+        help="Catalog and blob directory (./cropstack-data).",
+    )
+    gc.add_argument(
+        "--grace", type=float, default=None, help="Keep unreferenced blobs younger than this (s)."
+    )
+    gc.set_defaults(func=_gc)
     return parser
 
 

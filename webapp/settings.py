@@ -58,6 +58,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("remote_fetch_allow_private", False, _bool, "Allow url[N] uploads from private IPs."),
     Setting("remote_fetch_timeout", 20.0, float, "Total seconds for one url[N] fetch."),
     Setting("remote_fetch_max_redirects", 10, int, "Redirects followed by one url[N] fetch."),
+    Setting("remote_fetch_connect_timeout", 5.0, float, "Seconds to connect for one url[N] fetch."),
+    Setting(
+        "blob_gc_grace_s",
+        86400.0,
+        float,
+        "Seconds an unreferenced blob is kept before `cropstack gc` removes it.",
+    ),
     Setting("vips_concurrency", 1, int, "libvips worker threads per render (VIPS_CONCURRENCY)."),
 )
 
@@ -82,6 +89,8 @@ class Settings:
     remote_fetch_allow_private: bool
     remote_fetch_timeout: float
     remote_fetch_max_redirects: int
+    remote_fetch_connect_timeout: float
+    blob_gc_grace_s: float
     vips_concurrency: int
 
 

@@ -41,6 +41,7 @@ CREATE INDEX IF NOT EXISTS memberships_user ON memberships(user_id);
 CREATE TABLE IF NOT EXISTS sourceimages (
     organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     hash TEXT NOT NULL,                 -- 40 hex
+    short_hash TEXT NOT NULL,           -- prefix of hash, >= 6, unique in the org, fixed
     binary_hash TEXT NOT NULL,          -- sha1 hex of the bytes (rokka)
     blob_key TEXT NOT NULL,             -- sha256 hex of the bytes (storage key)
     name TEXT NOT NULL,
@@ -63,6 +64,9 @@ CREATE TABLE IF NOT EXISTS sourceimages (
 CREATE INDEX IF NOT EXISTS sourceimages_binary ON sourceimages(organization_id, binary_hash);
 CREATE INDEX IF NOT EXISTS sourceimages_created ON sourceimages(organization_id, created, hash);
 CREATE INDEX IF NOT EXISTS sourceimages_blob ON sourceimages(blob_key);
+CREATE UNIQUE INDEX IF NOT EXISTS sourceimages_short
+    ON sourceimages(organization_id, short_hash);
+CREATE INDEX IF NOT EXISTS sourceimages_deleted ON sourceimages(organization_id, deleted_at);
 CREATE TABLE IF NOT EXISTS stacks (
     organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     name TEXT NOT NULL,

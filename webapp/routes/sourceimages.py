@@ -1,7 +1,456 @@
-"""Routes for sourceimages."""
+"""Routes for source images (docs/sourceimages.md lists each with its statuses).
+
+Thin: parse the request, authorise, call ``webapp.ingest`` / the catalog, answer.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import re
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from flask import Blueprint, Response, request
+
+from webapp.app import blobs, catalog, settings
+from webapp.auth import require
+from webapp.catalog.images import ImageQuery, locked_error, restore_cutoff, to_api
+from webapp.errors import ApiError, json_response, not_found
+from webapp.ingest import derive, ingest, keep_hash_update
+from webapp.metadata import DYNAMIC_NAMES, MetadataError, check_user_field, validate_dynamic
+from webapp.uploadform import read_uploads, safe_name
+from webapp.wire import json_body, json_or_text_body, parse_bool, query_bool
 
 bp = Blueprint("sourceimages", __name__)
+
+_REF = re.compile(r"[0-9a-f]{6,40}")
+_BINARY_HASH = re.compile(r"[0-9a-f]{40}")
+_ORG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+_MAX_LIMIT = 2000
+_MAX_BATCH_COPY = 100
+_KEEP_HASH_WARNING = '299 - "keepHash: hash kept although dynamic metadata changed"'
+BASE = "/sourceimages/<org>"
+ONE = "/sourceimages/<org>/<ref>"
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _cutoff() -> str:
+    return restore_cutoff(settings().restore_days)
+
+
+def _image(org: dict[str, Any], ref: str, *, deleted: bool = False) -> dict[str, Any]:
+    """The image ``ref`` (hash, short hash or unique prefix) names, else 404.
+
+    Malformed references (not 6-40 lowercase hex) are 404 too, like unknown ones.
+    """
+    if not _REF.fullmatch(ref):
+        raise not_found(f"Source image {ref[:64]} not found")
+    image = catalog().images.find(org["id"], ref, deleted_since=_cutoff() if deleted else None)
+    if image is None:
+        raise not_found(f"Source image {ref} not found")
+    return image
+
+
+def _answer(org: dict[str, Any], image: dict[str, Any], status: int = 200, **kw: Any) -> Response:
+    return json_response(to_api(image, org["name"], **kw), status)
+
+
+def _created(org: dict[str, Any], image: dict[str, Any]) -> Response:
+    response = _answer(org, image, 201)
+    response.headers["Location"] = f"/sourceimages/{org['name']}/{image['hash']}"
+    return response
+
+
+def _no_content() -> Response:
+    return Response(status=204)
+
+
+def _int_arg(name: str, default: int, maximum: int | None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not raw.isascii() or len(raw) > 12:
+        raise ApiError(400, f"{name} must be a non-negative integer")
+    value = int(raw)
+    if maximum is not None and value > maximum:
+        raise ApiError(400, f"{name} must be at most {maximum}")
+    return value
+
+
+def _binary_hash_arg() -> str | None:
+    value = request.args.get("binaryHash", request.args.get("binaryhash"))
+    if value is None:
+        return None
+    if not _BINARY_HASH.fullmatch(value):
+        raise ApiError(400, "binaryHash must be 40 lowercase hex characters")
+    return value
+
+
+def _list(org: dict[str, Any], binary_hash: str | None) -> Response:
+    deleted = query_bool("deleted")
+    query = ImageQuery(
+        organization_id=org["id"],
+        limit=_int_arg("limit", 100, _MAX_LIMIT),
+        offset=_int_arg("offset", 0, None),
+        deleted=deleted,
+        restore_cutoff=_cutoff(),
+        binary_hash=binary_hash,
+    )
+    total, rows = catalog().images.list(query)
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("limit", "offset")]
+
+    def href(offset: int) -> dict[str, str]:
+        params = [*kept, ("limit", str(query.limit))]
+        if offset:
+            params.append(("offset", str(offset)))
+        return {"href": f"{request.path}?{urlencode(params)}"}
+
+    links: dict[str, Any] = {}
+    if query.offset > 0 and query.limit > 0:
+        links["prev"] = href(max(0, query.offset - query.limit))
+    if query.limit > 0 and query.offset + query.limit < total:
+        links["next"] = href(query.offset + query.limit)
+    items = [to_api(r, org["name"], with_deleted=deleted) for r in rows]
+    return json_response({"total": total, "items": items, "links": links})
+
+
+def _delete_previous(*, body: Any = None) -> bool:
+    value = query_bool("deletePrevious")
+    if isinstance(body, dict) and "deletePrevious" in body:
+        # rokka.js sends {"deletePrevious":"true"} in the body of DELETE …/meta/dynamic.
+        value = value or parse_bool(body["deletePrevious"], name="deletePrevious")
+    return value
+
+
+def _change_dynamic(
+    org: dict[str, Any], image: dict[str, Any], new_dm: dict[str, Any], delete_previous: bool
+) -> Response:
+    if query_bool("keepHash"):
+        if delete_previous:
+            raise ApiError(400, "keepHash and deletePrevious cannot be combined")
+        updated = keep_hash_update(catalog(), org["id"], image, new_dm)
+        if updated is None:
+            return _no_content()
+        response = _answer(org, updated)
+        response.headers["Warning"] = (
+            '299 - "keepHash: hash kept although dynamic metadata changed"'
+        )
+        return response
+    result = derive(
+        catalog(),
+        org["id"],
+        image,
+        dynamic_metadata=new_dm,
+        protected=image["protected"],
+        delete_previous=delete_previous,
+    )
+    return _no_content() if result is None else _created(org, result)
+
+
+# -- collection ----------------------------------------------------------------------------
+
+
+@bp.post(BASE)
+def create(org: str) -> Response:
+    """Upload one or more images (multipart files or url[N]); 200 ``{total, items}``."""
+    organization = require(org, "images:upload")
+    uploads = read_uploads(settings())
+    rows = ingest(catalog(), blobs(), settings(), organization["id"], uploads)
+    items = [to_api(r, organization["name"]) for r in rows]
+    return json_response({"total": len(items), "items": items})
+
+
+@bp.get(BASE)
+def list_images(org: str) -> Response:
+    """List images, newest first: ``limit`` 0..2000, ``offset``, ``binaryHash``, ``deleted``."""
+    organization = require(org, "images:read")
+    return _list(organization, _binary_hash_arg())
+
+
+@bp.get(BASE + "/binaryhash/<binary_hash>")
+def list_by_binary_hash(org: str, binary_hash: str) -> Response:
+    """Images with these bytes (swagger route), as a list."""
+    organization = require(org, "images:read")
+    if not _BINARY_HASH.fullmatch(binary_hash):
+        raise ApiError(400, "binary hash must be 40 lowercase hex characters")
+    return _list(organization, binary_hash)
+
+
+@bp.delete(BASE)
+def delete_by_binary_hash(org: str) -> Response:
+    """``?binaryHash=``: soft-delete every image with these bytes; 204, 404 if none."""
+    organization = require(org, "images:write")
+    binary_hash = _binary_hash_arg()
+    if binary_hash is None:
+        raise ApiError(400, "binaryHash is required")
+    rows = catalog().images.live_by_binary_hash(organization["id"], binary_hash)
+    if not rows:
+        raise not_found(f"No source image with binary hash {binary_hash}")
+    catalog().images.soft_delete(organization["id"], [r["hash"] for r in rows])
+    return _no_content()
+
+
+@bp.post(BASE + "/copy")
+def copy_many(org: str) -> Response:
+    """Copy up to 100 hashes (JSON array) to ``Destination``; created/existing/notfound."""
+    organization = require(org, "images:read")
+    destination, overwrite = _copy_target()
+    hashes = json_body()
+    if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+        raise ApiError(400, "Body must be a JSON array of hashes")
+    if len(hashes) > _MAX_BATCH_COPY:
+        raise ApiError(400, f"At most {_MAX_BATCH_COPY} hashes per request")
+    result: dict[str, list[str]] = {"created": [], "existing": [], "notfound": []}
+    for ref in hashes:
+        image = None
+        if _REF.fullmatch(ref):
+            image = catalog().images.find(organization["id"], ref)
+        if image is None:
+            result["notfound"].append(ref)
+            continue
+        outcome = catalog().images.copy_to(image, destination["id"], overwrite=overwrite)
+        result["created" if outcome == "created" else "existing"].append(image["hash"])
+    return json_response(result)
+
+
+# -- one image -----------------------------------------------------------------------------
+
+
+@bp.get(ONE)
+def get_image(org: str, ref: str) -> Response:
+    """One image; ``?deleted=true`` also finds restorable deleted images (with ``deleted``)."""
+    organization = require(org, "images:read")
+    deleted = query_bool("deleted")
+    image = _image(organization, ref, deleted=deleted)
+    return _answer(organization, image, with_deleted=deleted)
+
+
+@bp.delete(ONE)
+def delete_image(org: str, ref: str) -> Response:
+    """Soft-delete (restorable for ``restore_days``); 204, 404, 409 if locked."""
+    organization = require(org, "images:write")
+    image = _image(organization, ref)
+    if image["locked"]:
+        raise locked_error()
+    catalog().images.soft_delete(organization["id"], [image["hash"]])
+    return _no_content()
+
+
+@bp.post(ONE + "/restore")
+def restore_image(org: str, ref: str) -> Response:
+    """Undo a delete within the restore window; 200 + image with ``deleted: false``."""
+    organization = require(org, "images:write")
+    image = _image(organization, ref, deleted=True)
+    if image["deleted_at"] is not None:
+        image = catalog().images.restore(organization["id"], image["hash"])
+    return _answer(organization, image, with_deleted=True)
+
+
+@bp.get(ONE + "/download")
+def download(org: str, ref: str) -> Response:
+    """The original bytes with their content type and a safe Content-Disposition."""
+    organization = require(org, "images:download")
+    image = _image(organization, ref)
+    data = blobs().get(image["blob_key"])
+    name = safe_name(image["name"])
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
+    response = Response(data, status=200)
+    response.headers["Content-Type"] = image["mimetype"]
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+    )
+    # Originals may be SVG: never let a browser run them in the API's origin.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return response
+
+
+@bp.put(ONE + "/name")
+def rename(org: str, ref: str) -> Response:
+    """Body: a JSON string or bare text; 204."""
+    organization = require(org, "images:write")
+    image = _image(organization, ref)
+    value = json_or_text_body()
+    if not isinstance(value, str) or not safe_name(value, ""):
+        raise ApiError(400, "name must be a non-empty string")
+    catalog().images.update(organization["id"], image["hash"], name=safe_name(value))
+    return _no_content()
+
+
+@bp.put(ONE + "/options/locked")
+def set_locked(org: str, ref: str) -> Response:
+    """Body ``true``/``false``; 200 + image. Unlocking needs admin or sourceimages:unlock."""
+    value = parse_bool(json_or_text_body(), name="locked")
+    if value:
+        try:
+            organization = require(org, "images:write")
+        except ApiError:
+            organization = require(org, "images:unlock")
+    else:
+        organization = require(org, "images:unlock")
+    image = _image(organization, ref)
+    if image["locked"] != value:
+        image = catalog().images.update(organization["id"], image["hash"], locked=value)
+    return _answer(organization, image)
+
+
+@bp.put(ONE + "/options/protected")
+def set_protected(org: str, ref: str) -> Response:
+    """Body ``true``/``false``: the image under its new hash (201 + Location), 204 if same."""
+    organization = require(org, "images:write")
+    value = parse_bool(json_or_text_body(), name="protected")
+    image = _image(organization, ref)
+    result = derive(
+        catalog(),
+        organization["id"],
+        image,
+        dynamic_metadata=image["dynamic_metadata"],
+        protected=value,
+        delete_previous=_delete_previous(),
+    )
+    return _no_content() if result is None else _created(organization, result)
+
+
+@bp.route(ONE, methods=["COPY"])
+@bp.post(ONE + "/copy")
+def copy_one(org: str, ref: str) -> Response:
+    """Copy to ``Destination``: 201 new, 204 overwritten, 412 exists with ``Overwrite: F``."""
+    organization = require(org, "images:read")
+    destination, overwrite = _copy_target()
+    image = _image(organization, ref)
+    outcome = catalog().images.copy_to(image, destination["id"], overwrite=overwrite)
+    if outcome == "exists":
+        raise ApiError(412, "Source image exists in the destination and Overwrite is F")
+    if outcome == "overwritten":
+        return _no_content()
+    return json_response({}, 201)
+
+
+def _copy_target() -> tuple[dict[str, Any], bool]:
+    """(destination organization, overwrite?) from the COPY headers; 400/403."""
+    name = request.headers.get("Destination", "").strip()
+    if not _ORG_NAME.fullmatch(name):
+        raise ApiError(400, "Destination header must name an organization")
+    overwrite_header = request.headers.get("Overwrite", "T").strip().upper()
+    if overwrite_header not in ("T", "F"):
+        raise ApiError(400, "Overwrite header must be T or F")
+    if catalog().accounts.org_by_name(name) is None:
+        raise ApiError(400, f"Destination organization {name} does not exist")
+    destination = require(name, "images:write")
+    return destination, overwrite_header == "T"
+
+
+# -- dynamic metadata ----------------------------------------------------------------------
+
+
+@bp.put(ONE + "/meta/dynamic/<name>")
+def put_dynamic(org: str, ref: str, name: str) -> Response:
+    """Set dynamic metadata ``name``: 201 + image under its new hash + Location; 204 if same."""
+    organization = require(org, "images:write")
+    image = _image(organization, ref)
+    try:
+        value = validate_dynamic(name, json_body())
+    except MetadataError as exc:
+        raise ApiError(400, str(exc)) from exc
+    new_dm = {**image["dynamic_metadata"], name: value}
+    return _change_dynamic(organization, image, new_dm, _delete_previous())
+
+
+@bp.delete(ONE + "/meta/dynamic/<name>")
+def delete_dynamic(org: str, ref: str, name: str) -> Response:
+    """Remove dynamic metadata ``name``: 201 + image + Location; 204 if it was not set."""
+    organization = require(org, "images:write")
+    body = json_body(allow_empty=True)
+    image = _image(organization, ref)
+    if name not in DYNAMIC_NAMES:
+        raise ApiError(400, f"Unknown dynamic metadata {name[:100]!r}")
+    new_dm = {k: v for k, v in image["dynamic_metadata"].items() if k != name}
+    return _change_dynamic(organization, image, new_dm, _delete_previous(body=body))
+
+
+# -- user metadata (basic semantics; search is a separate issue) ----------------------------
+
+
+def _user_field(field: str) -> str:
+    try:
+        return check_user_field(field)
+    except MetadataError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+def _set_user_metadata(
+    org: dict[str, Any], image: dict[str, Any], metadata: dict[str, Any]
+) -> Response:
+    if metadata != image["user_metadata"]:
+        if image["locked"]:
+            raise locked_error()
+        catalog().images.update(org["id"], image["hash"], user_metadata=metadata)
+    return _no_content()
+
+
+@bp.get(ONE + "/meta/user")
+def get_user_metadata(org: str, ref: str) -> Response:
+    """The user metadata object."""
+    organization = require(org, "images:read")
+    return json_response(_image(organization, ref)["user_metadata"])
+
+
+@bp.route(ONE + "/meta/user", methods=["PUT", "PATCH"])
+def write_user_metadata(org: str, ref: str) -> Response:
+    """PUT replaces all fields; PATCH adds/replaces, ``null`` deletes; 204, 409 if locked."""
+    organization = require(org, "images:write")
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, "User metadata must be a JSON object")
+    for key in body:
+        _user_field(key)
+    image = _image(organization, ref)
+    if request.method == "PUT":
+        metadata = {k: v for k, v in body.items() if v is not None}
+    else:
+        metadata = dict(image["user_metadata"])
+        for key, value in body.items():
+            if value is None:
+                metadata.pop(key, None)
+            else:
+                metadata[key] = value
+    return _set_user_metadata(organization, image, metadata)
+
+
+@bp.delete(ONE + "/meta/user")
+def delete_user_metadata(org: str, ref: str) -> Response:
+    """Remove every user metadata field; 204, 409 if locked."""
+    organization = require(org, "images:write")
+    return _set_user_metadata(organization, _image(organization, ref), {})
+
+
+@bp.get(ONE + "/meta/user/<field>")
+def get_user_field(org: str, ref: str, field: str) -> Response:
+    """One user metadata value; 404 if the field is not set."""
+    organization = require(org, "images:read")
+    metadata = _image(organization, ref)["user_metadata"]
+    if field not in metadata:
+        raise not_found(f"User metadata field {field[:100]} not found")
+    return json_response(metadata[field])
+
+
+@bp.put(ONE + "/meta/user/<field>")
+def put_user_field(org: str, ref: str, field: str) -> Response:
+    """Set one field; the body is JSON or bare text (rokka.js); 204, 409 if locked."""
+    organization = require(org, "images:write")
+    _user_field(field)
+    value = json_or_text_body()
+    image = _image(organization, ref)
+    return _set_user_metadata(organization, image, {**image["user_metadata"], field: value})
+
+
+@bp.delete(ONE + "/meta/user/<field>")
+def delete_user_field(org: str, ref: str, field: str) -> Response:
+    """Remove one field; 204, 404 if it is not set, 409 if locked."""
+    organization = require(org, "images:write")
+    image = _image(organization, ref)
+    if field not in image["user_metadata"]:
+        raise not_found(f"User metadata field {field[:100]} not found")
+    metadata = {k: v for k, v in image["user_metadata"].items() if k != field}
+    return _set_user_metadata(organization, image, metadata)

@@ -1,0 +1,152 @@
+"""Turning uploaded bytes into catalogued source images, and deriving new identities.
+
+Order matters for durability: every file of a request is validated first (a bad one
+fails the whole request and stores nothing), then each blob is written durably, and only
+then do the catalog rows commit. A crash at any point leaves at worst an orphan blob,
+which ``cropstack gc`` removes after its grace period — never a row without its blob.
+
+These functions take the catalog, blob store and settings explicitly (no Flask globals)
+so the kill -9 durability test drives exactly the code path the upload route uses.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import Any
+
+from webapp.catalog import Catalog
+from webapp.catalog.images import NewImage, locked_error, new_image_from_row
+from webapp.errors import ApiError
+from webapp.imageinfo import inspect
+from webapp.metadata import identity_hash
+from webapp.settings import Settings
+from webapp.storage import BlobStore
+
+
+@dataclass
+class Upload:
+    """One file of an upload request and the metadata sent with it.
+
+    ``None`` metadata means "not given": re-uploads keep what the image already has.
+    """
+
+    data: bytes
+    name: str
+    user_metadata: dict[str, Any] | None = None
+    dynamic_metadata: dict[str, Any] = field(default_factory=dict)
+    static_metadata: dict[str, Any] | None = None
+    protected: bool = False
+
+
+def ingest(
+    catalog: Catalog,
+    blobs: BlobStore,
+    settings: Settings,
+    organization_id: str,
+    uploads: list[Upload],
+) -> list[dict[str, Any]]:
+    """Store ``uploads`` in the organization; their rows, in order.
+
+    Raises a 422 ``ApiError`` (nothing stored) if any file is not a usable image, 507 if
+    the disk is full, and 409 if a re-upload would change a locked image's user metadata.
+    """
+    infos = [inspect(upload.data, settings) for upload in uploads]
+    try:
+        stored = [blobs.put(upload.data) for upload in uploads]
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # put() removed its temporary file; no row was written.
+            raise ApiError(507, "Insufficient storage; retry later") from exc
+        raise
+    rows: list[dict[str, Any]] = []
+    with catalog.write():
+        for upload, info, blob in zip(uploads, infos, stored, strict=True):
+            new = NewImage(
+                hash=identity_hash(blob.sha1, upload.dynamic_metadata, upload.protected),
+                binary_hash=blob.sha1,
+                blob_key=blob.key,
+                name=upload.name,
+                format=info.format,
+                mimetype=info.mimetype,
+                size=blob.size,
+                width=info.width,
+                height=info.height,
+                user_metadata=upload.user_metadata or {},
+                dynamic_metadata=upload.dynamic_metadata,
+                static_metadata=upload.static_metadata or {},
+                opaque=info.opaque,
+                animated=info.animated,
+                protected=upload.protected,
+            )
+            row, created = catalog.images.insert(organization_id, new)
+            if not created:
+                row = _reupload(catalog, organization_id, row, new, upload)
+            rows.append(row)
+    return rows
+
+
+def _reupload(
+    catalog: Catalog,
+    organization_id: str,
+    row: dict[str, Any],
+    new: NewImage,
+    upload: Upload,
+) -> dict[str, Any]:
+    """Bytes (and dynamic metadata) the organization already has: merge what was given."""
+    if row["deleted_at"] is not None:
+        return catalog.images.revive(organization_id, new)
+    changes: dict[str, Any] = {}
+    if upload.user_metadata:
+        merged = {**row["user_metadata"], **upload.user_metadata}
+        if merged != row["user_metadata"]:
+            if row["locked"]:
+                raise locked_error()
+            changes["user_metadata"] = merged
+    if upload.static_metadata:
+        changes["static_metadata"] = {**row["static_metadata"], **upload.static_metadata}
+    if not changes:
+        return row
+    return catalog.images.update(organization_id, row["hash"], **changes)
+
+
+def derive(
+    catalog: Catalog,
+    organization_id: str,
+    row: dict[str, Any],
+    *,
+    dynamic_metadata: dict[str, Any],
+    protected: bool,
+    delete_previous: bool,
+) -> dict[str, Any] | None:
+    """The image with the same bytes but other dynamic metadata or protection.
+
+    Returns None when nothing changes. If an image with the new hash exists it is reused
+    as it is (restored if it was deleted); otherwise a new row copies the old one's name,
+    user and static metadata and ``created``. ``delete_previous`` soft-deletes the old
+    image (409 if it is locked).
+    """
+    new_hash = identity_hash(row["binary_hash"], dynamic_metadata, protected)
+    if new_hash == row["hash"]:
+        return None
+    with catalog.write():
+        if delete_previous and row["locked"]:
+            raise locked_error()
+        new = new_image_from_row(
+            row, hash=new_hash, dynamic_metadata=dynamic_metadata, protected=protected
+        )
+        result, created = catalog.images.insert(organization_id, new, created=row["created"])
+        if not created and result["deleted_at"] is not None:
+            result = catalog.images.restore(organization_id, new_hash)
+        if delete_previous:
+            catalog.images.soft_delete(organization_id, [row["hash"]])
+    return result
+
+
+def keep_hash_update(
+    catalog: Catalog, organization_id: str, row: dict[str, Any], dynamic_metadata: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``keepHash=true``: change the dynamic metadata in place; None if unchanged."""
+    if dynamic_metadata == row["dynamic_metadata"]:
+        return None
+    return catalog.images.update(organization_id, row["hash"], dynamic_metadata=dynamic_metadata)

@@ -1,0 +1,142 @@
+"""Reading the multipart upload request of ``POST /sourceimages/{org}``.
+
+File parts count under any field name (rokka clients use ``filedata``, ``filename`` or
+``f``) and are numbered 0, 1, … in request order; ``url[N]`` parts are numbered by their
+``N``. Metadata parts are ``meta_user[N]``, ``meta_dynamic[N]`` (whole object, rokka.js),
+``meta_dynamic[N][name]`` (PHP, Go, docs), ``meta_static[N]`` and ``options[N]``; ``[]``
+or no index means 0. Values are JSON; rokka.js double-encodes them, so a value that
+decodes to a string is decoded once more. ``optimize_source`` is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from flask import request
+
+from webapp.errors import ApiError
+from webapp.ingest import Upload
+from webapp.metadata import (
+    MetadataError,
+    validate_dynamic,
+    validate_dynamic_object,
+    validate_user_metadata,
+)
+from webapp.remote import FetchLimits, fetch
+from webapp.settings import Settings
+from webapp.wire import loads_strict
+
+_FIELD = re.compile(
+    r"(meta_user|meta_dynamic|meta_static|options|url)(?:\[(\d{0,4})\])?(?:\[([A-Za-z0-9_]+)\])?"
+)
+_MAX_FILES = 100
+
+
+def safe_name(raw: str | None, default: str = "upload") -> str:
+    """A display file name: no directories, no control characters, at most 255 chars."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    return name[:255] or default
+
+
+def _decode(text: str, field: str) -> Any:
+    try:
+        value = loads_strict(text)
+        if isinstance(value, str):
+            value = loads_strict(value)  # rokka.js double-encodes multipart metadata
+    except ValueError as exc:
+        raise ApiError(400, f"{field} is not valid JSON") from exc
+    return value
+
+
+def _options(value: Any, field: str) -> bool:
+    if not isinstance(value, dict):
+        raise ApiError(400, f"{field} must be a JSON object")
+    protected = value.get("protected", False)
+    if type(protected) is not bool:
+        raise ApiError(400, f"{field}.protected must be true or false")
+    return protected
+
+
+def read_uploads(
+    settings: Settings, fetcher: Callable[[str, FetchLimits], tuple[bytes, str]] = fetch
+) -> list[Upload]:
+    """The uploads of this request, metadata validated (400) and URLs fetched.
+
+    400 when the request holds neither a file nor a URL, or holds both.
+    """
+    per_index: dict[int, dict[str, Any]] = {}
+    urls: dict[int, str] = {}
+    blank_counts: dict[str, int] = {}
+    for key, text in request.form.items(multi=True):
+        match = _FIELD.fullmatch(key)
+        if match is None:
+            continue  # optimize_source and unknown fields are ignored
+        kind, index_text, sub = match.groups()
+        if index_text:
+            index = int(index_text)
+        elif index_text == "" and sub is None:
+            index = blank_counts.get(kind, 0)  # "options[]" repeated: 0, 1, …
+            blank_counts[kind] = index + 1
+        else:
+            index = 0
+        if index >= _MAX_FILES:
+            raise ApiError(400, f"{key}: at most {_MAX_FILES} images per request")
+        entry = per_index.setdefault(index, {})
+        try:
+            if kind == "url":
+                urls[index] = text.strip()
+            elif kind == "meta_dynamic" and sub is not None:
+                entry.setdefault("dynamic", {})[sub] = validate_dynamic(sub, _decode(text, key))
+            elif kind == "meta_dynamic":
+                entry.setdefault("dynamic", {}).update(validate_dynamic_object(_decode(text, key)))
+            elif kind == "meta_user":
+                entry["user"] = validate_user_metadata(_decode(text, key), key)
+            elif kind == "meta_static":
+                value = _decode(text, key)
+                if not isinstance(value, dict):
+                    raise ApiError(400, f"{key} must be a JSON object")
+                entry["static"] = value
+            elif kind == "options":
+                entry["protected"] = _options(_decode(text, key), key)
+        except MetadataError as exc:
+            raise ApiError(400, f"{key}: {exc}") from exc
+
+    files = [f for _, f in request.files.items(multi=True)]
+    if files and urls:
+        raise ApiError(400, "Send either files or url[N] fields, not both")
+    if len(files) + len(urls) > _MAX_FILES:
+        raise ApiError(400, f"At most {_MAX_FILES} images per request")
+    sources: list[tuple[int, bytes, str]] = []
+    for index, storage in enumerate(files):
+        sources.append((index, storage.read(), safe_name(storage.filename)))
+    if urls:
+        limits = FetchLimits(
+            total_timeout=settings.remote_fetch_timeout,
+            connect_timeout=settings.remote_fetch_connect_timeout,
+            max_redirects=settings.remote_fetch_max_redirects,
+            max_bytes=settings.max_upload_bytes,
+            allow_private=settings.remote_fetch_allow_private,
+        )
+        for index in sorted(urls):
+            data, name = fetcher(urls[index], limits)
+            sources.append((index, data, safe_name(name, "remote")))
+    if not sources:
+        raise ApiError(400, "No image: send a file part (filedata) or url[0]")
+    uploads = []
+    for index, data, name in sources:
+        entry = per_index.get(index, {})
+        uploads.append(
+            Upload(
+                data=data,
+                name=name,
+                user_metadata=entry.get("user"),
+                dynamic_metadata=entry.get("dynamic", {}),
+                static_metadata=entry.get("static"),
+                protected=entry.get("protected", False),
+            )
+        )
+    return uploads
