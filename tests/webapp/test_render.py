@@ -50,9 +50,8 @@ def test_subject_area_is_centred_by_auto_crop(client, account, square_image):
     pixels = decode(response.data)
     assert pixels.shape[:2] == (100, 100)
     x, y = red_centre(pixels)
-    # the square sits at the bottom-right corner: the box is clamped inside the image,
-    # so the square is as near the centre as the edge allows (box 300..400 x 200..300).
-    assert abs(x - 40) <= 2 and abs(y - 40) <= 2
+    # the box 290..390 x 190..290 is centred on the square (340, 240)
+    assert abs(x - 49.5) <= 1.5 and abs(y - 49.5) <= 1.5
 
 
 def test_without_area_a_centred_crop_misses_the_square(client, account, square_image):
@@ -80,10 +79,12 @@ def test_named_area_and_its_fallback(client, account, square_image):
     url = "/{org}/dynamic/crop-width-16-height-9-mode-ratio-area-landscape_16_9/{h}.png"
     named = decode(get(client, url.format(org=account.org, h=with_multi)).data)
     assert named.shape[:2] == (90, 160)
-    assert red_mask(named).any()
+    x, y = red_centre(named)  # the square (320..360, 220..260) inside the 240,180 area
+    assert abs(x - 99.5) <= 1.5 and abs(y - 59.5) <= 1.5
     plain = decode(get(client, url.format(org=account.org, h=square_image)).data)
     assert plain.shape[:2] == (225, 400)  # the largest centred 16:9 box of 400x300
-    assert not red_mask(plain).any()
+    x, y = red_centre(plain)  # box y 37.5..262.5, so the square centre 240 lands at 202.5
+    assert abs(x - 339.5) <= 1.5 and abs(y - 202) <= 1.5
 
 
 def test_resize_then_crop_keeps_the_subject(client, account, square_image):

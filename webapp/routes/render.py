@@ -117,7 +117,7 @@ def render(path: str) -> Response:
         ext=plan.output_format,
     )
     headers = _headers(key, plan, vary=bool(plan.options.get("autoformat")), image=image)
-    if key.etag in request.if_none_match:
+    if request.if_none_match.contains(key.etag.strip('"')):
         return Response(status=304, headers=headers)
     cache = render_cache() if settings().render_cache else None
     body = cache.get(key) if cache else None
