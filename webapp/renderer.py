@@ -21,35 +21,43 @@ from webapp.settings import Settings
 
 _lock = threading.Lock()
 _configured_pid: int | None = None
-_slots: threading.BoundedSemaphore | None = None
+# One semaphore per configured bound: in production one app runs per process; tests may
+# build apps with different bounds in one process, and each must get its own.
+_slots: dict[int, threading.BoundedSemaphore] = {}
 
 
 def ensure_engine(settings: Settings) -> None:
     """Configure libvips for this process once (cache off, concurrency, loaders)."""
-    global _configured_pid, _slots
+    global _configured_pid
     if _configured_pid == os.getpid():
         return
     with _lock:
         if _configured_pid == os.getpid():
             return
         engine.configure(concurrency=max(1, settings.vips_concurrency))
-        _slots = threading.BoundedSemaphore(max(1, settings.render_concurrency))
+        _slots.clear()  # semaphores inherited through a fork are not ours
         _configured_pid = os.getpid()
+
+
+def _slots_for(settings: Settings) -> threading.BoundedSemaphore:
+    bound = max(1, settings.render_concurrency)
+    with _lock:
+        return _slots.setdefault(bound, threading.BoundedSemaphore(bound))
 
 
 @contextmanager
 def render_slot(settings: Settings) -> Iterator[None]:
     """Hold one of this process's render slots, or raise 503 when none frees in time."""
     ensure_engine(settings)
-    assert _slots is not None
-    if not _slots.acquire(timeout=settings.render_queue_timeout):
+    slots = _slots_for(settings)
+    if not slots.acquire(timeout=settings.render_queue_timeout):
         raise ApiError(
             503, "Too many renders in progress, retry shortly", headers={"Retry-After": "1"}
         )
     try:
         yield
     finally:
-        _slots.release()
+        slots.release()
 
 
 def render(

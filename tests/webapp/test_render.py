@@ -219,3 +219,50 @@ def test_protected_stack_needs_signature(client, account, square_image):
     assert get(client, f"{path}?sig={signature(path, key)}").status_code == 200
     unprefixed = f"/secret/{square_image}.png"
     assert get(client, f"{path}?sig={signature(unprefixed, key)}").status_code == 200
+
+
+def test_image_cache_purge_route(client, account, square_image, app):
+    url = f"/{account.org}/dynamic/resize-width-40/{square_image}.png"
+    assert get(client, url).status_code == 200
+    cache_root = app.extensions["cropstack.render_cache"].root
+    assert list(cache_root.rglob("*.png"))
+    purge = account.request("DELETE", f"/sourceimages/{account.org}/{square_image[:8]}/cache")
+    assert purge.status_code == 200 and purge.get_json() == {"status": "ok"}
+    assert not list(cache_root.rglob("*.png"))
+    assert (
+        account.request("DELETE", f"/sourceimages/{account.org}/{'0' * 40}/cache").status_code
+        == 404
+    )
+
+
+def test_render_slots_bound_concurrency(tmp_path):
+    import threading
+
+    from tests.conftest import Account
+    from webapp import create_app, renderer
+
+    app = create_app(
+        {"data_dir": str(tmp_path / "d"), "render_concurrency": 1, "render_queue_timeout": 0.05}
+    )
+    client = app.test_client()
+    account = Account(client, "busy", "b@busy.example")
+    image = upload(account, png(scene(60, 40)))["hash"]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with renderer.render_slot(app.extensions["cropstack.settings"]):
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        response = client.get(f"/busy/dynamic/resize-width-10/{image}.png")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.get_json()["error"]["code"] == 503
+    finally:
+        release.set()
+        holder.join()
+    assert client.get(f"/busy/dynamic/resize-width-10/{image}.png").status_code == 200

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, request
 
-from webapp.app import blobs, catalog, settings
+from webapp.app import blobs, catalog, render_cache, settings
 from webapp.auth import require
 from webapp.catalog.images import ImageQuery, locked_error, restore_cutoff, to_api
 from webapp.errors import ApiError, json_response, not_found
@@ -234,7 +234,17 @@ def delete_image(org: str, ref: str) -> Response:
     if image["locked"]:
         raise locked_error()
     catalog().images.soft_delete(organization["id"], [image["hash"]])
+    render_cache().purge_image(organization["id"], image["hash"])
     return _no_content()
+
+
+@bp.delete(ONE + "/cache")
+def purge_image_cache(org: str, ref: str) -> Response:
+    """Forget every cached render of the image, through any stack; 200 ``{"status": "ok"}``."""
+    organization = require(org, "images:write")
+    image = _image(organization, ref)
+    render_cache().purge_image(organization["id"], image["hash"])
+    return json_response({"status": "ok"})
 
 
 @bp.post(ONE + "/restore")
