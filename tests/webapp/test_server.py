@@ -241,3 +241,54 @@ def test_held_write_lock_gives_503_with_retry_after(tmp_path):
         blocker.execute("ROLLBACK")
         blocker.close()
     assert account.request("POST", "/user/apikeys", data="{}").status_code == 200
+
+
+def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "cropstack-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.server
+def test_real_server_uploads_same_file_concurrently_and_renders(server):
+    """Same bytes from 8 threads across 2 workers: one image, no error; then renders."""
+    import numpy as np
+    import pyvips
+
+    status, user = http(server, "POST", "/users", {"email": "u@b.example", "organization": "up"})
+    assert status == 200
+    pixels = np.zeros((60, 80, 3), dtype=np.uint8)
+    pixels[20:40, 30:50] = (255, 0, 0)
+    data = bytes(pyvips.Image.new_from_array(pixels).copy(interpretation="srgb").pngsave_buffer())
+    body, content_type = _multipart("filedata", "red.png", data)
+
+    def upload(_: int) -> tuple[int, str]:
+        request = urllib.request.Request(server + "/sourceimages/up", data=body, method="POST")
+        request.add_header("Content-Type", content_type)
+        request.add_header("Api-Key", user["api_key"])
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())["items"][0]["hash"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(upload, range(8)))
+    assert {status for status, _ in results} == {200}
+    hashes = {image_hash for _, image_hash in results}
+    assert len(hashes) == 1
+    status, listed = http(server, "GET", "/sourceimages/up", key=user["api_key"])
+    assert status == 200 and listed["total"] == 1
+
+    (image_hash,) = hashes
+    url = f"{server}/up/dynamic/crop-width-20-height-20-anchor-30_20/{image_hash}.png"
+    with urllib.request.urlopen(url, timeout=20) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/png"
+        rendered = pyvips.Image.new_from_buffer(response.read(), "").numpy()
+    assert rendered.shape[:2] == (20, 20)
+    assert (rendered[..., 0] > 200).all() and (rendered[..., 1] < 50).all()
