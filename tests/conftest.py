@@ -45,7 +45,25 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-class Account:
+class Caller:
+    """Something holding an API key for ``org``: sends authenticated requests."""
+
+    client: FlaskClient
+    org: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers that authenticate as this caller."""
+        return {"Api-Key": self.api_key}
+
+    def request(self, method: str, path: str, **kwargs: Any):  # noqa: ANN201
+        """A request authenticated as this caller."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+
+class Account(Caller):
     """A user with an admin membership in ``org``, made through POST /users."""
 
     def __init__(self, client: FlaskClient, org: str, email: str) -> None:
@@ -55,17 +73,7 @@ class Account:
         self.client = client
         self.org = org
         self.user_id: str = body["id"]
-        self.api_key: str = body["api_key"]
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Headers that authenticate as this account."""
-        return {"Api-Key": self.api_key}
-
-    def request(self, method: str, path: str, **kwargs: Any):  # noqa: ANN201
-        """A request authenticated as this account."""
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        return self.client.open(path, method=method, headers=headers, **kwargs)
+        self.api_key = body["api_key"]
 
 
 @pytest.fixture

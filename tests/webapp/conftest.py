@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.conftest import Caller
 from webapp.auth import hash_key, new_api_key
 from webapp.catalog import Catalog, now_iso
 
@@ -38,7 +39,7 @@ def load_recording(name: str) -> list[dict[str, Any]]:
     return json.loads((RECORDINGS / f"{name}.json").read_text())
 
 
-class Member:
+class Member(Caller):
     """A user holding ``roles`` in organization ``org``, with its own API key."""
 
     def __init__(self, app: Flask, client: FlaskClient, org: str, roles: list[str]) -> None:
@@ -74,16 +75,6 @@ class Member:
                 )
         finally:
             catalog.close()
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Headers that authenticate as this member."""
-        return {"Api-Key": self.api_key}
-
-    def request(self, method: str, path: str, **kwargs: Any):  # noqa: ANN201
-        """A request authenticated as this member."""
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        return self.client.open(path, method=method, headers=headers, **kwargs)
 
 
 @pytest.fixture
