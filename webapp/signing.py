@@ -64,11 +64,12 @@ def strip_slug(path: str) -> str:
 
 def verify(
     raw_path: str, raw_query: str, keys: Iterable[str], *, now: datetime | None = None
-) -> None:
+) -> datetime | None:
     """Raise ``SignatureError`` unless ``raw_path?raw_query`` carries a valid ``sig``.
 
     ``raw_path`` is the path as requested (percent-encoded), ``raw_query`` the query
-    string without ``?``. Any of ``keys`` may have signed it (key rotation).
+    string without ``?``. Any of ``keys`` may have signed it (key rotation). Returns the
+    signed ``until`` (aware, UTC) if the signature is time-limited, else None.
     """
     query, sig = _query_without_sig(raw_query)
     if not sig:
@@ -91,6 +92,7 @@ def verify(
             until = until.replace(tzinfo=UTC)
         if until < moment:
             raise SignatureError("signature expired")
+    return until
 
 
 def round_up(moment: datetime, seconds: int) -> datetime:

@@ -96,8 +96,9 @@ def sign(org: str) -> Response:
     fields = _fields()
     url = _url(fields.get("url"))
     until = _until(fields.get("until"))
+    round_seconds = _round_seconds(fields)  # validated even without until: typos show
     if until is not None:
-        until = round_up(until, _round_seconds(fields))
+        until = round_up(until, round_seconds)
     signed = sign_url(url, _key(organization, fields.get("key")), until=until)
     answer: dict[str, Any] = {"signed_url": signed, "original_url": url}
     if until is not None:
