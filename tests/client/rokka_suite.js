@@ -5,6 +5,7 @@
  * Usage: node rokka_suite.js <server base URL>
  *   env ROKKA_ORG      organization the suite signs up with (default "rokka-js-tests")
  *   env ROKKA_API_KEY  use this key (and ROKKA_ORG as an existing org) instead of signing up
+ *   env ROKKA_RENDER_DOMAIN  the server's --render-domain (default "render.test")
  *
  * Every step calls client methods and asserts on what came back: status codes, the
  * fields the client reads, the shapes of the recorded rokka fixtures. The JSON report
@@ -29,6 +30,8 @@ if (!/^https?:\/\//.test(BASE)) {
 const ORG = process.env.ROKKA_ORG || 'rokka-js-tests'
 const ORG2 = `${ORG}-copy`
 const RENDER_HOST = `${BASE}/{organization}`
+// The server's --render-domain, for {organization}.domain render hosts (getUrlFromUrl).
+const RENDER_DOMAIN = process.env.ROKKA_RENDER_DOMAIN || 'render.test'
 
 const steps = []
 
@@ -194,6 +197,36 @@ async function fetchBytes(url) {
     contentType: res.headers.get('content-type'),
     body: Buffer.from(await res.arrayBuffer()),
   }
+}
+
+/** GET a render-host URL by connecting to 127.0.0.1 with its Host header, so
+ *  {organization}.RENDER_DOMAIN hosts need no DNS. {status, contentType, body}. */
+function fetchViaLoopback(url) {
+  const target = new URL(url)
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      {
+        host: '127.0.0.1',
+        port: new URL(BASE).port, // the render host name is virtual: same server
+        path: target.pathname + target.search,
+        headers: { Host: target.host },
+        timeout: 20000,
+      },
+      res => {
+        const chunks = []
+        res.on('data', chunk => chunks.push(chunk))
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode,
+            contentType: res.headers['content-type'],
+            body: Buffer.concat(chunks),
+          }),
+        )
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error(`timeout fetching ${url}`)))
+    req.on('error', reject)
+  })
 }
 
 /** A tiny HTTP server on 127.0.0.1 serving `files` ({path: Buffer}) as image/png. */
@@ -703,6 +736,92 @@ async function main() {
     const off = assertJson(await rokka.organizations.setOptions(ORG, { [option]: false }), 200)
     assert.equal(off.options.protect_dynamic_stack, false)
     assert.equal((await fetchBytes(url)).status, 200)
+  })
+
+  await step('memberships.createWithNewUser', ['memberships.createWithNewUser'], async () => {
+    const roles = [rokka.memberships.ROLES.UPLOAD, rokka.memberships.ROLES.READ]
+    const res = await rokka.memberships.createWithNewUser(ORG, roles, 'build bot')
+    const body = assertJson(res, 201)
+    assert.deepEqual(body.roles, ['upload', 'read'])
+    assert.equal(typeof body.api_key, 'string')
+    assert.equal(body.comment, 'build bot')
+    const bot = client(body.api_key)
+    assert.equal(await bot.users.getId(), body.user_id)
+  })
+
+  await step('user api keys', [
+    'user.get', 'user.listApiKeys', 'user.addApiKey', 'user.getCurrentApiKey',
+    'user.deleteApiKey',
+  ], async () => {
+    const me = assertJson(await rokka.user.get(), 200)
+    assert.equal(me.user_id, userId)
+    assert.equal(me.email, 'suite@example.org')
+    const added = assertJson(await rokka.user.addApiKey('second key'), 200)
+    assert.equal(added.comment, 'second key')
+    assert.equal(typeof added.api_key, 'string')
+    const listed = assertJson(await rokka.user.listApiKeys(), 200)
+    assert.ok(listed.some(k => k.id === added.id) && listed.every(k => !('api_key' in k)))
+    const second = client(added.api_key)
+    const current = assertJson(await second.user.getCurrentApiKey(), 200)
+    assert.equal(current.id, added.id)
+    assertNoContent(await rokka.user.deleteApiKey(added.id))
+    await expectError(second.user.get(), 403)
+  })
+
+  await step('cache invalidation and copyAll', [
+    'sourceimages.invalidateCache', 'stacks.invalidateCache', 'sourceimages.copyAll',
+  ], async () => {
+    assertJson(await rokka.sourceimages.invalidateCache(ORG, s.image.hash), 200)
+    assertJson(await rokka.stacks.invalidateCache(ORG, 'mystack'), 200)
+    const res = await rokka.sourceimages.copyAll(ORG, [s.image.hash, 'abcdef0123'], ORG2)
+    const body = assertJson(res, 200)
+    assert.deepEqual(body.created, [s.image.hash])
+    assert.deepEqual(body.notfound, ['abcdef0123'])
+    const again = assertJson(await rokka.sourceimages.copyAll(ORG, [s.image.hash], ORG2, false), 200)
+    assert.deepEqual(again.existing, [s.image.hash])
+  })
+
+  await step('render URL helpers', [
+    'render.getUrlFromUrl', 'render.addStackVariables', 'render.getUrlComponents',
+    'render.signUrlWithOptions',
+  ], async () => {
+    // getUrlFromUrl reads the organization from the host name, so it needs rokka's
+    // {organization}.domain render hosts (the server runs with --render-domain), and a
+    // renderHost without a port (the client compares host:port with a bare hostname).
+    const hosted = createClient({ renderHost: `http://{organization}.${RENDER_DOMAIN}` })
+    const source = hosted.render.getUrl(ORG, s.image.hash, 'png', 'mystack')
+    assert.equal(source, `http://${ORG}.${RENDER_DOMAIN}/mystack/${s.image.hash}.png`)
+    const moved = hosted.render.getUrlFromUrl(source, 'dynamic/resize-width-30-height-30', {
+      format: 'jpg',
+    })
+    assert.equal(
+      moved,
+      `http://${ORG}.${RENDER_DOMAIN}/dynamic/resize-width-30-height-30/${s.image.hash}.jpg`,
+    )
+    const res = await fetchViaLoopback(moved)
+    assert.equal(res.status, 200)
+    assert.deepEqual(imageSize(res.body), { format: 'jpg', width: 30, height: 15 })
+    const url = rokka.render.getUrl(ORG, s.image.hash, 'png', 'mystack')
+    const parts = rokka.render.getUrlComponents(new URL(url))
+    assert.equal(parts.hash, s.image.hash)
+    const withVars = rokka.render.addStackVariables(url, { w: '40' })
+    assert.equal((await fetchBytes(withVars)).status, 200)
+    const signedUrl = rokka.render.signUrlWithOptions(url, signingKey, null)
+    assert.equal((await fetchBytes(signedUrl)).status, 200)
+  })
+
+  await step('request (raw API call)', ['request'], async () => {
+    const res = await rokka.request(`organizations/${ORG}/signing_keys`, 'POST')
+    const body = assertJson(res, 201)
+    assert.equal(body.signing_keys.length, 2)
+    assert.equal(body.signing_keys[1].key, signingKey) // the previous key is kept
+    const url = rokka.render.getUrl(ORG, s.image.hash, 'png', 'dynamic/noop')
+    const protectedUrl = rokka.render.signUrl(url, body.signing_keys[0].key)
+    assert.ok(protectedUrl.includes('sig='))
+    const dropped = assertJson(await rokka.request(
+      `organizations/${ORG}/signing_keys?keep=1`, 'DELETE',
+    ), 200)
+    assert.equal(dropped.signing_keys.length, 1)
   })
 
   await step('memberships.delete', ['memberships.delete'], async () => {
