@@ -34,6 +34,7 @@ const RENDER_HOST = `${BASE}/{organization}`
 const RENDER_DOMAIN = process.env.ROKKA_RENDER_DOMAIN || 'render.test'
 
 const steps = []
+let remoteServer = null // closed at the end so the event loop can finish
 
 /** Run one named step covering `methods`; record pass/fail, never throw. */
 async function step(name, methods, fn) {
@@ -191,7 +192,7 @@ function imageSize(buf) {
 
 /** GET a URL (render host); {status, contentType, body: Buffer}. */
 async function fetchBytes(url) {
-  const res = await fetch(url)
+  const res = await fetch(url, { signal: AbortSignal.timeout(20000) })
   return {
     status: res.status,
     contentType: res.headers.get('content-type'),
@@ -257,6 +258,7 @@ async function main() {
   const remotePng = makePng(120, 80, 2)
   const protectedPng = makePng(90, 60, 3)
   const remote = await serveFiles({ '/remote.png': remotePng })
+  remoteServer = remote
   const remoteUrl = `http://127.0.0.1:${remote.address().port}/remote.png`
 
   let rokka = process.env.ROKKA_API_KEY ? client(process.env.ROKKA_API_KEY) : null
@@ -843,4 +845,5 @@ main().catch(err => {
   process.stderr.write(`suite crashed: ${err && err.stack ? err.stack : describe(err)}\n`)
   process.stdout.write(JSON.stringify({ ok: false, steps, crash: describe(err) }) + '\n')
   process.exitCode = 1
+  if (remoteServer) remoteServer.close()
 })
