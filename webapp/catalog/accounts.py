@@ -29,6 +29,10 @@ KEY_RESTRICTED_ROLES: frozenset[str] = frozenset({"read", "upload", "sourceimage
 
 _SIGNING_ALPHABET = string.ascii_letters + string.digits
 
+#: Most signing keys an organization holds at once: the current one plus a few still
+#: accepted while URLs signed with them are replaced (rotation overlap).
+MAX_SIGNING_KEYS = 5
+
 
 class Conflict(ApiError):
     """A 409: the request conflicts with the current state."""
@@ -312,6 +316,43 @@ class Accounts:
                 "UPDATE organizations SET options = ? WHERE id = ?", (json.dumps(options), org_id)
             )
         return options
+
+    def _signing_keys(self, org_id: str) -> list[dict[str, Any]]:
+        (raw,) = self.catalog.conn.execute(
+            "SELECT signing_keys FROM organizations WHERE id = ?", (org_id,)
+        ).fetchone()
+        return json.loads(raw)
+
+    def _store_signing_keys(self, org_id: str, keys: list[dict[str, Any]]) -> None:
+        self.catalog.conn.execute(
+            "UPDATE organizations SET signing_keys = ? WHERE id = ?", (json.dumps(keys), org_id)
+        )
+
+    def add_signing_key(self, org_id: str) -> list[dict[str, Any]]:
+        """Rotate: a new key goes first (clients sign with ``signing_keys[0]``), the older
+        ones stay valid until removed. 409 past ``MAX_SIGNING_KEYS``. Returns all keys."""
+        from webapp.catalog import now_iso
+
+        with self.catalog.write():
+            keys = self._signing_keys(org_id)
+            if len(keys) >= MAX_SIGNING_KEYS:
+                raise Conflict(
+                    f"An organization may have at most {MAX_SIGNING_KEYS} signing keys; "
+                    "remove old ones first"
+                )
+            keys.insert(0, {"key": new_signing_key(), "created": now_iso()})
+            self._store_signing_keys(org_id, keys)
+        return keys
+
+    def drop_signing_keys(self, org_id: str, keep: int) -> list[dict[str, Any]]:
+        """End the rotation overlap: keep only the ``keep`` newest keys (>= 1). Returns
+        the remaining keys; URLs signed with a removed key stop verifying at once."""
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        with self.catalog.write():
+            keys = self._signing_keys(org_id)[:keep]
+            self._store_signing_keys(org_id, keys)
+        return keys
 
     def membership_of(self, org_name: str, user_id: str) -> tuple[dict[str, Any], list[str]] | None:
         """The organization and the user's roles in it, if the user is an active member."""

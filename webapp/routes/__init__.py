@@ -26,10 +26,11 @@ RESERVED_NAMES: frozenset[str] = frozenset(
 
 def register_routes(app: Flask) -> None:
     """Register every blueprint; the render catch-all goes last."""
-    from webapp.routes import accounts, render, service, sourceimages, stacks
+    from webapp.routes import accounts, render, service, sourceimages, stacks, utils
 
     app.register_blueprint(service.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(sourceimages.bp)
     app.register_blueprint(stacks.bp)
+    app.register_blueprint(utils.bp)
     app.register_blueprint(render.bp)

@@ -285,6 +285,35 @@ def set_option(name: str, option: str) -> Response:
     return json_response(public_org(org))
 
 
+# -- signing keys ------------------------------------------------------------------------
+
+
+@bp.get("/organizations/<name>/signing_keys")
+def list_signing_keys(name: str) -> Response:
+    """``{"signing_keys": [{key, created}]}``, newest (the one to sign with) first."""
+    org = require(name, "org:read")
+    return json_response({"signing_keys": org["signing_keys"]})
+
+
+@bp.post("/organizations/<name>/signing_keys")
+def rotate_signing_key(name: str) -> Response:
+    """Add a new signing key in front (201); older keys keep verifying until removed."""
+    org = require(name, "org:write")
+    keys = catalog().accounts.add_signing_key(org["id"])
+    return json_response({"signing_keys": keys}, 201)
+
+
+@bp.delete("/organizations/<name>/signing_keys")
+def drop_signing_keys(name: str) -> Response:
+    """Remove all but the ``keep`` newest keys (``?keep=``, default 1): 200 the rest."""
+    org = require(name, "org:write")
+    raw = request.args.get("keep", "1")
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise bad_request("keep must be an integer from 1 to 100")
+    keys = catalog().accounts.drop_signing_keys(org["id"], int(raw))
+    return json_response({"signing_keys": keys})
+
+
 # -- memberships -------------------------------------------------------------------------
 
 

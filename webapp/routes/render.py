@@ -8,6 +8,7 @@ plan (stacks), answer from the cache or render (engine), and set the headers.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -48,8 +49,10 @@ def _load_stack(org_id: str, name: str) -> StackDefinition:
     return parse_stack_json(stored["definition"], name)
 
 
-def _check_signature(org: dict[str, Any], org_prefix: str) -> None:
+def _check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
     """403 unless the request URL is signed with one of the organization's keys.
+
+    Returns the signature's ``until`` when it is time-limited (None otherwise).
 
     The raw URI is used as sent (``RAW_URI``/``REQUEST_URI``), since the signature covers
     the encoded form. On the shared host the path may be signed with or without the
@@ -67,8 +70,7 @@ def _check_signature(org: dict[str, Any], org_prefix: str) -> None:
     error: SignatureError | None = None
     for candidate in paths:
         try:
-            verify(candidate, raw_query, keys)
-            return
+            return verify(candidate, raw_query, keys)
         except SignatureError as exc:
             error = error or exc
     raise ApiError(403, str(error))
@@ -96,12 +98,11 @@ def render(path: str) -> Response:
         if stack is not None
         else bool(org["options"].get("protect_dynamic_stack"))
     )
-    if protected:
-        _check_signature(org, org_prefix)
+    signed_until = _check_signature(org, org_prefix) if protected else None
 
     plan = build_plan(stack, req, basestack=basestack)
     if plan.options.get("source_file"):
-        return _original(image)
+        return _limit_caching(_original(image), signed_until)
     ext, negotiated = engine.negotiate(
         plan.output_format, request.headers.get("Accept"), bool(plan.options.get("autoformat"))
     )
@@ -117,6 +118,8 @@ def render(path: str) -> Response:
         ext=plan.output_format,
     )
     headers = _headers(key, plan, vary=bool(plan.options.get("autoformat")), image=image)
+    if signed_until is not None:
+        headers["Cache-Control"] = _cache_control_until(signed_until)
     if request.if_none_match.contains(key.etag.strip('"')):
         return Response(status=304, headers=headers)
     cache = render_cache() if settings().render_cache else None
@@ -132,6 +135,18 @@ def render(path: str) -> Response:
     return Response(
         body, status=200, headers=headers, mimetype=engine.FORMATS[plan.output_format].mime
     )
+
+
+def _cache_control_until(until: datetime) -> str:
+    """Caches must not serve a time-limited signed URL after its ``until``."""
+    seconds = int((until - datetime.now(UTC)).total_seconds())
+    return f"public, max-age={max(0, min(seconds, 31536000))}"
+
+
+def _limit_caching(response: Response, until: datetime | None) -> Response:
+    if until is not None:
+        response.headers["Cache-Control"] = _cache_control_until(until)
+    return response
 
 
 def _headers(key: CacheKey, plan: Any, *, vary: bool, image: dict[str, Any]) -> dict[str, str]:
