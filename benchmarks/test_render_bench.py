@@ -9,6 +9,8 @@ Cases, all producing the same 500x500 JPEG (fill + crop, quality 80, progressive
 - ``app``: ``GET /{org}/dynamic/...`` through the Flask app (auth-free render route,
   catalog lookup, URL parsing, plan, render, headers), render cache off.
 - ``app_cached``: the same request answered from the disk render cache.
+- ``crop_first``: ``engine.render`` of the reverse order, a 1:1 ratio crop around the
+  subject area then a resize to 500x500 (the JPEG is shrunk while decoding here too).
 
 Prints mean times, the ratios against ``bare`` measured in the same run, and the peak RSS
 of one uncached app render in a fresh subprocess (tracemalloc cannot see libvips).
@@ -30,6 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT, SIDE = 6000, 4000, 500
 SUBJECT = {"x": 4200, "y": 900, "width": 400, "height": 400}
 DYNAMIC = f"dynamic/resize-width-{SIDE}-height-{SIDE}-mode-fill--crop-width-{SIDE}-height-{SIDE}"
+CROP_FIRST = (
+    f"dynamic/crop-width-1-height-1-mode-ratio--resize-width-{SIDE}-height-{SIDE}/abcdef.jpg"
+)
+CASES = ["bare", "engine", "app", "app_cached", "crop_first"]
 RESULTS: dict[str, float] = {}
 
 
@@ -83,6 +89,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data_dir = tmp_path_factory.mktemp("bench") / "data"
     _, url = prepare(data_dir, data)
     plan = build_plan(None, parse_render_path(url.split("/", 2)[2]))
+    crop_first = build_plan(None, parse_render_path(CROP_FIRST))
     cached = app_client(data_dir, cache=True)
     assert cached.get(url).status_code == 200  # fill the cache
     return {
@@ -90,6 +97,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "data_dir": data_dir,
         "url": url,
         "plan": plan,
+        "crop_first": crop_first,
         "uncached": app_client(data_dir, cache=False),
         "cached": cached,
     }
@@ -104,10 +112,13 @@ def _cases(setup: dict[str, Any]) -> dict[str, Callable[[], bytes]]:
         "engine": lambda: engine.render(setup["plan"], setup["data"], dynamic_metadata=meta).body,
         "app": lambda: setup["uncached"].get(setup["url"]).data,
         "app_cached": lambda: setup["cached"].get(setup["url"]).data,
+        "crop_first": lambda: (
+            engine.render(setup["crop_first"], setup["data"], dynamic_metadata=meta).body
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["bare", "engine", "app", "app_cached"])
+@pytest.mark.parametrize("case", CASES)
 def test_render(benchmark: Any, setup: dict[str, Any], case: str) -> None:
     rounds = 50 if case == "app_cached" else 8
     body = benchmark.pedantic(_cases(setup)[case], rounds=rounds, warmup_rounds=1)
@@ -116,7 +127,7 @@ def test_render(benchmark: Any, setup: dict[str, Any], case: str) -> None:
 
 
 def test_report(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    assert set(RESULTS) == {"bare", "engine", "app", "app_cached"}, "run the whole module"
+    assert set(RESULTS) == set(CASES), "run the whole module"
     out = subprocess.run(
         [sys.executable, __file__, str(setup["data_dir"]), setup["url"]],
         capture_output=True,

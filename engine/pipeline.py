@@ -16,8 +16,15 @@ import pyvips
 
 from engine.errors import EngineError, OutputTooLarge, RenderFailed, UnsupportedOperation
 from engine.formats import Format, encode, format_for, to_output_pixels
-from engine.geometry import Size, exceeds_output_limits, output_size, parse_areas, scale_box
-from engine.operations import OPERATIONS, RenderContext
+from engine.geometry import (
+    Size,
+    exceeds_output_limits,
+    offset_box,
+    output_size,
+    parse_areas,
+    scale_box,
+)
+from engine.operations import OPERATIONS, RenderContext, crop
 from engine.operations.context import to_srgb
 from engine.operations.resize import target_size
 from engine.probe import ImageInfo, inspect
@@ -86,14 +93,17 @@ def render(
 def _load(
     source: bytes, info: ImageInfo, ops: list[Operation], ctx: RenderContext, *, animate: bool
 ) -> tuple[pyvips.Image, list[Operation]]:
-    """Decode in display orientation and sRGB; consumes a leading resize via shrink-on-load.
+    """Decode in display orientation and sRGB, shrinking while decoding where the plan allows.
 
-    thumbnail_buffer shrinks while decoding (JPEG DCT scaling, WebP/SVG/HEIF at the target
-    scale), autorotates and imports the ICC profile, so a 24 MP JPEG never exists at full
-    size when the output is small.
+    Work is decided in source coordinates first: a leading resize, or a leading crop
+    followed by a downsizing resize, tells how small the image may be decoded, so a 24 MP
+    JPEG never exists at full size when the output is small. Returns the image and the
+    operations still to run.
     """
     pages = {"option_string": "n=-1"} if animate else {}
     if ops and ops[0].name == "resize":
+        # thumbnail_buffer shrinks while decoding (JPEG DCT scaling, WebP/SVG/HEIF at the
+        # target scale), autorotates and imports the ICC profile.
         target = target_size(info.size, ops[0].options, ctx.dpr)
         image = pyvips.Image.thumbnail_buffer(
             source, target.width, height=target.height, size="force", **pages
@@ -102,14 +112,66 @@ def _load(
         ctx.move_areas(lambda b: scale_box(b, fx, fy))
         ctx.resized = True
         return to_srgb(image), ops[1:]
-    image = pyvips.Image.new_from_buffer(source, "", **({"n": -1} if animate else {}))
-    image = image.autorot()
+    shrunk = None if animate else _crop_then_resize(source, info, ops, ctx)
+    if shrunk is not None:
+        return shrunk, ops[2:]
+    return _decode(source, **({"n": -1} if animate else {})), ops
+
+
+def _decode(source: bytes, **load: Any) -> pyvips.Image:
+    """The whole image in display orientation, converted to sRGB through its ICC profile."""
+    image = pyvips.Image.new_from_buffer(source, "", **load).autorot()
     if image.get_typeof("icc-profile-data") != 0:
         try:
             image = image.icc_transform("srgb", embedded=True, intent="perceptual")
         except pyvips.Error:
             pass  # a broken profile: fall back to the interpretation libvips guessed
-    return to_srgb(image), ops
+    return to_srgb(image)
+
+
+# JPEG decoders scale by 1/2, 1/4 or 1/8 in the DCT domain, almost for free.
+_JPEG_SHRINKS = (8, 4, 2)
+
+
+def _crop_then_resize(
+    source: bytes, info: ImageInfo, ops: list[Operation], ctx: RenderContext
+) -> pyvips.Image | None:
+    """A leading geometric crop and the downsizing resize after it, on a JPEG shrunk on load.
+
+    The crop box and the resize target are computed on the full-size geometry (so the
+    output is the one the unshrunk path gives), then the JPEG is decoded at the largest
+    1/2^n scale that still leaves at least the target's pixels inside the box. None when
+    the plan or the format does not allow it (the caller decodes at full size).
+    """
+    if (
+        info.format != "jpg"
+        or len(ops) < 2
+        or ops[0].name != "crop"
+        or ops[1].name != "resize"
+        or crop.needs_pixels(ops[0].options)
+    ):
+        return None
+    box = crop.decide_box(info.size, ops[0].options, ctx)
+    x, y, w, h = box.as_ints()
+    target = target_size(Size(w, h), ops[1].options, ctx.dpr)
+    shrink = next((s for s in _JPEG_SHRINKS if w >= target.width * s and h >= target.height * s), 1)
+    if shrink == 1:
+        return None
+    image = _decode(source, shrink=shrink)
+    sx, sy = image.width / info.width, image.height / info.height
+    left, top = min(int(x * sx), image.width - 1), min(int(y * sy), image.height - 1)
+    cw = max(1, min(round(w * sx), image.width - left))
+    ch = max(1, min(round(h * sy), image.height - top))
+    image = image.crop(left, top, cw, ch).resize(target.width / cw, vscale=target.height / ch)
+    if (image.width, image.height) != (target.width, target.height):
+        image = image.gravity("centre", target.width, target.height, extend="copy")
+    if ops[1].options.get("sharpen"):
+        image = image.sharpen()
+    fx, fy = target.width / w, target.height / h
+    ctx.move_areas(lambda b: offset_box(b, box))
+    ctx.move_areas(lambda b: scale_box(b, fx, fy))
+    ctx.resized = True
+    return image
 
 
 def _run(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> pyvips.Image:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pyvips
 
-from engine.geometry import Box, crop_box, crop_size, offset_box, parse_anchor
+from engine.geometry import Box, Size, crop_box, crop_size, offset_box, parse_anchor
 from engine.operations.context import RenderContext, size_of
 
 
@@ -26,27 +26,26 @@ def _smart_point(image: pyvips.Image, width: int, height: int) -> Box:
     return Box(found["attention_x"], found["attention_y"], 1, 1)
 
 
-def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
-    size = size_of(image)
+def decide_box(
+    size: Size, options: Mapping[str, Any], ctx: RenderContext, *, smart: Box | None = None
+) -> Box:
+    """The box (pixels of an image of ``size``) this crop cuts, from its options and areas.
+
+    Pure geometry; ``smart`` is the attention point when the anchor is ``smart``.
+    """
     mode = options.get("mode") or "absolute"
     width, height = float(options["width"]), float(options["height"])
     if mode == "absolute":
         width, height = ctx.pixels(width), ctx.pixels(height)
-    scale = float(options.get("scale") if options.get("scale") is not None else 100)
-    anchor = options.get("anchor") or "auto"
     areas = ctx.areas.select(options.get("area"))
-    smart = None
-    if anchor == "smart":
-        w, h = crop_size(size, width=width, height=height, mode=mode, scale=scale)
-        smart = _smart_point(image, w, h)
-    box = crop_box(
+    return crop_box(
         size,
         width=width,
         height=height,
         mode=mode,
-        anchor=_anchor(anchor, ctx),
+        anchor=_anchor(options.get("anchor") or "auto", ctx),
         fallback=_anchor(options.get("fallback") or "center_center", ctx),
-        scale=scale,
+        scale=_scale(options),
         movearea_x=options.get("movearea_x"),
         movearea_y=options.get("movearea_y"),
         subject=areas.subject,
@@ -54,6 +53,28 @@ def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
         face=areas.face,
         smart=smart,
     )
+
+
+def needs_pixels(options: Mapping[str, Any]) -> bool:
+    """Whether the box depends on pixels (the ``smart`` anchor), not only on geometry."""
+    return "smart" in (options.get("anchor"), options.get("fallback"))
+
+
+def _scale(options: Mapping[str, Any]) -> float:
+    return float(options.get("scale") if options.get("scale") is not None else 100)
+
+
+def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
+    size = size_of(image)
+    smart = None
+    if needs_pixels(options):
+        mode = options.get("mode") or "absolute"
+        width, height = float(options["width"]), float(options["height"])
+        if mode == "absolute":
+            width, height = ctx.pixels(width), ctx.pixels(height)
+        w, h = crop_size(size, width=width, height=height, mode=mode, scale=_scale(options))
+        smart = _smart_point(image, w, h)
+    box = decide_box(size, options, ctx, smart=smart)
     x, y, w, h = box.as_ints()
     if (x, y, w, h) != (0, 0, size.width, size.height):
         image = image.crop(x, y, w, h)
