@@ -533,10 +533,9 @@ def output_size(plan: RenderPlan, source: Size) -> Size:
     return size
 
 
-def exceeds_output_limits(size: Size) -> bool:
-    """True when ``size`` is over 10000 px a side or over 100 megapixels."""
-    return (
-        size.width > MAX_OUTPUT_SIDE
-        or size.height > MAX_OUTPUT_SIDE
-        or size.pixels > MAX_OUTPUT_PIXELS
-    )
+def exceeds_output_limits(
+    size: Size, *, max_side: int = MAX_OUTPUT_SIDE, max_pixels: int = MAX_OUTPUT_PIXELS
+) -> bool:
+    """True when ``size`` is over ``max_side`` px a side or over ``max_pixels`` pixels
+    (defaults: 10000 px and 100 megapixels, rokka's limits)."""
+    return size.width > max_side or size.height > max_side or size.pixels > max_pixels

@@ -17,6 +17,8 @@ import pyvips
 from engine.errors import EngineError, OutputTooLarge, RenderFailed, UnsupportedOperation
 from engine.formats import Format, encode, format_for, to_output_pixels
 from engine.geometry import (
+    MAX_OUTPUT_PIXELS,
+    MAX_OUTPUT_SIDE,
     Size,
     exceeds_output_limits,
     offset_box,
@@ -44,11 +46,17 @@ class Rendered:
     height: int
 
 
-def check_output_size(plan: RenderPlan, source: Size) -> Size:
-    """The output size of ``plan`` on ``source``; OutputTooLarge (400) above the limits
-    (10000 px a side, 100 megapixels)."""
+def check_output_size(
+    plan: RenderPlan,
+    source: Size,
+    *,
+    max_side: int = MAX_OUTPUT_SIDE,
+    max_pixels: int = MAX_OUTPUT_PIXELS,
+) -> Size:
+    """The output size of ``plan`` on ``source``; OutputTooLarge (400) above ``max_side`` px
+    a side or ``max_pixels`` pixels (defaults 10000 px, 100 megapixels)."""
     size = output_size(plan, source)
-    if exceeds_output_limits(size):
+    if exceeds_output_limits(size, max_side=max_side, max_pixels=max_pixels):
         raise OutputTooLarge(f"output too large ({size.width}x{size.height})")
     return size
 
@@ -59,12 +67,15 @@ def render(
     *,
     dynamic_metadata: Mapping[str, Any] | None = None,
     info: ImageInfo | None = None,
+    max_side: int = MAX_OUTPUT_SIDE,
+    max_pixels: int = MAX_OUTPUT_PIXELS,
 ) -> Rendered:
     """Render ``source`` (original file bytes) through ``plan``.
 
     ``dynamic_metadata`` is the source image's rokka dynamic metadata (subject_area,
     crop_area, multi_areas, detection_face), in display coordinates. ``info`` is the stored
-    probe result; without it the header is read again. Raises EngineError subclasses.
+    probe result; without it the header is read again. ``max_side``/``max_pixels`` bound
+    the output size (see ``check_output_size``). Raises EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
     info = info or inspect(source)
@@ -72,7 +83,7 @@ def render(
     for op in ops:
         if op.name not in OPERATIONS:
             raise UnsupportedOperation(f"operation {op.name} is not supported")
-    check_output_size(plan, info.size)
+    check_output_size(plan, info.size, max_side=max_side, max_pixels=max_pixels)
     ctx = RenderContext(
         areas=parse_areas(dynamic_metadata, info.size),
         dpr=float(plan.options.get("dpr") or 1.0),

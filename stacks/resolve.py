@@ -16,11 +16,6 @@ from stacks.plan import Operation, RenderPlan
 from stacks.stack import StackDefinition
 from stacks.url import OUTPUT_EXTENSIONS, RenderRequest
 
-# Output size caps the engine enforces after dpr (see docs/stacks.md): stated here so the
-# numbers live next to the grammar that can ask for big outputs.
-MAX_OUTPUT_SIDE = 10000  # pixels
-MAX_OUTPUT_PIXELS = 100_000_000
-
 # rokka lowers these defaults by 10 when dpr > 1.5 (only when the option was not given):
 # at high density the artefacts are smaller than a CSS pixel.
 HIGH_DPR = 1.5

@@ -70,7 +70,25 @@ def render(
 ) -> engine.Rendered:
     """``engine.render`` inside a render slot."""
     with render_slot(settings):
-        return engine.render(plan, source, dynamic_metadata=dynamic_metadata, info=info)
+        return engine.render(
+            plan,
+            source,
+            dynamic_metadata=dynamic_metadata,
+            info=info,
+            max_side=settings.max_output_side,
+            max_pixels=settings.max_output_pixels,
+        )
+
+
+def check_output_size(settings: Settings, plan: RenderPlan, width: int, height: int) -> None:
+    """400 (``OutputTooLarge``) when ``plan`` on a ``width`` x ``height`` source would exceed
+    the configured output limits; decided from geometry, before any pixel is decoded."""
+    engine.check_output_size(
+        plan,
+        engine.Size(width, height),
+        max_side=settings.max_output_side,
+        max_pixels=settings.max_output_pixels,
+    )
 
 
 def probe(settings: Settings, data: bytes) -> engine.ImageInfo:

@@ -266,3 +266,39 @@ def test_render_slots_bound_concurrency(tmp_path):
         release.set()
         holder.join()
     assert client.get(f"/busy/dynamic/resize-width-10/{image}.png").status_code == 200
+
+
+def test_weak_etag_and_source_file_304(client, account, square_image):
+    url = f"/{account.org}/dynamic/resize-width-30/{square_image}.png"
+    etag = get(client, url).headers["ETag"]
+    assert get(client, url, **{"If-None-Match": f"W/{etag}"}).status_code == 304
+    assert get(client, url, **{"If-None-Match": '"other", ' + etag}).status_code == 304
+    body = {"operations": [], "options": {"source_file": True}}
+    put = account.request("PUT", f"/stacks/{account.org}/orig", data=json.dumps(body))
+    assert put.status_code == 201
+    original = get(client, f"/{account.org}/orig/{square_image}.png")
+    again = get(
+        client,
+        f"/{account.org}/orig/{square_image}.png",
+        **{"If-None-Match": original.headers["ETag"]},
+    )
+    assert again.status_code == 304 and again.data == b""
+
+
+def test_output_limits_follow_the_settings(tmp_path):
+    from tests.conftest import Account
+    from webapp import create_app
+
+    app = create_app(
+        {"data_dir": str(tmp_path / "d"), "max_output_side": 500, "max_output_pixels": 40_000}
+    )
+    client = app.test_client()
+    account = Account(client, "small", "s@small.example")
+    image = upload(account, png(scene(100, 80)))["hash"]
+    too_wide = client.get(f"/small/dynamic/resize-width-501-height-1-mode-absolute/{image}.png")
+    assert too_wide.status_code == 400
+    assert "too large" in too_wide.get_json()["error"]["message"]
+    too_many = client.get(f"/small/dynamic/resize-width-250-height-250-mode-absolute/{image}.png")
+    assert too_many.status_code == 400
+    fits = client.get(f"/small/dynamic/resize-width-200-height-200-mode-absolute/{image}.png")
+    assert fits.status_code == 200

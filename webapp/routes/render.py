@@ -108,7 +108,7 @@ def render(path: str) -> Response:
     )
     if negotiated:
         plan = build_plan(stack, req, basestack=basestack, output_format=ext)
-    engine.check_output_size(plan, engine.Size(image["width"], image["height"]))
+    renderer.check_output_size(settings(), plan, image["width"], image["height"])
 
     key = CacheKey.build(
         org_id=org["id"],
@@ -120,7 +120,7 @@ def render(path: str) -> Response:
     headers = _headers(key, plan, vary=bool(plan.options.get("autoformat")), image=image)
     if signed_until is not None:
         headers["Cache-Control"] = _cache_control_until(signed_until)
-    if request.if_none_match.contains(key.etag.strip('"')):
+    if _not_modified(key.etag):
         return Response(status=304, headers=headers)
     cache = render_cache() if settings().render_cache else None
     body = cache.get(key) if cache else None
@@ -160,12 +160,16 @@ def _headers(key: CacheKey, plan: Any, *, vary: bool, image: dict[str, Any]) -> 
     return headers
 
 
+def _not_modified(etag: str) -> bool:
+    """``If-None-Match`` matches ``etag``; weak comparison, as RFC 9110 asks for GET/HEAD."""
+    return request.if_none_match.contains_weak(etag.strip('"'))
+
+
 def _original(image: dict[str, Any]) -> Response:
-    """The source file's bytes, as the ``source_file`` stack option asks."""
-    body = blobs().get(image["blob_key"])
+    """The source file's bytes, as the ``source_file`` stack option asks (304 if unchanged)."""
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": f'"{image["blob_key"][:32]}"'}
+    if _not_modified(headers["ETag"]):
+        return Response(status=304, headers=headers)
     return Response(
-        body,
-        status=200,
-        mimetype=image["mimetype"],
-        headers={"Cache-Control": CACHE_CONTROL, "ETag": f'"{image["blob_key"][:32]}"'},
+        blobs().get(image["blob_key"]), status=200, mimetype=image["mimetype"], headers=headers
     )
