@@ -17,7 +17,7 @@ from stacks import options as stack_options
 from stacks.errors import ExpressionsNotSupported, StackError
 from stacks.operations import MAX_OPERATIONS, OperationItem, lookup_operation
 from stacks.url import DYNAMIC, STACK_NAME, VARIABLE_NAME, variable_value
-from stacks.values import shown
+from stacks.values import is_expression, shown
 
 MAX_EXPRESSIONS = 50
 MAX_EXPRESSION_LENGTH = 1000  # characters of one stack expression
@@ -204,6 +204,11 @@ def _variables(raw: Any) -> dict[str, Any]:
     for key, value in raw.items():
         if not VARIABLE_NAME.fullmatch(key):
             raise StackError(f"invalid variable name {shown(key)}", parameter=key)
+        if type(value) is str and is_expression(value):
+            # stack variables may be expressions over other variables ("$w / 2") in rokka
+            raise ExpressionsNotSupported(
+                f"expressions are not supported yet (variable {key})", parameter=key
+            )
         out[key] = variable_value(key, value)
     return out
 

@@ -25,7 +25,7 @@ from typing import Any
 from stacks import options as stack_options
 from stacks.errors import ExpressionsNotSupported, StackError, UrlNotFound
 from stacks.operations import MAX_OPERATIONS, OperationItem, lookup_operation
-from stacks.values import shown
+from stacks.values import is_expression, shown
 
 DYNAMIC = "dynamic"
 HASH = re.compile(r"[0-9a-f]{6,40}")
@@ -52,7 +52,6 @@ OUTPUT_EXTENSIONS: Mapping[str, str] = MappingProxyType(
 
 _OPTIONS_ITEM = frozenset({"o", "options"})
 _VARIABLES_ITEM = frozenset({"v", "variables"})
-_EXPRESSION = re.compile(r"\[|\]|%5b|%5d", re.IGNORECASE)
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -176,7 +175,7 @@ def _items(segment: str) -> Iterator[tuple[str, dict[str, str]]]:
             )
         pairs: dict[str, str] = {}
         for key, text in zip(tokens[0::2], tokens[1::2], strict=True):
-            if _EXPRESSION.search(text):
+            if is_expression(text):
                 raise ExpressionsNotSupported(
                     f"expressions are not supported yet ({shown(name)} {shown(key)})",
                     operation=name,

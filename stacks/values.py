@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from stacks.errors import StackError
+from stacks.errors import ExpressionsNotSupported, StackError
 
 
 class Kind(StrEnum):
@@ -49,6 +49,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHOWN_MAX = 40
 
 HEX_COLOR = r"^[0-9a-fA-F]{6}$"
+
+# rokka's expression language references variables as ``$name``; URL values mark
+# expressions with ``[...]`` (also percent-encoded).
+_EXPRESSION_MARK = re.compile(r"\[|\]|%5b|%5d|\$", re.IGNORECASE)
+
+
+def is_expression(text: str) -> bool:
+    """Whether ``text`` is written as an expression rather than a literal value."""
+    return bool(_EXPRESSION_MARK.search(text))
 
 
 def shown(value: Any) -> str:
@@ -114,7 +123,15 @@ class Param:
         """Check a stack-JSON value: it must already have the right JSON type.
 
         ``True`` is not an integer here and ``"5"`` is not a number (``type(x) is int``).
+        A string written as an expression (``"$w"``, ``"[$w * 2]"``) raises
+        ExpressionsNotSupported, whatever the parameter's type.
         """
+        if type(value) is str and is_expression(value):
+            raise ExpressionsNotSupported(
+                f"expressions are not supported yet ({self._where(operation)} {self.name})",
+                operation=operation,
+                parameter=self.name,
+            )
         if value is None and self.nullable:
             return None
         kind = type(value)

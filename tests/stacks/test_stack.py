@@ -61,15 +61,29 @@ def test_swagger_names_and_description() -> None:
         {
             "stack_operations": [{"name": "noop", "options": {}}],
             "stack_options": {"autoformat": True},
-            "stack_variables": {"w": 300, "h": "$w / 2"},
+            "stack_variables": {"w": 300, "label": "thumb"},
             "stack_expressions": [],
             "description": "thumbs",
         },
         "s",
     )
     assert stack.options == {"autoformat": True}
-    assert stack.variables == {"w": 300, "h": "$w / 2"}
+    assert stack.variables == {"w": 300, "label": "thumb"}
     assert stack.to_json()["description"] == "thumbs"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"operations": [], "variables": {"w": 300, "h": "$w / 2"}},
+        {"operations": [{"name": "resize", "options": {"width": "$w"}}]},
+        {"operations": [{"name": "resize", "options": {"width": "[$w * 2]"}}]},
+        {"operations": [{"name": "crop", "options": {"width": 5, "height": 5, "anchor": "$a"}}]},
+    ],
+)
+def test_expression_values_are_refused_as_not_supported_yet(body) -> None:
+    with pytest.raises(ExpressionsNotSupported, match="expressions are not supported yet"):
+        parse_stack_json(body, "s")
 
 
 def test_echo_fields_of_a_get_response_are_tolerated() -> None:
