@@ -16,7 +16,13 @@ from webapp.auth import require
 from webapp.catalog.images import ImageQuery, locked_error, restore_cutoff, to_api
 from webapp.errors import ApiError, json_response, not_found
 from webapp.ingest import derive, ingest, keep_hash_update
-from webapp.metadata import DYNAMIC_NAMES, MetadataError, check_user_field, validate_dynamic
+from webapp.metadata import (
+    DYNAMIC_NAMES,
+    MetadataError,
+    apply_user_patch,
+    find_user_key,
+    validate_dynamic,
+)
 from webapp.uploadform import read_uploads, safe_name
 from webapp.wire import json_body, json_or_text_body, parse_bool, query_bool
 
@@ -379,14 +385,13 @@ def delete_dynamic(org: str, ref: str, name: str) -> Response:
     return _change_dynamic(organization, image, new_dm, _delete_previous(body=body))
 
 
-# -- user metadata (basic semantics; search is a separate issue) ----------------------------
+# -- user metadata -------------------------------------------------------------------------
+# Field names are the identity of a field: the type prefix decides how the value is
+# validated and indexed (docs/search.md). User metadata never changes the hash.
 
 
-def _user_field(field: str) -> str:
-    try:
-        return check_user_field(field)
-    except MetadataError as exc:
-        raise ApiError(400, str(exc)) from exc
+def _user_error(exc: MetadataError) -> ApiError:
+    return ApiError(400, str(exc))
 
 
 def _set_user_metadata(
@@ -401,30 +406,25 @@ def _set_user_metadata(
 
 @bp.get(ONE + "/meta/user")
 def get_user_metadata(org: str, ref: str) -> Response:
-    """The user metadata object."""
+    """The user metadata object (non-string keys with their type prefix)."""
     organization = require(org, "images:read")
     return json_response(_image(organization, ref)["user_metadata"])
 
 
 @bp.route(ONE + "/meta/user", methods=["PUT", "PATCH"])
 def write_user_metadata(org: str, ref: str) -> Response:
-    """PUT replaces all fields; PATCH adds/replaces, ``null`` deletes; 204, 409 if locked."""
+    """PUT replaces all fields; PATCH adds/replaces, ``null`` deletes; 204, 400 naming
+    the field, 409 if locked."""
     organization = require(org, "images:write")
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "User metadata must be a JSON object")
-    for key in body:
-        _user_field(key)
     image = _image(organization, ref)
-    if request.method == "PUT":
-        metadata = {k: v for k, v in body.items() if v is not None}
-    else:
-        metadata = dict(image["user_metadata"])
-        for key, value in body.items():
-            if value is None:
-                metadata.pop(key, None)
-            else:
-                metadata[key] = value
+    current = {} if request.method == "PUT" else image["user_metadata"]
+    try:
+        metadata = apply_user_patch(current, body)
+    except MetadataError as exc:
+        raise _user_error(exc) from exc
     return _set_user_metadata(organization, image, metadata)
 
 
@@ -435,24 +435,37 @@ def delete_user_metadata(org: str, ref: str) -> Response:
     return _set_user_metadata(organization, _image(organization, ref), {})
 
 
+def _stored_key(metadata: dict[str, Any], field: str) -> str:
+    try:
+        key = find_user_key(metadata, field)
+    except MetadataError as exc:
+        raise _user_error(exc) from exc
+    if key is None:
+        raise not_found(f"User metadata field {field[:100]} not found")
+    return key
+
+
 @bp.get(ONE + "/meta/user/<field>")
 def get_user_field(org: str, ref: str, field: str) -> Response:
-    """One user metadata value; 404 if the field is not set."""
+    """One user metadata value (``x`` or ``int:x``); 404 if the field is not set."""
     organization = require(org, "images:read")
     metadata = _image(organization, ref)["user_metadata"]
-    if field not in metadata:
-        raise not_found(f"User metadata field {field[:100]} not found")
-    return json_response(metadata[field])
+    return json_response(metadata[_stored_key(metadata, field)])
 
 
 @bp.put(ONE + "/meta/user/<field>")
 def put_user_field(org: str, ref: str, field: str) -> Response:
-    """Set one field; the body is JSON or bare text (rokka.js); 204, 409 if locked."""
+    """Set one field; the body is JSON or bare text (rokka.js); 204, 400, 409 if locked."""
     organization = require(org, "images:write")
-    _user_field(field)
     value = json_or_text_body()
+    if value is None:
+        raise ApiError(400, f"user metadata field {field[:100]}: value must not be null")
     image = _image(organization, ref)
-    return _set_user_metadata(organization, image, {**image["user_metadata"], field: value})
+    try:
+        metadata = apply_user_patch(image["user_metadata"], {field: value})
+    except MetadataError as exc:
+        raise _user_error(exc) from exc
+    return _set_user_metadata(organization, image, metadata)
 
 
 @bp.delete(ONE + "/meta/user/<field>")
@@ -460,7 +473,6 @@ def delete_user_field(org: str, ref: str, field: str) -> Response:
     """Remove one field; 204, 404 if it is not set, 409 if locked."""
     organization = require(org, "images:write")
     image = _image(organization, ref)
-    if field not in image["user_metadata"]:
-        raise not_found(f"User metadata field {field[:100]} not found")
-    metadata = {k: v for k, v in image["user_metadata"].items() if k != field}
+    key = _stored_key(image["user_metadata"], field)
+    metadata = {k: v for k, v in image["user_metadata"].items() if k != key}
     return _set_user_metadata(organization, image, metadata)
