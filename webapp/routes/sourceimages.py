@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.auth import require
-from webapp.catalog.images import ImageQuery, locked_error, restore_cutoff, to_api
+from webapp.catalog.images import compile_search, locked_error, restore_cutoff, to_api
 from webapp.errors import ApiError, json_response, not_found
 from webapp.ingest import derive, ingest, keep_hash_update
 from webapp.metadata import (
@@ -23,6 +23,7 @@ from webapp.metadata import (
     find_user_key,
     validate_dynamic,
 )
+from webapp.search import SearchError, encode_cursor, parse_search
 from webapp.uploadform import read_uploads, safe_name
 from webapp.wire import json_body, json_or_text_body, parse_bool, query_bool
 
@@ -31,7 +32,6 @@ bp = Blueprint("sourceimages", __name__)
 _REF = re.compile(r"[0-9a-f]{6,40}")
 _BINARY_HASH = re.compile(r"[0-9a-f]{40}")
 _ORG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
-_MAX_LIMIT = 2000
 _MAX_BATCH_COPY = 100
 _KEEP_HASH_WARNING = '299 - "keepHash: hash kept although dynamic metadata changed"'
 BASE = "/sourceimages/<org>"
@@ -84,8 +84,10 @@ def _int_arg(name: str, default: int, maximum: int | None) -> int:
     return value
 
 
-def _binary_hash_arg() -> str | None:
-    value = request.args.get("binaryHash", request.args.get("binaryhash"))
+def _binary_hash_arg(*, lowercase_name: bool = True) -> str | None:
+    value = request.args.get("binaryHash")
+    if value is None and lowercase_name:
+        value = request.args.get("binaryhash")
     if value is None:
         return None
     if not _BINARY_HASH.fullmatch(value):
@@ -94,31 +96,38 @@ def _binary_hash_arg() -> str | None:
 
 
 def _list(org: dict[str, Any], binary_hash: str | None) -> Response:
-    deleted = query_bool("deleted")
-    query = ImageQuery(
-        organization_id=org["id"],
-        limit=_int_arg("limit", 100, _MAX_LIMIT),
-        offset=_int_arg("offset", 0, None),
-        deleted=deleted,
-        restore_cutoff=_cutoff(),
-        binary_hash=binary_hash,
-    )
-    total, rows = catalog().images.list(query)
+    """Search/list (docs/search.md): filters, sort, offset or cursor paging, facets."""
+    try:
+        search = parse_search(request.args.items(multi=True))
+        query = compile_search(search, org["id"], restore_cutoff=_cutoff(), binary_hash=binary_hash)
+    except SearchError as exc:
+        raise ApiError(400, str(exc)) from exc
+    result = catalog().images.search(query, search.facets)
     kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("limit", "offset")]
 
-    def href(offset: int) -> dict[str, str]:
-        params = [*kept, ("limit", str(query.limit))]
+    def href(offset: int | str) -> dict[str, str]:
+        params = [*kept, ("limit", str(search.limit))]
         if offset:
             params.append(("offset", str(offset)))
         return {"href": f"{request.path}?{urlencode(params)}"}
 
+    body: dict[str, Any] = {"total": result.total, "items": []}
+    cursor = None
+    if result.keys:
+        cursor = encode_cursor(search.sort_signature(), result.keys[-1])
+        body["cursor"] = cursor
     links: dict[str, Any] = {}
-    if query.offset > 0 and query.limit > 0:
-        links["prev"] = href(max(0, query.offset - query.limit))
-    if query.limit > 0 and query.offset + query.limit < total:
-        links["next"] = href(query.offset + query.limit)
-    items = [to_api(r, org["name"], with_deleted=deleted) for r in rows]
-    return json_response({"total": total, "items": items, "links": links})
+    if search.after is None and search.offset > 0 and search.limit > 0:
+        links["prev"] = href(max(0, search.offset - search.limit))
+    if result.more and search.limit > 0:
+        # Cursor paging continues with a cursor; offset paging with the next offset.
+        use_cursor = search.after is not None
+        links["next"] = href(cursor if use_cursor else search.offset + search.limit)
+    body["items"] = [to_api(r, org["name"], with_deleted=search.deleted) for r in result.rows]
+    body["links"] = links
+    if search.facets:
+        body["facets"] = result.facets
+    return json_response(body)
 
 
 def _delete_previous(*, body: Any = None) -> bool:
@@ -171,7 +180,8 @@ def create(org: str) -> Response:
 def list_images(org: str) -> Response:
     """List images, newest first: ``limit`` 0..2000, ``offset``, ``binaryHash``, ``deleted``."""
     organization = require(org, "images:read")
-    return _list(organization, _binary_hash_arg())
+    # Lowercase ``binaryhash`` is a search field (prefixes allowed); binaryHash is exact.
+    return _list(organization, _binary_hash_arg(lowercase_name=False))
 
 
 @bp.get(BASE + "/binaryhash/<binary_hash>")
