@@ -72,18 +72,6 @@ def _no_content() -> Response:
     return Response(status=204)
 
 
-def _int_arg(name: str, default: int, maximum: int | None) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not raw.isascii() or len(raw) > 12:
-        raise ApiError(400, f"{name} must be a non-negative integer")
-    value = int(raw)
-    if maximum is not None and value > maximum:
-        raise ApiError(400, f"{name} must be at most {maximum}")
-    return value
-
-
 def _binary_hash_arg(*, lowercase_name: bool = True) -> str | None:
     value = request.args.get("binaryHash")
     if value is None and lowercase_name:
