@@ -600,3 +600,41 @@ def test_index_follows_metadata_changes(world):
         acme.request("PUT", path, data=json.dumps(before))
         acme.request("PUT", f"/sourceimages/acme/{target}/name", data=json.dumps(images[0]["name"]))
     assert hashes(get_all(acme, {"name_text": "quokka"})) == []
+
+
+def test_startup_backfills_images_written_before_the_index(tmp_path):
+    """Rows without index entries (a catalog from before the search index) are indexed
+    when the schema is applied again at start-up."""
+    path = tmp_path / "catalog.db"
+    Catalog.initialise(path)
+    catalog = Catalog(path)
+    try:
+        with catalog.write() as conn:
+            conn.execute(
+                "INSERT INTO organizations (id, name, display_name, billing_email, created) "
+                "VALUES ('o', 'o', 'o', 'b@o.example', '2020-01-01T00:00:00+00:00')"
+            )
+            conn.execute(
+                "INSERT INTO sourceimages (organization_id, hash, short_hash, binary_hash, "
+                "blob_key, name, format, mimetype, size, width, height, user_metadata, created) "
+                "VALUES ('o', ?, 'aaaaaa', ?, 'k', 'Old Lake.png', 'png', 'image/png', 1, 1, 1, "
+                '\'{"int:n": 5, "text:t": "quiet lake"}\', \'2020-01-01T00:00:00+00:00\')',
+                ("a" * 40, "b" * 40),
+            )
+            conn.execute("DELETE FROM sourceimage_values")  # as if written before the index
+        Catalog.initialise(path)
+        rows = catalog.query(
+            "SELECT source, field, type, value_text, value_num FROM sourceimage_values "
+            "ORDER BY source, field"
+        )
+        assert [tuple(r) for r in rows] == [
+            ("name", "name", "text", "Old Lake.png", None),
+            ("user", "n", "int", None, 5),
+            ("user", "t", "text", "quiet lake", None),
+        ]
+        fts = catalog.query("SELECT rowid FROM sourceimage_fts WHERE sourceimage_fts MATCH 'lake'")
+        assert len(fts) == 2
+        Catalog.initialise(path)  # idempotent
+        assert len(catalog.query("SELECT * FROM sourceimage_values")) == 3
+    finally:
+        catalog.close()
