@@ -176,8 +176,10 @@ _INDEX_SUBQUERY = (
     "SELECT sv.hash FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
     "AND sv.source = ? AND sv.field = ? AND sv.type = ?"
 )
+# CROSS JOIN makes SQLite start from the FTS matches (else it walks every index row of the
+# organization and probes FTS for each).
 _FTS_SUBQUERY = (
-    "SELECT sv.hash FROM sourceimage_fts JOIN sourceimage_values AS sv "
+    "SELECT sv.hash FROM sourceimage_fts CROSS JOIN sourceimage_values AS sv "
     "ON sv.id = sourceimage_fts.rowid WHERE sourceimage_fts MATCH ? AND sv.organization_id = ? "
     "AND sv.source = ? AND sv.field = ? AND sv.type = ?"
 )
