@@ -19,7 +19,7 @@ from webapp.catalog import Catalog
 from webapp.catalog.images import NewImage, locked_error, new_image_from_row
 from webapp.errors import ApiError
 from webapp.imageinfo import inspect
-from webapp.metadata import identity_hash
+from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
 from webapp.storage import BlobStore
 
@@ -98,7 +98,8 @@ def _reupload(
         return catalog.images.revive(organization_id, new)
     changes: dict[str, Any] = {}
     if upload.user_metadata:
-        merged = {**row["user_metadata"], **upload.user_metadata}
+        # Already validated by the upload form; a name replaces that name under any type.
+        merged = apply_user_patch(row["user_metadata"], upload.user_metadata)
         if merged != row["user_metadata"]:
             if row["locked"]:
                 raise locked_error()

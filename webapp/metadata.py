@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 #: rokka's serialisation of "no dynamic metadata" (PHP ``serialize([])``); with it the
@@ -150,25 +151,187 @@ def validate_dynamic_object(value: Any) -> dict[str, Any]:
     return {name: validate_dynamic(name, entry) for name, entry in value.items()}
 
 
-def validate_user_metadata(value: Any, field: str = "meta_user") -> dict[str, Any]:
-    """User metadata: an object whose keys are ``[type:]name`` (name ``[a-z0-9_]``, ≤ 54)."""
-    if not isinstance(value, dict):
-        raise MetadataError(f"{field} must be an object")
-    for key in value:
-        check_user_field(key)
-    return dict(value)
+# -- user metadata ---------------------------------------------------------------------------
 
-
-_USER_TYPES = frozenset({"str", "text", "int", "double", "date", "latlon", "array", "array_text"})
+#: The user metadata types (key prefixes); a key without prefix is ``str``.
+USER_TYPES: tuple[str, ...] = (
+    "str",
+    "text",
+    "int",
+    "double",
+    "date",
+    "latlon",
+    "array",
+    "array_text",
+)
 _USER_NAME = re.compile(r"[a-z0-9_]{1,54}")
+#: Limits on user metadata (rokka documents none; these keep rows and indexes bounded).
+MAX_USER_FIELDS = 200
+MAX_USER_STRING = 10_000  # characters per string value or array element
+MAX_USER_ARRAY = 1_000  # elements per array
+_INT64 = (-(2**63), 2**63 - 1)
+# What SQLite's date functions read, so the index (julianday) agrees with validation.
+_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
+    r"(Z|[+-]\d{2}:\d{2})?)?"
+)
+_LATLON = re.compile(r"\s*(-?\d{1,3}(?:\.\d{1,12})?)\s*,\s*(-?\d{1,3}(?:\.\d{1,12})?)\s*")
+
+
+def parse_user_key(key: str) -> tuple[str, str]:
+    """``(type, name)`` of a user metadata key ``[type:]name``; ``MetadataError`` if invalid.
+
+    ``name`` is ``[a-z0-9_]``, 1 to 54 characters; ``type`` one of ``USER_TYPES``.
+    """
+    prefix, _, name = key.rpartition(":")
+    kind = prefix or "str"
+    if kind not in USER_TYPES or not _USER_NAME.fullmatch(name):
+        raise MetadataError(
+            f"user metadata field {key[:100]!r}: name must match [a-z0-9_]{{1,54}},"
+            f" optionally prefixed by a type ({', '.join(t + ':' for t in USER_TYPES)})"
+        )
+    return kind, name
+
+
+def user_key(kind: str, name: str) -> str:
+    """The stored (and answered) key: plain strings without prefix, others with it."""
+    return name if kind == "str" else f"{kind}:{name}"
 
 
 def check_user_field(key: str) -> str:
     """``key`` if it is a valid user metadata field name (optionally type-prefixed)."""
-    prefix, _, name = key.rpartition(":")
-    if (prefix and prefix not in _USER_TYPES) or not _USER_NAME.fullmatch(name):
-        raise MetadataError(
-            f"user metadata field {key[:100]!r}: name must match [a-z0-9_]{{1,54}},"
-            " optionally prefixed by a type"
-        )
+    parse_user_key(key)
     return key
+
+
+def _string(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise MetadataError(f"user metadata field {key}: must be a string")
+    if len(value) > MAX_USER_STRING:
+        raise MetadataError(f"user metadata field {key}: longer than {MAX_USER_STRING} characters")
+    if "\x00" in value:
+        raise MetadataError(f"user metadata field {key}: must not contain NUL characters")
+    return value
+
+
+def normalise_date(text: str) -> str | None:
+    """``text`` as a canonical UTC date (``2017-01-01T10:00:00Z``, fraction kept when not
+    zero), or None if it is not ``YYYY-MM-DD[Thh:mm[:ss[.ffffff]][Z|±hh:mm]]``.
+
+    Without a zone the time is UTC. Equal instants give equal strings, which the search
+    index relies on (it compares ``julianday`` of the canonical form).
+    """
+    match = _DATE.fullmatch(text)
+    if not match:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    when = when.astimezone(UTC)
+    if not 1 <= when.year <= 9999:
+        return None
+    if when.microsecond:
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0") + "Z"
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def validate_user_value(kind: str, key: str, value: Any) -> Any:
+    """The normalised value of user field ``key`` of type ``kind``; ``MetadataError``
+    naming the field if the value does not fit the type.
+
+    ``str``/``text``: a string (≤ 10 000 characters, no NUL). ``int``: a JSON integer in
+    the signed 64-bit range. ``double``: a finite JSON number (stored as float).
+    ``date``: an ISO 8601 date/time, stored in canonical UTC form. ``latlon``:
+    ``"lat,lon"`` with lat in [-90, 90] and lon in [-180, 180], stored as ``"47.38,8.52"``.
+    ``array``/``array_text``: a list of up to 1000 strings.
+    """
+    if kind in ("str", "text"):
+        return _string(value, key)
+    if kind == "int":
+        if type(value) is not int or not _INT64[0] <= value <= _INT64[1]:
+            raise MetadataError(f"user metadata field {key}: must be a 64-bit integer")
+        return value
+    if kind == "double":
+        if type(value) not in (int, float) or not math.isfinite(value):
+            raise MetadataError(f"user metadata field {key}: must be a finite number")
+        if abs(value) > 1e300:
+            raise MetadataError(f"user metadata field {key}: number out of range")
+        return float(value)
+    if kind == "date":
+        text = _string(value, key)
+        normalised = normalise_date(text)
+        if normalised is None:
+            raise MetadataError(
+                f"user metadata field {key}: must be a date like 2017-01-01T10:00:00Z"
+            )
+        return normalised
+    if kind == "latlon":
+        match = _LATLON.fullmatch(_string(value, key))
+        lat, lon = (float(match.group(1)), float(match.group(2))) if match else (99.0, 0.0)
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise MetadataError(f'user metadata field {key}: must be "lat,lon" in degrees')
+        assert match is not None
+        return f"{match.group(1)},{match.group(2)}"
+    # array, array_text
+    if not isinstance(value, list) or len(value) > MAX_USER_ARRAY:
+        raise MetadataError(
+            f"user metadata field {key}: must be an array of at most {MAX_USER_ARRAY} strings"
+        )
+    return [_string(item, f"{key}[{i}]") for i, item in enumerate(value)]
+
+
+def validate_user_metadata(value: Any, field: str = "meta_user") -> dict[str, Any]:
+    """A whole user metadata object, keys normalised (``str:x`` → ``x``), values validated.
+
+    Each name may appear once (``x`` and ``int:x`` together are a 400).
+    """
+    if not isinstance(value, dict):
+        raise MetadataError(f"{field} must be an object")
+    return apply_user_patch({}, value, allow_delete=False)
+
+
+def apply_user_patch(
+    current: dict[str, Any], patch: dict[str, Any], *, allow_delete: bool = True
+) -> dict[str, Any]:
+    """``current`` with ``patch`` applied: each key sets its name (replacing that name
+    under any type), a ``None`` value removes the name. Keys/values are validated.
+
+    A field name is the identity of a field: ``int:x`` replaces an earlier ``x``.
+    """
+    result = dict(current)
+    names = {parse_user_key(k)[1]: k for k in result}
+    seen: set[str] = set()
+    for key, value in patch.items():
+        kind, name = parse_user_key(key)
+        if name in seen:
+            raise MetadataError(f"user metadata field {name} is given more than once")
+        seen.add(name)
+        if name in names:
+            del result[names.pop(name)]
+        if value is None:
+            if not allow_delete:
+                raise MetadataError(f"user metadata field {key}: must not be null")
+            continue
+        stored = user_key(kind, name)
+        result[stored] = validate_user_value(kind, stored, value)
+        names[name] = stored
+    if len(result) > MAX_USER_FIELDS:
+        raise MetadataError(f"at most {MAX_USER_FIELDS} user metadata fields per image")
+    return result
+
+
+def find_user_key(metadata: dict[str, Any], key: str) -> str | None:
+    """The stored key ``key`` (``x`` or ``type:x``) refers to, or None.
+
+    A bare name finds the field under any type; a prefixed one only under that type.
+    """
+    kind, name = parse_user_key(key)
+    explicit = ":" in key
+    for stored in metadata:
+        stored_kind, stored_name = parse_user_key(stored)
+        if stored_name == name and (not explicit or stored_kind == kind):
+            return stored
+    return None

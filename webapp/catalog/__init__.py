@@ -42,6 +42,20 @@ def now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
+def _statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, split where SQLite says a statement ends."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements
+
+
 def _write_lock(path: str) -> threading.Lock:
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(path, threading.Lock())
@@ -86,10 +100,10 @@ class Catalog:
         catalog = cls(path, busy_timeout_ms=busy_timeout_ms)
         try:
             with catalog.write():
-                # executescript() would commit our BEGIN IMMEDIATE; run statements singly.
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        catalog.conn.execute(statement)
+                # executescript() would commit our BEGIN IMMEDIATE; run statements singly
+                # (complete_statement keeps trigger bodies, which hold ";", in one piece).
+                for statement in _statements(SCHEMA):
+                    catalog.conn.execute(statement)
         finally:
             catalog.close()
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from webapp.catalog import now_iso
 from webapp.errors import ApiError
+from webapp.search import FACET_VALUES, Condition, Field, Search, SearchError, SortKey
 
 if TYPE_CHECKING:
     from webapp.catalog import Catalog
@@ -116,8 +117,10 @@ def restore_cutoff(restore_days: int) -> str:
 class ImageQuery:
     """A list query over one organization's images.
 
-    The search issue extends this with more ``where`` fragments (bound ``params`` only)
-    and sort orders; the list route builds one from the query string.
+    ``where`` fragments (bound ``params`` only) are joined with AND, or with OR when
+    ``any_of``; ``sort`` holds ``(sql, params, descending)`` keys ending in a unique
+    tie-break (``hash``), so keyset paging with ``after`` (the last row's key values)
+    never repeats or skips a row. Build one from a ``Search`` with ``compile_search``.
     """
 
     organization_id: str
@@ -129,7 +132,12 @@ class ImageQuery:
     binary_hash: str | None = None
     where: list[str] = field(default_factory=list)
     params: list[Any] = field(default_factory=list)
-    order_by: str = "created DESC, hash DESC"
+    any_of: bool = False
+    sort: list[tuple[str, list[Any], bool]] = field(
+        default_factory=lambda: [("created", [], True), ("hash", [], True)]
+    )
+    #: Key values of the last row of the previous page (keyset paging), or None.
+    after: tuple[Any, ...] | None = None
 
     def sql_where(self) -> tuple[str, list[Any]]:
         """The WHERE clause and its parameters."""
@@ -143,9 +151,160 @@ class ImageQuery:
         if self.binary_hash is not None:
             clauses.append("binary_hash = ?")
             params.append(self.binary_hash)
-        clauses.extend(self.where)
-        params.extend(self.params)
+        if self.where:
+            joiner = " OR " if self.any_of else " AND "
+            clauses.append("(" + joiner.join(f"({w})" for w in self.where) + ")")
+            params.extend(self.params)
         return " AND ".join(clauses), params
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One page of a search: ``total`` matches, the page's ``rows``, each row's sort
+    ``keys`` (for cursors), whether rows follow the page (``more``) and the facets."""
+
+    total: int
+    rows: list[dict[str, Any]]
+    keys: list[tuple[Any, ...]]
+    more: bool
+    facets: dict[str, list[dict[str, Any]]]
+
+
+# -- search: Search → SQL (webapp/search.py validated everything; values are bound) ------------
+
+_INDEX_SUBQUERY = (
+    "SELECT sv.hash FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
+    "AND sv.source = ? AND sv.field = ? AND sv.type = ?"
+)
+# CROSS JOIN makes SQLite start from the FTS matches (else it walks every index row of the
+# organization and probes FTS for each).
+_FTS_SUBQUERY = (
+    "SELECT sv.hash FROM sourceimage_fts CROSS JOIN sourceimage_values AS sv "
+    "ON sv.id = sourceimage_fts.rowid WHERE sourceimage_fts MATCH ? AND sv.organization_id = ? "
+    "AND sv.source = ? AND sv.field = ? AND sv.type = ?"
+)
+# Beyond every character a prefix can be followed by, for the index range of a prefix.
+_TOP_CHAR = "\U0010ffff"
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal LIKE pattern (``ESCAPE '\\'``): ``%``, ``_`` and ``\\`` escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _value_column(kind: str) -> str:
+    return "sv.value_num" if kind in ("int", "num", "bool", "date") else "sv.value_text"
+
+
+def _condition_sql(cond: Condition, organization_id: str) -> tuple[str, list[Any]]:
+    """One filter as SQL over ``sourceimages``; only allow-listed names enter the text."""
+    fld = cond.field
+    if fld.column is not None:
+        target = f"sourceimages.{fld.column}"
+        placeholder = "?"
+        outer: tuple[str, list[Any]] | None = None
+    else:
+        target = _value_column(fld.kind)
+        # User dates are indexed as julianday() of their canonical text (schema.py).
+        placeholder = "julianday(?)" if fld.kind == "date" else "?"
+        outer = (_INDEX_SUBQUERY, [organization_id, fld.source, fld.name, fld.type])
+    if cond.op == "match":
+        params = [cond.value, organization_id, fld.source, fld.name, fld.type]
+        return f"sourceimages.hash IN ({_FTS_SUBQUERY})", params
+    parts: list[str] = []
+    params = []
+    if cond.op == "eq":
+        parts.append(f"{target} = {placeholder}")
+        params.append(cond.value)
+    elif cond.op == "prefix":
+        # The range narrows through the index; LIKE (escaped) states the prefix exactly.
+        parts.append(f"{target} >= ? AND {target} < ? AND {target} LIKE ? ESCAPE '\\'")
+        params.extend([cond.value, cond.value + _TOP_CHAR, like_escape(cond.value) + "%"])
+    else:
+        if cond.low is not None:
+            parts.append(f"{target} {'>=' if cond.low_inclusive else '>'} {placeholder}")
+            params.append(cond.low)
+        if cond.high is not None:
+            parts.append(f"{target} {'<=' if cond.high_inclusive else '<'} {placeholder}")
+            params.append(cond.high)
+    sql = " AND ".join(parts)
+    if outer is None:
+        return sql, params
+    return f"sourceimages.hash IN ({outer[0]} AND {sql})", [*outer[1], *params]
+
+
+def _sort_sql(key: SortKey) -> list[tuple[str, list[Any], bool]]:
+    """SQL keys for one sort key; user fields sort images without the field last."""
+    fld = key.field
+    if fld.column is not None:
+        return [(f"sourceimages.{fld.column}", [], key.descending)]
+    column = _value_column(fld.kind)
+    value = (
+        f"(SELECT {column} FROM sourceimage_values AS sv "
+        "WHERE sv.organization_id = sourceimages.organization_id "
+        "AND sv.hash = sourceimages.hash AND sv.source = 'user' AND sv.field = ? "
+        "AND sv.type = ? LIMIT 1)"
+    )
+    params = [fld.name, fld.type]
+    return [(f"{value} IS NULL", params, False), (value, params, key.descending)]
+
+
+def compile_search(
+    search: Search,
+    organization_id: str,
+    *,
+    restore_cutoff: str,
+    binary_hash: str | None = None,
+) -> ImageQuery:
+    """The ``ImageQuery`` for a validated ``Search``; ``SearchError`` if its cursor does
+    not fit its sort."""
+    query = ImageQuery(
+        organization_id=organization_id,
+        limit=search.limit,
+        offset=search.offset,
+        deleted=search.deleted,
+        restore_cutoff=restore_cutoff,
+        binary_hash=binary_hash,
+        any_of=search.any_of,
+        sort=[],
+    )
+    for cond in search.conditions:
+        sql, params = _condition_sql(cond, organization_id)
+        query.where.append(sql)
+        query.params.extend(params)
+    for key in search.sort:
+        query.sort.extend(_sort_sql(key))
+    # hash is unique within an organization: the tie-break that makes the order total.
+    query.sort.append(("sourceimages.hash", [], query.sort[-1][2]))
+    if search.after is not None:
+        if len(search.after) != len(query.sort):
+            raise SearchError("offset: the cursor belongs to another sort order")
+        query.after = search.after
+    return query
+
+
+def _keyset(query: ImageQuery) -> tuple[str, list[Any]]:
+    """``(k0, k1, …) after query.after`` in each key's direction, over ``_kN`` columns.
+
+    ``IS`` is used for equality so NULL keys (missing user fields) compare as equal;
+    strict comparisons with NULL are false, which is right because the preceding
+    ``IS NULL`` key already separates images with and without the field.
+    """
+    assert query.after is not None
+    alternatives: list[str] = []
+    params: list[Any] = []
+    for i, (_, _, descending) in enumerate(query.sort):
+        terms = [f"_k{j} IS ?" for j in range(i)]
+        terms.append(f"_k{i} {'<' if descending else '>'} ?")
+        params.extend([*query.after[:i], query.after[i]])
+        alternatives.append("(" + " AND ".join(terms) + ")")
+    sql = "(" + " OR ".join(alternatives) + ")"
+    first = query.after[0]
+    if first is not None and not query.sort[0][0].endswith("IS NULL"):
+        # A sargable bound on the first key lets SQLite start the index scan at the cursor.
+        sql = f"_k0 {'<=' if query.sort[0][2] else '>='} ? AND " + sql
+        params.insert(0, first)
+    return sql, params
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,19 +379,66 @@ class Images:
         return row_dict(row)
 
     def list(self, query: ImageQuery) -> tuple[int, list[dict[str, Any]]]:
-        """(total matching, the page of rows ``limit``/``offset`` selects)."""
+        """(total matching, the page of rows ``limit``/``offset``/``after`` selects)."""
+        result = self.search(query)
+        return result.total, result.rows
+
+    def search(self, query: ImageQuery, facets: tuple[Field, ...] = ()) -> SearchResult:
+        """Total, one page (``limit`` rows after ``offset`` or the ``after`` keyset) with
+        each row's sort key values, whether more rows follow, and value counts per facet."""
         where, params = query.sql_where()
         total_row = self.catalog.query_one(
             f"SELECT COUNT(*) AS n FROM sourceimages WHERE {where}", params
         )
         total = int(total_row["n"]) if total_row else 0
+        counted = {f.key: self._facet(f, query, where, params) for f in facets}
         if query.limit == 0:
-            return total, []
-        rows = self.catalog.query(
-            f"SELECT * FROM sourceimages WHERE {where} ORDER BY {query.order_by} LIMIT ? OFFSET ?",
-            [*params, query.limit, query.offset],
+            return SearchResult(total, [], [], total > 0, counted)
+        columns = ", ".join(f"{sql} AS _k{i}" for i, (sql, _, _) in enumerate(query.sort))
+        column_params = [p for _, ps, _ in query.sort for p in ps]
+        order = ", ".join(
+            f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, _, desc) in enumerate(query.sort)
         )
-        return total, [row_dict(r) for r in rows]
+        keyset, keyset_params = ("1", []) if query.after is None else _keyset(query)
+        # One row more than the page tells whether another page follows.
+        rows = self.catalog.query(
+            f"SELECT * FROM (SELECT sourceimages.*, {columns} FROM sourceimages WHERE {where}) "
+            f"WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*column_params, *params, *keyset_params, query.limit + 1, query.offset],
+        )
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        n = len(query.sort)
+        keys = [tuple(r[f"_k{i}"] for i in range(n)) for r in rows]
+        images = []
+        for r in rows:
+            image = row_dict(r)
+            for i in range(n):
+                del image[f"_k{i}"]
+            images.append(image)
+        return SearchResult(total, images, keys, more, counted)
+
+    def _facet(
+        self, fld: Field, query: ImageQuery, where: str, params: list[Any]
+    ) -> list[dict[str, Any]]:
+        """The most frequent values of ``fld`` among the matches (≤ FACET_VALUES)."""
+        if fld.column is not None:
+            rows = self.catalog.query(
+                f"SELECT {fld.column} AS value, COUNT(*) AS count FROM sourceimages "
+                f"WHERE {where} GROUP BY {fld.column} ORDER BY count DESC, value ASC LIMIT ?",
+                [*params, FACET_VALUES],
+            )
+        else:
+            rows = self.catalog.query(
+                "SELECT sv.value_text AS value, COUNT(DISTINCT sv.hash) AS count "
+                "FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
+                "AND sv.source = 'user' AND sv.field = ? AND sv.type = ? "
+                "AND sv.value_text IS NOT NULL "
+                f"AND sv.hash IN (SELECT sourceimages.hash FROM sourceimages WHERE {where}) "
+                "GROUP BY sv.value_text ORDER BY count DESC, value ASC LIMIT ?",
+                [query.organization_id, fld.name, fld.type, *params, FACET_VALUES],
+            )
+        return [{"value": r["value"], "count": r["count"]} for r in rows]
 
     def live_by_binary_hash(self, organization_id: str, binary_hash: str) -> list[dict[str, Any]]:
         """Every live image of the organization with these bytes."""

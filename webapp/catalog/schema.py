@@ -4,7 +4,7 @@ Times are ISO 8601 UTC strings (``2019-12-10T11:13:24+00:00``), which sort as te
 JSON columns hold compact JSON text.
 """
 
-SCHEMA = """
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS organizations (
     id TEXT PRIMARY KEY,                -- UUID
     name TEXT NOT NULL UNIQUE,          -- [a-z0-9-], not a reserved API path
@@ -67,6 +67,73 @@ CREATE INDEX IF NOT EXISTS sourceimages_blob ON sourceimages(blob_key);
 CREATE UNIQUE INDEX IF NOT EXISTS sourceimages_short
     ON sourceimages(organization_id, short_hash);
 CREATE INDEX IF NOT EXISTS sourceimages_deleted ON sourceimages(organization_id, deleted_at);
+CREATE INDEX IF NOT EXISTS sourceimages_size ON sourceimages(organization_id, size);
+CREATE INDEX IF NOT EXISTS sourceimages_width ON sourceimages(organization_id, width);
+CREATE INDEX IF NOT EXISTS sourceimages_height ON sourceimages(organization_id, height);
+CREATE INDEX IF NOT EXISTS sourceimages_name ON sourceimages(organization_id, name);
+CREATE INDEX IF NOT EXISTS sourceimages_format ON sourceimages(organization_id, format);
+CREATE INDEX IF NOT EXISTS sourceimages_mimetype ON sourceimages(organization_id, mimetype);
+-- Search index (docs/search.md): one row per searchable scalar of an image, kept in sync
+-- with sourceimages by the triggers below, so every write path (and every transaction)
+-- updates it. source: 'user' (field = name, type = its prefix type, one row per array
+-- element), 'dynamic'/'static' (field = dotted JSON path, type 'str'/'num'/'bool'),
+-- 'name' (the file name, for name_text). value_num holds numbers, 0/1 for booleans
+-- and julianday() of user dates; value_text holds strings.
+CREATE TABLE IF NOT EXISTS sourceimage_values (
+    id INTEGER PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    source TEXT NOT NULL,
+    field TEXT NOT NULL,
+    type TEXT NOT NULL,
+    value_text TEXT,
+    value_num                           -- no affinity: 64-bit integers stay exact
+);
+CREATE INDEX IF NOT EXISTS sourceimage_values_num
+    ON sourceimage_values(organization_id, source, field, type, value_num, hash)
+    WHERE value_num IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sourceimage_values_text
+    ON sourceimage_values(organization_id, source, field, type, value_text, hash)
+    WHERE value_text IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sourceimage_values_image
+    ON sourceimage_values(organization_id, hash, source, field);
+-- Words of text:/array_text: user fields and of names (external content: the text lives
+-- in sourceimage_values only).
+CREATE VIRTUAL TABLE IF NOT EXISTS sourceimage_fts USING fts5(
+    value_text,
+    content='sourceimage_values',
+    content_rowid='id',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS sourceimage_values_fts_insert AFTER INSERT ON sourceimage_values
+WHEN NEW.type IN ('text', 'array_text')
+BEGIN
+    INSERT INTO sourceimage_fts(rowid, value_text) VALUES (NEW.id, NEW.value_text);
+END;
+CREATE TRIGGER IF NOT EXISTS sourceimage_values_fts_delete AFTER DELETE ON sourceimage_values
+WHEN OLD.type IN ('text', 'array_text')
+BEGIN
+    INSERT INTO sourceimage_fts(sourceimage_fts, rowid, value_text)
+        VALUES ('delete', OLD.id, OLD.value_text);
+END;
+CREATE TRIGGER IF NOT EXISTS sourceimages_search_insert AFTER INSERT ON sourceimages
+BEGIN
+{flatten_new}
+END;
+CREATE TRIGGER IF NOT EXISTS sourceimages_search_update
+AFTER UPDATE OF name, user_metadata, dynamic_metadata, static_metadata ON sourceimages
+BEGIN
+    DELETE FROM sourceimage_values
+        WHERE organization_id = OLD.organization_id AND hash = OLD.hash;
+{flatten_new}
+END;
+CREATE TRIGGER IF NOT EXISTS sourceimages_search_delete AFTER DELETE ON sourceimages
+BEGIN
+    DELETE FROM sourceimage_values
+        WHERE organization_id = OLD.organization_id AND hash = OLD.hash;
+END;
+-- Rows written before the search index existed (idempotent: every image has a name row).
+{flatten_backfill};
 CREATE TABLE IF NOT EXISTS stacks (
     organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -75,3 +142,39 @@ CREATE TABLE IF NOT EXISTS stacks (
     PRIMARY KEY (organization_id, name)
 );
 """
+
+
+# The rows of sourceimage_values for the image row ``{x}`` (NEW in triggers, ``s`` in
+# the backfill). User keys are ``[type:]name``; array values give one row per element.
+_FLATTEN = """
+INSERT INTO sourceimage_values
+    (organization_id, hash, source, field, type, value_text, value_num)
+SELECT {x}.organization_id, {x}.hash, 'name', 'name', 'text', {x}.name, NULL
+UNION ALL
+SELECT {x}.organization_id, {x}.hash, 'user',
+    CASE WHEN instr(u.key, ':') THEN substr(u.key, instr(u.key, ':') + 1) ELSE u.key END,
+    CASE WHEN instr(u.key, ':') THEN substr(u.key, 1, instr(u.key, ':') - 1) ELSE 'str' END,
+    CASE WHEN e.type = 'text' THEN e.value END,
+    CASE WHEN e.type IN ('integer', 'real') THEN e.value
+         WHEN e.type = 'text' AND u.key LIKE 'date:%' THEN julianday(e.value) END
+FROM json_each({x}.user_metadata) AS u,
+    json_each(CASE WHEN u.type = 'array' THEN u.value ELSE json_array(u.value) END) AS e
+UNION ALL
+SELECT {x}.organization_id, {x}.hash, m.source, replace(substr(t.fullkey, 3), '"', ''),
+    CASE t.type WHEN 'text' THEN 'str' WHEN 'integer' THEN 'num' WHEN 'real' THEN 'num'
+        ELSE 'bool' END,
+    CASE WHEN t.type = 'text' THEN t.value END,
+    CASE WHEN t.type IN ('integer', 'real') THEN t.value WHEN t.type = 'true' THEN 1
+         WHEN t.type = 'false' THEN 0 END
+FROM (SELECT 'dynamic' AS source, {x}.dynamic_metadata AS doc
+      UNION ALL SELECT 'static', {x}.static_metadata) AS m,
+    json_tree(m.doc) AS t
+WHERE t.type IN ('text', 'integer', 'real', 'true', 'false')"""
+
+SCHEMA = _SCHEMA.replace("{flatten_new}", _FLATTEN.format(x="NEW") + ";").replace(
+    "{flatten_backfill}",
+    # The update trigger re-indexes a row when its name is assigned, even to itself.
+    "UPDATE sourceimages SET name = name WHERE NOT EXISTS (SELECT 1 FROM sourceimage_values"
+    " AS v WHERE v.organization_id = sourceimages.organization_id"
+    " AND v.hash = sourceimages.hash)",
+)

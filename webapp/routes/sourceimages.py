@@ -13,10 +13,17 @@ from flask import Blueprint, Response, request
 
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.auth import require
-from webapp.catalog.images import ImageQuery, locked_error, restore_cutoff, to_api
+from webapp.catalog.images import compile_search, locked_error, restore_cutoff, to_api
 from webapp.errors import ApiError, json_response, not_found
 from webapp.ingest import derive, ingest, keep_hash_update
-from webapp.metadata import DYNAMIC_NAMES, MetadataError, check_user_field, validate_dynamic
+from webapp.metadata import (
+    DYNAMIC_NAMES,
+    MetadataError,
+    apply_user_patch,
+    find_user_key,
+    validate_dynamic,
+)
+from webapp.search import SearchError, encode_cursor, parse_search
 from webapp.uploadform import read_uploads, safe_name
 from webapp.wire import json_body, json_or_text_body, parse_bool, query_bool
 
@@ -25,7 +32,6 @@ bp = Blueprint("sourceimages", __name__)
 _REF = re.compile(r"[0-9a-f]{6,40}")
 _BINARY_HASH = re.compile(r"[0-9a-f]{40}")
 _ORG_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
-_MAX_LIMIT = 2000
 _MAX_BATCH_COPY = 100
 _KEEP_HASH_WARNING = '299 - "keepHash: hash kept although dynamic metadata changed"'
 BASE = "/sourceimages/<org>"
@@ -66,20 +72,10 @@ def _no_content() -> Response:
     return Response(status=204)
 
 
-def _int_arg(name: str, default: int, maximum: int | None) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not raw.isascii() or len(raw) > 12:
-        raise ApiError(400, f"{name} must be a non-negative integer")
-    value = int(raw)
-    if maximum is not None and value > maximum:
-        raise ApiError(400, f"{name} must be at most {maximum}")
-    return value
-
-
-def _binary_hash_arg() -> str | None:
-    value = request.args.get("binaryHash", request.args.get("binaryhash"))
+def _binary_hash_arg(*, lowercase_name: bool = True) -> str | None:
+    value = request.args.get("binaryHash")
+    if value is None and lowercase_name:
+        value = request.args.get("binaryhash")
     if value is None:
         return None
     if not _BINARY_HASH.fullmatch(value):
@@ -88,31 +84,38 @@ def _binary_hash_arg() -> str | None:
 
 
 def _list(org: dict[str, Any], binary_hash: str | None) -> Response:
-    deleted = query_bool("deleted")
-    query = ImageQuery(
-        organization_id=org["id"],
-        limit=_int_arg("limit", 100, _MAX_LIMIT),
-        offset=_int_arg("offset", 0, None),
-        deleted=deleted,
-        restore_cutoff=_cutoff(),
-        binary_hash=binary_hash,
-    )
-    total, rows = catalog().images.list(query)
+    """Search/list (docs/search.md): filters, sort, offset or cursor paging, facets."""
+    try:
+        search = parse_search(request.args.items(multi=True))
+        query = compile_search(search, org["id"], restore_cutoff=_cutoff(), binary_hash=binary_hash)
+    except SearchError as exc:
+        raise ApiError(400, str(exc)) from exc
+    result = catalog().images.search(query, search.facets)
     kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("limit", "offset")]
 
-    def href(offset: int) -> dict[str, str]:
-        params = [*kept, ("limit", str(query.limit))]
+    def href(offset: int | str) -> dict[str, str]:
+        params = [*kept, ("limit", str(search.limit))]
         if offset:
             params.append(("offset", str(offset)))
         return {"href": f"{request.path}?{urlencode(params)}"}
 
+    body: dict[str, Any] = {"total": result.total, "items": []}
+    cursor = None
+    if result.keys:
+        cursor = encode_cursor(search.sort_signature(), result.keys[-1])
+        body["cursor"] = cursor
     links: dict[str, Any] = {}
-    if query.offset > 0 and query.limit > 0:
-        links["prev"] = href(max(0, query.offset - query.limit))
-    if query.limit > 0 and query.offset + query.limit < total:
-        links["next"] = href(query.offset + query.limit)
-    items = [to_api(r, org["name"], with_deleted=deleted) for r in rows]
-    return json_response({"total": total, "items": items, "links": links})
+    if search.after is None and search.offset > 0 and search.limit > 0:
+        links["prev"] = href(max(0, search.offset - search.limit))
+    if result.more and search.limit > 0:
+        # Cursor paging continues with a cursor; offset paging with the next offset.
+        use_cursor = search.after is not None
+        links["next"] = href(cursor if use_cursor else search.offset + search.limit)
+    body["items"] = [to_api(r, org["name"], with_deleted=search.deleted) for r in result.rows]
+    body["links"] = links
+    if search.facets:
+        body["facets"] = result.facets
+    return json_response(body)
 
 
 def _delete_previous(*, body: Any = None) -> bool:
@@ -165,7 +168,8 @@ def create(org: str) -> Response:
 def list_images(org: str) -> Response:
     """List images, newest first: ``limit`` 0..2000, ``offset``, ``binaryHash``, ``deleted``."""
     organization = require(org, "images:read")
-    return _list(organization, _binary_hash_arg())
+    # Lowercase ``binaryhash`` is a search field (prefixes allowed); binaryHash is exact.
+    return _list(organization, _binary_hash_arg(lowercase_name=False))
 
 
 @bp.get(BASE + "/binaryhash/<binary_hash>")
@@ -379,14 +383,13 @@ def delete_dynamic(org: str, ref: str, name: str) -> Response:
     return _change_dynamic(organization, image, new_dm, _delete_previous(body=body))
 
 
-# -- user metadata (basic semantics; search is a separate issue) ----------------------------
+# -- user metadata -------------------------------------------------------------------------
+# Field names are the identity of a field: the type prefix decides how the value is
+# validated and indexed (docs/search.md). User metadata never changes the hash.
 
 
-def _user_field(field: str) -> str:
-    try:
-        return check_user_field(field)
-    except MetadataError as exc:
-        raise ApiError(400, str(exc)) from exc
+def _user_error(exc: MetadataError) -> ApiError:
+    return ApiError(400, str(exc))
 
 
 def _set_user_metadata(
@@ -401,30 +404,25 @@ def _set_user_metadata(
 
 @bp.get(ONE + "/meta/user")
 def get_user_metadata(org: str, ref: str) -> Response:
-    """The user metadata object."""
+    """The user metadata object (non-string keys with their type prefix)."""
     organization = require(org, "images:read")
     return json_response(_image(organization, ref)["user_metadata"])
 
 
 @bp.route(ONE + "/meta/user", methods=["PUT", "PATCH"])
 def write_user_metadata(org: str, ref: str) -> Response:
-    """PUT replaces all fields; PATCH adds/replaces, ``null`` deletes; 204, 409 if locked."""
+    """PUT replaces all fields; PATCH adds/replaces, ``null`` deletes; 204, 400 naming
+    the field, 409 if locked."""
     organization = require(org, "images:write")
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "User metadata must be a JSON object")
-    for key in body:
-        _user_field(key)
     image = _image(organization, ref)
-    if request.method == "PUT":
-        metadata = {k: v for k, v in body.items() if v is not None}
-    else:
-        metadata = dict(image["user_metadata"])
-        for key, value in body.items():
-            if value is None:
-                metadata.pop(key, None)
-            else:
-                metadata[key] = value
+    current = {} if request.method == "PUT" else image["user_metadata"]
+    try:
+        metadata = apply_user_patch(current, body)
+    except MetadataError as exc:
+        raise _user_error(exc) from exc
     return _set_user_metadata(organization, image, metadata)
 
 
@@ -435,24 +433,37 @@ def delete_user_metadata(org: str, ref: str) -> Response:
     return _set_user_metadata(organization, _image(organization, ref), {})
 
 
+def _stored_key(metadata: dict[str, Any], field: str) -> str:
+    try:
+        key = find_user_key(metadata, field)
+    except MetadataError as exc:
+        raise _user_error(exc) from exc
+    if key is None:
+        raise not_found(f"User metadata field {field[:100]} not found")
+    return key
+
+
 @bp.get(ONE + "/meta/user/<field>")
 def get_user_field(org: str, ref: str, field: str) -> Response:
-    """One user metadata value; 404 if the field is not set."""
+    """One user metadata value (``x`` or ``int:x``); 404 if the field is not set."""
     organization = require(org, "images:read")
     metadata = _image(organization, ref)["user_metadata"]
-    if field not in metadata:
-        raise not_found(f"User metadata field {field[:100]} not found")
-    return json_response(metadata[field])
+    return json_response(metadata[_stored_key(metadata, field)])
 
 
 @bp.put(ONE + "/meta/user/<field>")
 def put_user_field(org: str, ref: str, field: str) -> Response:
-    """Set one field; the body is JSON or bare text (rokka.js); 204, 409 if locked."""
+    """Set one field; the body is JSON or bare text (rokka.js); 204, 400, 409 if locked."""
     organization = require(org, "images:write")
-    _user_field(field)
     value = json_or_text_body()
+    if value is None:
+        raise ApiError(400, f"user metadata field {field[:100]}: value must not be null")
     image = _image(organization, ref)
-    return _set_user_metadata(organization, image, {**image["user_metadata"], field: value})
+    try:
+        metadata = apply_user_patch(image["user_metadata"], {field: value})
+    except MetadataError as exc:
+        raise _user_error(exc) from exc
+    return _set_user_metadata(organization, image, metadata)
 
 
 @bp.delete(ONE + "/meta/user/<field>")
@@ -460,7 +471,6 @@ def delete_user_field(org: str, ref: str, field: str) -> Response:
     """Remove one field; 204, 404 if it is not set, 409 if locked."""
     organization = require(org, "images:write")
     image = _image(organization, ref)
-    if field not in image["user_metadata"]:
-        raise not_found(f"User metadata field {field[:100]} not found")
-    metadata = {k: v for k, v in image["user_metadata"].items() if k != field}
+    key = _stored_key(image["user_metadata"], field)
+    metadata = {k: v for k, v in image["user_metadata"].items() if k != key}
     return _set_user_metadata(organization, image, metadata)

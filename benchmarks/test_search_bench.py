@@ -1,0 +1,182 @@
+"""Search benchmark over a generated catalog of 100,000 images (docs/search.md).
+
+Run: ``/work/main/.venv/bin/python -m pytest benchmarks/test_search_bench.py -q -s``
+(not part of the default test run). Set ``SEARCH_BENCH_IMAGES`` for another size.
+
+The catalog is filled directly through the catalog layer's table (one bulk INSERT per
+batch; the search index triggers run as for any write), then every query goes through
+the Flask app exactly as a client's would: exact, prefix, range, text, sorted, faceted
+queries and deep cursor paging. Prints the mean per query; the goal is < 20 ms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+IMAGES = int(os.environ.get("SEARCH_BENCH_IMAGES", "100000"))
+GOAL_MS = 20.0
+RESULTS: dict[str, float] = {}
+WORDS = (
+    "mountain lake city night snow beach forest river bridge tower street market portrait "
+    "sunset harbour garden winter summer autumn spring festival concert museum station"
+).split()
+LABELS = WORDS[:12]
+PHOTOGRAPHERS = [f"photographer_{i}" for i in range(200)]
+
+
+def _metadata(rng: random.Random, i: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A realistic mix: most images have a product id and photographer, some labels and
+    a caption, fewer have dates, prices and a subject area."""
+    user: dict[str, Any] = {}
+    if rng.random() < 0.9:
+        user["product_id"] = f"P{rng.randrange(30_000):05d}"
+    if rng.random() < 0.8:
+        user["photographer"] = rng.choice(PHOTOGRAPHERS)
+    if rng.random() < 0.7:
+        user["int:stock"] = rng.randrange(0, 100_000)
+    if rng.random() < 0.5:
+        user["double:price"] = round(rng.uniform(1, 500), 2)
+    if rng.random() < 0.6:
+        user["array:labels"] = rng.sample(LABELS, rng.randrange(1, 4))
+    if rng.random() < 0.5:
+        user["text:caption"] = " ".join(rng.choices(WORDS, k=rng.randrange(3, 10)))
+    if rng.random() < 0.4:
+        day = datetime(2015, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(5_000_000))
+        user["date:shot"] = day.strftime("%Y-%m-%dT%H:%M:%SZ")
+    dynamic: dict[str, Any] = {}
+    if rng.random() < 0.3:
+        dynamic["subject_area"] = {
+            "width": rng.randrange(1, 2000),
+            "height": rng.randrange(1, 2000),
+            "x": rng.randrange(0, 3000),
+            "y": rng.randrange(0, 3000),
+        }
+    if rng.random() < 0.1:
+        dynamic["version"] = {"text": f"v{rng.randrange(20)}"}
+    return user, dynamic
+
+
+def build_catalog(data_dir: Path) -> tuple[Any, dict[str, str]]:
+    """An app whose organization ``bench`` holds ``IMAGES`` images; (client, headers)."""
+    from webapp import create_app
+    from webapp.catalog import Catalog
+
+    app = create_app({"data_dir": str(data_dir)})
+    client = app.test_client()
+    user = client.post("/users", data=json.dumps({"email": "b@x.example", "organization": "bench"}))
+    headers = {"Api-Key": user.get_json()["api_key"]}
+    catalog = Catalog(app.extensions["cropstack.catalog_path"])
+    org_id = catalog.accounts.org_by_name("bench")["id"]
+    rng = random.Random(42)
+    start = datetime(2019, 1, 1, tzinfo=UTC)
+    columns = (
+        "organization_id, hash, short_hash, binary_hash, blob_key, name, format, mimetype, "
+        "size, width, height, user_metadata, dynamic_metadata, created"
+    )
+    batch: list[tuple[Any, ...]] = []
+    for i in range(IMAGES):
+        image_hash = hashlib.sha1(f"image {i}".encode()).hexdigest()
+        user_meta, dynamic = _metadata(rng, i)
+        fmt = rng.choice(["jpg", "jpg", "jpg", "png", "webp"])
+        name = f"{rng.choice(WORDS)}-{rng.choice(WORDS)}-{i}.{fmt}"
+        created = (start + timedelta(seconds=i * 300 + rng.randrange(300))).isoformat()
+        batch.append(
+            (
+                org_id, image_hash, image_hash[:10], hashlib.sha1(image_hash.encode()).hexdigest(),
+                image_hash, name, fmt, f"image/{'jpeg' if fmt == 'jpg' else fmt}",
+                rng.randrange(10_000, 5_000_000), rng.randrange(100, 6000),
+                rng.randrange(100, 6000), json.dumps(user_meta), json.dumps(dynamic), created,
+            )
+        )  # fmt: skip
+        if len(batch) == 5000 or i == IMAGES - 1:
+            with catalog.write() as conn:
+                conn.executemany(
+                    f"INSERT INTO sourceimages ({columns}) VALUES ({', '.join('?' * 14)})", batch
+                )
+            batch = []
+    with catalog.write() as conn:
+        conn.execute("ANALYZE")
+    catalog.close()
+    return client, headers
+
+
+@pytest.fixture(scope="module")
+def bench_client(tmp_path_factory):
+    started = time.perf_counter()
+    client, headers = build_catalog(tmp_path_factory.mktemp("search-bench") / "data")
+    print(f"\nbuilt {IMAGES} images in {time.perf_counter() - started:.1f} s")
+    yield client, headers
+    print(f"\n{'query':<34} mean ms (goal < {GOAL_MS:.0f})")
+    for name, mean in RESULTS.items():
+        print(f"{name:<34} {mean * 1000:8.2f}")
+
+
+QUERIES: dict[str, dict[str, Any]] = {
+    "list (default sort)": {},
+    "exact user:str": {"user:str:product_id": "P01234"},
+    "exact user:str + name prefix (or)": {
+        "user:str:photographer": "photographer_7",
+        "name": "lake-*",
+        "operator": "or",
+    },
+    "prefix user:str": {"user:str:product_id": "P0123*"},
+    "prefix name": {"name": "mountain-lake*"},
+    "range user:int": {"user:int:stock": "[1000,1500]"},
+    "range user:double open": {"user:double:price": "{495,}"},
+    "range user:date": {"user:date:shot": "['2016-01-01T00:00:00Z','2016-01-15T00:00:00Z']"},
+    "range size+width": {"size": "[100000,200000]", "width": "{3000,}"},
+    "range created": {"created": "['2019-06-01T00:00:00Z','2019-06-02T00:00:00Z']"},
+    "array exact": {"user:array:labels": "harbour"},
+    "text one word": {"user:text:caption": "festival"},
+    "text two words": {"user:text:caption": "festival museum"},
+    "name_text": {"name_text": "bridge"},
+    "dynamic int range": {"dynamic:int:subject_area:width": "[1990,}"},
+    "dynamic str exact": {"dynamic:str:version:text": "v7"},
+    "sort size asc": {"sort": "size asc"},
+    "sort user:int desc": {"sort": "user:int:stock desc"},
+    "sort created,size + filter": {"sort": "created desc,size asc", "format": "png"},
+    "facets labels (all images)": {"facets": "user:array:labels", "limit": 10},
+    "facets labels + filter": {"facets": "user:array:labels,format", "user:int:stock": "[0,999]"},
+    "count only (limit=0)": {"limit": 0, "user:array:labels": "lake"},
+}
+
+
+@pytest.mark.parametrize("name", list(QUERIES))
+def test_search_query(benchmark, bench_client, name):
+    client, headers = bench_client
+    url = "/sourceimages/bench?" + urlencode(QUERIES[name])
+
+    def run() -> None:
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+    benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=2)
+    RESULTS[name] = benchmark.stats.stats.mean
+
+
+@pytest.mark.parametrize("sort", ["created desc", "size asc"])
+def test_deep_cursor_paging(benchmark, bench_client, sort):
+    """Follow the cursor 500 pages of 100 deep; time one page request at that depth."""
+    client, headers = bench_client
+    params: dict[str, Any] = {"sort": sort, "limit": 100}
+    for _ in range(500):
+        body = client.get("/sourceimages/bench?" + urlencode(params), headers=headers).get_json()
+        params["offset"] = body["cursor"]
+    url = "/sourceimages/bench?" + urlencode(params)
+
+    def run() -> None:
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200 and len(response.get_json()["items"]) == 100
+
+    benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=2)
+    RESULTS[f"cursor page 501 ({sort})"] = benchmark.stats.stats.mean
