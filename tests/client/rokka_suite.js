@@ -398,15 +398,13 @@ async function main() {
     await expectError(rokka.sourceimages.get(ORG, '0000000000000000000000000000000000000000'), 404)
   })
 
-  await step('sourceimages.list (search, sort, limit, offset)', ['sourceimages.list'], async () => {
+  await step('sourceimages.list (list shape, exact search, limit, offset)', ['sourceimages.list'], async () => {
     const all = assertJson(await rokka.sourceimages.list(ORG), 200)
     assert.equal(all.total, 3)
     assert.equal(all.items.length, 3)
     assert.equal(typeof all.links, 'object')
     all.items.forEach(item => assertSourceImage(item))
     // The query as rokka.js builds it: sort joined by ",", search keys passed as they are.
-    // Filter semantics are the search feature's tests; here the request must be accepted
-    // and answer the list shape with the matching image in it.
     const res = await rokka.sourceimages.list(ORG, {
       limit: 10,
       offset: 0,
@@ -414,14 +412,216 @@ async function main() {
       search: { 'user:str:foo': 'bar', 'user:int:id': '42' },
     })
     const body = assertJson(res, 200)
-    assert.ok(Array.isArray(body.items) && body.items.length <= 10)
-    assert.ok(body.total >= 1 && body.total <= 3)
+    assert.equal(body.total, 1)
+    assert.deepEqual(body.items.map(i => i.hash), [s.withMeta.hash])
     assert.equal(typeof body.links, 'object')
-    assert.ok(body.items.some(i => i.hash === s.withMeta.hash), 'the matching image is listed')
     const paged = assertJson(await rokka.sourceimages.list(ORG, { limit: 1, offset: 1 }), 200)
     assert.equal(paged.items.length, 1)
     assert.equal(paged.total, 3)
+    assert.equal(paged.items[0].hash, all.items[1].hash) // default sort: created desc
     assert.ok(paged.links.prev && paged.links.next, 'prev and next links')
+  })
+
+  // -- search through the client: a known set of images, expectations computed here ---
+  // Every query below also filters on user:str:group=search, so the set is exactly these
+  // images whatever else the organization holds.
+  const GROUP = { 'user:str:group': 'search' }
+  const searchSet = [
+    { id: 1, colour: 'red', labels: ['lake', 'mountain'], w: 64, h: 40 },
+    { id: 2, colour: 'green', labels: ['city'], w: 30, h: 30 },
+    { id: 3, colour: 'red', labels: ['lake', 'city'], w: 90, h: 20 },
+    { id: 4, colour: 'blue', labels: ['mountain'], w: 16, h: 50 },
+    { id: 5, colour: 'reddish', labels: ['lake'], w: 48, h: 48 },
+  ]
+  /** The hashes of `images` ordered by `keys` ([value getter, descending]); like the
+   *  server, images without a value come last and ties end with hash in the last key's
+   *  direction. */
+  const ordered = (images, keys) => {
+    const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0)
+    const lastDesc = keys[keys.length - 1][1]
+    return [...images]
+      .sort((a, b) => {
+        for (const [get, desc] of keys) {
+          const va = get(a)
+          const vb = get(b)
+          if (va === undefined || vb === undefined) {
+            if (va !== vb) return va === undefined ? 1 : -1
+            continue
+          }
+          const c = cmp(va, vb)
+          if (c !== 0) return desc ? -c : c
+        }
+        return lastDesc ? -cmp(a.hash, b.hash) : cmp(a.hash, b.hash)
+      })
+      .map(i => i.hash)
+  }
+  const hashesOf = images => images.map(i => i.hash)
+  const byId = image => image.id
+  /** Facet values as the server answers them: [{value, count}], most frequent first. */
+  const facetOf = (images, values) => {
+    const counts = new Map()
+    for (const image of images) {
+      for (const value of new Set(values(image))) counts.set(value, (counts.get(value) || 0) + 1)
+    }
+    return [...counts]
+      .map(([value, count]) => ({ value, count }))
+      .sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0))
+  }
+  /** list() with the group filter added; the parsed body. */
+  const search = async (params = {}) =>
+    assertJson(
+      await rokka.sourceimages.list(ORG, { ...params, search: { ...GROUP, ...params.search } }),
+      200,
+    )
+
+  await step('sourceimages.list (upload the search set with user metadata)', ['sourceimages.create', 'sourceimages.list'], async () => {
+    for (const image of searchSet) {
+      const bytes = makePng(image.w, image.h, 10 + image.id)
+      const meta = {
+        'int:id': image.id,
+        'str:colour': image.colour,
+        'array:labels': image.labels,
+        group: 'search',
+      }
+      const res = await rokka.sourceimages.create(ORG, `search-${image.id}.png`, bytes, {
+        meta_user: meta,
+      })
+      const created = assertJson(res, 200).items[0]
+      assertSourceImage(created, { width: image.w, height: image.h, size: bytes.length })
+      // str: is answered without its prefix.
+      assert.deepEqual(created.user_metadata, {
+        'int:id': image.id, colour: image.colour, 'array:labels': image.labels, group: 'search',
+      })
+      Object.assign(image, { hash: created.hash, size: created.size, name: created.name })
+    }
+    assert.equal(new Set(searchSet.map(i => i.size)).size, searchSet.length, 'distinct sizes')
+    const body = await search({ limit: 100 })
+    assert.equal(body.total, searchSet.length)
+    assert.deepEqual(new Set(hashesOf(body.items)), new Set(hashesOf(searchSet)))
+  })
+
+  await step('sourceimages.list (search: exact, range, prefix, array, several filters)', ['sourceimages.list'], async () => {
+    const expectHashes = async (filters, want, sort = 'user:int:id asc') => {
+      const body = await search({ search: filters, sort })
+      const wanted = ordered(searchSet.filter(want), [[byId, false]])
+      assert.deepEqual(hashesOf(body.items), wanted, `search ${JSON.stringify(filters)}`)
+      assert.equal(body.total, wanted.length, `total for ${JSON.stringify(filters)}`)
+    }
+    // exact string and integer
+    await expectHashes({ 'user:str:colour': 'red' }, i => i.colour === 'red')
+    await expectHashes({ 'user:int:id': '4' }, i => i.id === 4)
+    // ranges: inclusive, half-open, open-ended; on user fields and on size
+    await expectHashes({ 'user:int:id': '[2,4}' }, i => i.id >= 2 && i.id < 4)
+    await expectHashes({ 'user:int:id': '{3,*]' }, i => i.id > 3)
+    const sizes = searchSet.map(i => i.size).sort((a, b) => a - b)
+    await expectHashes({ size: `[${sizes[1]},${sizes[3]}]` }, i => i.size >= sizes[1] && i.size <= sizes[3])
+    await expectHashes({ 'user:str:colour': '[green,red]' }, i => i.colour >= 'green' && i.colour <= 'red')
+    // prefix: trailing * on a user string and on the name
+    await expectHashes({ 'user:str:colour': 'red*' }, i => i.colour.startsWith('red'))
+    await expectHashes({ name: 'search-*' }, () => true)
+    await expectHashes({ 'user:str:colour': '"red*"' }, () => false) // quoted: a literal star
+    // arrays match when any element does; several filters combine with AND
+    await expectHashes({ 'user:array:labels': 'lake' }, i => i.labels.includes('lake'))
+    await expectHashes({ 'user:array:labels': 'mount*' }, i => i.labels.includes('mountain'))
+    await expectHashes(
+      { 'user:array:labels': 'lake', 'user:str:colour': 'red' },
+      i => i.labels.includes('lake') && i.colour === 'red',
+    )
+    await expectHashes({ 'user:int:id': '[2,3]', width: '[50,}' }, i => i.id >= 2 && i.id <= 3 && i.w >= 50)
+    // A value not fitting the type is a 400 in the error shape.
+    await expectError(rokka.sourceimages.list(ORG, { search: { 'user:int:id': '1.5' } }), 400)
+  })
+
+  await step('sourceimages.list (sort asc/desc by user fields and size)', ['sourceimages.list'], async () => {
+    const cases = [
+      ['user:int:id asc', [[byId, false]]],
+      ['user:int:id desc', [[byId, true]]],
+      [['size asc'], [[i => i.size, false]]],
+      [['size desc'], [[i => i.size, true]]],
+      // two keys, as an array the client joins with ","
+      [['user:str:colour asc', 'user:int:id desc'], [[i => i.colour, false], [byId, true]]],
+      [['user:str:colour desc', 'size'], [[i => i.colour, true], [i => i.size, false]]],
+    ]
+    for (const [sort, keys] of cases) {
+      const body = await search({ sort })
+      assert.deepEqual(hashesOf(body.items), ordered(searchSet, keys), `sort ${sort}`)
+    }
+    // Without the group filter: the other images (no int:id, or id 42) after the set.
+    const body = assertJson(await rokka.sourceimages.list(ORG, { sort: 'user:int:id asc' }), 200)
+    const hashes = hashesOf(body.items)
+    assert.deepEqual(hashes.slice(0, searchSet.length), ordered(searchSet, [[byId, false]]))
+    assert.equal(hashes[searchSet.length], s.withMeta.hash) // int:id 42
+    assert.equal(body.total, hashes.length)
+    await expectError(rokka.sourceimages.list(ORG, { sort: 'user:array:labels asc' }), 400)
+  })
+
+  await step('sourceimages.list (limit + offset pages, cursor from the answer)', ['sourceimages.list'], async () => {
+    const sort = ['user:int:id desc']
+    const want = ordered(searchSet, [[byId, true]])
+    // Numeric offsets: every page, with total and links.
+    const seen = []
+    for (let offset = 0; offset < want.length; offset += 2) {
+      const page = await search({ sort, limit: 2, offset })
+      assert.equal(page.total, want.length)
+      assert.deepEqual(hashesOf(page.items), want.slice(offset, offset + 2), `offset ${offset}`)
+      assert.equal(Boolean(page.links.prev), offset > 0, `prev link at offset ${offset}`)
+      assert.equal(Boolean(page.links.next), offset + 2 < want.length, `next link at offset ${offset}`)
+      assert.equal(typeof page.cursor, 'string')
+      seen.push(...hashesOf(page.items))
+    }
+    assert.deepEqual(seen, want)
+    const past = await search({ sort, limit: 2, offset: want.length })
+    assert.deepEqual(past.items, [])
+    assert.equal(past.total, want.length)
+    // limit=0: only the count.
+    const count = await search({ limit: 0, search: { 'user:array:labels': 'city' } })
+    assert.deepEqual(count.items, [])
+    assert.equal(count.total, searchSet.filter(i => i.labels.includes('city')).length)
+    // The cursor each answer carries, passed back as `offset`, continues after that page.
+    const cursorPages = []
+    let page = await search({ sort, limit: 2 })
+    cursorPages.push(hashesOf(page.items))
+    // The first page is offset paging (next link: offset=2); cursor pages link by cursor.
+    assert.ok(page.links.next.href.endsWith('&offset=2'), page.links.next.href)
+    for (let cursorPage = false; page.links.next; cursorPage = true) {
+      if (cursorPage) {
+        assert.ok(page.links.next.href.endsWith(`&offset=${page.cursor}`), page.links.next.href)
+      }
+      page = await search({ sort, limit: 2, offset: page.cursor })
+      assert.equal(page.total, want.length)
+      assert.equal(page.links.prev, undefined) // no prev for cursor pages
+      cursorPages.push(hashesOf(page.items))
+    }
+    assert.deepEqual(cursorPages, [want.slice(0, 2), want.slice(2, 4), want.slice(4)])
+    // A cursor belongs to its sort order.
+    const first = await search({ sort, limit: 2 })
+    await expectError(
+      rokka.sourceimages.list(ORG, { sort: 'size asc', offset: first.cursor, search: GROUP }),
+      400,
+    )
+  })
+
+  await step('sourceimages.list (facets)', ['sourceimages.list'], async () => {
+    const labels = i => i.labels
+    const colour = i => [i.colour]
+    // A comma-separated string (the client's type), among all matches, not just the page.
+    const all = await search({ facets: 'user:array:labels,user:str:colour,format', limit: 1 })
+    assert.equal(all.items.length, 1)
+    assert.deepEqual(all.facets, {
+      'user:array:labels': facetOf(searchSet, labels),
+      'user:str:colour': facetOf(searchSet, colour),
+      format: [{ value: 'png', count: searchSet.length }],
+    })
+    // An array (the client repeats the parameter), with a filter and limit=0.
+    const reds = await search({
+      facets: ['user:array:labels'],
+      limit: 0,
+      search: { 'user:str:colour': 'red*' },
+    })
+    const matching = searchSet.filter(i => i.colour.startsWith('red'))
+    assert.equal(reds.total, matching.length)
+    assert.deepEqual(reds.facets, { 'user:array:labels': facetOf(matching, labels) })
+    await expectError(rokka.sourceimages.list(ORG, { facets: 'user:int:id' }), 400)
   })
 
   await step('sourceimages.getWithBinaryHash', ['sourceimages.getWithBinaryHash'], async () => {
