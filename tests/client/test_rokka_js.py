@@ -12,19 +12,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.webapp.test_server import free_port
+from tests.realserver import running_server
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 SUITE = HERE / "rokka_suite.js"
 RENDER_DOMAIN = "render.test"
 
@@ -110,66 +106,22 @@ def _require_client_install() -> str:
     return node
 
 
-def _healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``cropstack serve`` on 127.0.0.1 with a fresh data dir; yields its base URL.
 
     Private fetch addresses are allowed so ``createByUrl`` can fetch from the suite's own
-    loopback HTTP server.
+    loopback HTTP server; ``{org}.render.test`` hosts serve ``render.getUrlFromUrl``
+    (reached through a Host header).
     """
-    tmp = tmp_path_factory.mktemp("rokka-js")
-    port = free_port()
-    log_path = tmp / "server.log"
-    env = {**os.environ, "CROPSTACK_REMOTE_FETCH_ALLOW_PRIVATE": "true"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "webapp.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(tmp / "data"),
-                "--workers",
-                "2",
-                # {org}.render.test hosts for render.getUrlFromUrl (reached via Host header).
-                "--render-domain",
-                RENDER_DOMAIN,
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-            while not _healthy(base):
-                if process.poll() is not None:
-                    pytest.fail(f"server exited early:\n{log_path.read_text()}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"server not healthy in time:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    with running_server(
+        tmp_path_factory.mktemp("rokka-js"),
+        "--render-domain",
+        RENDER_DOMAIN,
+        env={"CROPSTACK_REMOTE_FETCH_ALLOW_PRIVATE": "true"},
+        start_timeout_s=SERVER_START_TIMEOUT_S,
+    ) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

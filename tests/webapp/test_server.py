@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,16 +22,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import Account
+from tests.realserver import REPO, running_server
 from webapp import create_app
 from webapp.catalog import Catalog
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(
@@ -59,50 +51,8 @@ def http(
 @pytest.fixture
 def server(tmp_path: Path):
     """A ``cropstack serve --workers 2`` subprocess; yields its base URL."""
-    port = free_port()
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "webapp.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--workers",
-            "2",
-        ],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited early: {(tmp_path / 'server.log').read_text()}")
-            try:
-                if http(base, "GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not healthy in 15 s: {(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.1)
+    with running_server(tmp_path) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
 
 
 @pytest.mark.server

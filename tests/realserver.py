@@ -1,0 +1,77 @@
+"""Start and stop a real ``cropstack serve`` process on 127.0.0.1 for tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def running_server(
+    tmp: Path,
+    *extra_args: str,
+    env: dict[str, str] | None = None,
+    workers: int = 2,
+    start_timeout_s: float = 20.0,
+) -> Iterator[str]:
+    """``cropstack serve`` on a free loopback port with data in ``tmp/data``; yields its URL.
+
+    The code under test is this checkout's (``python -m webapp.cli`` from the repo root).
+    Fails the test with the server log if it exits or is not healthy in time; always stops
+    it (terminate, then kill).
+    """
+    port = free_port()
+    log_path = tmp / "server.log"
+    argv = [
+        sys.executable, "-m", "webapp.cli", "serve", "--host", "127.0.0.1",
+        "--port", str(port), "--data-dir", str(tmp / "data"), "--workers", str(workers),
+        *extra_args,
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + start_timeout_s
+            while not _healthy(base):
+                if process.poll() is not None:
+                    pytest.fail(f"server exited early:\n{log_path.read_text()}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"server not healthy in time:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
