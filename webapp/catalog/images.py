@@ -138,18 +138,26 @@ class ImageQuery:
     )
     #: Key values of the last row of the previous page (keyset paging), or None.
     after: tuple[Any, ...] | None = None
+    #: When the first sort key is a user field: (index value column, field name, type).
+    #: Its keys are then ``sort[0]`` (missing?) and ``sort[1]`` (the value).
+    lead: tuple[str, str, str] | None = None
+
+    @property
+    def unfiltered(self) -> bool:
+        """Every live image of the organization matches (answered from maintained counts)."""
+        return not self.where and self.binary_hash is None and not self.deleted
 
     def sql_where(self) -> tuple[str, list[Any]]:
         """The WHERE clause and its parameters."""
-        clauses = ["organization_id = ?"]
+        clauses = ["sourceimages.organization_id = ?"]
         params: list[Any] = [self.organization_id]
         if self.deleted:
-            clauses.append("deleted_at IS NOT NULL AND deleted_at >= ?")
+            clauses.append("sourceimages.deleted_at IS NOT NULL AND sourceimages.deleted_at >= ?")
             params.append(self.restore_cutoff)
         else:
-            clauses.append("deleted_at IS NULL")
+            clauses.append("sourceimages.deleted_at IS NULL")
         if self.binary_hash is not None:
-            clauses.append("binary_hash = ?")
+            clauses.append("sourceimages.binary_hash = ?")
             params.append(self.binary_hash)
         if self.where:
             joiner = " OR " if self.any_of else " AND "
@@ -274,6 +282,10 @@ def compile_search(
         query.params.extend(params)
     for key in search.sort:
         query.sort.extend(_sort_sql(key))
+    first = search.sort[0].field
+    if first.column is None:
+        assert first.name is not None and first.type is not None
+        query.lead = (_value_column(first.kind), first.name, first.type)
     # hash is unique within an organization: the tie-break that makes the order total.
     query.sort.append(("sourceimages.hash", [], query.sort[-1][2]))
     if search.after is not None:
@@ -387,25 +399,20 @@ class Images:
         """Total, one page (``limit`` rows after ``offset`` or the ``after`` keyset) with
         each row's sort key values, whether more rows follow, and value counts per facet."""
         where, params = query.sql_where()
-        total_row = self.catalog.query_one(
-            f"SELECT COUNT(*) AS n FROM sourceimages WHERE {where}", params
-        )
-        total = int(total_row["n"]) if total_row else 0
+        if query.unfiltered:
+            total = self._live_count(query.organization_id)
+        else:
+            total_row = self.catalog.query_one(
+                f"SELECT COUNT(*) AS n FROM sourceimages WHERE {where}", params
+            )
+            total = int(total_row["n"]) if total_row else 0
         counted = {f.key: self._facet(f, query, where, params) for f in facets}
         if query.limit == 0:
             return SearchResult(total, [], [], total > 0, counted)
-        columns = ", ".join(f"{sql} AS _k{i}" for i, (sql, _, _) in enumerate(query.sort))
-        column_params = [p for _, ps, _ in query.sort for p in ps]
-        order = ", ".join(
-            f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, _, desc) in enumerate(query.sort)
-        )
-        keyset, keyset_params = ("1", []) if query.after is None else _keyset(query)
-        # One row more than the page tells whether another page follows.
-        rows = self.catalog.query(
-            f"SELECT * FROM (SELECT sourceimages.*, {columns} FROM sourceimages WHERE {where}) "
-            f"WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*column_params, *params, *keyset_params, query.limit + 1, query.offset],
-        )
+        if query.lead is not None and self._lead_pays(query, total):
+            rows = self._page_by_lead(query, where, params)
+        else:
+            rows = self._page(query, where, params, "sourceimages", "1", [])
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         n = len(query.sort)
@@ -418,11 +425,147 @@ class Images:
             images.append(image)
         return SearchResult(total, images, keys, more, counted)
 
+    def _live_count(self, organization_id: str) -> int:
+        """Live images of the organization: each counts once under ``format``."""
+        row = self.catalog.query_one(
+            "SELECT COALESCE(SUM(count), 0) AS n FROM sourceimage_facet_counts "
+            "WHERE organization_id = ? AND facet = 'format'",
+            (organization_id,),
+        )
+        return int(row["n"]) if row else 0
+
+    def _lead_pays(self, query: ImageQuery, total: int) -> bool:
+        """Whether walking the sort field's index (stopping after the page) beats keying
+        every match: yes unless the filters leave few of the organization's images."""
+        if query.unfiltered:
+            return True
+        if query.deleted or query.binary_hash is not None:
+            return False
+        return total * 20 >= self._live_count(query.organization_id)
+
+    def _page(
+        self,
+        query: ImageQuery,
+        where: str,
+        params: list[Any],
+        source: str,
+        extra: str,
+        extra_params: list[Any],
+        *,
+        columns: list[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        constant_keys: int = 0,
+    ) -> list[sqlite3.Row]:
+        """``limit + 1`` rows (one more tells whether another page follows) of ``source``
+        matching ``where`` and ``extra`` after the keyset, in sort order, with ``_kN``.
+
+        The first ``constant_keys`` columns are the same for every row of ``source`` and
+        stay out of ORDER BY (a constant there would stop SQLite using an index's order).
+        """
+        if columns is None:
+            columns = [sql for sql, _, _ in query.sort]
+            column_params = [p for _, ps, _ in query.sort for p in ps]
+        else:
+            column_params = []
+        selected = ", ".join(f"{sql} AS _k{i}" for i, sql in enumerate(columns))
+        order = ", ".join(
+            f"_k{i} {'DESC' if desc else 'ASC'}"
+            for i, (_, _, desc) in enumerate(query.sort)
+            if i >= constant_keys
+        )
+        keyset, keyset_params = ("1", []) if query.after is None else _keyset(query)
+        return self.catalog.query(
+            f"SELECT * FROM (SELECT sourceimages.*, {selected} FROM {source} "
+            f"WHERE {extra} AND {where}) WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?",
+            [
+                *column_params,
+                *extra_params,
+                *params,
+                *keyset_params,
+                (query.limit if limit is None else limit) + 1,
+                query.offset if offset is None else offset,
+            ],
+        )
+
+    def _page_by_lead(self, query: ImageQuery, where: str, params: list[Any]) -> list[sqlite3.Row]:
+        """The page when the first sort key is a user field: images holding the field in
+        the order of its index (the LIMIT ends the walk early), then, if the page is not
+        full, the images without it (sorted by the remaining keys)."""
+        assert query.lead is not None
+        column, name, value_type = query.lead
+        rest = query.sort[2:-1]
+        rest_columns = [sql for sql, _, _ in rest]
+        rest_params = [p for _, ps, _ in rest for p in ps]
+        has_value = (
+            "sv.organization_id = ? AND sv.source = 'user' AND sv.field = ? AND sv.type = ? "
+            f"AND {column} IS NOT NULL"
+        )
+        lead_params = [query.organization_id, name, value_type]
+        bound, bound_params = "", []
+        if query.after is not None and not query.after[0] and query.after[1] is not None:
+            # A sargable bound lets the index walk start at the cursor.
+            bound = f" AND {column} {'<=' if query.sort[1][2] else '>='} ?"
+            bound_params = [query.after[1]]
+        rows: list[sqlite3.Row] = []
+        offset = query.offset
+        # A cursor past the images with the field (its "missing" key is 1) skips them.
+        if query.after is None or not query.after[0]:
+            # The index's order: value, then hash (equal to sourceimages.hash by the join).
+            hash_key = "sv.hash" if not rest else "sourceimages.hash"
+            rows = self._page(
+                query,
+                where,
+                params,
+                "sourceimage_values AS sv CROSS JOIN sourceimages "
+                "ON sourceimages.organization_id = sv.organization_id "
+                "AND sourceimages.hash = sv.hash",
+                has_value + bound,
+                [*rest_params, *lead_params, *bound_params],
+                columns=["0", column, *rest_columns, hash_key],
+                constant_keys=1,
+            )
+            if len(rows) > query.limit:
+                return rows
+            if rows or offset == 0:
+                offset = 0
+            else:
+                # The offset lies beyond the images with the field: skip those.
+                counted = self.catalog.query_one(
+                    "SELECT COUNT(*) AS n FROM sourceimage_values AS sv CROSS JOIN "
+                    "sourceimages ON sourceimages.organization_id = sv.organization_id "
+                    f"AND sourceimages.hash = sv.hash WHERE {has_value} AND {where}",
+                    [*lead_params, *params],
+                )
+                offset = max(0, offset - (int(counted["n"]) if counted else 0))
+        missing = self._page(
+            query,
+            where,
+            params,
+            "sourceimages",
+            f"NOT EXISTS (SELECT 1 FROM sourceimage_values AS sv WHERE {has_value} "
+            "AND sv.hash = sourceimages.hash)",
+            [*rest_params, *lead_params],
+            columns=["1", "NULL", *rest_columns, "sourceimages.hash"],
+            limit=query.limit - len(rows),
+            offset=offset,
+            constant_keys=2,
+        )
+        return [*rows, *missing]
+
     def _facet(
         self, fld: Field, query: ImageQuery, where: str, params: list[Any]
     ) -> list[dict[str, Any]]:
         """The most frequent values of ``fld`` among the matches (≤ FACET_VALUES)."""
-        if fld.column is not None:
+        if query.unfiltered:
+            facet = fld.column if fld.column is not None else f"user:{fld.type}:{fld.name}"
+            rows = self.catalog.query(
+                "SELECT value, count FROM sourceimage_facet_counts "
+                "WHERE organization_id = ? AND facet = ? AND count > 0 "
+                "ORDER BY count DESC, value ASC LIMIT ?",
+                [query.organization_id, facet, FACET_VALUES],
+            )
+        elif fld.column is not None:
             rows = self.catalog.query(
                 f"SELECT {fld.column} AS value, COUNT(*) AS count FROM sourceimages "
                 f"WHERE {where} GROUP BY {fld.column} ORDER BY count DESC, value ASC LIMIT ?",

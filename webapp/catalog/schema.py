@@ -73,6 +73,9 @@ CREATE INDEX IF NOT EXISTS sourceimages_height ON sourceimages(organization_id, 
 CREATE INDEX IF NOT EXISTS sourceimages_name ON sourceimages(organization_id, name);
 CREATE INDEX IF NOT EXISTS sourceimages_format ON sourceimages(organization_id, format);
 CREATE INDEX IF NOT EXISTS sourceimages_mimetype ON sourceimages(organization_id, mimetype);
+-- Covering for "is this image live?": search filters probe it once per matching image
+-- without reading the (large) table row.
+CREATE INDEX IF NOT EXISTS sourceimages_live ON sourceimages(organization_id, hash, deleted_at);
 -- Search index (docs/search.md): one row per searchable scalar of an image, kept in sync
 -- with sourceimages by the triggers below, so every write path (and every transaction)
 -- updates it. source: 'user' (field = name, type = its prefix type, one row per array
@@ -134,6 +137,38 @@ BEGIN
 END;
 -- Rows written before the search index existed (idempotent: every image has a name row).
 {flatten_backfill};
+-- Facet counts of live images (docs/search.md): per organization, facet ('format',
+-- 'mimetype', 'user:str:<name>', 'user:array:<name>') and value, the number of live
+-- images holding it (an image counts once per value). Answers facets and totals of
+-- unfiltered searches without reading every image; kept by the triggers below in the
+-- same transaction as the write. Rows reaching 0 are removed.
+CREATE TABLE IF NOT EXISTS sourceimage_facet_counts (
+    organization_id TEXT NOT NULL,
+    facet TEXT NOT NULL,
+    value TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (organization_id, facet, value)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS sourceimages_facets_insert AFTER INSERT ON sourceimages
+WHEN NEW.deleted_at IS NULL
+BEGIN
+{facets_add_new}
+END;
+CREATE TRIGGER IF NOT EXISTS sourceimages_facets_update
+AFTER UPDATE OF organization_id, format, mimetype, user_metadata, deleted_at ON sourceimages
+WHEN OLD.deleted_at IS NULL OR NEW.deleted_at IS NULL
+BEGIN
+{facets_remove_old}
+{facets_add_new}
+END;
+CREATE TRIGGER IF NOT EXISTS sourceimages_facets_delete AFTER DELETE ON sourceimages
+WHEN OLD.deleted_at IS NULL
+BEGIN
+{facets_remove_old}
+END;
+-- Counts of catalogs from before the table (idempotent: once any live image exists, the
+-- table holds its format; the constant NOT EXISTS is evaluated once, before the scan).
+{facets_backfill};
 CREATE TABLE IF NOT EXISTS stacks (
     organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -171,10 +206,63 @@ FROM (SELECT 'dynamic' AS source, {x}.dynamic_metadata AS doc
     json_tree(m.doc) AS t
 WHERE t.type IN ('text', 'integer', 'real', 'true', 'false')"""
 
+# The type and name of user key ``u.key`` (``[type:]name``, as in _FLATTEN).
+_KEY_TYPE = (
+    "CASE WHEN instr(u.key, ':') THEN substr(u.key, 1, instr(u.key, ':') - 1) ELSE 'str' END"
+)
+_KEY_NAME = "CASE WHEN instr(u.key, ':') THEN substr(u.key, instr(u.key, ':') + 1) ELSE u.key END"
+# The user facet values of image row ``{x}``: strings of str/array fields (the rows the
+# facet query of sourceimage_values counts), as (facet, value) columns.
+_USER_FACETS = f"""
+SELECT 'user:' || ({_KEY_TYPE}) || ':' || ({_KEY_NAME}), e.value
+FROM {{from_}}json_each({{x}}.user_metadata) AS u,
+    json_each(CASE WHEN u.type = 'array' THEN u.value ELSE json_array(u.value) END) AS e
+WHERE e.type = 'text' AND ({_KEY_TYPE}) IN ('str', 'array'){{where}}"""
+# The distinct (facet, value) pairs of image row ``{x}`` (NEW or OLD in triggers).
+_FACET_VALUES = (
+    "SELECT 'format' AS facet, {x}.format AS value UNION SELECT 'mimetype', {x}.mimetype UNION"
+    + _USER_FACETS.replace("{from_}", "").replace("{where}", "")
+)
+_FACETS_ADD = """
+INSERT INTO sourceimage_facet_counts (organization_id, facet, value, count)
+SELECT NEW.organization_id, facet, value, 1 FROM ({values})
+WHERE NEW.deleted_at IS NULL
+ON CONFLICT (organization_id, facet, value) DO UPDATE SET count = count + 1;""".replace(
+    "{values}", _FACET_VALUES.replace("{x}", "NEW")
+)
+_FACETS_REMOVE = """
+UPDATE sourceimage_facet_counts SET count = count - 1
+WHERE OLD.deleted_at IS NULL AND organization_id = OLD.organization_id
+    AND (facet, value) IN ({values});
+DELETE FROM sourceimage_facet_counts
+WHERE OLD.deleted_at IS NULL AND organization_id = OLD.organization_id AND count <= 0
+    AND (facet, value) IN ({values});""".replace("{values}", _FACET_VALUES.replace("{x}", "OLD"))
+_EMPTY = "s.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM sourceimage_facet_counts)"
+_FACETS_BACKFILL = f"""
+INSERT INTO sourceimage_facet_counts (organization_id, facet, value, count)
+SELECT organization_id, facet, value, COUNT(*) FROM (
+    SELECT s.organization_id, s.hash, 'format' AS facet, s.format AS value
+    FROM sourceimages AS s WHERE {_EMPTY}
+    UNION SELECT s.organization_id, s.hash, 'mimetype', s.mimetype FROM sourceimages AS s
+    WHERE {_EMPTY}
+    UNION SELECT s.organization_id, s.hash, {
+    _USER_FACETS.replace("{from_}", "sourceimages AS s, ")
+    .replace("{x}", "s")
+    .replace("{where}", " AND " + _EMPTY)
+    .split("SELECT", 1)[1]
+})
+WHERE true
+GROUP BY organization_id, facet, value"""
+
 SCHEMA = _SCHEMA.replace("{flatten_new}", _FLATTEN.format(x="NEW") + ";").replace(
     "{flatten_backfill}",
     # The update trigger re-indexes a row when its name is assigned, even to itself.
     "UPDATE sourceimages SET name = name WHERE NOT EXISTS (SELECT 1 FROM sourceimage_values"
     " AS v WHERE v.organization_id = sourceimages.organization_id"
     " AND v.hash = sourceimages.hash)",
+)
+SCHEMA = (
+    SCHEMA.replace("{facets_add_new}", _FACETS_ADD)
+    .replace("{facets_remove_old}", _FACETS_REMOVE)
+    .replace("{facets_backfill}", _FACETS_BACKFILL)
 )
