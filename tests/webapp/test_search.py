@@ -632,8 +632,11 @@ def test_startup_backfills_images_written_before_the_index(tmp_path):
             ("user", "n", "int", None, 5),
             ("user", "t", "text", "quiet lake", None),
         ]
-        fts = catalog.query("SELECT rowid FROM sourceimage_fts WHERE sourceimage_fts MATCH 'lake'")
-        assert len(fts) == 2
+        fts = catalog.query(
+            "SELECT rowid >> 32 AS k FROM sourceimage_words WHERE sourceimage_words MATCH 'lake'"
+        )
+        key = catalog.query_one("SELECT id FROM sourceimage_keys WHERE hash = ?", ("a" * 40,))
+        assert [r["k"] for r in fts] == [key["id"], key["id"]]
         Catalog.initialise(path)  # idempotent
         assert len(catalog.query("SELECT * FROM sourceimage_values")) == 3
     finally:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from webapp.catalog import now_iso
+from webapp.catalog.schema import scope_token
 from webapp.errors import ApiError
 from webapp.search import FACET_VALUES, Condition, Field, Search, SearchError, SortKey
 
@@ -141,6 +142,8 @@ class ImageQuery:
     #: When the first sort key is a user field: (index value column, field name, type).
     #: Its keys are then ``sort[0]`` (missing?) and ``sort[1]`` (the value).
     lead: tuple[str, str, str] | None = None
+    #: When every filter is a word condition (combined with AND): their FTS5 queries.
+    word_matches: list[str] | None = None
 
     @property
     def unfiltered(self) -> bool:
@@ -184,13 +187,10 @@ _INDEX_SUBQUERY = (
     "SELECT sv.hash FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
     "AND sv.source = ? AND sv.field = ? AND sv.type = ?"
 )
-# CROSS JOIN makes SQLite start from the FTS matches (else it walks every index row of the
-# organization and probes FTS for each).
-_FTS_SUBQUERY = (
-    "SELECT sv.hash FROM sourceimage_fts CROSS JOIN sourceimage_values AS sv "
-    "ON sv.id = sourceimage_fts.rowid WHERE sourceimage_fts MATCH ? AND sv.organization_id = ? "
-    "AND sv.source = ? AND sv.field = ? AND sv.type = ?"
-)
+# The image keys (sourceimage_keys.id) of one word condition: the FTS5 rowid carries the key
+# (schema.py), and the scope token in the MATCH keeps only this organization's field.
+_WORD_KEYS = "SELECT rowid >> 32 FROM sourceimage_words WHERE sourceimage_words MATCH ?"
+_FTS_SUBQUERY = f"SELECT k.hash FROM sourceimage_keys AS k WHERE k.id IN ({_WORD_KEYS})"
 # Beyond every character a prefix can be followed by, for the index range of a prefix.
 _TOP_CHAR = "\U0010ffff"
 
@@ -217,8 +217,7 @@ def _condition_sql(cond: Condition, organization_id: str) -> tuple[str, list[Any
         placeholder = "julianday(?)" if fld.kind == "date" else "?"
         outer = (_INDEX_SUBQUERY, [organization_id, fld.source, fld.name, fld.type])
     if cond.op == "match":
-        params = [cond.value, organization_id, fld.source, fld.name, fld.type]
-        return f"sourceimages.hash IN ({_FTS_SUBQUERY})", params
+        return f"sourceimages.hash IN ({_FTS_SUBQUERY})", [_word_match(cond, organization_id)]
     parts: list[str] = []
     params = []
     if cond.op == "eq":
@@ -239,6 +238,14 @@ def _condition_sql(cond: Condition, organization_id: str) -> tuple[str, list[Any
     if outer is None:
         return sql, params
     return f"sourceimages.hash IN ({outer[0]} AND {sql})", [*outer[1], *params]
+
+
+def _word_match(cond: Condition, organization_id: str) -> str:
+    """The FTS5 query of a word condition: its scope token and its (quoted) words."""
+    fld = cond.field
+    assert fld.source is not None and fld.name is not None and fld.type is not None
+    scope = scope_token(organization_id, fld.source, fld.type, fld.name)
+    return f'{{scope}} : "{scope}" AND {{words}} : ({cond.value})'
 
 
 def _sort_sql(key: SortKey) -> list[tuple[str, list[Any], bool]]:
@@ -280,6 +287,9 @@ def compile_search(
         sql, params = _condition_sql(cond, organization_id)
         query.where.append(sql)
         query.params.extend(params)
+    if search.conditions and all(c.op == "match" for c in search.conditions):
+        if not search.any_of or len(search.conditions) == 1:
+            query.word_matches = [_word_match(c, organization_id) for c in search.conditions]
     for key in search.sort:
         query.sort.extend(_sort_sql(key))
     first = search.sort[0].field
@@ -293,6 +303,18 @@ def compile_search(
             raise SearchError("offset: the cursor belongs to another sort order")
         query.after = search.after
     return query
+
+
+#: Sort columns sourceimage_keys holds too (a word search sorted by these reads it only).
+_KEY_COLUMNS = {"sourceimages.created": "k.created", "sourceimages.hash": "k.hash"}
+
+
+def _word_keys(query: ImageQuery) -> tuple[str, list[Any]] | None:
+    """The keys of the images all word conditions match (SQL, params), when the search
+    filters by words only (live images, no binaryHash); else None."""
+    if query.word_matches is None or query.deleted or query.binary_hash is not None:
+        return None
+    return " INTERSECT ".join(_WORD_KEYS for _ in query.word_matches), list(query.word_matches)
 
 
 def _keyset(query: ImageQuery) -> tuple[str, list[Any]]:
@@ -399,8 +421,17 @@ class Images:
         """Total, one page (``limit`` rows after ``offset`` or the ``after`` keyset) with
         each row's sort key values, whether more rows follow, and value counts per facet."""
         where, params = query.sql_where()
+        words = _word_keys(query)
         if query.unfiltered:
             total = self._live_count(query.organization_id)
+        elif words is not None:
+            # Only the FTS doclists and a small index of live keys: no image is read.
+            total_row = self.catalog.query_one(
+                "SELECT COUNT(*) AS n FROM sourceimage_keys AS k INDEXED BY sourceimage_keys_live "
+                f"WHERE k.deleted_at IS NULL AND k.id IN ({words[0]})",
+                words[1],
+            )
+            total = int(total_row["n"]) if total_row else 0
         else:
             total_row = self.catalog.query_one(
                 f"SELECT COUNT(*) AS n FROM sourceimages WHERE {where}", params
@@ -411,6 +442,8 @@ class Images:
             return SearchResult(total, [], [], total > 0, counted)
         if query.lead is not None and self._lead_pays(query, total):
             rows = self._page_by_lead(query, where, params)
+        elif words is not None and all(sql in _KEY_COLUMNS for sql, _, _ in query.sort):
+            rows = self._page_by_words(query, words, total)
         else:
             rows = self._page(query, where, params, "sourceimages", "1", [])
         more = len(rows) > query.limit
@@ -424,6 +457,35 @@ class Images:
                 del image[f"_k{i}"]
             images.append(image)
         return SearchResult(total, images, keys, more, counted)
+
+    def _page_by_words(
+        self, query: ImageQuery, words: tuple[str, list[Any]], total: int
+    ) -> list[sqlite3.Row]:
+        """The page of a word search sorted by ``created``/``hash`` only, read through
+        sourceimage_keys: unless the words match very few images, by walking the sort key's
+        index and probing the match set (the LIMIT ends the walk), else from the matches."""
+        columns = [_KEY_COLUMNS[sql] for sql, _, _ in query.sort]
+        index = ""
+        # Walk when about 20,000 index entries (cheap probes) give the page; else read
+        # the few matches and sort them.
+        wanted = query.offset + query.limit + 1
+        if wanted * self._live_count(query.organization_id) <= total * 20_000:
+            lead = query.sort[0][0]
+            index = "INDEXED BY " + (
+                "sourceimage_keys_created"
+                if lead == "sourceimages.created"
+                else "sourceimage_keys_image"
+            )
+        return self._page(
+            query,
+            "1",
+            [],
+            f"sourceimage_keys AS k {index} CROSS JOIN sourceimages "
+            "ON sourceimages.organization_id = k.organization_id AND sourceimages.hash = k.hash",
+            f"k.organization_id = ? AND k.deleted_at IS NULL AND k.id IN ({words[0]})",
+            [query.organization_id, *words[1]],
+            columns=columns,
+        )
 
     def _live_count(self, organization_id: str) -> int:
         """Live images of the organization: each counts once under ``format``."""

@@ -100,27 +100,63 @@ CREATE INDEX IF NOT EXISTS sourceimage_values_text
     WHERE value_text IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sourceimage_values_image
     ON sourceimage_values(organization_id, hash, source, field);
--- Words of text:/array_text: user fields and of names (external content: the text lives
--- in sourceimage_values only).
-CREATE VIRTUAL TABLE IF NOT EXISTS sourceimage_fts USING fts5(
-    value_text,
-    content='sourceimage_values',
-    content_rowid='id',
+-- Layout before sourceimage_keys (an FTS5 table keyed by sourceimage_values ids only):
+-- dropped, and its index rows rebuilt below with ids that carry the image key.
+DROP TRIGGER IF EXISTS sourceimage_values_fts_insert;
+DROP TRIGGER IF EXISTS sourceimage_values_fts_delete;
+DELETE FROM sourceimage_values
+    WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sourceimage_fts');
+DROP TABLE IF EXISTS sourceimage_fts;
+-- An integer key per image (stable: an explicit INTEGER PRIMARY KEY survives VACUUM), with
+-- the columns a word search needs to count live matches and page them in created order
+-- without reading sourceimages. Kept by the triggers below.
+CREATE TABLE IF NOT EXISTS sourceimage_keys (
+    id INTEGER PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created TEXT NOT NULL,
+    deleted_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sourceimage_keys_image
+    ON sourceimage_keys(organization_id, hash);
+CREATE INDEX IF NOT EXISTS sourceimage_keys_created
+    ON sourceimage_keys(organization_id, created, hash) WHERE deleted_at IS NULL;
+-- Small enough to stay cached: "is key k live?" for every word match.
+CREATE INDEX IF NOT EXISTS sourceimage_keys_live ON sourceimage_keys(id) WHERE deleted_at IS NULL;
+INSERT INTO sourceimage_keys (organization_id, hash, created, deleted_at)
+SELECT organization_id, hash, created, deleted_at FROM sourceimages AS s
+WHERE NOT EXISTS (SELECT 1 FROM sourceimage_keys AS k
+                  WHERE k.organization_id = s.organization_id AND k.hash = s.hash);
+-- Words of text:/array_text: user fields and of names (contentless: the text lives in
+-- sourceimage_values). rowid = the sourceimage_values id = (image key << 32) + n, so a
+-- match names its image without a lookup; ``scope`` holds one token naming organization,
+-- source, type and field (_SCOPE), matched together with the words.
+CREATE VIRTUAL TABLE IF NOT EXISTS sourceimage_words USING fts5(
+    scope,
+    words,
+    content='',
     tokenize='porter unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS sourceimage_values_fts_insert AFTER INSERT ON sourceimage_values
+CREATE TRIGGER IF NOT EXISTS sourceimage_values_words_insert AFTER INSERT ON sourceimage_values
 WHEN NEW.type IN ('text', 'array_text')
 BEGIN
-    INSERT INTO sourceimage_fts(rowid, value_text) VALUES (NEW.id, NEW.value_text);
+    INSERT INTO sourceimage_words(rowid, scope, words)
+        VALUES (NEW.id, {scope_new}, NEW.value_text);
 END;
-CREATE TRIGGER IF NOT EXISTS sourceimage_values_fts_delete AFTER DELETE ON sourceimage_values
+CREATE TRIGGER IF NOT EXISTS sourceimage_values_words_delete AFTER DELETE ON sourceimage_values
 WHEN OLD.type IN ('text', 'array_text')
 BEGIN
-    INSERT INTO sourceimage_fts(sourceimage_fts, rowid, value_text)
-        VALUES ('delete', OLD.id, OLD.value_text);
+    INSERT INTO sourceimage_words(sourceimage_words, rowid, scope, words)
+        VALUES ('delete', OLD.id, {scope_old}, OLD.value_text);
 END;
+-- Re-created at every start-up so that databases of an older layout get these bodies.
+DROP TRIGGER IF EXISTS sourceimages_search_insert;
+DROP TRIGGER IF EXISTS sourceimages_search_update;
+DROP TRIGGER IF EXISTS sourceimages_search_delete;
 CREATE TRIGGER IF NOT EXISTS sourceimages_search_insert AFTER INSERT ON sourceimages
 BEGIN
+    INSERT INTO sourceimage_keys (organization_id, hash, created, deleted_at)
+        VALUES (NEW.organization_id, NEW.hash, NEW.created, NEW.deleted_at);
 {flatten_new}
 END;
 CREATE TRIGGER IF NOT EXISTS sourceimages_search_update
@@ -134,6 +170,15 @@ CREATE TRIGGER IF NOT EXISTS sourceimages_search_delete AFTER DELETE ON sourceim
 BEGIN
     DELETE FROM sourceimage_values
         WHERE organization_id = OLD.organization_id AND hash = OLD.hash;
+    DELETE FROM sourceimage_keys WHERE organization_id = OLD.organization_id AND hash = OLD.hash;
+END;
+DROP TRIGGER IF EXISTS sourceimages_keys_update;
+CREATE TRIGGER sourceimages_keys_update
+AFTER UPDATE OF organization_id, hash, created, deleted_at ON sourceimages
+BEGIN
+    UPDATE sourceimage_keys SET organization_id = NEW.organization_id, hash = NEW.hash,
+        created = NEW.created, deleted_at = NEW.deleted_at
+    WHERE organization_id = OLD.organization_id AND hash = OLD.hash;
 END;
 -- Rows written before the search index existed (idempotent: every image has a name row).
 {flatten_backfill};
@@ -183,7 +228,9 @@ CREATE TABLE IF NOT EXISTS stacks (
 # the backfill). User keys are ``[type:]name``; array values give one row per element.
 _FLATTEN = """
 INSERT INTO sourceimage_values
-    (organization_id, hash, source, field, type, value_text, value_num)
+    (id, organization_id, hash, source, field, type, value_text, value_num)
+SELECT (k.id << 32) + row_number() OVER (), f.*
+FROM sourceimage_keys AS k, (
 SELECT {x}.organization_id, {x}.hash, 'name', 'name', 'text', {x}.name, NULL
 UNION ALL
 SELECT {x}.organization_id, {x}.hash, 'user',
@@ -204,7 +251,22 @@ SELECT {x}.organization_id, {x}.hash, m.source, replace(substr(t.fullkey, 3), '"
 FROM (SELECT 'dynamic' AS source, {x}.dynamic_metadata AS doc
       UNION ALL SELECT 'static', {x}.static_metadata) AS m,
     json_tree(m.doc) AS t
-WHERE t.type IN ('text', 'integer', 'real', 'true', 'false')"""
+WHERE t.type IN ('text', 'integer', 'real', 'true', 'false')) AS f
+WHERE k.organization_id = {x}.organization_id AND k.hash = {x}.hash"""
+
+# The scope token of index row ``{x}`` (sourceimage_words.scope); ``scope_token`` is the same
+# in Python. Hex keeps it one token the tokenizer leaves alone (over 64 characters, so the
+# porter stemmer passes it through).
+_SCOPE = (
+    "'s' || lower(hex({x}.organization_id || ' ' || {x}.source || ' ' || {x}.type || ' ' "
+    "|| {x}.field)) || '0'"
+)
+
+
+def scope_token(organization_id: str, source: str, value_type: str, name: str) -> str:
+    """The ``scope`` token of the word rows of one organization's field (as _SCOPE)."""
+    return "s" + f"{organization_id} {source} {value_type} {name}".encode().hex() + "0"
+
 
 # The type and name of user key ``u.key`` (``[type:]name``, as in _FLATTEN).
 _KEY_TYPE = (
@@ -254,7 +316,10 @@ SELECT organization_id, facet, value, COUNT(*) FROM (
 WHERE true
 GROUP BY organization_id, facet, value"""
 
-SCHEMA = _SCHEMA.replace("{flatten_new}", _FLATTEN.format(x="NEW") + ";").replace(
+SCHEMA = _SCHEMA.replace("{scope_new}", _SCOPE.format(x="NEW")).replace(
+    "{scope_old}", _SCOPE.format(x="OLD")
+)
+SCHEMA = SCHEMA.replace("{flatten_new}", _FLATTEN.format(x="NEW") + ";").replace(
     "{flatten_backfill}",
     # The update trigger re-indexes a row when its name is assigned, even to itself.
     "UPDATE sourceimages SET name = name WHERE NOT EXISTS (SELECT 1 FROM sourceimage_values"
