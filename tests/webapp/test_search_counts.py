@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from webapp.catalog import Catalog
-from webapp.catalog.images import ImageQuery, NewImage, compile_search, restore_cutoff
+from webapp.catalog.images import NewImage, restore_cutoff
+from webapp.catalog.imagesearch import ImageQuery, compile_search
 from webapp.search import parse_search
 
 
@@ -120,7 +121,7 @@ def test_facet_counts_answer_unfiltered_searches(catalog: Catalog):
     search = parse_search([("facets", "user:str:color,format"), ("limit", "0")])
     query = compile_search(search, "o1", restore_cutoff=restore_cutoff(30))
     assert query.unfiltered
-    result = catalog.images.search(query, search.facets)
+    result = catalog.image_search.search(query, search.facets)
     assert result.total == 6
     assert result.facets == {
         "user:str:color": [{"value": "blue", "count": 3}, {"value": "red", "count": 3}],
@@ -129,7 +130,7 @@ def test_facet_counts_answer_unfiltered_searches(catalog: Catalog):
     # The filtered path (recount) agrees with the maintained counts.
     filtered = ImageQuery("o1", limit=0, where=["1"])
     assert not filtered.unfiltered
-    again = catalog.images.search(filtered, search.facets)
+    again = catalog.image_search.search(filtered, search.facets)
     assert again.total == result.total and again.facets == result.facets
 
 

@@ -1,7 +1,8 @@
 """The SQLite catalog: organizations, users, keys, memberships, source images, stacks.
 
 Narrow interface: routes call ``Catalog`` methods (grouped as ``.accounts``, ``.images``,
-``.stacks``) and never write SQL themselves, so another backend can replace this module.
+``.image_search``, ``.stacks``) and never write SQL themselves, so another backend can
+replace this module.
 
 Durability and concurrency (see docs/operations.md): WAL journal, ``synchronous=FULL``,
 a busy timeout, every write in ``BEGIN IMMEDIATE`` behind a per-process lock (SQLite's
@@ -88,10 +89,12 @@ class Catalog:
         # Domain groups; imported here to keep each in its own module.
         from webapp.catalog.accounts import Accounts
         from webapp.catalog.images import Images
+        from webapp.catalog.imagesearch import ImageSearch
         from webapp.catalog.stacks import Stacks
 
         self.accounts = Accounts(self)
         self.images = Images(self)
+        self.image_search = ImageSearch(self)
         self.stacks = Stacks(self)
 
     @classmethod

@@ -13,7 +13,8 @@ from flask import Blueprint, Response, request
 
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.auth import require
-from webapp.catalog.images import compile_search, locked_error, restore_cutoff, to_api
+from webapp.catalog.images import locked_error, restore_cutoff, to_api
+from webapp.catalog.imagesearch import compile_search
 from webapp.errors import ApiError, json_response, not_found
 from webapp.ingest import derive, ingest, keep_hash_update
 from webapp.metadata import (
@@ -90,7 +91,7 @@ def _list(org: dict[str, Any], binary_hash: str | None) -> Response:
         query = compile_search(search, org["id"], restore_cutoff=_cutoff(), binary_hash=binary_hash)
     except SearchError as exc:
         raise ApiError(400, str(exc)) from exc
-    result = catalog().images.search(query, search.facets)
+    result = catalog().image_search.search(query, search.facets)
     kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("limit", "offset")]
 
     def href(offset: int | str) -> dict[str, str]:
