@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
+from tests.conftest import Account
 from tests.engine.conftest import decode, png, red_centre, red_mask, scene
+from webapp import create_app, renderer
 from webapp.signing import signature
 
 
@@ -28,6 +33,14 @@ def set_area(account, image_hash: str, kind: str, area: dict) -> str:
     )
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.get_json()["hash"]
+
+
+def configured(tmp_path, org: str, **settings: object) -> tuple[Flask, FlaskClient, str]:
+    """An app with ``settings``, an admin of ``org``, and one uploaded 100x80 image's hash."""
+    app = create_app({"data_dir": str(tmp_path / "d"), **settings})
+    client = app.test_client()
+    account = Account(client, org, f"admin@{org}.example")
+    return app, client, upload(account, png(scene(100, 80)))["hash"]
 
 
 @pytest.fixture
@@ -191,13 +204,7 @@ def test_deleted_image_is_404(client, account, square_image):
 
 
 def test_render_domain_host(tmp_path):
-    from tests.conftest import Account
-    from webapp import create_app
-
-    app = create_app({"data_dir": str(tmp_path / "d"), "render_domain": "img.test"})
-    client = app.test_client()
-    account = Account(client, "acme", "a@acme.example")
-    image = upload(account, png(scene(100, 80)))["hash"]
+    _, client, image = configured(tmp_path, "acme", render_domain="img.test")
     response = client.get(
         f"/dynamic/resize-width-10/{image}.png", headers={"Host": "acme.img.test"}
     )
@@ -236,17 +243,9 @@ def test_image_cache_purge_route(client, account, square_image, app):
 
 
 def test_render_slots_bound_concurrency(tmp_path):
-    import threading
-
-    from tests.conftest import Account
-    from webapp import create_app, renderer
-
-    app = create_app(
-        {"data_dir": str(tmp_path / "d"), "render_concurrency": 1, "render_queue_timeout": 0.05}
+    app, client, image = configured(
+        tmp_path, "busy", render_concurrency=1, render_queue_timeout=0.05
     )
-    client = app.test_client()
-    account = Account(client, "busy", "b@busy.example")
-    image = upload(account, png(scene(60, 40)))["hash"]
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -286,15 +285,7 @@ def test_weak_etag_and_source_file_304(client, account, square_image):
 
 
 def test_output_limits_follow_the_settings(tmp_path):
-    from tests.conftest import Account
-    from webapp import create_app
-
-    app = create_app(
-        {"data_dir": str(tmp_path / "d"), "max_output_side": 500, "max_output_pixels": 40_000}
-    )
-    client = app.test_client()
-    account = Account(client, "small", "s@small.example")
-    image = upload(account, png(scene(100, 80)))["hash"]
+    _, client, image = configured(tmp_path, "small", max_output_side=500, max_output_pixels=40_000)
     too_wide = client.get(f"/small/dynamic/resize-width-501-height-1-mode-absolute/{image}.png")
     assert too_wide.status_code == 400
     assert "too large" in too_wide.get_json()["error"]["message"]
