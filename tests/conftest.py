@@ -89,5 +89,7 @@ def other_account(client: FlaskClient) -> Account:
 
 
 def load_recording(name: str) -> list[dict[str, Any]]:
-    """The recorded rokka.js exchanges in ``name`` (without ``.json``)."""
-    return json.loads((RECORDINGS / f"{name}.json").read_text())
+    """The recorded rokka.js exchanges of one file in shared/conformance/rokka-js-recordings
+    (``name`` with or without ``.json``): a list of ``{method, path, body, status, response}``."""
+    file = name if name.endswith(".json") else f"{name}.json"
+    return json.loads((RECORDINGS / file).read_text())

@@ -1,22 +1,18 @@
-"""Shared fixtures: the rokka.js recordings copied from conformance/ (MIT, see LICENSE)."""
+"""Fixtures of the stacks tests: the recorded rokka.js traffic (shared/conformance)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-RECORDINGS = Path(__file__).parent / "recordings"
+from tests.conftest import load_recording
 
-
-def load_recording(name: str) -> list[dict[str, Any]]:
-    """One recording file: a list of ``{method, path, body, status, response}``."""
-    return json.loads((RECORDINGS / name).read_text())
+__all__ = ["load_recording", "recording"]
 
 
 @pytest.fixture
 def recording() -> Callable[[str], list[dict[str, Any]]]:
+    """``load_recording`` as a fixture."""
     return load_recording

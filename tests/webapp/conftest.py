@@ -9,34 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import Caller
+from tests.conftest import RECORDINGS, Caller
 from webapp.auth import hash_key, new_api_key
 from webapp.catalog import Catalog, now_iso
-
-
-def _find_recordings() -> Path:
-    # tests/conftest.py assumes the repository sits beside shared/ (true for /work/main,
-    # not for worktrees under /work/wt/): look upwards instead.
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "conformance" / "rokka-js-recordings"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("shared/conformance/rokka-js-recordings not found")
-
-
-RECORDINGS = _find_recordings()
-
-
-def load_recording(name: str) -> list[dict[str, Any]]:
-    """The recorded rokka.js exchanges in ``name`` (without ``.json``)."""
-    return json.loads((RECORDINGS / f"{name}.json").read_text())
 
 
 class Member(Caller):

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.webapp.conftest import load_recording
+from tests.conftest import load_recording
 from tests.webapp.images import multipart, png
 
 CARTMAN_HASH = "063c3dce6a528d8944a63185bd4c7b161454ee4f"

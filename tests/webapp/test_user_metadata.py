@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.webapp.conftest import load_recording
+from tests.conftest import load_recording
 from tests.webapp.images import multipart, png
 
 
