@@ -665,3 +665,78 @@ def test_user_sort_offset_pages(world, sort, filters):
             body = get(acme, {**filters, "sort": sort, "limit": limit, "offset": offset})
             seen += hashes(body.get_json()["items"])
         assert seen == expected
+
+
+WALK_SORTS = [
+    "format,created desc",  # every image is a PNG: one tie group
+    "mimetype desc",
+    "height desc,size asc",  # four heights
+    "created desc,size asc",  # pairs share a second
+    "created",
+    "width,user:int:n desc",
+    "size",
+    "name desc",
+]
+WALK_FILTERS: list[dict[str, str]] = [
+    {},
+    {"format": "png"},
+    {"user:int:n": "[-3,3]"},
+    {"user:str:color": "red", "name": "plan*", "operator": "or"},
+    {"user:array:labels": "lake", "height": "[7,8]", "operator": "or"},
+]
+
+
+@pytest.mark.parametrize("sort", WALK_SORTS)
+@pytest.mark.parametrize("filters", WALK_FILTERS, ids=range(len(WALK_FILTERS)))
+def test_sort_index_walk_pages_like_the_general_plan(world, sort, filters, monkeypatch):
+    """Walking the first sort column's index (ties on it ordered by the remaining keys and
+    the hash) gives the same pages, cursors and ``more`` as SQLite's own plan, by offset and
+    by cursor, with filters of every selectivity."""
+    from webapp.catalog.imagesearch import _SORT_INDEXES, ImageSearch, compile_search
+    from webapp.search import encode_cursor, parse_search
+
+    acme, images = world
+    catalog = Catalog(acme.client.application.extensions["cropstack.catalog_path"])
+    org_id = catalog.accounts.org_by_name("acme")["id"]
+    walked: list[str | None] = []
+
+    def forced(self: ImageSearch, query: Any, total: int) -> str | None:
+        index = None if mode == "general" else _SORT_INDEXES[query.sort[0][0]]
+        walked.append(index)
+        return index
+
+    def pages(params: list[tuple[str, str]]) -> list[Any]:
+        answers = []
+        for limit in (1, 3, 7, 100):
+            for offset in (0, 2, 5):
+                search = parse_search([*params, ("limit", str(limit)), ("offset", str(offset))])
+                result = catalog.image_search.search(
+                    compile_search(search, org_id, restore_cutoff="2000")
+                )
+                answers.append((result.total, hashes(result.rows), result.keys, result.more))
+            # Cursor paging to the end, three images per page.
+            search = parse_search([*params, ("limit", "3")])
+            seen: list[Any] = []
+            for _ in range(N + 2):
+                result = catalog.image_search.search(
+                    compile_search(search, org_id, restore_cutoff="2000")
+                )
+                seen.append((hashes(result.rows), result.keys, result.more))
+                if not result.more:
+                    break
+                cursor = encode_cursor(search.sort_signature(), result.keys[-1])
+                search = parse_search([*params, ("limit", "3"), ("offset", cursor)])
+            answers.append(seen)
+        return answers
+
+    params = [*filters.items(), ("sort", sort)]
+    monkeypatch.setattr(ImageSearch, "_sort_walk", forced)
+    try:
+        mode = "general"
+        expected = pages(params)
+        mode = "walk"
+        walked.clear()
+        assert pages(params) == expected
+        assert walked and all(walked)  # the walk was taken every time
+    finally:
+        catalog.close()

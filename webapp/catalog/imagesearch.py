@@ -213,6 +213,12 @@ def compile_search(
 
 #: Sort columns sourceimage_keys holds too (a word search sorted by these reads it only).
 _KEY_COLUMNS = {"sourceimages.created": "k.created", "sourceimages.hash": "k.hash"}
+#: The index of sourceimages in the order of a first sort column (schema.py): walking it,
+#: SQLite reads rows in that order and sorts only ties on the column by the remaining keys.
+_SORT_INDEXES = {
+    f"sourceimages.{column}": f"sourceimages_{column}_live"
+    for column in ("size", "width", "height", "name", "format", "mimetype")
+} | {"sourceimages.created": "sourceimages_created"}
 
 
 def _word_keys(query: ImageQuery) -> tuple[str, list[Any]] | None:
@@ -281,7 +287,9 @@ class ImageSearch:
         elif words is not None and all(sql in _KEY_COLUMNS for sql, _, _ in query.sort):
             rows = self._page_by_words(query, words, total)
         else:
-            rows = self._page(query, where, params, "sourceimages", "1", [])
+            index = self._sort_walk(query, total)
+            source = "sourceimages" if index is None else f"sourceimages INDEXED BY {index}"
+            rows = self._page(query, where, params, source, "1", [])
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         n = len(query.sort)
@@ -340,6 +348,22 @@ class ImageSearch:
         if query.deleted or query.binary_hash is not None:
             return False
         return total * 20 >= self._live_count(query.organization_id)
+
+    def _sort_walk(self, query: ImageQuery, total: int) -> str | None:
+        """The index to walk for the page when the first sort key is an indexed column and
+        the walk is cheaper than reading every match, else None (SQLite's own plan).
+
+        Walking visits about ``wanted * live / total`` index entries (one table row each,
+        then the filter); the alternative reads all ``total`` matches and sorts them. The
+        query is the same either way, only its plan differs, so pages and cursors are too.
+        """
+        index = _SORT_INDEXES.get(query.sort[0][0])
+        if index is None or query.deleted or query.binary_hash is not None:
+            return None
+        wanted = query.offset + query.limit + 1
+        if wanted * self._live_count(query.organization_id) <= total * total:
+            return index
+        return None
 
     def _page(
         self,

@@ -67,12 +67,27 @@ CREATE INDEX IF NOT EXISTS sourceimages_blob ON sourceimages(blob_key);
 CREATE UNIQUE INDEX IF NOT EXISTS sourceimages_short
     ON sourceimages(organization_id, short_hash);
 CREATE INDEX IF NOT EXISTS sourceimages_deleted ON sourceimages(organization_id, deleted_at);
-CREATE INDEX IF NOT EXISTS sourceimages_size ON sourceimages(organization_id, size);
-CREATE INDEX IF NOT EXISTS sourceimages_width ON sourceimages(organization_id, width);
-CREATE INDEX IF NOT EXISTS sourceimages_height ON sourceimages(organization_id, height);
-CREATE INDEX IF NOT EXISTS sourceimages_name ON sourceimages(organization_id, name);
-CREATE INDEX IF NOT EXISTS sourceimages_format ON sourceimages(organization_id, format);
-CREATE INDEX IF NOT EXISTS sourceimages_mimetype ON sourceimages(organization_id, mimetype);
+-- Per-column indexes for search filters and sorts. deleted_at rides along so that counting
+-- a filter's live matches reads only the index, never the (large) table row. They replace
+-- the earlier (organization_id, column) indexes, dropped here once.
+DROP INDEX IF EXISTS sourceimages_size;
+DROP INDEX IF EXISTS sourceimages_width;
+DROP INDEX IF EXISTS sourceimages_height;
+DROP INDEX IF EXISTS sourceimages_name;
+DROP INDEX IF EXISTS sourceimages_format;
+DROP INDEX IF EXISTS sourceimages_mimetype;
+CREATE INDEX IF NOT EXISTS sourceimages_size_live
+    ON sourceimages(organization_id, size, deleted_at);
+CREATE INDEX IF NOT EXISTS sourceimages_width_live
+    ON sourceimages(organization_id, width, deleted_at);
+CREATE INDEX IF NOT EXISTS sourceimages_height_live
+    ON sourceimages(organization_id, height, deleted_at);
+CREATE INDEX IF NOT EXISTS sourceimages_name_live
+    ON sourceimages(organization_id, name, deleted_at);
+CREATE INDEX IF NOT EXISTS sourceimages_format_live
+    ON sourceimages(organization_id, format, deleted_at);
+CREATE INDEX IF NOT EXISTS sourceimages_mimetype_live
+    ON sourceimages(organization_id, mimetype, deleted_at);
 -- Covering for "is this image live?": search filters probe it once per matching image
 -- without reading the (large) table row.
 CREATE INDEX IF NOT EXISTS sourceimages_live ON sourceimages(organization_id, hash, deleted_at);
