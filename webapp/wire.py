@@ -99,3 +99,14 @@ def query_bool(name: str, default: bool = False) -> bool:
     if name not in request.args:
         return default
     return parse_bool(request.args[name], name=name)
+
+
+def query_int(name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in ``low..high`` (ASCII digits only); else 400."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    # the length cap keeps int() away from huge digit strings (and Python's digit limit)
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or not low <= int(raw) <= high:
+        raise ApiError(400, f"{name} must be an integer from {low} to {high}")
+    return int(raw)

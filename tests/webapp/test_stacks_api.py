@@ -137,3 +137,10 @@ def test_operations_and_stackoptions_need_no_auth(client):
     assert {"resize", "crop", "rotate", "circlemask"} <= set(operations.get_json())
     options = client.get("/stackoptions").get_json()
     assert options["properties"]["jpg.quality"]["default"] == 80
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "-1", "1e3", "٣", "9" * 5000])
+def test_list_limit_must_be_a_small_integer(account, value):
+    response = account.request("GET", f"/stacks/{account.org}?limit={value}")
+    assert response.status_code == 400
+    assert "limit" in response.get_json()["error"]["message"]

@@ -364,10 +364,8 @@ class Accounts:
         )
         if row is None:
             return None
-        org = dict(row)
+        org = org_dict(row)
         roles = json.loads(org.pop("member_roles"))
-        org["options"] = json.loads(org["options"])
-        org["signing_keys"] = json.loads(org["signing_keys"])
         return org, roles
 
     # -- memberships ----------------------------------------------------------------

@@ -17,7 +17,7 @@ from webapp.auth import ROLES, current_principal, require
 from webapp.catalog.accounts import public_org
 from webapp.errors import ApiError, bad_request, json_response, not_found
 from webapp.routes import RESERVED_NAMES
-from webapp.wire import json_body, json_or_text_body, parse_bool
+from webapp.wire import json_body, json_or_text_body, parse_bool, query_int
 
 bp = Blueprint("accounts", __name__)
 
@@ -307,10 +307,8 @@ def rotate_signing_key(name: str) -> Response:
 def drop_signing_keys(name: str) -> Response:
     """Remove all but the ``keep`` newest keys (``?keep=``, default 1): 200 the rest."""
     org = require(name, "org:write")
-    raw = request.args.get("keep", "1")
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise bad_request("keep must be an integer from 1 to 100")
-    keys = catalog().accounts.drop_signing_keys(org["id"], int(raw))
+    keep = query_int("keep", 1, 1, 100)
+    keys = catalog().accounts.drop_signing_keys(org["id"], keep)
     return json_response({"signing_keys": keys})
 
 

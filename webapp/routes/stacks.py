@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from stacks.errors import StackError
 from stacks.stack import parse_stack_json, validate_stack_name
 from webapp.app import catalog, render_cache
 from webapp.auth import require
 from webapp.errors import ApiError, json_response
-from webapp.wire import json_body, query_bool
+from webapp.wire import json_body, query_bool, query_int
 
 bp = Blueprint("stacks", __name__)
 
@@ -31,15 +31,6 @@ def stack_object(org_name: str, stored: dict[str, Any], *, link: bool) -> dict[s
     if link:
         body["link"] = f"/stacks/{org_name}/{stored['name']}"
     return body
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, f"{name} must be an integer from {low} to {high}")
-    return int(raw)
 
 
 @bp.put("/stacks/<org>/<name>")
@@ -72,8 +63,8 @@ def put_stack(org: str, name: str) -> Response:
 def list_stacks(org: str) -> Response:
     """``{"items": [stack...]}`` ordered by name; ``limit`` 1..1000, ``offset``."""
     org_row = require(org, "stacks:read")
-    limit = _int_arg("limit", 1000, 1, 1000)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = query_int("limit", 1000, 1, 1000)
+    offset = query_int("offset", 0, 0, 10**9)
     items = catalog().stacks.list(org_row["id"], limit=limit, offset=offset)
     return json_response({"items": [stack_object(org, s, link=False) for s in items]})
 
