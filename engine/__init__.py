@@ -3,26 +3,33 @@
 Call :func:`configure` once per process (after fork) before anything else.
 """
 
+from engine.cost import Budget, Cost
 from engine.errors import (
     EngineError,
     FormatUnavailable,
-    OutputTooLarge,
+    OverBudget,
+    RenderCrashed,
     RenderFailed,
+    RenderTimeout,
     TooManyPixels,
     UnsupportedImage,
     UnsupportedOperation,
 )
 from engine.formats import FORMATS, available, negotiate
 from engine.geometry import Size, output_size
-from engine.pipeline import Rendered, check_output_size, render
+from engine.pipeline import Rendered, plan_cost, render
 from engine.probe import ImageInfo, configure, inspect, probe
 
 __all__ = [
+    "Budget",
+    "Cost",
     "FORMATS",
     "EngineError",
     "FormatUnavailable",
     "ImageInfo",
-    "OutputTooLarge",
+    "OverBudget",
+    "RenderCrashed",
+    "RenderTimeout",
     "RenderFailed",
     "Rendered",
     "Size",
@@ -30,7 +37,7 @@ __all__ = [
     "UnsupportedImage",
     "UnsupportedOperation",
     "available",
-    "check_output_size",
+    "plan_cost",
     "configure",
     "inspect",
     "negotiate",

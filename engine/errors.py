@@ -26,10 +26,23 @@ class TooManyPixels(EngineError):
     status = 422
 
 
-class OutputTooLarge(EngineError):
-    """The requested output is over 10000 px a side or 100 megapixels (400)."""
+class OverBudget(EngineError):
+    """The plan would pass a render budget (pixels of any image, frames x pixels, output side,
+    estimated work); decided from geometry before any pixel is decoded (400)."""
 
     status = 400
+
+
+class RenderTimeout(EngineError):
+    """The render or upload check passed its deadline and was killed; retry later (503)."""
+
+    status = 503
+
+
+class RenderCrashed(EngineError):
+    """The render process died (memory limit or a libvips crash); retry later (503)."""
+
+    status = 503
 
 
 class FormatUnavailable(EngineError):

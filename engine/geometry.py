@@ -487,17 +487,19 @@ def autorotate_turns(size: Size, width: int | None, height: int | None) -> bool:
     return (width > height) != (size.width > size.height)
 
 
-def output_size(plan: RenderPlan, source: Size) -> Size:
-    """Size of the rendered image for ``source`` (display size), from geometry alone.
+def step_sizes(plan: RenderPlan, source: Size) -> list[tuple[str, Size]]:
+    """``(operation name, size it produces)`` for every enabled operation of ``plan``, in order,
+    for a ``source`` of that display size; from geometry alone, before any pixel exists.
 
     Exact for resize, rotate, autorotate, absolute/ratio crops and every non-geometric op.
     Ops whose result depends on pixels or areas (trim, crop modes box/area, crop areas)
     never enlarge the image, so for those the current size is used as an upper bound:
-    good enough to refuse oversized outputs before any pixel is decoded.
+    good enough to refuse oversized images before any pixel is decoded.
     """
     dpr = float(plan.options.get("dpr") or 1.0)
     size = source
     resized = False
+    steps: list[tuple[str, Size]] = []
     for op in plan.operations:
         if not op.enabled:
             continue
@@ -530,7 +532,14 @@ def output_size(plan: RenderPlan, source: Size) -> Size:
         elif op.name == "autorotate":
             if autorotate_turns(size, o.get("width"), o.get("height")):
                 size = Size(size.height, size.width)
-    return size
+        steps.append((op.name, size))
+    return steps
+
+
+def output_size(plan: RenderPlan, source: Size) -> Size:
+    """Size of the rendered image for ``source`` (display size); see :func:`step_sizes`."""
+    steps = step_sizes(plan, source)
+    return steps[-1][1] if steps else source
 
 
 def exceeds_output_limits(

@@ -14,18 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyvips
 
-from engine.errors import EngineError, OutputTooLarge, RenderFailed, UnsupportedOperation
+from engine.cost import Budget, Cost, check, estimate
+from engine.errors import EngineError, RenderFailed, UnsupportedOperation
 from engine.formats import Format, encode, format_for, to_output_pixels
-from engine.geometry import (
-    MAX_OUTPUT_PIXELS,
-    MAX_OUTPUT_SIDE,
-    Size,
-    exceeds_output_limits,
-    offset_box,
-    output_size,
-    parse_areas,
-    scale_box,
-)
+from engine.geometry import Size, offset_box, parse_areas, scale_box
 from engine.operations import OPERATIONS, RenderContext, crop
 from engine.operations.context import to_srgb
 from engine.operations.resize import target_size
@@ -46,19 +38,19 @@ class Rendered:
     height: int
 
 
-def check_output_size(
-    plan: RenderPlan,
-    source: Size,
-    *,
-    max_side: int = MAX_OUTPUT_SIDE,
-    max_pixels: int = MAX_OUTPUT_PIXELS,
-) -> Size:
-    """The output size of ``plan`` on ``source``; OutputTooLarge (400) above ``max_side`` px
-    a side or ``max_pixels`` pixels (defaults 10000 px, 100 megapixels)."""
-    size = output_size(plan, source)
-    if exceeds_output_limits(size, max_side=max_side, max_pixels=max_pixels):
-        raise OutputTooLarge(f"output too large ({size.width}x{size.height})")
-    return size
+def plan_cost(plan: RenderPlan, info: ImageInfo, budget: Budget | None = None) -> Cost:
+    """The cost of ``plan`` on the source ``info`` describes, checked against ``budget``.
+
+    Raises ``OverBudget`` (400) past any limit and ``UnsupportedOperation`` (400) for an
+    operation the engine cannot render; touches no pixel, so it answers in microseconds.
+    """
+    for op in plan.operations:
+        if op.enabled and op.name not in OPERATIONS:
+            raise UnsupportedOperation(f"operation {op.name} is not supported")
+    fmt = format_for(plan.output_format)
+    cost = estimate(plan, info, animate=info.animated and fmt.supports_animation)
+    check(cost, budget or Budget())
+    return cost
 
 
 def render(
@@ -67,23 +59,19 @@ def render(
     *,
     dynamic_metadata: Mapping[str, Any] | None = None,
     info: ImageInfo | None = None,
-    max_side: int = MAX_OUTPUT_SIDE,
-    max_pixels: int = MAX_OUTPUT_PIXELS,
+    budget: Budget | None = None,
 ) -> Rendered:
     """Render ``source`` (original file bytes) through ``plan``.
 
     ``dynamic_metadata`` is the source image's rokka dynamic metadata (subject_area,
     crop_area, multi_areas, detection_face), in display coordinates. ``info`` is the stored
-    probe result; without it the header is read again. ``max_side``/``max_pixels`` bound
-    the output size (see ``check_output_size``). Raises EngineError subclasses.
+    probe result; without it the header is read again. The plan is checked against
+    ``budget`` (see ``plan_cost``) before any pixel is decoded. Raises EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
     info = info or inspect(source)
+    plan_cost(plan, info, budget)
     ops = [op for op in plan.operations if op.enabled]
-    for op in ops:
-        if op.name not in OPERATIONS:
-            raise UnsupportedOperation(f"operation {op.name} is not supported")
-    check_output_size(plan, info.size, max_side=max_side, max_pixels=max_pixels)
     ctx = RenderContext(
         areas=parse_areas(dynamic_metadata, info.size),
         dpr=float(plan.options.get("dpr") or 1.0),

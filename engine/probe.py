@@ -131,25 +131,44 @@ def inspect(
     )
 
 
+# Formats whose decoder holds the whole image in memory and cannot shrink while decoding:
+# what they declare must fit the render pixel budget, or no render could ever decode them.
+_WHOLE_IMAGE_DECODERS = frozenset({"heic", "avif"})
+# Pixels the upload check decodes of a format that can shrink while decoding (every
+# compressed byte is still read, so a broken file is still found).
+_CHECK_PIXELS = 4_000_000
+
+
 def probe(
     data: bytes,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_frames: int = DEFAULT_MAX_FRAMES,
+    max_decode_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ImageInfo:
     """Identify and fully validate an image held in memory (for uploads).
 
     Raises UnsupportedImage (422) for non-images, formats outside the allow-list and
     broken/truncated files; TooManyPixels (422) when width x height x frames exceeds
     ``max_pixels`` or the frame count exceeds ``max_frames``, decided from the header
-    before any pixel is decoded.
+    before any pixel is decoded, and when a format that must be decoded whole (HEIF/AVIF)
+    declares more than ``max_decode_pixels`` per frame (the render pixel budget).
+
+    The check decodes every compressed byte within bounded memory: JPEG at 1/8 scale and
+    WebP/SVG at most ~4 MP (the decoders shrink while decoding), the others streamed.
     """
     info = inspect(data, max_pixels=max_pixels, max_frames=max_frames)
+    if info.format in _WHOLE_IMAGE_DECODERS and info.width * info.height > max_decode_pixels:
+        raise TooManyPixels(
+            f"image too large to decode ({info.width}x{info.height} > {max_decode_pixels} "
+            f"pixels for {info.format})"
+        )
     kwargs: dict[str, object] = {"access": "sequential"}
     if info.format != "svg":
         kwargs["fail_on"] = "error"
     if info.animated:
         kwargs["n"] = -1
+    kwargs.update(_check_scale(info))
     full = _header(data, **kwargs)
     try:
         # One streaming pass decodes every pixel; the alpha minimum answers "opaque".
@@ -163,3 +182,13 @@ def probe(
     except pyvips.Error as exc:
         raise UnsupportedImage("broken or truncated image") from exc
     return replace(info, opaque=opaque)
+
+
+def _check_scale(info: ImageInfo) -> dict[str, object]:
+    """Loader options that shrink the upload check's decode where the format allows it."""
+    pixels = info.width * info.height
+    if info.format == "jpg":
+        return {"shrink": 8}
+    if info.format in ("webp", "svg") and pixels > _CHECK_PIXELS:
+        return {"scale": (_CHECK_PIXELS / pixels) ** 0.5}
+    return {}

@@ -1,29 +1,27 @@
-"""The web layer's handle on the engine: per-process set-up and the render bound.
+"""The web layer's handle on the engine: budgets, lanes and the render processes.
 
-libvips must be configured in each process after any fork (gunicorn forks workers), so
-``ensure_engine`` runs lazily on first use and again if the process id changed. Renders
-are bounded per process by a semaphore: past the bound a request waits up to
-``render_queue_timeout`` seconds, then gets 503 with ``Retry-After``.
+Renders and upload checks never run pixels in the web worker: the plan's cost is decided
+here from geometry (400 past a budget, before the original is even read), the job goes to
+the cheap or the expensive lane by its estimated work, and a render process runs it under
+the deadline (webapp/renderpool.py). The web worker itself only reads image headers, with
+libvips configured once per process after any fork (``ensure_engine``).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import engine
+from engine.cost import probe_work
 from stacks.plan import RenderPlan
-from webapp.errors import ApiError
+from webapp.renderpool import pool_for
 from webapp.settings import Settings
 
 _lock = threading.Lock()
 _configured_pid: int | None = None
-# One semaphore per configured bound: in production one app runs per process; tests may
-# build apps with different bounds in one process, and each must get its own.
-_slots: dict[int, threading.BoundedSemaphore] = {}
 
 
 def ensure_engine(settings: Settings) -> None:
@@ -35,29 +33,51 @@ def ensure_engine(settings: Settings) -> None:
         if _configured_pid == os.getpid():
             return
         engine.configure(concurrency=max(1, settings.vips_concurrency))
-        _slots.clear()  # semaphores inherited through a fork are not ours
         _configured_pid = os.getpid()
 
 
-def _slots_for(settings: Settings) -> threading.BoundedSemaphore:
-    bound = max(1, settings.render_concurrency)
-    with _lock:
-        return _slots.setdefault(bound, threading.BoundedSemaphore(bound))
+def budget(settings: Settings) -> engine.Budget:
+    """The render budget the settings declare (docs/security.md)."""
+    return engine.Budget(
+        max_pixels=settings.max_render_pixels,
+        max_animation_pixels=settings.max_animation_pixels,
+        max_side=settings.max_output_side,
+        max_work=settings.max_render_work,
+    )
 
 
-@contextmanager
-def render_slot(settings: Settings) -> Iterator[None]:
-    """Hold one of this process's render slots, or raise 503 when none frees in time."""
+def _lane(settings: Settings, work: float) -> str:
+    return "expensive" if work > settings.expensive_render_work else "cheap"
+
+
+def header(settings: Settings, source: bytes) -> engine.ImageInfo:
+    """What ``source`` is, from its header only (no pixel decoded), with the source limits."""
     ensure_engine(settings)
-    slots = _slots_for(settings)
-    if not slots.acquire(timeout=settings.render_queue_timeout):
-        raise ApiError(
-            503, "Too many renders in progress, retry shortly", headers={"Retry-After": "1"}
-        )
-    try:
-        yield
-    finally:
-        slots.release()
+    return engine.inspect(
+        source, max_pixels=settings.max_source_pixels, max_frames=settings.max_source_frames
+    )
+
+
+def stored_info(image: Mapping[str, Any]) -> engine.ImageInfo:
+    """A still image's ImageInfo from its catalog row (display size, format, alpha).
+
+    Animated images need their frame count: read it with :func:`header` instead.
+    """
+    return engine.ImageInfo(
+        width=image["width"],
+        height=image["height"],
+        format=image["format"],
+        mimetype=image["mimetype"],
+        animated=bool(image["animated"]),
+        n_pages=1,
+        opaque=bool(image["opaque"]),
+        orientation=1,
+    )
+
+
+def plan_cost(settings: Settings, plan: RenderPlan, info: engine.ImageInfo) -> engine.Cost:
+    """The checked cost of ``plan`` on ``info``; ``OverBudget`` (400) past any budget."""
+    return engine.plan_cost(plan, info, budget(settings))
 
 
 def render(
@@ -65,37 +85,40 @@ def render(
     plan: RenderPlan,
     source: bytes,
     *,
+    cost: engine.Cost,
     dynamic_metadata: Mapping[str, Any] | None,
-    info: engine.ImageInfo | None = None,
 ) -> engine.Rendered:
-    """``engine.render`` inside a render slot."""
-    with render_slot(settings):
-        return engine.render(
-            plan,
-            source,
-            dynamic_metadata=dynamic_metadata,
-            info=info,
-            max_side=settings.max_output_side,
-            max_pixels=settings.max_output_pixels,
-        )
+    """Render in a render process of the lane ``cost`` calls for, under the deadline.
 
-
-def check_output_size(settings: Settings, plan: RenderPlan, width: int, height: int) -> None:
-    """400 (``OutputTooLarge``) when ``plan`` on a ``width`` x ``height`` source would exceed
-    the configured output limits; decided from geometry, before any pixel is decoded."""
-    engine.check_output_size(
-        plan,
-        engine.Size(width, height),
-        max_side=settings.max_output_side,
-        max_pixels=settings.max_output_pixels,
+    Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503), or the
+    engine error of the render.
+    """
+    return pool_for(settings).run(
+        _lane(settings, cost.work),
+        "render",
+        {
+            "plan": plan,
+            "source": source,
+            "dynamic_metadata": dynamic_metadata,
+            "budget": budget(settings),
+        },
     )
 
 
 def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
-    """``engine.probe`` with the configured source limits, inside a render slot."""
-    with render_slot(settings):
-        return engine.probe(
-            data,
-            max_pixels=settings.max_source_pixels,
-            max_frames=settings.max_source_frames,
-        )
+    """``engine.probe`` with the configured limits, in a render process, under the deadline.
+
+    The header is read here first: limits decided from it answer at once, and its size picks
+    the lane.
+    """
+    info = header(settings, data)
+    return pool_for(settings).run(
+        _lane(settings, probe_work(info)),
+        "probe",
+        {
+            "data": data,
+            "max_pixels": settings.max_source_pixels,
+            "max_frames": settings.max_source_frames,
+            "max_decode_pixels": settings.max_render_pixels,
+        },
+    )

@@ -48,10 +48,65 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("max_source_frames", 1000, int, "Most frames an animated source may have (422)."),
     Setting("max_output_side", 10_000, int, "Largest render width or height, px, after dpr."),
-    Setting("max_output_pixels", 100_000_000, int, "Largest render area, px, after dpr (400)."),
+    Setting(
+        "max_render_pixels",
+        50_000_000,
+        int,
+        "Largest image any step of a render may hold (decoded source, each operation's "
+        "result, the output), width*height px; past it 400, decided before decoding.",
+    ),
+    Setting(
+        "max_animation_pixels",
+        50_000_000,
+        int,
+        "Largest frames*width*height of any step of an animated render, px (400).",
+    ),
+    Setting(
+        "max_render_work",
+        3000.0,
+        float,
+        "Largest estimated work of one render, megapixel passes (docs/security.md); 400.",
+    ),
+    Setting(
+        "expensive_render_work",
+        60.0,
+        float,
+        "Renders and upload checks estimated above this many megapixel passes run in the "
+        "expensive lane.",
+    ),
+    Setting(
+        "render_timeout",
+        10.0,
+        float,
+        "Deadline of one render or upload check, s; past it the render process is killed "
+        "and the client gets 503.",
+    ),
     Setting("render_domain", "", str, "Host suffix for {org}.{render_domain} render URLs."),
-    Setting("render_concurrency", 2, int, "Renders running at once per worker process."),
-    Setting("render_queue_timeout", 5.0, float, "Seconds a render waits for a slot before 503."),
+    Setting(
+        "render_concurrency", 2, int, "Render processes of the cheap lane, per worker process."
+    ),
+    Setting(
+        "expensive_render_concurrency",
+        1,
+        int,
+        "Render processes of the expensive lane, per worker process.",
+    ),
+    Setting("render_nice", 15, int, "CPU niceness (0-19) of the expensive lane's processes."),
+    Setting(
+        "render_queue_timeout", 1.0, float, "Seconds a render waits for a process before 503."
+    ),
+    Setting(
+        "render_queue_limit",
+        4,
+        int,
+        "Renders that may wait per lane and worker process; past it 503 at once.",
+    ),
+    Setting(
+        "render_memory_mb",
+        1024,
+        int,
+        "Address-space limit of each render process, MiB (RLIMIT_AS); 0 = none.",
+    ),
     Setting("render_cache", True, _bool, "Keep rendered outputs in a disk cache."),
     Setting("busy_timeout_ms", 5000, int, "SQLite busy timeout, ms; past it writes answer 503."),
     Setting("restore_days", 30, int, "Days a deleted source image can be restored."),
@@ -79,10 +134,18 @@ class Settings:
     max_source_pixels: int
     max_source_frames: int
     max_output_side: int
-    max_output_pixels: int
+    max_render_pixels: int
+    max_animation_pixels: int
+    max_render_work: float
+    expensive_render_work: float
+    render_timeout: float
     render_domain: str
     render_concurrency: int
+    expensive_render_concurrency: int
+    render_nice: int
     render_queue_timeout: float
+    render_queue_limit: int
+    render_memory_mb: int
     render_cache: bool
     busy_timeout_ms: int
     restore_days: int

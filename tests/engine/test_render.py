@@ -209,7 +209,7 @@ def test_dpr_scales_resize_and_later_crop(source: bytes):
 
 def test_output_too_large_is_refused_before_rendering(source: bytes):
     p = plan(op("resize", width=10000, height=10000), dpr=10)
-    with pytest.raises(engine.OutputTooLarge) as err:
+    with pytest.raises(engine.OverBudget) as err:
         render(p, source)
     assert err.value.status == 400
 
@@ -368,7 +368,7 @@ def test_svg_source_renders():
 )
 def test_output_size_predicts_rendered_size(source: bytes, ops):
     p = plan(*ops, dpr=1.5)
-    predicted = engine.check_output_size(p, engine.Size(400, 300))
+    predicted = engine.output_size(p, engine.Size(400, 300))
     out = render(p, source)
     assert (out.width, out.height) == (predicted.width, predicted.height)
 

@@ -103,7 +103,10 @@ def test_kill_minus_9_never_leaves_a_row_without_its_blob(tmp_path: Path):
 
 
 def test_concurrent_same_upload_from_threads(tmp_path: Path):
-    app = create_app({"data_dir": str(tmp_path / "data")})
+    # About the catalog under concurrent writers, not admission: let every upload check wait.
+    app = create_app(
+        {"data_dir": str(tmp_path / "data"), "render_queue_limit": 16, "render_queue_timeout": 60}
+    )
     member = Member(app, app.test_client(), "acme", ["admin"])
     data = png(seed=55)
     results: list[tuple[int, str]] = []

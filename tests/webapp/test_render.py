@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 
 from tests.conftest import Account
 from tests.engine.conftest import decode, png, red_centre, red_mask, scene
-from webapp import create_app, renderer
+from webapp import create_app
+from webapp.renderpool import pool_for
 from webapp.signing import signature
 
 
@@ -242,16 +243,18 @@ def test_image_cache_purge_route(client, account, square_image, app):
     )
 
 
-def test_render_slots_bound_concurrency(tmp_path):
+def test_render_processes_bound_concurrency(tmp_path):
     app, client, image = configured(
         tmp_path, "busy", render_concurrency=1, render_queue_timeout=0.05
     )
     held, release = threading.Event(), threading.Event()
+    lane = pool_for(app.extensions["cropstack.settings"]).lanes["cheap"]
 
     def hold() -> None:
-        with renderer.render_slot(app.extensions["cropstack.settings"]):
-            held.set()
-            release.wait(5)
+        process = lane.acquire(1.0)
+        held.set()
+        release.wait(5)
+        lane.release(process)
 
     holder = threading.Thread(target=hold)
     holder.start()
@@ -285,7 +288,7 @@ def test_weak_etag_and_source_file_304(client, account, square_image):
 
 
 def test_output_limits_follow_the_settings(tmp_path):
-    _, client, image = configured(tmp_path, "small", max_output_side=500, max_output_pixels=40_000)
+    _, client, image = configured(tmp_path, "small", max_output_side=500, max_render_pixels=40_000)
     too_wide = client.get(f"/small/dynamic/resize-width-501-height-1-mode-absolute/{image}.png")
     assert too_wide.status_code == 400
     assert "too large" in too_wide.get_json()["error"]["message"]

@@ -108,7 +108,15 @@ def render(path: str) -> Response:
     )
     if negotiated:
         plan = build_plan(stack, req, basestack=basestack, output_format=ext)
-    renderer.check_output_size(settings(), plan, image["width"], image["height"])
+    # Budgets are checked before the original is read; an animation's frame count is in
+    # its header only.
+    source = blobs().get(image["blob_key"]) if image["animated"] else None
+    info = (
+        renderer.header(settings(), source)
+        if source is not None
+        else renderer.stored_info(image)
+    )
+    cost = renderer.plan_cost(settings(), plan, info)
 
     key = CacheKey.build(
         org_id=org["id"],
@@ -125,9 +133,10 @@ def render(path: str) -> Response:
     cache = render_cache() if settings().render_cache else None
     body = cache.get(key) if cache else None
     if body is None:
-        source = blobs().get(image["blob_key"])
+        if source is None:
+            source = blobs().get(image["blob_key"])
         rendered = renderer.render(
-            settings(), plan, source, dynamic_metadata=image["dynamic_metadata"]
+            settings(), plan, source, cost=cost, dynamic_metadata=image["dynamic_metadata"]
         )
         body = rendered.body
         if cache:

@@ -1,0 +1,195 @@
+"""What a render will cost, decided from geometry before any pixel is decoded.
+
+A render is a chain of images: the decoded source, the output of every operation, the
+encoded output. :func:`estimate` gives each of them its size (and frame count) from the
+plan and the source header alone; :func:`check` refuses the plan (400 ``OverBudget``) when
+any of them is over the pixel budget, frames x pixels is over the animation budget, the
+output is over rokka's output limits, or the estimated work is far past what a render may
+take. The estimated work also sorts admitted renders into a cheap and an expensive lane
+(webapp/renderpool.py). docs/security.md lists every budget.
+
+Work is counted in *megapixel passes*: one pass is one simple operation over one megapixel
+(~5-15 ms of one core here). The factors below are coarse upper-bound estimates measured
+on this machine's libvips, not promises; the render deadline bounds whatever they miss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.errors import OverBudget
+from engine.geometry import MAX_OUTPUT_SIDE, Size, step_sizes
+from engine.probe import ImageInfo
+
+if TYPE_CHECKING:
+    from stacks.plan import Operation, RenderPlan
+
+DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_ANIMATION_PIXELS = 50_000_000
+DEFAULT_MAX_WORK = 3_000.0
+
+# Passes per output pixel of encoding, by format (AVIF/HEIC encoders are slow by design).
+_ENCODE_PASSES = {"jpg": 1.0, "png": 4.0, "tiff": 1.0, "gif": 12.0, "webp": 6.0}
+_SLOW_ENCODE_PASSES = 60.0
+# Passes per source pixel of decoding a format at full size.
+_DECODE_PASSES = {"jpg": 1.0, "png": 1.5, "gif": 1.0, "tiff": 1.0, "webp": 2.0, "svg": 4.0}
+_SLOW_DECODE_PASSES = 6.0  # HEIF/AVIF
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Limits of one render; pixel counts are per frame unless named otherwise.
+
+    - ``max_pixels``: any image of the chain (decoded source, each operation's result,
+      the output), width x height, px.
+    - ``max_animation_pixels``: frames x pixels of any image of an animated render, px.
+    - ``max_side``: output width or height, px (rokka: 10000).
+    - ``max_work``: estimated megapixel passes of the whole render.
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_animation_pixels: int = DEFAULT_MAX_ANIMATION_PIXELS
+    max_side: int = MAX_OUTPUT_SIDE
+    max_work: float = DEFAULT_MAX_WORK
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One image of the chain: what made it and its size (one frame), in pixels."""
+
+    name: str
+    size: Size
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """The estimate of one render: every image of the chain, frames, work (megapixel passes).
+
+    ``steps[0]`` is the decoded source (``decode``, full size, or ``decode-shrunk`` when the
+    plan lets the decoder shrink); the last step is the output.
+    """
+
+    steps: tuple[Step, ...]
+    frames: int
+    work: float
+
+    @property
+    def output(self) -> Size:
+        return self.steps[-1].size
+
+    @property
+    def peak(self) -> Step:
+        """The largest image of the chain."""
+        return max(self.steps, key=lambda s: s.size.pixels)
+
+
+def shrinks_on_load(plan: RenderPlan) -> bool:
+    """Whether the decoder may shrink: the plan's first enabled operation is a resize.
+
+    The same rule the pipeline's load step follows (``thumbnail`` decodes at the target scale
+    where the format allows: JPEG DCT scaling, WebP, SVG; the others stream at full size).
+    """
+    first = next((op for op in plan.operations if op.enabled), None)
+    return first is not None and first.name == "resize"
+
+
+def estimate(plan: RenderPlan, info: ImageInfo, *, animate: bool) -> Cost:
+    """The cost of rendering ``plan`` on a source described by ``info``.
+
+    ``animate`` is True when every frame is rendered (animated source, animated format).
+    """
+    frames = info.n_pages if animate else 1
+    ops = [op for op in plan.operations if op.enabled]
+    sizes = step_sizes(plan, info.size)
+    if shrinks_on_load(plan):
+        decoded = Step("decode-shrunk", sizes[0][1])
+        work = _mp(info.size) * _shrunk_decode_passes(info.format, info.size, decoded.size)
+    else:
+        decoded = Step("decode", info.size)
+        work = _mp(info.size) * _DECODE_PASSES.get(info.format, _SLOW_DECODE_PASSES)
+    steps = [decoded]
+    current = info.size
+    for op, (name, size) in zip(ops, sizes, strict=True):
+        work += _op_passes(op, current, size)
+        steps.append(Step(name, size))
+        current = size
+    work += _mp(current) * _ENCODE_PASSES.get(plan.output_format, _SLOW_ENCODE_PASSES)
+    return Cost(steps=tuple(steps), frames=frames, work=work * frames)
+
+
+def probe_work(info: ImageInfo) -> float:
+    """Estimated megapixel passes of the upload check of a source ``info`` describes.
+
+    The check decodes JPEG at 1/8 scale and WebP/SVG at a few megapixels (engine/probe.py);
+    the other formats are decoded whole, every frame.
+    """
+    pixels = _mp(info.size) * max(info.n_pages, 1)
+    if info.format in ("jpg", "webp", "svg"):
+        return 0.1 * pixels + 4.0 * _DECODE_PASSES[info.format]
+    return pixels * _DECODE_PASSES.get(info.format, _SLOW_DECODE_PASSES)
+
+
+def check(cost: Cost, budget: Budget) -> None:
+    """Raise ``OverBudget`` (400) when any limit of ``budget`` is passed; see :class:`Budget`."""
+    out = cost.output
+    if out.width > budget.max_side or out.height > budget.max_side:
+        raise OverBudget(
+            f"output too large ({out.width}x{out.height}; at most {budget.max_side} px a side)"
+        )
+    peak = cost.peak
+    if peak.size.pixels > budget.max_pixels:
+        raise OverBudget(
+            f"image too large: {peak.name} makes {peak.size.width}x{peak.size.height} px "
+            f"(at most {budget.max_pixels} px per image)"
+        )
+    if cost.frames > 1 and peak.size.pixels * cost.frames > budget.max_animation_pixels:
+        raise OverBudget(
+            f"animation too large: {cost.frames} frames of {peak.size.width}x"
+            f"{peak.size.height} px at {peak.name} (at most {budget.max_animation_pixels} px "
+            "over all frames)"
+        )
+    if cost.work > budget.max_work:
+        raise OverBudget(
+            f"render too expensive (about {cost.work:.0f} megapixel passes, at most "
+            f"{budget.max_work:.0f}); use a smaller output or lighter operations"
+        )
+
+
+def _mp(size: Size) -> float:
+    return size.pixels / 1e6
+
+
+def _shrunk_decode_passes(fmt: str, source: Size, target: Size) -> float:
+    """Passes per source pixel when the decoder may shrink to about ``target``."""
+    if fmt in ("jpg", "webp", "svg"):
+        # Decoded at the largest 1/2^n the target allows (at most 1/8 for JPEG); entropy
+        # decoding still reads every coefficient, which costs about a tenth of a pass.
+        ratio = max(source.width / max(target.width, 1), 1.0)
+        shrink = min(2 ** int(math.log2(ratio)), 8) if ratio >= 2 else 1
+        return 0.1 + _DECODE_PASSES[fmt] / shrink**2
+    return _DECODE_PASSES.get(fmt, _SLOW_DECODE_PASSES)
+
+
+def _op_passes(op: Operation, before: Size, after: Size) -> float:
+    """Estimated megapixel passes of one operation from ``before`` to ``after``."""
+    o = op.options
+    big = max(_mp(before), _mp(after))
+    if op.name == "resize":
+        return 2.0 * big
+    if op.name == "crop":
+        smart = o.get("anchor") == "smart" or o.get("mode") in ("box", "area")
+        return 3.0 * _mp(before) if smart else 0.2 * _mp(after)
+    if op.name == "rotate":
+        angle = float(o.get("angle") or 0) % 360
+        # Quarter turns copy pixels; other angles interpolate every output pixel from a
+        # random-access input, measured at ~30 passes.
+        return big if angle % 90 == 0 else 30.0 * big
+    if op.name == "blur":
+        sigma = float(o.get("sigma") if o.get("sigma") is not None else 4)
+        # Separable Gaussian: two 1-D masks of about 3.6 sigma taps each.
+        return _mp(before) * (1.0 + 0.4 * max(sigma, 0.0))
+    if op.name in ("sharpen", "trim"):
+        return 6.0 * big
+    return big

@@ -1,0 +1,118 @@
+"""A render process: runs renders and upload checks sent over a pipe, one at a time.
+
+The web layer (webapp/renderpool.py) starts ``python -m engine.worker READ_FD WRITE_FD``
+with these limits in the environment, then sends jobs; a job that passes its deadline is
+ended by killing the whole process, which is the only way to stop libvips for certain (a
+decode in progress does not look at libvips' kill flag). Each process:
+
+- caps its address space at ``CROPSTACK_RENDER_MEMORY_MB`` (RLIMIT_AS): past it libvips'
+  allocations fail and the job answers an error, the process survives;
+- lowers its CPU priority by ``CROPSTACK_RENDER_NICE`` (the expensive lane), so expensive
+  renders only use the cores cheap work leaves idle;
+- configures libvips for one render at a time (cache off, ``CROPSTACK_VIPS_CONCURRENCY``
+  threads, untrusted loaders blocked) and keeps decoded images in memory, never in
+  temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk.
+
+Wire format: one pickled ``(kind, args)`` per message each way; both ends are this code.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import os
+import pickle
+import resource
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from types import MappingProxyType
+from typing import Any
+
+import engine.errors as errors
+
+
+def _proxy(mapping: dict[str, Any]) -> MappingProxyType[str, Any]:
+    return MappingProxyType(mapping)
+
+
+class _Pickler(pickle.Pickler):
+    # Plans hold read-only mappings (MappingProxyType), which pickle cannot name.
+    dispatch_table = {
+        **copyreg.dispatch_table,
+        MappingProxyType: lambda m: (_proxy, (dict(m),)),
+    }
+
+
+def dumps(kind: str, payload: Any) -> bytes:
+    """One message: ``kind`` (``render``, ``probe``, ``ok``, ``error``) and its payload."""
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((kind, payload))
+    return buffer.getvalue()
+
+
+def loads(message: bytes) -> tuple[str, Any]:
+    """The ``(kind, payload)`` of a message made by :func:`dumps`."""
+    kind, payload = pickle.loads(message)
+    return kind, payload
+
+
+def error_from(payload: tuple[str, str]) -> errors.EngineError:
+    """The engine error an ``error`` reply names (RenderFailed if the name is unknown)."""
+    name, message = payload
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.EngineError)):
+        cls = errors.RenderFailed
+    return cls(message)
+
+
+def _run(kind: str, payload: dict[str, Any]) -> Any:
+    from engine.pipeline import render
+    from engine.probe import probe
+
+    if kind == "render":
+        return render(**payload)
+    if kind == "probe":
+        return probe(**payload)
+    raise ValueError(f"unknown job {kind!r}")
+
+
+def _limit() -> None:
+    memory_mb = int(os.environ.get("CROPSTACK_RENDER_MEMORY_MB", "0"))
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    nice = int(os.environ.get("CROPSTACK_RENDER_NICE", "0"))
+    if nice > 0:
+        os.nice(nice)
+
+
+def main(argv: list[str]) -> int:
+    """Serve jobs from fd ``argv[0]``, answering on fd ``argv[1]``, until the pipe closes."""
+    _limit()
+    # Keep decoded images in memory (bounded by the budgets and RLIMIT_AS), never on disk.
+    os.environ.setdefault("VIPS_DISC_THRESHOLD", "4g")
+    from engine.probe import configure
+
+    configure(concurrency=max(1, int(os.environ.get("CROPSTACK_VIPS_CONCURRENCY", "1"))))
+    jobs = Connection(int(argv[0]), writable=False)
+    replies = Connection(int(argv[1]), readable=False)
+    while True:
+        try:
+            kind, payload = loads(jobs.recv_bytes())
+        except EOFError:
+            return 0
+        try:
+            reply = dumps("ok", _run(kind, payload))
+        except errors.EngineError as exc:
+            reply = dumps("error", (type(exc).__name__, exc.message))
+        except MemoryError:
+            reply = dumps("error", ("RenderCrashed", "render ran out of memory"))
+        except Exception:  # a bug: logged, answered as a failed render, process kept
+            traceback.print_exc()
+            reply = dumps("error", ("RenderCrashed", "render failed unexpectedly"))
+        replies.send_bytes(reply)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,294 @@
+"""Render processes, in lanes, with admission and a deadline.
+
+Every render and upload check runs in a separate process (``engine.worker``), never in
+the web worker: only then can a job past its deadline be stopped for certain (the process
+is killed; libvips cannot interrupt a decode), its memory be capped (RLIMIT_AS), and
+expensive work be made to yield the CPU (nice). Each web worker process owns one pool:
+
+- lane ``cheap``: ``render_concurrency`` processes, normal priority;
+- lane ``expensive``: ``expensive_render_concurrency`` processes at ``render_nice``, for
+  jobs whose estimated work (engine/cost.py) is above ``expensive_render_work``.
+
+Admission: a job takes an idle process of its lane; when none is idle it waits at most
+``render_queue_timeout`` seconds, and when ``render_queue_limit`` jobs already wait it does
+not wait at all: either way the answer is 503 with ``Retry-After`` (rokka clients retry).
+A job running past ``render_timeout`` seconds has its process killed; the client gets 503.
+Processes start on first use, and are replaced after a kill, a crash, ``_MAX_JOBS`` jobs,
+or when their resident memory stays above ``_RECYCLE_RSS`` after a job (a libvips heap
+does not shrink by itself).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from engine import worker
+from engine.errors import RenderCrashed, RenderTimeout
+from webapp.errors import ApiError
+from webapp.settings import Settings
+
+_MAX_JOBS = 2000
+_RECYCLE_RSS = 256 * 1024 * 1024
+# Where `python -m engine.worker` must find this checkout's packages.
+_CODE_ROOT = str(Path(worker.__file__).resolve().parents[1])
+
+
+class Busy(ApiError):
+    """No render process became free in time: 503 with Retry-After."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, message, headers={"Retry-After": "1"})
+
+
+class RenderProcess:
+    """One ``engine.worker`` child and the two pipes to it."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "engine.worker", str(to_child_r), str(from_child_w)],
+                pass_fds=(to_child_r, from_child_w),
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=_CODE_ROOT,
+            )
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self._jobs = Connection(to_child_w, readable=False)
+        self._replies = Connection(from_child_r, writable=False)
+        self.jobs_done = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def run(self, message: bytes, timeout_s: float) -> Any:
+        """Send one job and wait for its reply; the result, or the engine error it raised.
+
+        Raises RenderTimeout (and kills the process) past ``timeout_s`` seconds, and
+        RenderCrashed when the process died.
+        """
+        try:
+            self._jobs.send_bytes(message)
+            if not self._replies.poll(timeout_s):
+                self.kill()
+                raise RenderTimeout(
+                    f"render took longer than {timeout_s:g} s and was stopped; retry later"
+                )
+            kind, payload = worker.loads(self._replies.recv_bytes())
+        except (EOFError, OSError) as exc:
+            self.kill()
+            raise RenderCrashed("the render process stopped; retry later") from exc
+        self.jobs_done += 1
+        if kind == "error":
+            raise worker.error_from(payload)
+        return payload
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def resident_bytes(self) -> int:
+        """Resident memory of the process (VmRSS), bytes; 0 when it cannot be read."""
+        try:
+            with open(f"/proc/{self.pid}/status", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def kill(self) -> None:
+        """Stop the process at once (SIGKILL) and close the pipes."""
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+        self._jobs.close()
+        self._replies.close()
+
+
+@dataclass(frozen=True, slots=True)
+class LaneConfig:
+    """How many processes a lane has, their niceness, and how many jobs may wait."""
+
+    name: str
+    size: int
+    nice: int
+    queue_limit: int
+
+
+class Lane:
+    """A fixed number of render processes shared by the threads of one web worker."""
+
+    def __init__(self, config: LaneConfig, env: dict[str, str]) -> None:
+        self.config = config
+        self._env = {**env, "CROPSTACK_RENDER_NICE": str(config.nice)}
+        self._cond = threading.Condition()
+        self._idle: list[RenderProcess] = []
+        self._free_slots = config.size  # slots with no process started yet
+        self._waiting = 0
+        self._all: set[RenderProcess] = set()
+
+    def _take(self) -> RenderProcess | bool:
+        """An idle process, True when a new one may be started, False when none is free."""
+        if self._idle:
+            return self._idle.pop()
+        if self._free_slots > 0:
+            self._free_slots -= 1
+            return True
+        return False
+
+    def acquire(self, wait_s: float) -> RenderProcess:
+        """A process of this lane for one job; ``Busy`` (503) when none frees in time."""
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            taken = self._take()
+            if taken is False:
+                if self._waiting >= self.config.queue_limit:
+                    raise Busy("Too many renders waiting, retry shortly")
+                self._waiting += 1
+                try:
+                    while taken is False:
+                        left = deadline - time.monotonic()
+                        if left <= 0 or not self._cond.wait(left):
+                            taken = self._take()
+                            if taken is False:
+                                raise Busy("Too many renders in progress, retry shortly")
+                        else:
+                            taken = self._take()
+                finally:
+                    self._waiting -= 1
+        if isinstance(taken, RenderProcess):
+            return taken
+        try:
+            process = RenderProcess(self._env)
+        except OSError:
+            self._give_back_slot()
+            raise
+        with self._cond:
+            self._all.add(process)
+        return process
+
+    def release(self, process: RenderProcess) -> None:
+        """Return ``process`` after a job; a dead, worn or bloated one is replaced later."""
+        worn = process.jobs_done >= _MAX_JOBS or process.resident_bytes() > _RECYCLE_RSS
+        if not process.alive() or worn:
+            process.kill()
+            with self._cond:
+                self._all.discard(process)
+            self._give_back_slot()
+            return
+        with self._cond:
+            self._idle.append(process)
+            self._cond.notify()
+
+    def _give_back_slot(self) -> None:
+        with self._cond:
+            self._free_slots += 1
+            self._cond.notify()
+
+    def pids(self) -> list[int]:
+        with self._cond:
+            return [p.pid for p in self._all if p.alive()]
+
+    def close(self) -> None:
+        with self._cond:
+            processes, self._all, self._idle = list(self._all), set(), []
+        for process in processes:
+            process.kill()
+
+
+class RenderPool:
+    """The lanes of one web worker process (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": _CODE_ROOT,
+            "CROPSTACK_RENDER_MEMORY_MB": str(settings.render_memory_mb),
+            "CROPSTACK_VIPS_CONCURRENCY": str(max(1, settings.vips_concurrency)),
+            # A render process is single-job; more malloc arenas only fragment.
+            "MALLOC_ARENA_MAX": "2",
+        }
+        limit = max(0, settings.render_queue_limit)
+        self.lanes = {
+            "cheap": Lane(LaneConfig("cheap", max(1, settings.render_concurrency), 0, limit), env),
+            "expensive": Lane(
+                LaneConfig(
+                    "expensive",
+                    max(1, settings.expensive_render_concurrency),
+                    max(0, settings.render_nice),
+                    limit,
+                ),
+                env,
+            ),
+        }
+        self._settings = settings
+
+    def run(self, lane: str, kind: str, payload: dict[str, Any]) -> Any:
+        """Run one job (``render`` or ``probe`` with ``engine`` keyword arguments) in ``lane``.
+
+        Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503) when the
+        job passed its deadline or its process died, or the engine error the job raised.
+        """
+        message = worker.dumps(kind, payload)
+        chosen = self.lanes[lane]
+        process = chosen.acquire(self._settings.render_queue_timeout)
+        try:
+            return process.run(message, self._settings.render_timeout)
+        finally:
+            chosen.release(process)
+
+    def pids(self) -> list[int]:
+        """Process ids of the live render processes (for tests and metrics)."""
+        return [pid for lane in self.lanes.values() for pid in lane.pids()]
+
+    def close(self) -> None:
+        for lane in self.lanes.values():
+            lane.close()
+
+
+_pools: dict[tuple[Any, ...], RenderPool] = {}
+_pools_lock = threading.Lock()
+# The settings that shape a pool; apps that agree on them (tests build many) share one.
+_POOL_SETTINGS = (
+    "render_concurrency",
+    "expensive_render_concurrency",
+    "render_nice",
+    "render_queue_limit",
+    "render_queue_timeout",
+    "render_timeout",
+    "render_memory_mb",
+    "vips_concurrency",
+)
+
+
+def pool_for(settings: Settings) -> RenderPool:
+    """This process's pool for ``settings`` (one per web worker; a fork gets a new one)."""
+    key = (os.getpid(), *(getattr(settings, name) for name in _POOL_SETTINGS))
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = RenderPool(settings)
+        return pool
+
+
+@atexit.register
+def _close_all() -> None:
+    with _pools_lock:
+        pools = [p for key, p in _pools.items() if key[0] == os.getpid()]
+        _pools.clear()
+    for pool in pools:
+        pool.close()
