@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_MAX_ANIMATION_PIXELS = 50_000_000
-DEFAULT_MAX_WORK = 3_000.0
+DEFAULT_MAX_WORK = 1_000.0
 
 # Passes per output pixel of encoding, by format (AVIF/HEIC encoders are slow by design).
 _ENCODE_PASSES = {"jpg": 1.0, "png": 4.0, "tiff": 1.0, "gif": 12.0, "webp": 6.0}
@@ -138,12 +138,13 @@ def check(cost: Cost, budget: Budget) -> None:
         raise OverBudget(
             f"output too large ({out.width}x{out.height}; at most {budget.max_side} px a side)"
         )
+    for step in cost.steps:
+        if step.size.pixels > budget.max_pixels:
+            raise OverBudget(
+                f"image too large: {step.name} makes {step.size.width}x{step.size.height} px "
+                f"(at most {budget.max_pixels} px per image)"
+            )
     peak = cost.peak
-    if peak.size.pixels > budget.max_pixels:
-        raise OverBudget(
-            f"image too large: {peak.name} makes {peak.size.width}x{peak.size.height} px "
-            f"(at most {budget.max_pixels} px per image)"
-        )
     if cost.frames > 1 and peak.size.pixels * cost.frames > budget.max_animation_pixels:
         raise OverBudget(
             f"animation too large: {cost.frames} frames of {peak.size.width}x"
@@ -188,8 +189,8 @@ def _op_passes(op: Operation, before: Size, after: Size) -> float:
         return big if angle % 90 == 0 else 30.0 * big
     if op.name == "blur":
         sigma = float(o.get("sigma") if o.get("sigma") is not None else 4)
-        # Separable Gaussian: two 1-D masks of about 3.6 sigma taps each.
-        return _mp(before) * (1.0 + 0.4 * max(sigma, 0.0))
+        # Separable Gaussian: two 1-D masks of about 3.6 sigma taps each, per band.
+        return _mp(before) * (1.0 + max(sigma, 0.0))
     if op.name in ("sharpen", "trim"):
         return 6.0 * big
     return big

@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="Catalog and blob directory (./cropstack-data).",
     )
     serve.add_argument("--workers", type=int, default=1, help="Worker processes, >= 1 (1).")
-    serve.add_argument("--threads", type=int, default=4, help="Threads per worker, >= 1 (4).")
+    serve.add_argument(
+        "--threads", type=int, default=16, help="Request threads per worker, >= 1 (16)."
+    )
     serve.add_argument(
         "--timeout", type=int, default=60, help="Seconds before a stuck worker is killed (60)."
     )

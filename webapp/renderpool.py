@@ -99,16 +99,18 @@ class RenderProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def resident_bytes(self) -> int:
-        """Resident memory of the process (VmRSS), bytes; 0 when it cannot be read."""
+    def memory(self) -> tuple[int, int]:
+        """(resident now, resident peak) of the process: VmRSS and VmHWM, bytes (0 if gone)."""
+        found = {"VmRSS:": 0, "VmHWM:": 0}
         try:
             with open(f"/proc/{self.pid}/status", encoding="ascii") as fh:
                 for line in fh:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) * 1024
+                    key = line[:6]
+                    if key in found:
+                        found[key] = int(line.split()[1]) * 1024
         except OSError:
             pass
-        return 0
+        return found["VmRSS:"], found["VmHWM:"]
 
     def kill(self) -> None:
         """Stop the process at once (SIGKILL) and close the pipes."""
@@ -140,6 +142,7 @@ class Lane:
         self._free_slots = config.size  # slots with no process started yet
         self._waiting = 0
         self._all: set[RenderProcess] = set()
+        self.peak_bytes = 0  # the largest VmHWM a process of this lane reached after a job
 
     def _take(self) -> RenderProcess | bool:
         """An idle process, True when a new one may be started, False when none is free."""
@@ -183,7 +186,9 @@ class Lane:
 
     def release(self, process: RenderProcess) -> None:
         """Return ``process`` after a job; a dead, worn or bloated one is replaced later."""
-        worn = process.jobs_done >= _MAX_JOBS or process.resident_bytes() > _RECYCLE_RSS
+        resident, peak = process.memory()
+        self.peak_bytes = max(self.peak_bytes, peak)
+        worn = process.jobs_done >= _MAX_JOBS or resident > _RECYCLE_RSS
         if not process.alive() or worn:
             process.kill()
             with self._cond:
@@ -248,12 +253,18 @@ class RenderPool:
         process = chosen.acquire(self._settings.render_queue_timeout)
         try:
             return process.run(message, self._settings.render_timeout)
+        except (RenderTimeout, RenderCrashed) as exc:
+            raise Busy(exc.message) from exc
         finally:
             chosen.release(process)
 
     def pids(self) -> list[int]:
         """Process ids of the live render processes (for tests and metrics)."""
         return [pid for lane in self.lanes.values() for pid in lane.pids()]
+
+    def peak_bytes(self) -> int:
+        """The largest resident peak (VmHWM) any render process reached after a job, bytes."""
+        return max(lane.peak_bytes for lane in self.lanes.values())
 
     def close(self) -> None:
         for lane in self.lanes.values():

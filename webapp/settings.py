@@ -63,7 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "max_render_work",
-        3000.0,
+        1000.0,
         float,
         "Largest estimated work of one render, megapixel passes (docs/security.md); 400.",
     ),
