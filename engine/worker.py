@@ -13,7 +13,9 @@ decode in progress does not look at libvips' kill flag). Each process:
   threads, untrusted loaders blocked) and keeps decoded images in memory, never in
   temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk.
 
-Wire format: one pickled ``(kind, args)`` per message each way; both ends are this code.
+Wire format: a job is a pickled ``(kind, keyword arguments)`` followed by the image bytes as
+a message of their own (no pickling copy of up to 150 MB); a reply is a pickled
+``(ok|error, payload)``. Both ends are this code.
 """
 
 from __future__ import annotations
@@ -66,14 +68,14 @@ def error_from(payload: tuple[str, str]) -> errors.EngineError:
     return cls(message)
 
 
-def _run(kind: str, payload: dict[str, Any]) -> Any:
+def _run(kind: str, blob: bytes, payload: dict[str, Any]) -> Any:
     from engine.pipeline import render
     from engine.probe import probe
 
     if kind == "render":
-        return render(**payload)
+        return render(source=blob, **payload)
     if kind == "probe":
-        return probe(**payload)
+        return probe(blob, **payload)
     raise ValueError(f"unknown job {kind!r}")
 
 
@@ -100,10 +102,11 @@ def main(argv: list[str]) -> int:
     while True:
         try:
             kind, payload = loads(jobs.recv_bytes())
+            blob = jobs.recv_bytes()  # the image bytes travel unpickled, after the job
         except EOFError:
             return 0
         try:
-            reply = dumps("ok", _run(kind, payload))
+            reply = dumps("ok", _run(kind, blob, payload))
         except errors.EngineError as exc:
             reply = dumps("error", (type(exc).__name__, exc.message))
         except MemoryError:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import engine
@@ -96,13 +97,21 @@ def render(
     return pool_for(settings).run(
         _lane(settings, cost.work),
         "render",
+        source,
         {
             "plan": plan,
-            "source": source,
             "dynamic_metadata": dynamic_metadata,
             "budget": budget(settings),
         },
     )
+
+
+@contextmanager
+def upload_slot(settings: Settings) -> Iterator[None]:
+    """Hold one of this worker's ``upload_concurrency`` upload places (503 when none frees
+    within ``render_queue_timeout``); wrap reading and storing an upload's body."""
+    with pool_for(settings).uploads.admitted(settings.render_queue_timeout):
+        yield
 
 
 def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
@@ -115,8 +124,8 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
     return pool_for(settings).run(
         _lane(settings, probe_work(info)),
         "probe",
+        data,
         {
-            "data": data,
             "max_pixels": settings.max_source_pixels,
             "max_frames": settings.max_source_frames,
             "max_decode_pixels": settings.max_render_pixels,

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -74,14 +76,16 @@ class RenderProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    def run(self, message: bytes, timeout_s: float) -> Any:
-        """Send one job and wait for its reply; the result, or the engine error it raised.
+    def run(self, message: bytes, blob: bytes, timeout_s: float) -> Any:
+        """Send one job (and its image bytes, unpickled, uncopied) and wait for its reply;
+        the result, or the engine error it raised.
 
         Raises RenderTimeout (and kills the process) past ``timeout_s`` seconds, and
         RenderCrashed when the process died.
         """
         try:
             self._jobs.send_bytes(message)
+            self._jobs.send_bytes(blob)
             if not self._replies.poll(timeout_s):
                 self.kill()
                 raise RenderTimeout(
@@ -215,6 +219,35 @@ class Lane:
             process.kill()
 
 
+class Gate:
+    """At most ``size`` holders at once, at most ``queue_limit`` waiting; 503 past either."""
+
+    def __init__(self, size: int, queue_limit: int) -> None:
+        self._slots = threading.BoundedSemaphore(max(1, size))
+        self._queue_limit = queue_limit
+        self._waiting = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def admitted(self, wait_s: float) -> Iterator[None]:
+        """Hold a place for the block; ``Busy`` (503) when none frees within ``wait_s``."""
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                if self._waiting >= self._queue_limit:
+                    raise Busy("Too many uploads waiting, retry shortly")
+                self._waiting += 1
+            try:
+                if not self._slots.acquire(timeout=wait_s):
+                    raise Busy("Too many uploads in progress, retry shortly")
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
 class RenderPool:
     """The lanes of one web worker process (see the module docstring)."""
 
@@ -240,10 +273,15 @@ class RenderPool:
                 env,
             ),
         }
+        # Reading an upload's body (multipart parsing, a copy of up to max_upload_bytes)
+        # happens in the web worker: bounded here, so uploads cannot take a worker's memory
+        # and every thread at once.
+        self.uploads = Gate(settings.upload_concurrency, limit)
         self._settings = settings
 
-    def run(self, lane: str, kind: str, payload: dict[str, Any]) -> Any:
-        """Run one job (``render`` or ``probe`` with ``engine`` keyword arguments) in ``lane``.
+    def run(self, lane: str, kind: str, blob: bytes, payload: dict[str, Any]) -> Any:
+        """Run one job in ``lane``: ``render`` (``blob`` is the source) or ``probe`` (``blob``
+        is the data), with the other ``engine`` keyword arguments in ``payload``.
 
         Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503) when the
         job passed its deadline or its process died, or the engine error the job raised.
@@ -252,7 +290,7 @@ class RenderPool:
         chosen = self.lanes[lane]
         process = chosen.acquire(self._settings.render_queue_timeout)
         try:
-            return process.run(message, self._settings.render_timeout)
+            return process.run(message, blob, self._settings.render_timeout)
         except (RenderTimeout, RenderCrashed) as exc:
             raise Busy(exc.message) from exc
         finally:
@@ -283,6 +321,7 @@ _POOL_SETTINGS = (
     "render_timeout",
     "render_memory_mb",
     "vips_concurrency",
+    "upload_concurrency",
 )
 
 

@@ -102,6 +102,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Renders that may wait per lane and worker process; past it 503 at once.",
     ),
     Setting(
+        "upload_concurrency",
+        2,
+        int,
+        "Uploads read and checked at once per worker process; others wait as renders do.",
+    ),
+    Setting(
         "render_memory_mb",
         1024,
         int,
@@ -145,6 +151,7 @@ class Settings:
     render_nice: int
     render_queue_timeout: float
     render_queue_limit: int
+    upload_concurrency: int
     render_memory_mb: int
     render_cache: bool
     busy_timeout_ms: int

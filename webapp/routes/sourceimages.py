@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, request
 
+from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.auth import require
 from webapp.catalog.images import locked_error, restore_cutoff, to_api
@@ -159,8 +160,9 @@ def _change_dynamic(
 def create(org: str) -> Response:
     """Upload one or more images (multipart files or url[N]); 200 ``{total, items}``."""
     organization = require(org, "images:upload")
-    uploads = read_uploads(settings())
-    rows = ingest(catalog(), blobs(), settings(), organization["id"], uploads)
+    with renderer.upload_slot(settings()):
+        uploads = read_uploads(settings())
+        rows = ingest(catalog(), blobs(), settings(), organization["id"], uploads)
     items = [to_api(r, organization["name"]) for r in rows]
     return json_response({"total": len(items), "items": items})
 
