@@ -60,7 +60,7 @@ def prepare(data_dir: Path, data: bytes) -> tuple[str, str]:
     """Create an account, upload ``data`` and set the subject area; (org, render URL)."""
     from webapp import create_app
 
-    client = create_app({"data_dir": str(data_dir)}).test_client()
+    client = create_app({"data_dir": str(data_dir), "signup": True}).test_client()
     user = client.post("/users", data=json.dumps({"email": "b@x.example", "organization": "bench"}))
     headers = {"Api-Key": user.get_json()["api_key"]}
     form = {"filedata": (io.BytesIO(data), "big.jpg")}

@@ -71,7 +71,7 @@ def build_catalog(data_dir: Path) -> tuple[Any, dict[str, str]]:
     from webapp import create_app
     from webapp.catalog import Catalog
 
-    app = create_app({"data_dir": str(data_dir)})
+    app = create_app({"data_dir": str(data_dir), "signup": True})
     client = app.test_client()
     user = client.post("/users", data=json.dumps({"email": "b@x.example", "organization": "bench"}))
     headers = {"Api-Key": user.get_json()["api_key"]}

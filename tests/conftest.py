@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from webapp import create_app
+from webapp.app import catalog
 
 
 def _find_shared() -> Path:
@@ -64,16 +65,16 @@ class Caller:
 
 
 class Account(Caller):
-    """A user with an admin membership in ``org``, made through POST /users."""
+    """A user with an admin membership in ``org``, made by the catalog call behind both
+    ``POST /users`` and ``cropstack users create`` (signup is off by default)."""
 
     def __init__(self, client: FlaskClient, org: str, email: str) -> None:
-        response = client.post("/users", data=json.dumps({"email": email, "organization": org}))
-        assert response.status_code == 200, response.get_data(as_text=True)
-        body = response.get_json()
+        with client.application.app_context():
+            user = catalog().accounts.signup(email, org)
         self.client = client
         self.org = org
-        self.user_id: str = body["id"]
-        self.api_key = body["api_key"]
+        self.user_id: str = user.id
+        self.api_key = user.api_key
 
 
 @pytest.fixture

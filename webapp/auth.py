@@ -21,6 +21,9 @@ from webapp.errors import ApiError
 _ALPHABET = string.ascii_letters + string.digits
 
 #: What each role may do. Permissions are checked per organization.
+#: ``images:download`` fetches unprotected originals; the original of a protected image
+#: also needs ``images:download:protected`` (admin and sourceimages:download:protected
+#: only: the reference says sourceimages:read/write "cannot download protected originals").
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
         {
@@ -32,6 +35,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "images:upload",
             "images:unlock",
             "images:download",
+            "images:download:protected",
             "stacks:read",
             "stacks:write",
         }
@@ -50,7 +54,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "read": frozenset({"org:read", "images:read", "images:download", "stacks:read"}),
     "upload": frozenset({"images:upload"}),
     "sourceimages:read": frozenset({"images:read", "images:download"}),
-    "sourceimages:write": frozenset({"images:read", "images:write", "images:upload"}),
+    "sourceimages:write": frozenset(
+        {"images:read", "images:write", "images:upload", "images:download"}
+    ),
+    # A download-only grant: originals, protected or not, of images whose hash is known.
+    "sourceimages:download:protected": frozenset({"images:download", "images:download:protected"}),
     "sourceimages:unlock": frozenset({"images:unlock"}),
 }
 ROLES: tuple[str, ...] = tuple(ROLE_PERMISSIONS)
@@ -105,8 +113,28 @@ def current_principal() -> Principal:
     return principal
 
 
-def require(org_name: str, permission: str) -> dict:
-    """The organization row named ``org_name`` if the caller may ``permission`` there.
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """An organization and everything the caller's roles there allow."""
+
+    org: dict
+    permissions: frozenset[str]
+
+    def allows(self, permission: str) -> bool:
+        """Whether the caller holds ``permission`` in ``org``."""
+        return permission in self.permissions
+
+
+def permissions_of(roles: list[str]) -> frozenset[str]:
+    """The union of the permissions of ``roles`` (unknown role names grant nothing)."""
+    granted: set[str] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS.get(role, frozenset())
+    return frozenset(granted)
+
+
+def authorise(org_name: str, permission: str) -> Grant:
+    """The caller's grant in the organization ``org_name`` if it includes ``permission``.
 
     Unknown organizations and organizations the caller is no member of answer the same
     403, so a key never learns what other organizations exist or hold.
@@ -118,6 +146,12 @@ def require(org_name: str, permission: str) -> dict:
     if found is None:
         raise ApiError(403, f"Not allowed to access organization {org_name}")
     org, roles = found
-    if not any(permission in ROLE_PERMISSIONS.get(role, ()) for role in roles):
+    grant = Grant(org=org, permissions=permissions_of(roles))
+    if not grant.allows(permission):
         raise ApiError(403, f"Not allowed: needs {permission} on organization {org_name}")
-    return org
+    return grant
+
+
+def require(org_name: str, permission: str) -> dict:
+    """The organization row named ``org_name`` if the caller may ``permission`` there."""
+    return authorise(org_name, permission).org

@@ -1,4 +1,4 @@
-"""The ``cropstack`` command line: ``cropstack serve`` and ``cropstack settings-doc``.
+"""The ``cropstack`` command line: ``serve``, ``users create``, ``gc`` and ``settings-doc``.
 
 ``serve`` runs the app under gunicorn (a production WSGI server) with N worker
 processes, each with a few threads. The app is created inside each worker after the
@@ -20,8 +20,8 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     overrides: dict[str, Any] = {"data_dir": args.data_dir}
-    if args.no_signup:
-        overrides["signup"] = False
+    if args.signup is not None:
+        overrides["signup"] = args.signup
     if args.render_domain is not None:
         overrides["render_domain"] = args.render_domain
 
@@ -104,6 +104,57 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(message: str) -> int:
+    """Print a one-line error for the operator; the exit status of bad input."""
+    print(f"cropstack: {message}", file=sys.stderr)
+    return 2
+
+
+def _users_create(args: argparse.Namespace) -> int:
+    """Create a user, its first key and a new organization it administers, as ``POST
+    /users`` does (same validation); print ``{"id", "email", "api_key"}`` as JSON."""
+    import json
+    import sqlite3
+
+    from webapp.accountfields import parse_email, parse_org_name
+    from webapp.catalog import Catalog, CatalogBusy
+    from webapp.errors import ApiError
+    from webapp.settings import load_settings
+
+    if args.email is None or args.organization is None:
+        return _fail("users create needs --email and --organization")
+    try:
+        email = parse_email(args.email, field="--email")
+        org_name = parse_org_name(args.organization, field="--organization")
+        settings = load_settings({"data_dir": args.data_dir})
+    except ApiError as exc:
+        return _fail(exc.message)
+    except ValueError as exc:
+        return _fail(str(exc))
+    path = os.path.join(settings.data_dir, "catalog.db")
+    busy = "cropstack: the catalog is busy (a long write elsewhere); try again"
+    try:
+        os.makedirs(settings.data_dir, exist_ok=True)
+        Catalog.initialise(path, busy_timeout_ms=settings.busy_timeout_ms)
+        catalog = Catalog(path, busy_timeout_ms=settings.busy_timeout_ms)
+    except CatalogBusy:
+        print(busy, file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:
+        return _fail(f"cannot open the catalog in {settings.data_dir}: {exc}")
+    try:
+        user = catalog.accounts.signup(email, org_name)
+    except CatalogBusy:
+        print(busy, file=sys.stderr)
+        return 1
+    except ApiError as exc:  # the organization exists (409)
+        return _fail(exc.message)
+    finally:
+        catalog.close()
+    print(json.dumps({"id": user.id, "email": user.email, "api_key": user.api_key}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cropstack`` command."""
     parser = argparse.ArgumentParser(prog="cropstack", description=__doc__.splitlines()[0])
@@ -129,7 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=10_000,
         help="Requests before a worker is recycled; 0 = never (10000).",
     )
-    serve.add_argument("--no-signup", action="store_true", help="Disable POST /users.")
+    signup = serve.add_mutually_exclusive_group()
+    signup.add_argument(
+        "--signup",
+        dest="signup",
+        action="store_true",
+        default=None,
+        help="Allow POST /users without a key (off unless CROPSTACK_SIGNUP=true).",
+    )
+    signup.add_argument(
+        "--no-signup", dest="signup", action="store_false", help="Refuse POST /users (default)."
+    )
     serve.add_argument("--render-domain", default=None, help="Serve {org}.DOMAIN render hosts.")
     serve.add_argument("--access-log", action="store_true", help="Log requests to stdout.")
     serve.set_defaults(func=_serve)
@@ -145,6 +206,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=None, help="Keep unreferenced blobs younger than this (s)."
     )
     gc.set_defaults(func=_gc)
+    users = sub.add_parser("users", help="Manage accounts from the command line.")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    create = users_sub.add_parser(
+        "create",
+        help="Create a user, its API key and a new organization it administers; "
+        'prints {"id", "email", "api_key"} as JSON.',
+    )
+    # Checked by _users_create, not argparse, so a missing flag is a one-line message too.
+    create.add_argument("--email", default=None, help="The user's email (required).")
+    create.add_argument(
+        "--organization", default=None, help="A new organization's name (required)."
+    )
+    create.add_argument(
+        "--data-dir",
+        default=os.environ.get("CROPSTACK_DATA_DIR", "./cropstack-data"),
+        help="Catalog and blob directory (./cropstack-data).",
+    )
+    create.set_defaults(func=_users_create)
     return parser
 
 

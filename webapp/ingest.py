@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webapp.catalog import Catalog
-from webapp.catalog.images import NewImage, locked_error, new_image_from_row
+from webapp.catalog.images import NewImage, locked_error, new_image_from_row, restore_cutoff
 from webapp.errors import ApiError
 from webapp.imageinfo import inspect
 from webapp.metadata import apply_user_patch, identity_hash
@@ -45,8 +45,15 @@ def ingest(
     settings: Settings,
     organization_id: str,
     uploads: list[Upload],
+    *,
+    may_change_existing: bool = True,
 ) -> list[dict[str, Any]]:
     """Store ``uploads`` in the organization; their rows, in order.
+
+    ``may_change_existing`` is False for callers who may upload but not write images
+    (role ``upload``): an image the organization already has is then returned exactly as
+    it is (no metadata merged), and a deleted one still restorable is a 409 rather than
+    brought back, since deleting it was the decision of someone who may write.
 
     Raises a 422 ``ApiError`` (nothing stored) if any file is not a usable image, 507 if
     the disk is full, and 409 if a re-upload would change a locked image's user metadata.
@@ -80,8 +87,10 @@ def ingest(
                 protected=upload.protected,
             )
             row, created = catalog.images.insert(organization_id, new)
-            if not created:
+            if not created and may_change_existing:
                 row = _reupload(catalog, organization_id, row, new, upload)
+            elif not created:
+                row = _existing_for_uploader(catalog, organization_id, row, new, settings)
             rows.append(row)
     return rows
 
@@ -109,6 +118,27 @@ def _reupload(
     if not changes:
         return row
     return catalog.images.update(organization_id, row["hash"], **changes)
+
+
+def _existing_for_uploader(
+    catalog: Catalog,
+    organization_id: str,
+    row: dict[str, Any],
+    new: NewImage,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Bytes the organization already has, sent by a caller without write access."""
+    if row["deleted_at"] is None:
+        return row
+    if row["deleted_at"] >= restore_cutoff(settings.restore_days):
+        raise ApiError(
+            409,
+            f"Source image {row['hash']} was deleted in this organization; "
+            "a key with write access can restore it",
+        )
+    # Past the restore window the deleted image is gone for good (only `cropstack gc`
+    # has not purged the row yet): the bytes are a new upload like any other.
+    return catalog.images.revive(organization_id, new)
 
 
 def derive(

@@ -36,7 +36,13 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "./cropstack-data", str, "Directory holding the catalog and blobs."),
-    Setting("signup", True, _bool, "Allow POST /users without authentication (as rokka)."),
+    Setting(
+        "signup",
+        False,
+        _bool,
+        "Allow POST /users without authentication (rokka's open signup); off: 403, "
+        "create accounts with `cropstack users create`.",
+    ),
     Setting(
         "max_upload_bytes", 150 * 1024 * 1024, int, "Largest accepted request body, bytes (413)."
     ),

@@ -110,12 +110,14 @@ def _require_client_install() -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``cropstack serve`` on 127.0.0.1 with a fresh data dir; yields its base URL.
 
-    Private fetch addresses are allowed so ``createByUrl`` can fetch from the suite's own
+    Signup is on (``--signup``): the suite starts with rokka.js ``users.create``. Private
+    fetch addresses are allowed so ``createByUrl`` can fetch from the suite's own
     loopback HTTP server; ``{org}.render.test`` hosts serve ``render.getUrlFromUrl``
     (reached through a Host header).
     """
     with running_server(
         tmp_path_factory.mktemp("rokka-js"),
+        "--signup",
         "--render-domain",
         RENDER_DOMAIN,
         env={"CROPSTACK_REMOTE_FETCH_ALLOW_PRIVATE": "true"},

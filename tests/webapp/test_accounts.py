@@ -1,17 +1,32 @@
-"""Users, API keys, organizations, options and memberships (docs/accounts.md)."""
+"""Users, API keys, organizations, options and memberships (docs/accounts.md).
+
+This module is about ``POST /users`` among others, so its app runs with signup on; the
+default (off) is checked in ``test_signup_is_off_by_default``.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from tests.conftest import Account, load_recording
 from webapp import create_app
+from webapp.app import catalog
 from webapp.wire import loads_strict
 
 TEXT_PLAIN = {"Content-Type": "text/plain;charset=UTF-8"}  # what rokka.js sends
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    """A fresh app with open signup (``signup = true``), as rokka runs."""
+    application = create_app({"data_dir": str(tmp_path / "data"), "signup": True})
+    application.testing = True
+    return application
 
 
 def post_json(client, path: str, body: Any, headers: dict[str, str] | None = None):
@@ -120,6 +135,21 @@ def test_signup_disabled(tmp_path):
     response = post_json(app.test_client(), "/users", {"email": "a@b.example"})
     assert_error(response, 403)
     assert "invalid_authentication" not in response.get_json()["error"]
+
+
+def test_signup_is_off_by_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("CROPSTACK_SIGNUP", raising=False)
+    client = create_app({"data_dir": str(tmp_path / "d")}).test_client()
+    body = {"email": "a@b.example", "organization": "closed"}
+    error = assert_error(post_json(client, "/users", body), 403)
+    assert "cropstack users create" in error["message"]
+    # Nothing was created: the name is still free for the operator.
+    with client.application.app_context():
+        assert catalog().accounts.org_by_name("closed") is None
+    # CROPSTACK_SIGNUP=true opens it.
+    monkeypatch.setenv("CROPSTACK_SIGNUP", "true")
+    opened = create_app({"data_dir": str(tmp_path / "e")}).test_client()
+    assert post_json(opened, "/users", body).status_code == 200
 
 
 # -- auth -------------------------------------------------------------------------------
@@ -364,12 +394,14 @@ def test_upload_only_member_cannot_read_org(account, client):
 
 
 def test_put_membership_statuses(client, account):
-    outsider = Account(client, "outsider-org", "out@side.example")
-    path = f"/organizations/acme/memberships/{outsider.user_id}"
+    # A user fresh from POST /users (no organization yet) may be enrolled, as rokka.js does.
+    fresh = post_json(client, "/users", {"email": "out@side.example"}).get_json()
+    path = f"/organizations/acme/memberships/{fresh['id']}"
     created = account.request("PUT", path, data=json.dumps({"role": "write"}))
     assert created.status_code == 201 and created.get_json()["roles"] == ["write"]
-    # The outsider now writes in acme, with the same key.
-    assert outsider.request("GET", "/organizations/acme").status_code == 200
+    # The new member now writes in acme, with the same key.
+    newcomer = {"Api-Key": fresh["api_key"]}
+    assert client.get("/organizations/acme", headers=newcomer).status_code == 200
     same = account.request("PUT", path, data=json.dumps({"roles": ["write"]}))
     assert same.status_code == 204 and same.get_data() == b""
     updated = account.request("PUT", path, data=json.dumps({"roles": ["write", "upload"]}))

@@ -50,8 +50,9 @@ def http(
 
 @pytest.fixture
 def server(tmp_path: Path):
-    """A ``cropstack serve --workers 2`` subprocess; yields its base URL."""
-    with running_server(tmp_path) as base:
+    """A ``cropstack serve --workers 2 --signup`` subprocess (these tests race signups);
+    yields its base URL."""
+    with running_server(tmp_path, "--signup") as base:
         yield base
 
 

@@ -27,6 +27,13 @@ MAX_KEYS_PER_USER = 5
 #: out for a frontend or an uploader must not be able to mint more keys).
 KEY_RESTRICTED_ROLES: frozenset[str] = frozenset({"read", "upload", "sourceimages:read"})
 
+
+def grants_key_management(roles: list[str]) -> bool:
+    """Whether one membership lets its user manage keys: it holds ``admin`` or no
+    key-restricted role."""
+    return "admin" in roles or not KEY_RESTRICTED_ROLES.intersection(roles)
+
+
 _SIGNING_ALPHABET = string.ascii_letters + string.digits
 
 #: Most signing keys an organization holds at once: the current one plus a few still
@@ -166,13 +173,17 @@ class Accounts:
         return key_dict(row) if row else None
 
     def may_manage_keys(self, user_id: str) -> bool:
-        """False when the user holds a key-restricted role in any organization."""
-        for row in self.catalog.query(
-            "SELECT roles FROM memberships WHERE user_id = ?", (user_id,)
-        ):
-            if KEY_RESTRICTED_ROLES.intersection(json.loads(row["roles"])):
-                return False
-        return True
+        """Whether the user may list, add and delete their own keys.
+
+        True for a user without memberships, and for one with at least one membership
+        that grants it (``grants_key_management``). So a key-restricted membership only
+        restricts a user who has nothing else (the frontend or upload keys rokka's rule is
+        for), and no membership that another organization adds can take the right away.
+        """
+        rows = self.catalog.query("SELECT roles FROM memberships WHERE user_id = ?", (user_id,))
+        if not rows:
+            return True
+        return any(grants_key_management(json.loads(row["roles"])) for row in rows)
 
     def add_key(self, user_id: str, comment: str | None) -> dict[str, Any]:
         """A new key for the user: ``{id, api_key, comment, created}``; 409 past the limit."""
@@ -388,24 +399,56 @@ class Accounts:
         ).fetchall()
         return sum(1 for r in rows if "admin" in json.loads(r["roles"]))
 
+    def _may_enrol(self, user_id: str, acting_user_id: str) -> bool:
+        """Whether ``acting_user_id`` (an admin of the target organization) may give
+        ``user_id`` a new membership: the user exists and either has no membership yet
+        (a fresh ``POST /users`` account, as rokka's clients enrol them) or belongs to an
+        organization the acting user administers."""
+        if not self.user_exists(user_id):
+            return False
+        theirs = {
+            r["organization_id"]
+            for r in self.catalog.conn.execute(
+                "SELECT organization_id FROM memberships WHERE user_id = ?", (user_id,)
+            )
+        }
+        if not theirs:
+            return True
+        administered = {
+            r["organization_id"]
+            for r in self.catalog.conn.execute(
+                "SELECT organization_id, roles FROM memberships WHERE user_id = ? AND active = 1",
+                (acting_user_id,),
+            )
+            if "admin" in json.loads(r["roles"])
+        }
+        return bool(theirs & administered)
+
     def put_membership(
-        self, org_id: str, user_id: str, roles: list[str], comment: str | None
+        self,
+        org_id: str,
+        user_id: str,
+        roles: list[str],
+        comment: str | None,
+        *,
+        acting_user_id: str,
     ) -> tuple[int, dict[str, Any] | None]:
         """Create or update a membership; returns (status, membership).
 
-        201 created, 200 updated, 204 unchanged (membership None); 404 for an unknown
-        user; 409 when it would leave the organization without an admin.
-        ``comment`` None keeps the existing comment.
+        201 created, 200 updated, 204 unchanged (membership None); 409 when it would
+        leave the organization without an admin. ``comment`` None keeps the existing
+        comment. A new membership for a user ``_may_enrol`` refuses is the same 404
+        "User not found" as an unknown id, so user ids cannot be probed.
         """
         from webapp.catalog import now_iso
 
         with self.catalog.write() as conn:
-            if not self.user_exists(user_id):
-                raise ApiError(404, "User not found")
             current = conn.execute(
                 "SELECT roles, comment FROM memberships WHERE organization_id = ? AND user_id = ?",
                 (org_id, user_id),
             ).fetchone()
+            if current is None and not self._may_enrol(user_id, acting_user_id):
+                raise ApiError(404, "User not found")
             if current is None:
                 conn.execute(
                     "INSERT INTO memberships (organization_id, user_id, roles, active, comment, "

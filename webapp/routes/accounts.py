@@ -12,11 +12,12 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from webapp.accountfields import parse_email as _parse_email
+from webapp.accountfields import parse_org_name as _parse_org_name
 from webapp.app import catalog, settings
 from webapp.auth import ROLES, current_principal, require
 from webapp.catalog.accounts import public_org
 from webapp.errors import ApiError, bad_request, json_response, not_found
-from webapp.routes import RESERVED_NAMES
 from webapp.wire import json_body, json_or_text_body, parse_bool, query_int
 
 bp = Blueprint("accounts", __name__)
@@ -24,12 +25,6 @@ bp = Blueprint("accounts", __name__)
 #: Account bodies are tiny; refuse anything bigger before parsing it (bytes).
 MAX_ACCOUNT_BODY = 64 * 1024
 
-# Organization names end up as DNS labels ({org}.render-domain), hence 1..63 characters
-# and no hyphen at either end.
-_ORG_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-# Deliberately loose: one @, a dot in the domain, no whitespace. We never send mail.
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
-_MAX_EMAIL = 254
 _MAX_TEXT = 255
 _MAX_ID = 64
 
@@ -60,23 +55,6 @@ def _optional_object_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("Request body must be a JSON object")
     return body
-
-
-def _parse_email(value: Any, *, field: str) -> str:
-    if not isinstance(value, str) or len(value) > _MAX_EMAIL or not _EMAIL.fullmatch(value):
-        raise bad_request(f"{field} must be a valid email address")
-    return value
-
-
-def _parse_org_name(value: Any, *, field: str = "organization") -> str:
-    if not isinstance(value, str) or not _ORG_NAME.fullmatch(value):
-        raise bad_request(
-            f"{field} must be 1 to 63 characters of a-z, 0-9 and '-', "
-            "not starting or ending with '-'"
-        )
-    if value in RESERVED_NAMES:
-        raise bad_request(f"{field} {value!r} is reserved")
-    return value
 
 
 def _parse_text(value: Any, *, field: str) -> str | None:
@@ -156,7 +134,11 @@ def _parse_option(name: str, value: Any) -> Any:
 def _require_key_management() -> None:
     principal = current_principal()
     if not catalog().accounts.may_manage_keys(principal.user_id):
-        raise ApiError(403, "Users with read, upload or sourceimages:read roles cannot manage keys")
+        raise ApiError(
+            403,
+            "Only users with a membership without read, upload or sourceimages:read roles "
+            "(or with admin) can manage keys",
+        )
 
 
 # -- users and keys ----------------------------------------------------------------------
@@ -166,7 +148,11 @@ def _require_key_management() -> None:
 def create_user() -> Response:
     """Sign up: a user, its first key and (optionally) a new organization it administers."""
     if not settings().signup:
-        raise ApiError(403, "Signup is disabled on this server")
+        raise ApiError(
+            403,
+            "Signup is disabled on this server: an operator creates accounts with "
+            "`cropstack users create`, or enables signup (CROPSTACK_SIGNUP=true)",
+        )
     body = _object_body()
     email = _parse_email(body.get("email"), field="email")
     org_name = body.get("organization")
@@ -354,7 +340,7 @@ def put_membership(org: str, user_id: str) -> Response:
     roles = _parse_roles(body)
     comment = _parse_text(body.get("comment"), field="comment")
     status, membership = catalog().accounts.put_membership(
-        organization["id"], user_id, roles, comment
+        organization["id"], user_id, roles, comment, acting_user_id=current_principal().user_id
     )
     if membership is None:
         return Response(status=204)

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 
 from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
-from webapp.auth import require
+from webapp.auth import Grant, authorise, require
 from webapp.catalog.images import locked_error, restore_cutoff, to_api
 from webapp.catalog.imagesearch import compile_search
 from webapp.errors import ApiError, json_response, not_found
@@ -156,14 +156,57 @@ def _change_dynamic(
 # -- collection ----------------------------------------------------------------------------
 
 
+def _upload_receipt(image: dict[str, Any], org_name: str, sent_name: str) -> dict[str, Any]:
+    """What a caller who may upload but not read images learns about its upload.
+
+    Only what the sent bytes and options determine (identity, format, size), the name
+    this request gave and the ``protected``/``locked`` flags rokka's PHP client needs;
+    never the organization's metadata, stored name or dates, since the image may be an
+    existing one that belongs to others in the organization.
+    """
+    return {
+        "organization": org_name,
+        "hash": image["hash"],
+        "short_hash": image["short_hash"],
+        "binary_hash": image["binary_hash"],
+        "name": sent_name,
+        "mimetype": image["mimetype"],
+        "format": image["format"],
+        "size": image["size"],
+        "width": image["width"],
+        "height": image["height"],
+        "link": f"/sourceimages/{org_name}/{image['hash']}",
+        "protected": image["protected"],
+        "locked": image["locked"],
+    }
+
+
 @bp.post(BASE)
 def create(org: str) -> Response:
-    """Upload one or more images (multipart files or url[N]); 200 ``{total, items}``."""
-    organization = require(org, "images:upload")
+    """Upload one or more images (multipart files or url[N]); 200 ``{total, items}``.
+
+    Without ``images:write`` an existing image is returned unchanged; without
+    ``images:read`` the answer holds only ``_upload_receipt`` fields (docs/accounts.md).
+    """
+    grant = authorise(org, "images:upload")
+    organization = grant.org
     with renderer.upload_slot(settings()):
         uploads = read_uploads(settings())
-        rows = ingest(catalog(), blobs(), settings(), organization["id"], uploads)
-    items = [to_api(r, organization["name"]) for r in rows]
+        rows = ingest(
+            catalog(),
+            blobs(),
+            settings(),
+            organization["id"],
+            uploads,
+            may_change_existing=grant.allows("images:write"),
+        )
+    if grant.allows("images:read"):
+        items = [to_api(r, organization["name"]) for r in rows]
+    else:
+        items = [
+            _upload_receipt(r, organization["name"], u.name)
+            for r, u in zip(rows, uploads, strict=True)
+        ]
     return json_response({"total": len(items), "items": items})
 
 
@@ -200,19 +243,26 @@ def delete_by_binary_hash(org: str) -> Response:
 
 @bp.post(BASE + "/copy")
 def copy_many(org: str) -> Response:
-    """Copy up to 100 hashes (JSON array) to ``Destination``; created/existing/notfound."""
-    organization = require(org, "images:read")
+    """Copy up to 100 hashes (JSON array) to ``Destination``; created/existing/notfound.
+
+    403 before anything is copied if one of them is protected and the caller may not
+    download protected originals."""
+    grant = authorise(org, "images:read")
+    organization = grant.org
     destination, overwrite = _copy_target()
     hashes = json_body()
     if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
         raise ApiError(400, "Body must be a JSON array of hashes")
     if len(hashes) > _MAX_BATCH_COPY:
         raise ApiError(400, f"At most {_MAX_BATCH_COPY} hashes per request")
-    result: dict[str, list[str]] = {"created": [], "existing": [], "notfound": []}
+    found: list[tuple[str, dict[str, Any] | None]] = []
     for ref in hashes:
-        image = None
-        if _REF.fullmatch(ref):
-            image = catalog().images.find(organization["id"], ref)
+        image = catalog().images.find(organization["id"], ref) if _REF.fullmatch(ref) else None
+        if image is not None:
+            _check_original_access(grant, image, "copy")
+        found.append((ref, image))
+    result: dict[str, list[str]] = {"created": [], "existing": [], "notfound": []}
+    for ref, image in found:
         if image is None:
             result["notfound"].append(ref)
             continue
@@ -264,11 +314,25 @@ def restore_image(org: str, ref: str) -> Response:
     return _answer(organization, image, with_deleted=True)
 
 
+def _check_original_access(grant: Grant, image: dict[str, Any], action: str) -> None:
+    """403 unless the caller may have the original of ``image`` (``action`` names what
+    was attempted): protected originals need ``images:download:protected``."""
+    if image["protected"] and not grant.allows("images:download:protected"):
+        raise ApiError(
+            403,
+            f"Not allowed to {action} the original of protected image {image['hash']}: "
+            "needs the admin or sourceimages:download:protected role",
+        )
+
+
 @bp.get(ONE + "/download")
 def download(org: str, ref: str) -> Response:
-    """The original bytes with their content type and a safe Content-Disposition."""
-    organization = require(org, "images:download")
+    """The original bytes with their content type and a safe Content-Disposition; 403 for
+    a protected image unless the caller may download protected originals."""
+    grant = authorise(org, "images:download")
+    organization = grant.org
     image = _image(organization, ref)
+    _check_original_access(grant, image, "download")
     data = blobs().get(image["blob_key"])
     name = safe_name(image["name"])
     ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
@@ -314,10 +378,16 @@ def set_locked(org: str, ref: str) -> Response:
 
 @bp.put(ONE + "/options/protected")
 def set_protected(org: str, ref: str) -> Response:
-    """Body ``true``/``false``: the image under its new hash (201 + Location), 204 if same."""
-    organization = require(org, "images:write")
+    """Body ``true``/``false``: the image under its new hash (201 + Location), 204 if same.
+
+    Unprotecting publishes the original (unsigned renders), so it needs what downloading
+    a protected original needs."""
+    grant = authorise(org, "images:write")
+    organization = grant.org
     value = parse_bool(json_or_text_body(), name="protected")
     image = _image(organization, ref)
+    if not value:
+        _check_original_access(grant, image, "unprotect")
     result = derive(
         catalog(),
         organization["id"],
@@ -332,10 +402,13 @@ def set_protected(org: str, ref: str) -> Response:
 @bp.route(ONE, methods=["COPY"])
 @bp.post(ONE + "/copy")
 def copy_one(org: str, ref: str) -> Response:
-    """Copy to ``Destination``: 201 new, 204 overwritten, 412 exists with ``Overwrite: F``."""
-    organization = require(org, "images:read")
+    """Copy to ``Destination``: 201 new, 204 overwritten, 412 exists with ``Overwrite: F``;
+    403 for a protected image unless the caller may download protected originals."""
+    grant = authorise(org, "images:read")
+    organization = grant.org
     destination, overwrite = _copy_target()
     image = _image(organization, ref)
+    _check_original_access(grant, image, "copy")
     outcome = catalog().images.copy_to(image, destination["id"], overwrite=overwrite)
     if outcome == "exists":
         raise ApiError(412, "Source image exists in the destination and Overwrite is F")
