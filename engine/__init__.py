@@ -18,7 +18,7 @@ from engine.errors import (
 from engine.formats import FORMATS, available, negotiate
 from engine.geometry import Size, output_size
 from engine.pipeline import Rendered, plan_cost, render
-from engine.probe import ImageInfo, configure, inspect, probe
+from engine.probe import ImageInfo, configure, inspect, probe, recognised
 
 __all__ = [
     "Budget",
@@ -43,5 +43,6 @@ __all__ = [
     "negotiate",
     "output_size",
     "probe",
+    "recognised",
     "render",
 ]

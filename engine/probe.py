@@ -69,6 +69,16 @@ def configure(concurrency: int = 1) -> None:
     pyvips.operation_block_set("VipsForeignLoadSvgBuffer", False)
 
 
+def recognised(prefix: bytes) -> bool:
+    """Whether libvips has a (trusted) loader for a file starting with ``prefix``.
+
+    Uses only libvips' magic-byte checks, so the first few hundred bytes of a file decide;
+    a True here is not validation (``probe`` is), a False is a certain refusal.
+    """
+    found = pyvips.vips_lib.vips_foreign_find_load_buffer(prefix, len(prefix))
+    return found != pyvips.ffi.NULL
+
+
 def _header(data: bytes, **kwargs: object) -> pyvips.Image:
     if not data:
         raise UnsupportedImage("empty file")

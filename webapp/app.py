@@ -24,6 +24,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     app = Flask("webapp")
+    from webapp.uploadform import UploadRequest
+
+    app.request_class = UploadRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     # Non-file multipart fields (metadata JSON) may be large-ish, but bounded.
     app.config["MAX_FORM_MEMORY_SIZE"] = 16 * 1024 * 1024
