@@ -156,9 +156,10 @@ class _SniffedFile:
     first bytes no libvips loader recognises is answered 422 at once instead.
     """
 
-    def __init__(self, spool: IO[bytes]) -> None:
+    def __init__(self, spool: IO[bytes], drain: Callable[[], None]) -> None:
         self._spool = spool
-        self._head = b""
+        self._drain = drain
+        self._head: bytes | None = b""
 
     def write(self, data: bytes) -> int:
         if self._head is not None:
@@ -166,6 +167,9 @@ class _SniffedFile:
             if len(self._head) >= _SNIFF_BYTES:
                 head, self._head = self._head, None
                 if not engine.recognised(head):
+                    # Read (not parse) the rest, so the client, still sending, gets the
+                    # answer rather than a reset connection.
+                    self._drain()
                     raise ApiError(422, "not an image, or an unsupported format")
         return self._spool.write(data)
 
@@ -187,4 +191,9 @@ class UploadRequest(Request):
             total_content_length, content_type, filename, content_length
         )
         ensure_engine(current_app.extensions["cropstack.settings"])
-        return _SniffedFile(spool)  # type: ignore[return-value]
+        return _SniffedFile(spool, self._drain_body)  # type: ignore[return-value]
+
+    def _drain_body(self) -> None:
+        """Read what is left of the body (bounded by its length and max_upload_bytes)."""
+        while self.stream.read(1 << 20):
+            pass
