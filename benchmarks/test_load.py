@@ -45,8 +45,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from benchmarks import loadfiles
-from tests.realserver import running_server
+from tests import hostilefiles as loadfiles
+from tests.realserver import descendants, memory_kb, running_server
 
 DURATION_S = float(os.environ.get("LOAD_DURATION_S", "60"))
 MEMORY_BUDGET_MB = float(os.environ.get("LOAD_MEMORY_BUDGET_MB", "512"))
@@ -302,39 +302,6 @@ class Attack:
 # -- memory of the server's process tree ----------------------------------------------------
 
 ROLES = {1: "master", 2: "worker"}
-
-
-def descendants(root: int) -> dict[int, int]:
-    """Every living descendant of process ``root``: pid -> depth (children are 1)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = {}, [(pid, 1) for pid in children.get(root, [])]
-    while todo:
-        pid, depth = todo.pop()
-        found[pid] = depth
-        todo += [(child, depth + 1) for child in children.get(pid, [])]
-    return found
-
-
-def memory_kb(pid: int) -> tuple[int, int] | None:
-    """(VmRSS, VmHWM) of ``pid`` in kB, or None when it is gone."""
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return None
-    values = dict(line.split(":", 1) for line in lines if ":" in line)
-    try:
-        return int(values["VmRSS"].split()[0]), int(values["VmHWM"].split()[0])
-    except (KeyError, ValueError):
-        return None  # a zombie has no memory lines
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Images for the load test (benchmarks/test_load.py), generated in memory.
+"""Images for the hostile-input tests and the load test (benchmarks/test_load.py), generated
+in memory.
 
 Two families:
 

@@ -1,0 +1,145 @@
+"""Hostile files and URLs against a real ``cropstack serve``, with the memory of every
+server process (master, worker, render processes) sampled while they are answered."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from tests import hostilefiles
+from tests.realserver import descendants, memory_kb, running_server
+
+# The peak a server process may reach with the default budgets (docs/security.md).
+MEMORY_BUDGET_KB = 512 * 1024
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+class _Peaks:
+    """Highest VmHWM of every process below this one, sampled every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak_kb: dict[int, int] = {}
+        self.stop = threading.Event()
+
+    def sample(self) -> None:
+        for pid in descendants(os.getpid()):
+            found = memory_kb(pid)
+            if found is not None:
+                self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), *found)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            self.sample()
+
+
+def _call(base: str, method: str, path: str, body: bytes | None = None, **headers: str):
+    request = urllib.request.Request(base + path, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read(), response.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers
+
+
+def _upload(base: str, key: str, name: str, data: bytes):
+    boundary = uuid.uuid4().hex
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="filedata"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return _call(
+        base,
+        "POST",
+        "/sourceimages/evil",
+        body,
+        **{"Api-Key": key, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+
+
+def _expect(answer, statuses: set[int]) -> dict:
+    status, body, _ = answer
+    assert status in statuses, body[:300]
+    if status >= 400:
+        error = json.loads(body)["error"]
+        assert error["code"] == status and error["message"]
+        return {}
+    return json.loads(body) if body.startswith(b"{") else {}
+
+
+def test_hostile_inputs_keep_every_server_process_under_the_memory_budget(tmp_path):
+    peaks = _Peaks()
+    sampler = threading.Thread(target=peaks.run, daemon=True)
+    with running_server(
+        tmp_path, "--signup", workers=1, env={"CROPSTACK_RENDER_TIMEOUT": "3"}
+    ) as base:
+        sampler.start()
+        try:
+            status, body, _ = _call(
+                base, "POST", "/users", b'{"email": "e@evil.example", "organization": "evil"}'
+            )
+            assert status == 200
+            key = json.loads(body)["api_key"]
+            photo = _expect(
+                _upload(base, key, "p.jpg", hostilefiles.photo_jpeg(3000, 2000, 1)), {200}
+            )["items"][0]["hash"]
+            hostile_urls = [
+                "resize-width-9000-height-9000-mode-absolute--rotate-angle-45--rotate-angle-45"
+                "--resize-width-100",
+                "resize-width-7000-height-7000-mode-absolute--blur-sigma-100",
+                "resize-width-10000-height-10000-mode-absolute",
+                "resize-width-5000--options-dpr-10",
+            ]
+            for ops in hostile_urls:
+                _expect(_call(base, "GET", f"/evil/dynamic/{ops}/{photo}.avif"), {400})
+            _expect(_call(base, "GET", f"/evil/dynamic/resize-width-300/{photo}.jpg"), {200})
+
+            _expect(_upload(base, key, "h.png", hostilefiles.png_header_bomb(1)), {422})
+            _expect(_upload(base, key, "j.bin", hostilefiles.junk_upload(30)), {422})
+            bomb = _expect(_upload(base, key, "z.png", hostilefiles.png_zip_bomb(1)), {200, 503})
+            if bomb:
+                image = bomb["items"][0]["hash"]
+                _expect(
+                    _call(base, "GET", f"/evil/dynamic/resize-width-300/{image}.png"), {200, 503}
+                )
+                _expect(_call(base, "GET", f"/evil/dynamic/rotate-angle-90/{image}.png"), {400})
+            webp = _expect(
+                _upload(base, key, "w.webp", hostilefiles.webp_lossless_solid(1)), {200, 422, 503}
+            )
+            if webp:
+                image = webp["items"][0]["hash"]
+                _expect(
+                    _call(base, "GET", f"/evil/dynamic/resize-width-300/{image}.webp"), {200, 503}
+                )
+                _expect(_call(base, "GET", f"/evil/dynamic/noop/{image}.webp"), {400})
+            frames = _expect(
+                _upload(base, key, "g.gif", hostilefiles.gif_many_frames(1)), {200, 503}
+            )
+            if frames:
+                image = frames["items"][0]["hash"]
+                url = f"/evil/dynamic/resize-width-300-height-300-mode-absolute/{image}"
+                _expect(_call(base, "GET", url + ".gif"), {400})
+                _expect(_call(base, "GET", url + ".png"), {200})
+            svg = _expect(
+                _upload(base, key, "s.svg", hostilefiles.svg_filter_bomb(1)), {200, 503}
+            )
+            if svg:
+                image = svg["items"][0]["hash"]
+                _expect(
+                    _call(base, "GET", f"/evil/dynamic/resize-width-3000/{image}.png"), {200, 503}
+                )
+            # After all that the server still answers normal work.
+            _expect(_call(base, "GET", f"/evil/dynamic/resize-width-310/{photo}.jpg"), {200})
+            peaks.sample()
+        finally:
+            peaks.stop.set()
+            sampler.join()
+    assert len(peaks.peak_kb) >= 3  # master, worker, at least one render process
+    over = {pid: kb // 1024 for pid, kb in peaks.peak_kb.items() if kb > MEMORY_BUDGET_KB}
+    assert not over, f"processes over {MEMORY_BUDGET_KB // 1024} MB: {over}"
