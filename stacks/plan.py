@@ -7,10 +7,14 @@ overrides; ``engine`` turns it into pixels without re-validating anything.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+# ``$name`` inside an expression value (rokka writes ``[$width * 2]``).
+_VARIABLE_REFERENCE = re.compile(r"\$([A-Za-z0-9_]+)")
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -57,8 +61,33 @@ class RenderPlan:
         object.__setattr__(self, "options", _frozen(self.options))
         object.__setattr__(self, "variables", _frozen(self.variables))
 
+    def referenced_variables(self) -> frozenset[str]:
+        """Names of the variables that some operation parameter or option refers to.
+
+        Only these can change the output. Today no value of a plan can be an expression
+        (``stacks`` refuses them before a plan exists), so this is empty and URL variables
+        (``v-...``, ``?v=``) change nothing; once expressions reach the plan as text, the
+        ``$name`` references in them are found here and enter the cache key.
+        """
+        names: set[str] = set()
+        for value in self._values():
+            if isinstance(value, str):
+                names.update(_VARIABLE_REFERENCE.findall(value))
+        return frozenset(names & set(self.variables))
+
+    def _values(self) -> Iterator[Any]:
+        for op in self.operations:
+            yield from op.options.values()
+        yield from self.options.values()
+
     def canonical(self) -> str:
-        """A deterministic text form of the whole plan, used as a render-cache key part."""
+        """A deterministic text form of everything that shapes the output: operations,
+        options, format and the *referenced* variables (``referenced_variables``).
+
+        It is the render-cache key and the ETag source, so unused variables in a URL
+        neither multiply cache entries nor change the ETag.
+        """
+        used = self.referenced_variables()
         return json.dumps(
             {
                 "operations": [
@@ -66,7 +95,7 @@ class RenderPlan:
                     for op in self.operations
                 ],
                 "options": dict(self.options),
-                "variables": dict(self.variables),
+                "variables": {k: v for k, v in self.variables.items() if k in used},
                 "format": self.output_format,
             },
             sort_keys=True,

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,10 +25,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _healthy(base: str) -> bool:
+def _healthy(base: str, ready: tuple[int, ...] = (200,)) -> bool:
     try:
         with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-            return response.status == 200
+            return response.status in ready
+    except urllib.error.HTTPError as exc:
+        return exc.code in ready
     except OSError:
         return False
 
@@ -39,12 +42,14 @@ def running_server(
     env: dict[str, str] | None = None,
     workers: int = 2,
     start_timeout_s: float = 20.0,
+    ready: tuple[int, ...] = (200,),
 ) -> Iterator[str]:
     """``cropstack serve`` on a free loopback port with data in ``tmp/data``; yields its URL.
 
     The code under test is this checkout's (``python -m webapp.cli`` from the repo root).
-    Fails the test with the server log if it exits or is not healthy in time; always stops
-    it (terminate, then kill).
+    Fails the test with the server log if it exits or ``/healthz`` does not answer one of
+    ``ready`` in time (503 is a ready answer on a read-only or full data directory);
+    always stops it (terminate, then kill).
     """
     port = free_port()
     log_path = tmp / "server.log"
@@ -61,7 +66,7 @@ def running_server(
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + start_timeout_s
-            while not _healthy(base):
+            while not _healthy(base, ready):
                 if process.poll() is not None:
                     pytest.fail(f"server exited early:\n{log_path.read_text()}")
                 if time.monotonic() > deadline:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, Response, current_app, g
 
 from webapp.catalog import Catalog
-from webapp.errors import register_error_handlers
+from webapp.errors import (
+    INSUFFICIENT_STORAGE,
+    READ_ONLY,
+    ApiError,
+    register_error_handlers,
+    storage_fault,
+)
 from webapp.rendercache import RenderCache
 from webapp.settings import Settings, load_settings
 from webapp.storage import BlobStore
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -22,7 +32,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     settings = load_settings(config)
     data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not data_dir.is_dir():
+        data_dir.mkdir(parents=True, exist_ok=True)
     app = Flask("webapp")
     from webapp.uploadform import UploadRequest
 
@@ -33,19 +44,54 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["cropstack.settings"] = settings
     app.extensions["cropstack.catalog_path"] = str(data_dir / "catalog.db")
     app.extensions["cropstack.blobs"] = BlobStore(data_dir)
-    Catalog.initialise(
+    prepare_catalog(app.extensions["cropstack.catalog_path"], settings.busy_timeout_ms)
+    # Held for the app's life: while one connection is open SQLite keeps the -shm file,
+    # so reads keep working when the disk fills up (a new -shm would need free space).
+    app.extensions["cropstack.catalog_anchor"] = Catalog(
         app.extensions["cropstack.catalog_path"], busy_timeout_ms=settings.busy_timeout_ms
     )
     app.extensions["cropstack.blobs"].sweep_tmp()
-    app.extensions["cropstack.render_cache"] = RenderCache(data_dir / "cache")
+    app.extensions["cropstack.render_cache"] = RenderCache(
+        data_dir / "cache", settings.render_cache_max_bytes
+    )
 
     register_error_handlers(app)
+    app.after_request(_no_sniffing)
     app.teardown_appcontext(_close_catalog)
 
     from webapp.routes import register_routes
 
     register_routes(app)
     return app
+
+
+def prepare_catalog(path: str, busy_timeout_ms: int) -> bool:
+    """Create or upgrade the catalog schema; False when the data directory refuses writes.
+
+    A read-only or full data directory that already holds a catalog is served as it is
+    (reads work, writes answer 503/507); without a readable catalog, start-up fails.
+    """
+    try:
+        Catalog.initialise(path, busy_timeout_ms=busy_timeout_ms)
+        return True
+    except (sqlite3.OperationalError, ApiError) as exc:
+        refused = exc if isinstance(exc, ApiError) else storage_fault(exc)
+        if refused is None or refused.message not in (READ_ONLY, INSUFFICIENT_STORAGE):
+            raise
+        catalog = Catalog(path, busy_timeout_ms=busy_timeout_ms)
+        try:
+            catalog.query("SELECT 1 FROM sourceimages LIMIT 1")  # raises if no schema
+        finally:
+            catalog.close()
+        log.warning("catalog %s cannot be written (%s): serving reads, refusing writes", path, exc)
+        return False
+
+
+def _no_sniffing(response: Response) -> Response:
+    # Browsers must take every Content-Type as sent (an original must never be sniffed
+    # into HTML or script); see docs/render.md "Headers".
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def settings() -> Settings:

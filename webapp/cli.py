@@ -14,6 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+# bytes of "METHOD target HTTP/1.1": gunicorn's largest allowed value (414 past it).
+REQUEST_LINE_MAX = 8190
+
 
 def _serve(args: argparse.Namespace) -> int:
     # libvips reads these when it starts; set them before any worker imports pyvips.
@@ -32,7 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"cropstack: {exc}", file=sys.stderr)
         return 2
-    os.makedirs(settings.data_dir, exist_ok=True)
+    if not os.path.isdir(settings.data_dir):
+        os.makedirs(settings.data_dir)
 
     from gunicorn.app.base import BaseApplication
 
@@ -42,7 +46,8 @@ def _serve(args: argparse.Namespace) -> int:
                 "bind": f"{args.host}:{args.port}",
                 "workers": args.workers,
                 # Threads, not more processes, for I/O waits: pyvips releases the GIL.
-                "worker_class": "gthread",
+                # gthread, with gunicorn's own error pages in the JSON error shape.
+                "worker_class": "webapp.httpworker.JsonErrorWorker",
                 "threads": args.threads,
                 # No preload: each worker imports and creates the app after the fork, so
                 # neither libvips nor an SQLite connection ever crosses a fork.
@@ -57,18 +62,22 @@ def _serve(args: argparse.Namespace) -> int:
                 # gunicorn >= 23 opens ~/.gunicorn/gunicorn.ctl by default; two servers on
                 # one host would fight over it, and we do not use it.
                 "control_socket_disable": True,
+                # Request limits (docs/operations.md "Request limits"): the request line
+                # at gunicorn's maximum, so a render path of the documented 4096
+                # characters fits with its query; past them 414/431 in JSON.
+                "limit_request_line": REQUEST_LINE_MAX,
+                "limit_request_fields": 100,
+                "limit_request_field_size": 8190,
             }
             for name, value in options.items():
                 if name in self.cfg.settings:
                     self.cfg.set(name, value)
             # Create the schema once in the master (SQLite only, no libvips), so workers
             # start on a ready catalog; create_app repeats it idempotently.
-            from webapp.catalog import Catalog
+            # A read-only data directory with a catalog starts (reads only).
+            from webapp.app import prepare_catalog
 
-            Catalog.initialise(
-                os.path.join(settings.data_dir, "catalog.db"),
-                busy_timeout_ms=settings.busy_timeout_ms,
-            )
+            prepare_catalog(os.path.join(settings.data_dir, "catalog.db"), settings.busy_timeout_ms)
 
         def load(self) -> Any:
             from webapp.app import create_app

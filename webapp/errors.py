@@ -3,12 +3,19 @@
 Every error answer, everywhere, is ``{"error": {"code": N, "message": "..."}}`` with
 ``Content-Type: application/json``. Errors raised by ``stacks`` and ``engine`` carry a
 ``status`` attribute and a ``message``; they are mapped here so neither package needs Flask.
+
+Storage faults are answered, not crashed (docs/operations.md, "Faults"): a full disk or
+quota (``ENOSPC``, ``EDQUOT``, SQLite ``SQLITE_FULL``) is 507; a read-only data directory
+(``EROFS``, ``EACCES``, ``EPERM``, SQLite ``SQLITE_READONLY``) and other storage I/O
+errors are 503. Both are logged at ERROR, since an operator has to act.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sqlite3
 from typing import Any
 
 from flask import Flask, Response
@@ -47,6 +54,40 @@ def not_found(message: str = "Not found") -> ApiError:
 def bad_request(message: str) -> ApiError:
     """A 400 in the error shape."""
     return ApiError(400, message)
+
+
+INSUFFICIENT_STORAGE = "Insufficient storage: the server cannot store this now, retry later"
+READ_ONLY = "Storage is read-only: the server accepts no writes now, retry later"
+STORAGE_ERROR = "Storage error: the server cannot store this now, retry later"
+
+# SQLite primary result codes (the low byte of an extended code).
+_SQLITE_READONLY = 8
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+_SQLITE_CANTOPEN = 14
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def storage_fault(exc: BaseException) -> ApiError | None:
+    """The answer to a storage exception (507 full, 503 read-only or I/O), else None."""
+    if isinstance(exc, sqlite3.OperationalError):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if code == _SQLITE_FULL:
+            return ApiError(507, INSUFFICIENT_STORAGE)
+        if code == _SQLITE_READONLY:
+            return ApiError(503, READ_ONLY)
+        if code in (_SQLITE_IOERR, _SQLITE_CANTOPEN):
+            return ApiError(503, STORAGE_ERROR)
+        return None
+    if isinstance(exc, OSError) and exc.errno is not None:
+        if exc.errno in _FULL_ERRNOS:
+            return ApiError(507, INSUFFICIENT_STORAGE)
+        if exc.errno in _READ_ONLY_ERRNOS:
+            return ApiError(503, READ_ONLY)
+        if exc.errno == errno.EIO:
+            return ApiError(503, STORAGE_ERROR)
+    return None
 
 
 def json_response(
@@ -96,6 +137,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        fault = storage_fault(exc)
+        if fault is not None:
+            log.error("storage fault, answered %d: %s", fault.status, exc)
+            return error_response(fault.status, fault.message)
         status = getattr(exc, "status", None)
         message = getattr(exc, "message", None)
         if isinstance(status, int) and 400 <= status < 600 and isinstance(message, str):

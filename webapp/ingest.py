@@ -17,7 +17,7 @@ from typing import Any
 
 from webapp.catalog import Catalog
 from webapp.catalog.images import NewImage, locked_error, new_image_from_row, restore_cutoff
-from webapp.errors import ApiError
+from webapp.errors import INSUFFICIENT_STORAGE, ApiError
 from webapp.imageinfo import inspect
 from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
@@ -64,7 +64,7 @@ def ingest(
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             # put() removed its temporary file; no row was written.
-            raise ApiError(507, "Insufficient storage; retry later") from exc
+            raise ApiError(507, INSUFFICIENT_STORAGE) from exc
         raise
     rows: list[dict[str, Any]] = []
     with catalog.write():

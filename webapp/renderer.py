@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -112,6 +112,27 @@ def upload_slot(settings: Settings) -> Iterator[None]:
     within ``render_queue_timeout``); wrap reading and storing an upload's body."""
     with pool_for(settings).uploads.admitted(settings.render_queue_timeout):
         yield
+
+
+def render_stored(
+    settings: Settings,
+    plan: RenderPlan,
+    image: Mapping[str, Any],
+    *,
+    read_source: Callable[[], bytes],
+) -> engine.Rendered:
+    """Render the catalog image ``image`` (a row) through ``plan``.
+
+    The budgets are checked before ``read_source`` is called for a still image (its size is
+    in the row); an animation's frame count is only in its header, so its original is read
+    first. ``OverBudget`` (400) past a budget, then as :func:`render`.
+    """
+    source = read_source() if image["animated"] else None
+    info = header(settings, source) if source is not None else stored_info(image)
+    cost = plan_cost(settings, plan, info)
+    if source is None:
+        source = read_source()
+    return render(settings, plan, source, cost=cost, dynamic_metadata=image["dynamic_metadata"])
 
 
 def probe(settings: Settings, data: bytes) -> engine.ImageInfo:

@@ -120,6 +120,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Address-space limit of each render process, MiB (RLIMIT_AS); 0 = none.",
     ),
     Setting("render_cache", True, _bool, "Keep rendered outputs in a disk cache."),
+    Setting(
+        "render_cache_max_bytes",
+        1 << 30,
+        int,
+        "Bound of the render cache, bytes (4 KiB blocks); least recently used go first.",
+    ),
+    Setting(
+        "health_min_free_bytes",
+        64 * 1024 * 1024,
+        int,
+        "GET /healthz answers 503 when the data dir has less free space, bytes.",
+    ),
     Setting("busy_timeout_ms", 5000, int, "SQLite busy timeout, ms; past it writes answer 503."),
     Setting("restore_days", 30, int, "Days a deleted source image can be restored."),
     Setting("remote_fetch_allow_private", False, _bool, "Allow url[N] uploads from private IPs."),
@@ -160,6 +172,8 @@ class Settings:
     upload_concurrency: int
     render_memory_mb: int
     render_cache: bool
+    render_cache_max_bytes: int
+    health_min_free_bytes: int
     busy_timeout_ms: int
     restore_days: int
     remote_fetch_allow_private: bool

@@ -55,7 +55,7 @@ def _check(data_dir: Path) -> int:
     finally:
         catalog.close()
     for row in rows:
-        data = blobs.get(row["blob_key"])  # FileNotFoundError = a dangling row
+        data = blobs.get(row["blob_key"])  # BlobUnavailable = a dangling or damaged row
         assert hashlib.sha256(data).hexdigest() == row["blob_key"], "truncated blob"
         assert len(data) == row["size"]
         assert hashlib.sha1(data).hexdigest() == row["binary_hash"]

@@ -23,6 +23,11 @@ RESERVED_NAMES: frozenset[str] = frozenset(
     }
 )
 
+#: Content-Security-Policy of every answer that carries an original's bytes (download,
+#: ``source_file``): originals may be SVG with script; opened directly, they run nothing,
+#: load nothing and get a unique origin. See docs/render.md "Headers".
+ORIGINAL_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
 
 def register_routes(app: Flask) -> None:
     """Register every blueprint; the render catch-all goes last."""

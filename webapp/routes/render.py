@@ -22,12 +22,16 @@ from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.errors import ApiError
 from webapp.rendercache import CacheKey
-from webapp.routes import RESERVED_NAMES
+from webapp.routes import ORIGINAL_CSP, RESERVED_NAMES
 from webapp.signing import SignatureError, verify
+from webapp.storage import read_original
 
 bp = Blueprint("render", __name__)
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+# rokka: ``_preview*`` stacks are never cached, by anyone.
+PREVIEW_PREFIX = "_preview"
+NO_STORE = "no-store"
 
 
 def _split_org(path: str) -> tuple[str, str, str]:
@@ -100,24 +104,15 @@ def render(path: str) -> Response:
     )
     signed_until = _check_signature(org, org_prefix) if protected else None
 
+    preview = req.stack.startswith(PREVIEW_PREFIX)
     plan = build_plan(stack, req, basestack=basestack)
     if plan.options.get("source_file"):
-        return _limit_caching(_original(image), signed_until)
+        return _limit_caching(_original(image), signed_until, preview=preview)
     ext, negotiated = engine.negotiate(
         plan.output_format, request.headers.get("Accept"), bool(plan.options.get("autoformat"))
     )
     if negotiated:
         plan = build_plan(stack, req, basestack=basestack, output_format=ext)
-    # Budgets are checked before the original is read; an animation's frame count is in
-    # its header only.
-    source = blobs().get(image["blob_key"]) if image["animated"] else None
-    info = (
-        renderer.header(settings(), source)
-        if source is not None
-        else renderer.stored_info(image)
-    )
-    cost = renderer.plan_cost(settings(), plan, info)
-
     key = CacheKey.build(
         org_id=org["id"],
         stack=req.stack,
@@ -128,19 +123,19 @@ def render(path: str) -> Response:
     headers = _headers(key, plan, vary=bool(plan.options.get("autoformat")), image=image)
     if signed_until is not None:
         headers["Cache-Control"] = _cache_control_until(signed_until)
+    if preview:
+        headers["Cache-Control"] = NO_STORE
     if _not_modified(key.etag):
         return Response(status=304, headers=headers)
-    cache = render_cache() if settings().render_cache else None
+    cache = render_cache() if settings().render_cache and not preview else None
     body = cache.get(key) if cache else None
     if body is None:
-        if source is None:
-            source = blobs().get(image["blob_key"])
-        rendered = renderer.render(
-            settings(), plan, source, cost=cost, dynamic_metadata=image["dynamic_metadata"]
+        rendered = renderer.render_stored(
+            settings(), plan, image, read_source=lambda: read_original(blobs(), image)
         )
         body = rendered.body
         if cache:
-            cache.put(key, body)
+            cache.put(key, body)  # never raises: a failed write is logged, not answered
     return Response(
         body, status=200, headers=headers, mimetype=engine.FORMATS[plan.output_format].mime
     )
@@ -152,9 +147,11 @@ def _cache_control_until(until: datetime) -> str:
     return f"public, max-age={max(0, min(seconds, 31536000))}"
 
 
-def _limit_caching(response: Response, until: datetime | None) -> Response:
+def _limit_caching(response: Response, until: datetime | None, *, preview: bool) -> Response:
     if until is not None:
         response.headers["Cache-Control"] = _cache_control_until(until)
+    if preview:
+        response.headers["Cache-Control"] = NO_STORE
     return response
 
 
@@ -175,10 +172,18 @@ def _not_modified(etag: str) -> bool:
 
 
 def _original(image: dict[str, Any]) -> Response:
-    """The source file's bytes, as the ``source_file`` stack option asks (304 if unchanged)."""
-    headers = {"Cache-Control": CACHE_CONTROL, "ETag": f'"{image["blob_key"][:32]}"'}
+    """The source file's bytes, as the ``source_file`` stack option asks (304 if unchanged).
+
+    Shown inline (it is a render URL, made for ``<img>``), but sandboxed: an SVG with
+    ``<script>`` opened directly runs nothing (``ORIGINAL_CSP``).
+    """
+    headers = {
+        "Cache-Control": CACHE_CONTROL,
+        "ETag": f'"{image["blob_key"][:32]}"',
+        "Content-Security-Policy": ORIGINAL_CSP,
+    }
     if _not_modified(headers["ETag"]):
         return Response(status=304, headers=headers)
     return Response(
-        blobs().get(image["blob_key"]), status=200, mimetype=image["mimetype"], headers=headers
+        read_original(blobs(), image), status=200, mimetype=image["mimetype"], headers=headers
     )

@@ -25,7 +25,9 @@ from webapp.metadata import (
     find_user_key,
     validate_dynamic,
 )
+from webapp.routes import ORIGINAL_CSP
 from webapp.search import SearchError, encode_cursor, parse_search
+from webapp.storage import read_original
 from webapp.uploadform import read_uploads, safe_name
 from webapp.wire import json_body, json_or_text_body, parse_bool, query_bool
 
@@ -333,7 +335,7 @@ def download(org: str, ref: str) -> Response:
     organization = grant.org
     image = _image(organization, ref)
     _check_original_access(grant, image, "download")
-    data = blobs().get(image["blob_key"])
+    data = read_original(blobs(), image)
     name = safe_name(image["name"])
     ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
     response = Response(data, status=200)
@@ -343,7 +345,7 @@ def download(org: str, ref: str) -> Response:
     )
     # Originals may be SVG: never let a browser run them in the API's origin.
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["Content-Security-Policy"] = ORIGINAL_CSP
     return response
 
 
