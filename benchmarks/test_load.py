@@ -14,7 +14,8 @@ machine, and fails (default 3072).
    user metadata, and a stack ``thumb``.
 2. Phase "alone": 16 client threads loop for the duration: 70 % renders (mostly distinct
    URLs, so cache misses; a fifth of them from 10 warm URLs), 10 % uploads of distinct
-   small JPEGs, 20 % API reads (searches, one image, the stacks).
+   small JPEGs, 20 % API reads (searches, one image, the stacks). After a 503 a normal
+   client waits the Retry-After (1 s), as rokka's clients do; attackers never wait.
 3. Phase "attacked": the same, plus 4 anonymous attacker threads sending, round robin,
    the most expensive renders and files they can (``Attack``; uploads with the attacker's
    own organization, since anyone can sign up).
@@ -361,6 +362,9 @@ class Phase:
     client_cpu: float  # CPU seconds of this test process (all client threads) / wall seconds
 
 
+RETRY_AFTER_S = 1.0
+
+
 def run_phase(
     name: str, port: int, work: Workload, attack: Attack | None, memory: TreeMemory
 ) -> Phase:
@@ -374,6 +378,10 @@ def run_phase(
             kind, call = work.next_call(rng)
             status, _, seconds = send(port, call)
             outcomes.append(Outcome("normal", kind, status, seconds, time.monotonic()))
+            if status == 503:
+                # As rokka's clients do (rokka.js retries 503, the Go client honours
+                # Retry-After): back off for the server's Retry-After (1 s) before going on.
+                stop.wait(RETRY_AFTER_S)
 
     def attacker() -> None:
         assert attack is not None
