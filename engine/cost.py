@@ -122,13 +122,20 @@ def estimate(plan: RenderPlan, info: ImageInfo, *, animate: bool) -> Cost:
 def probe_work(info: ImageInfo) -> float:
     """Estimated megapixel passes of the upload check of a source ``info`` describes.
 
-    The check decodes JPEG at 1/8 scale and WebP/SVG at a few megapixels (engine/probe.py);
-    the other formats are decoded whole, every frame.
+    The check decodes JPEG at 1/8 scale (about a tenth of a pass per pixel, engine/probe.py);
+    every other format decodes every pixel of every frame, whatever scale it is checked at.
     """
     pixels = _mp(info.size) * max(info.n_pages, 1)
-    if info.format in ("jpg", "webp", "svg"):
-        return 0.1 * pixels + 4.0 * _DECODE_PASSES[info.format]
+    if info.format == "jpg":
+        return pixels * (0.1 + _DECODE_PASSES["jpg"] / 64)
     return pixels * _DECODE_PASSES.get(info.format, _SLOW_DECODE_PASSES)
+
+
+def unpredictable(info: ImageInfo) -> bool:
+    """Whether the source's cost cannot be told from its header: SVG (filters, paths and
+    text cost what they cost at rasterisation). Such work always takes the expensive lane.
+    """
+    return info.format == "svg"
 
 
 def check(cost: Cost, budget: Budget) -> None:
@@ -163,10 +170,13 @@ def _mp(size: Size) -> float:
 
 
 def _shrunk_decode_passes(fmt: str, source: Size, target: Size) -> float:
-    """Passes per source pixel when the decoder may shrink to about ``target``."""
-    if fmt in ("jpg", "webp", "svg"):
-        # Decoded at the largest 1/2^n the target allows (at most 1/8 for JPEG); entropy
-        # decoding still reads every coefficient, which costs about a tenth of a pass.
+    """Passes per source pixel when the decoder may shrink to about ``target``.
+
+    Only JPEG decodes less when it shrinks (DCT scaling, at most 1/8; entropy decoding still
+    reads every coefficient, about a tenth of a pass). WebP and HEIF decode every pixel and
+    scale afterwards; PNG, GIF and TIFF stream at full size.
+    """
+    if fmt == "jpg":
         ratio = max(source.width / max(target.width, 1), 1.0)
         shrink = min(2 ** int(math.log2(ratio)), 8) if ratio >= 2 else 1
         return 0.1 + _DECODE_PASSES[fmt] / shrink**2

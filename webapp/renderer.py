@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import engine
-from engine.cost import probe_work
+from engine.cost import probe_work, unpredictable
 from stacks.plan import RenderPlan
 from webapp.renderpool import pool_for
 from webapp.settings import Settings
@@ -47,8 +47,9 @@ def budget(settings: Settings) -> engine.Budget:
     )
 
 
-def _lane(settings: Settings, work: float) -> str:
-    return "expensive" if work > settings.expensive_render_work else "cheap"
+def _lane(settings: Settings, work: float, info: engine.ImageInfo) -> str:
+    expensive = work > settings.expensive_render_work or unpredictable(info)
+    return "expensive" if expensive else "cheap"
 
 
 def header(settings: Settings, source: bytes) -> engine.ImageInfo:
@@ -86,16 +87,18 @@ def render(
     plan: RenderPlan,
     source: bytes,
     *,
+    info: engine.ImageInfo,
     cost: engine.Cost,
     dynamic_metadata: Mapping[str, Any] | None,
 ) -> engine.Rendered:
-    """Render in a render process of the lane ``cost`` calls for, under the deadline.
+    """Render in a render process of the lane ``cost`` and ``info`` (the source) call for,
+    under the deadline; the render process reads the header again itself.
 
     Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503), or the
     engine error of the render.
     """
     return pool_for(settings).run(
-        _lane(settings, cost.work),
+        _lane(settings, cost.work, info),
         "render",
         source,
         {
@@ -132,7 +135,9 @@ def render_stored(
     cost = plan_cost(settings, plan, info)
     if source is None:
         source = read_source()
-    return render(settings, plan, source, cost=cost, dynamic_metadata=image["dynamic_metadata"])
+    return render(
+        settings, plan, source, info=info, cost=cost, dynamic_metadata=image["dynamic_metadata"]
+    )
 
 
 def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
@@ -143,7 +148,7 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
     """
     info = header(settings, data)
     return pool_for(settings).run(
-        _lane(settings, probe_work(info)),
+        _lane(settings, probe_work(info), info),
         "probe",
         data,
         {

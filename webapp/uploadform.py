@@ -19,6 +19,7 @@ from flask import Request, current_app, request
 
 import engine
 from webapp.errors import ApiError
+from webapp.httpworker import discard_body
 from webapp.ingest import Upload
 from webapp.metadata import (
     MetadataError,
@@ -194,6 +195,7 @@ class UploadRequest(Request):
         return _SniffedFile(spool, self._drain_body)  # type: ignore[return-value]
 
     def _drain_body(self) -> None:
-        """Read what is left of the body (bounded by its length and max_upload_bytes)."""
-        while self.stream.read(1 << 20):
-            pass
+        """Drop what is left of the body (bounded by its length and max_upload_bytes)."""
+        if not discard_body(self.environ):
+            while self.stream.read(1 << 20):
+                pass
