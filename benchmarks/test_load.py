@@ -4,7 +4,8 @@ Run (outside the default test run; takes 2 x LOAD_DURATION_S plus about a minute
 
     .venv/bin/python -m pytest benchmarks/test_load.py -s
 
-Environment: ``LOAD_DURATION_S`` seconds per phase (default 60), ``LOAD_MEMORY_BUDGET_MB``
+Environment: ``LOAD_DURATION_S`` seconds per phase (default 60), ``LOAD_ONLY_MOVES``
+parts of attack move names to send only those (default: every move), ``LOAD_MEMORY_BUDGET_MB``
 the peak any server process may reach (default 512), ``LOAD_SAFETY_MB`` the resident
 memory of the whole server tree at which the test kills the server to protect the
 machine, and fails (default 3072).
@@ -53,6 +54,8 @@ DURATION_S = float(os.environ.get("LOAD_DURATION_S", "60"))
 MEMORY_BUDGET_MB = float(os.environ.get("LOAD_MEMORY_BUDGET_MB", "512"))
 SAFETY_MB = float(os.environ.get("LOAD_SAFETY_MB", "3072"))
 NORMAL_CLIENTS = 16
+# Comma-separated parts of attack move names: only those moves are sent (default: all).
+ONLY_MOVES = [p for p in os.environ.get("LOAD_ONLY_MOVES", "").split(",") if p]
 ATTACKERS = 4
 CLIENT_TIMEOUT_S = 30.0
 MIN_RATIO = 0.8
@@ -271,6 +274,8 @@ class Attack:
         # Uploads alternate with renders of the victim's images, then the hostile renders.
         moves = [move for pair in zip(uploads, theirs, strict=True) for move in pair]
         moves += [move for move in RENDER_MOVES if move[1] is not None]
+        if ONLY_MOVES:  # a subset, to find which attack costs what
+            moves = [m for m in moves if any(part in m[0] for part in ONLY_MOVES)]
         self._moves = itertools.cycle(moves)
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
@@ -436,7 +441,8 @@ def report(alone: Phase, attacked: Phase, memory: TreeMemory) -> tuple[str, list
         f"Command: `LOAD_DURATION_S={DURATION_S:g} .venv/bin/python -m pytest "
         f"benchmarks/test_load.py -s` ({os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d')}). {NORMAL_CLIENTS} normal clients, {ATTACKERS} "
-        "attackers in the second phase.",
+        "attackers in the second phase"
+        + (f" (only moves matching {','.join(ONLY_MOVES)})." if ONLY_MOVES else "."),
         "",
         "| normal clients | req/s alone | req/s attacked | ratio | p50 / p95 alone (ms) "
         "| p50 / p95 attacked (ms) |",

@@ -18,7 +18,7 @@ from engine.errors import (
 from engine.formats import FORMATS, available, negotiate
 from engine.geometry import Size, output_size
 from engine.pipeline import Rendered, plan_cost, render
-from engine.probe import ImageInfo, configure, inspect, probe, recognised
+from engine.probe import ImageInfo, configure, header_in_prefix, inspect, probe, recognised
 
 __all__ = [
     "Budget",
@@ -42,6 +42,7 @@ __all__ = [
     "inspect",
     "negotiate",
     "output_size",
+    "header_in_prefix",
     "probe",
     "recognised",
     "render",

@@ -69,14 +69,44 @@ def configure(concurrency: int = 1) -> None:
     pyvips.operation_block_set("VipsForeignLoadSvgBuffer", False)
 
 
+def _loader_for(prefix: bytes) -> str | None:
+    found = pyvips.vips_lib.vips_foreign_find_load_buffer(prefix, len(prefix))
+    return None if found == pyvips.ffi.NULL else pyvips.ffi.string(found).decode()
+
+
 def recognised(prefix: bytes) -> bool:
     """Whether libvips has a (trusted) loader for a file starting with ``prefix``.
 
     Uses only libvips' magic-byte checks, so the first few hundred bytes of a file decide;
     a True here is not validation (``probe`` is), a False is a certain refusal.
     """
-    found = pyvips.vips_lib.vips_foreign_find_load_buffer(prefix, len(prefix))
-    return found != pyvips.ffi.NULL
+    return _loader_for(prefix) is not None
+
+
+# Loaders of formats whose header comes first in the file: a long enough prefix of any
+# real file of theirs has a readable header. (TIFF may keep its directory at the end,
+# HEIF its metadata after the pixel data, SVG is text: a prefix proves nothing for them.)
+_HEADER_FIRST = frozenset(
+    {
+        "VipsForeignLoadJpegBuffer",
+        "VipsForeignLoadPngBuffer",
+        "VipsForeignLoadNsgifBuffer",
+        "VipsForeignLoadWebpBuffer",
+    }
+)
+
+
+def header_in_prefix(prefix: bytes) -> bool:
+    """False when ``prefix``, the first bytes of a file (16 MB is ample: JPEG metadata
+    segments are at most 64 KB each), is of a header-first format (JPEG, PNG, GIF, WebP)
+    whose header cannot be read from it; True otherwise (including "cannot tell")."""
+    if _loader_for(prefix) not in _HEADER_FIRST:
+        return True
+    try:
+        pyvips.Image.new_from_buffer(prefix, "")
+    except pyvips.Error:
+        return False
+    return True
 
 
 def _header(data: bytes, **kwargs: object) -> pyvips.Image:

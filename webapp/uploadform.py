@@ -148,31 +148,44 @@ def read_uploads(
 # Bytes of a file part looked at before the rest is parsed: enough for every magic number
 # libvips checks (SVG's "<svg" may follow an XML declaration and comments).
 _SNIFF_BYTES = 4096
+# A header-first format (JPEG, PNG, GIF, WebP) must have a readable header within this
+# many bytes (engine.header_in_prefix).
+_HEADER_BYTES = 16 * 1024 * 1024
+_NOT_AN_IMAGE = "not an image, or an unsupported format"
 
 
 class _SniffedFile:
-    """The spool of one uploaded file part that refuses a non-image after its first bytes.
+    """The spool of one uploaded file part that refuses a non-image early.
 
-    Parsing a 150 MB multipart body costs seconds of the web worker's CPU; a part whose
-    first bytes no libvips loader recognises is answered 422 at once instead.
+    Parsing a 150 MB multipart body costs about a second of the web worker's CPU. A part
+    whose first 4 KB no libvips loader recognises, or whose first 16 MB hold no readable
+    header of a format that puts its header first, is answered 422 at once; the rest of
+    the body is received and dropped, never parsed.
     """
 
     def __init__(self, spool: IO[bytes], drain: Callable[[], None]) -> None:
         self._spool = spool
         self._drain = drain
-        self._head: bytes | None = b""
+        self._written = 0
+        self._checks = [_SNIFF_BYTES, _HEADER_BYTES]
 
     def write(self, data: bytes) -> int:
-        if self._head is not None:
-            self._head += bytes(data)
-            if len(self._head) >= _SNIFF_BYTES:
-                head, self._head = self._head, None
-                if not engine.recognised(head):
-                    # Read (not parse) the rest, so the client, still sending, gets the
-                    # answer rather than a reset connection.
-                    self._drain()
-                    raise ApiError(422, "not an image, or an unsupported format")
-        return self._spool.write(data)
+        written = self._spool.write(data)
+        self._written += len(data)
+        if self._checks and self._written >= self._checks[0]:
+            limit = self._checks.pop(0)
+            position = self._spool.tell()
+            self._spool.seek(0)
+            prefix = self._spool.read(limit)
+            self._spool.seek(position)
+            check = engine.recognised if limit == _SNIFF_BYTES else engine.header_in_prefix
+            if not check(prefix):
+                self._checks.clear()
+                # Receive (not parse) the rest, so the client, still sending, gets the
+                # answer rather than a reset connection.
+                self._drain()
+                raise ApiError(422, _NOT_AN_IMAGE)
+        return written
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._spool, name)
