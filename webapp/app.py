@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, current_app, g, request
 
 from webapp.catalog import Catalog
 from webapp.errors import (
@@ -18,6 +18,7 @@ from webapp.errors import (
     register_error_handlers,
     storage_fault,
 )
+from webapp.httpworker import finish_body
 from webapp.rendercache import RenderCache
 from webapp.settings import Settings, load_settings
 from webapp.storage import BlobStore
@@ -57,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     app.after_request(_no_sniffing)
+    app.after_request(_finish_body)
     app.teardown_appcontext(_close_catalog)
 
     from webapp.routes import register_routes
@@ -123,3 +125,9 @@ def _close_catalog(_exc: BaseException | None) -> None:
     handle = g.pop("catalog", None)
     if handle is not None:
         handle.close()
+
+
+def _finish_body(response: Response) -> Response:
+    """Drop the unread rest of a request body cheaply before answering (webapp/httpworker)."""
+    finish_body(request.environ, settings().max_upload_bytes)
+    return response

@@ -9,6 +9,7 @@ JSON error shape, so this worker sends that shape instead: same status, same rea
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from gunicorn import util
@@ -47,31 +48,43 @@ class JsonErrorWorker(ThreadWorker):
 
 _DRAIN_CHUNK = 1 << 20
 _DRAIN_STALL_S = 10.0
+_DRAIN_TOTAL_S = 30.0
 
 
-def discard_body(environ: dict[str, Any]) -> bool:
-    """Receive and drop what is left of the request body straight from the socket.
-
-    For a body that is refused before it was read (an upload whose first bytes are no
-    image): the client, still sending, must be able to read the answer, so the rest is
-    received, but gunicorn's body reader copies every chunk several times in Python
-    (~180 MB/s here); ``recv_into`` one reused buffer costs almost nothing. Returns False
-    (nothing done) when the body is not one this gunicorn reads by length; the caller then
-    reads it the slow way.
-    """
+def _length_body(environ: dict[str, Any]) -> tuple[Any, Any, int] | None:
+    """(socket, gunicorn body, bytes of it still on the socket) for a body of known length
+    read by this gunicorn; None for anything else (another server, a chunked body)."""
     sock = environ.get("gunicorn.socket")
     body = environ.get("wsgi.input")
     reader = getattr(body, "reader", None)
     unreader = getattr(reader, "unreader", None)
     if sock is None or not isinstance(getattr(reader, "length", None), int) or unreader is None:
+        return None
+    return sock, body, reader.length - unreader.buf.getbuffer().nbytes
+
+
+def discard_body(environ: dict[str, Any]) -> bool:
+    """Receive and drop what is left of the request body straight from the socket.
+
+    For a body that is refused before it was read: the client, still sending, must be able
+    to read the answer, so the rest is received, but gunicorn's body reader copies every
+    chunk several times in Python (~180 MB/s here); ``recv_into`` one reused buffer costs
+    almost nothing. Returns False (nothing done) when the body is not one this gunicorn
+    reads by length; the caller then reads it the slow way.
+    """
+    found = _length_body(environ)
+    if found is None:
         return False
-    buffered = unreader.buf.getbuffer().nbytes
-    left = reader.length - buffered
+    sock, body, left = found
     buffer = bytearray(_DRAIN_CHUNK)
     previous = sock.gettimeout()
-    sock.settimeout(_DRAIN_STALL_S)  # a client that stops sending does not hold the thread
+    # A client that stalls, or trickles, does not hold the thread for long.
+    sock.settimeout(_DRAIN_STALL_S)
+    give_up = time.monotonic() + _DRAIN_TOTAL_S
     try:
         while left > 0:
+            if time.monotonic() > give_up:
+                raise TimeoutError("request body too slow")
             received = sock.recv_into(buffer, min(left, _DRAIN_CHUNK))
             if not received:
                 break
@@ -81,7 +94,20 @@ def discard_body(environ: dict[str, Any]) -> bool:
     finally:
         sock.settimeout(previous)
     # Nothing of this body is left for gunicorn's keep-alive parser to skip.
-    unreader.buf = type(unreader.buf)()
-    reader.length = 0
+    body.reader.unreader.buf = type(body.reader.unreader.buf)()
+    body.reader.length = 0
     body.buf = type(body.buf)()
     return True
+
+
+def finish_body(environ: dict[str, Any], max_bytes: int) -> None:
+    """Before an answer goes out: a body the app left unread (an early 4xx, a 503) is
+    dropped here, cheaply, rather than by gunicorn's slow reader; one over ``max_bytes``
+    (the upload limit, 413) is not received at all: the connection is closed instead."""
+    found = _length_body(environ)
+    if found is None or found[2] <= 0:
+        return
+    if found[2] > max_bytes:
+        found[1].failed = True
+    else:
+        discard_body(environ)

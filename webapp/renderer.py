@@ -110,10 +110,11 @@ def render(
 
 
 @contextmanager
-def upload_slot(settings: Settings) -> Iterator[None]:
-    """Hold one of this worker's ``upload_concurrency`` upload places (503 when none frees
-    within ``render_queue_timeout``); wrap reading and storing an upload's body."""
-    with pool_for(settings).uploads.admitted(settings.render_queue_timeout):
+def upload_slot(settings: Settings, org_id: str) -> Iterator[None]:
+    """Hold one of this worker's ``upload_concurrency`` upload places for the organization
+    ``org_id`` (one organization gets at most half of them; 503 when none frees within
+    ``render_queue_timeout``); wrap reading and storing an upload's body."""
+    with pool_for(settings).uploads.admitted(settings.render_queue_timeout, org_id):
         yield
 
 

@@ -220,32 +220,50 @@ class Lane:
 
 
 class Gate:
-    """At most ``size`` holders at once, at most ``queue_limit`` waiting; 503 past either."""
+    """At most ``size`` holders at once, at most half of them (at least one) for one key
+    (an organization), at most ``queue_limit`` waiting; 503 past any of them.
+
+    The per-key share keeps one tenant's uploads from taking every place of a worker.
+    """
 
     def __init__(self, size: int, queue_limit: int) -> None:
-        self._slots = threading.BoundedSemaphore(max(1, size))
+        self._size = max(1, size)
+        self._per_key = max(1, self._size // 2)
         self._queue_limit = queue_limit
+        self._held: dict[str, int] = {}
         self._waiting = 0
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+
+    def _free(self, key: str) -> bool:
+        return sum(self._held.values()) < self._size and self._held.get(key, 0) < self._per_key
 
     @contextmanager
-    def admitted(self, wait_s: float) -> Iterator[None]:
-        """Hold a place for the block; ``Busy`` (503) when none frees within ``wait_s``."""
-        if not self._slots.acquire(blocking=False):
-            with self._lock:
+    def admitted(self, wait_s: float, key: str) -> Iterator[None]:
+        """Hold a place for ``key`` during the block; ``Busy`` (503) when none frees within
+        ``wait_s`` seconds, or at once when ``queue_limit`` callers already wait."""
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            if not self._free(key):
                 if self._waiting >= self._queue_limit:
                     raise Busy("Too many uploads waiting, retry shortly")
                 self._waiting += 1
-            try:
-                if not self._slots.acquire(timeout=wait_s):
-                    raise Busy("Too many uploads in progress, retry shortly")
-            finally:
-                with self._lock:
+                try:
+                    while not self._free(key):
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise Busy("Too many uploads in progress, retry shortly")
+                        self._cond.wait(left)
+                finally:
                     self._waiting -= 1
+            self._held[key] = self._held.get(key, 0) + 1
         try:
             yield
         finally:
-            self._slots.release()
+            with self._cond:
+                self._held[key] -= 1
+                if not self._held[key]:
+                    del self._held[key]
+                self._cond.notify_all()
 
 
 class RenderPool:

@@ -51,9 +51,14 @@ def _call(base: str, method: str, path: str, body: bytes | None = None, **header
 def _upload(base: str, key: str, name: str, data: bytes):
     boundary = uuid.uuid4().hex
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="filedata"; filename="{name}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f"--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="filedata"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return _call(
         base,
         "POST",
@@ -126,9 +131,7 @@ def test_hostile_inputs_keep_every_server_process_under_the_memory_budget(tmp_pa
                 url = f"/evil/dynamic/resize-width-300-height-300-mode-absolute/{image}"
                 _expect(_call(base, "GET", url + ".gif"), {400})
                 _expect(_call(base, "GET", url + ".png"), {200})
-            svg = _expect(
-                _upload(base, key, "s.svg", hostilefiles.svg_filter_bomb(1)), {200, 503}
-            )
+            svg = _expect(_upload(base, key, "s.svg", hostilefiles.svg_filter_bomb(1)), {200, 503})
             if svg:
                 image = svg["items"][0]["hash"]
                 _expect(
@@ -143,3 +146,27 @@ def test_hostile_inputs_keep_every_server_process_under_the_memory_budget(tmp_pa
     assert len(peaks.peak_kb) >= 3  # master, worker, at least one render process
     over = {pid: kb // 1024 for pid, kb in peaks.peak_kb.items() if kb > MEMORY_BUDGET_KB}
     assert not over, f"processes over {MEMORY_BUDGET_KB // 1024} MB: {over}"
+
+
+def test_unread_bodies_are_dropped_and_the_answer_still_arrives(tmp_path):
+    """A big body the server refuses before reading it (no key, not an image) is received
+    and dropped, so the client, which sends it whole before reading, gets the answer; and
+    the connection stays usable."""
+    with running_server(tmp_path, "--signup", workers=1) as base:
+        status, body, _ = _call(
+            base, "POST", "/users", b'{"email": "e@evil.example", "organization": "evil"}'
+        )
+        key = json.loads(body)["api_key"]
+        junk = bytes(60 * 2**20)
+        anonymous = _call(
+            base, "POST", "/sourceimages/evil", junk, **{"Content-Type": "application/octet-stream"}
+        )
+        assert anonymous[0] == 403
+        assert json.loads(anonymous[1])["error"]["code"] == 403
+        refused = _upload(base, key, "junk.jpg", hostilefiles.junk_upload(60))
+        assert refused[0] == 422
+        assert json.loads(refused[1])["error"]["message"] == (
+            "not an image, or an unsupported format"
+        )
+        accepted = _upload(base, key, "ok.jpg", hostilefiles.photo_jpeg(300, 200, 2))
+        assert accepted[0] == 200

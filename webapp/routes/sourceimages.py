@@ -192,7 +192,7 @@ def create(org: str) -> Response:
     """
     grant = authorise(org, "images:upload")
     organization = grant.org
-    with renderer.upload_slot(settings()):
+    with renderer.upload_slot(settings(), organization["id"]):
         uploads = read_uploads(settings())
         rows = ingest(
             catalog(),
