@@ -13,7 +13,8 @@ Cases, all producing the same 500x500 JPEG (fill + crop, quality 80, progressive
   subject area then a resize to 500x500 (the JPEG is shrunk while decoding here too).
 
 Prints mean times, the ratios against ``bare`` measured in the same run, and the peak RSS
-of one uncached app render in a fresh subprocess (tracemalloc cannot see libvips).
+of one uncached app render in a fresh subprocess (tracemalloc cannot see libvips): of the
+web process and of the render process that decoded the pixels.
 """
 
 from __future__ import annotations
@@ -143,8 +144,9 @@ def test_report(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> No
         for case, mean in RESULTS.items():
             print(f"{case:>10}: mean {mean * 1000:7.1f} ms   x{mean / RESULTS['bare']:.2f} of bare")
         print(
-            f"peak RSS of one uncached app render: {memory['peak_mb']:.0f} MB "
-            f"(process after imports and app set-up: {memory['base_mb']:.0f} MB)"
+            f"peak RSS of one uncached app render: web process {memory['peak_mb']:.0f} MB "
+            f"(after imports and app set-up: {memory['base_mb']:.0f} MB), render process "
+            f"{memory['render_mb']:.0f} MB"
         )
 
 
@@ -163,4 +165,7 @@ if __name__ == "__main__":
     base = vm_hwm()
     response = client.get(sys.argv[2])
     assert response.status_code == 200
-    print(json.dumps({"peak_mb": vm_hwm(), "base_mb": base}))
+    from webapp.renderpool import pool_for
+
+    render_mb = pool_for(client.application.extensions["cropstack.settings"]).peak_bytes() / 2**20
+    print(json.dumps({"peak_mb": vm_hwm(), "base_mb": base, "render_mb": render_mb}))

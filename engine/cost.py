@@ -104,13 +104,17 @@ def estimate(plan: RenderPlan, info: ImageInfo, *, animate: bool) -> Cost:
     ops = [op for op in plan.operations if op.enabled]
     sizes = step_sizes(plan, info.size)
     if shrinks_on_load(plan):
-        decoded = Step("decode-shrunk", sizes[0][1])
-        work = _mp(info.size) * _shrunk_decode_passes(info.format, info.size, decoded.size)
+        target = sizes[0][1]
+        # The decoder hands the resize at most the target's pixels when shrinking (and the
+        # source's when enlarging); what it spends getting there depends on the format.
+        decoded = Step("decode-shrunk", target if target.pixels < info.size.pixels else info.size)
+        passes, current = _shrunk_decode(info.format, info.size, decoded.size)
+        work = _mp(info.size) * passes
     else:
         decoded = Step("decode", info.size)
         work = _mp(info.size) * _DECODE_PASSES.get(info.format, _SLOW_DECODE_PASSES)
+        current = info.size
     steps = [decoded]
-    current = info.size
     for op, (name, size) in zip(ops, sizes, strict=True):
         work += _op_passes(op, current, size)
         steps.append(Step(name, size))
@@ -169,18 +173,23 @@ def _mp(size: Size) -> float:
     return size.pixels / 1e6
 
 
-def _shrunk_decode_passes(fmt: str, source: Size, target: Size) -> float:
-    """Passes per source pixel when the decoder may shrink to about ``target``.
+def _shrunk_decode(fmt: str, source: Size, target: Size) -> tuple[float, Size]:
+    """(passes per source pixel, size handed to the resize) when the decoder may shrink.
 
     Only JPEG decodes less when it shrinks (DCT scaling, at most 1/8; entropy decoding still
-    reads every coefficient, about a tenth of a pass). WebP and HEIF decode every pixel and
-    scale afterwards; PNG, GIF and TIFF stream at full size.
+    reads every coefficient, about a tenth of a pass), and SVG is rasterised at the target
+    size. WebP and HEIF decode every pixel and scale afterwards; PNG, GIF and TIFF stream
+    at full size through the resize.
     """
+    if fmt == "svg":
+        ratio = min(target.pixels / max(source.pixels, 1), 1.0)
+        return _DECODE_PASSES[fmt] * ratio, target
     if fmt == "jpg":
-        ratio = max(source.width / max(target.width, 1), 1.0)
-        shrink = min(2 ** int(math.log2(ratio)), 8) if ratio >= 2 else 1
-        return 0.1 + _DECODE_PASSES[fmt] / shrink**2
-    return _DECODE_PASSES.get(fmt, _SLOW_DECODE_PASSES)
+        linear = max(source.width / max(target.width, 1), 1.0)
+        shrink = min(2 ** int(math.log2(linear)), 8) if linear >= 2 else 1
+        decoded = Size(max(1, source.width // shrink), max(1, source.height // shrink))
+        return 0.1 + _DECODE_PASSES[fmt] / shrink**2, decoded
+    return _DECODE_PASSES.get(fmt, _SLOW_DECODE_PASSES), source
 
 
 def _op_passes(op: Operation, before: Size, after: Size) -> float:

@@ -1,0 +1,73 @@
+"""The cost model: sizes of every image of the chain, frames, work, and the budget checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import Budget, ImageInfo, OverBudget
+from engine.cost import check, estimate, probe_work, unpredictable
+from tests.engine.conftest import op, plan
+
+
+def _info(width: int, height: int, fmt: str = "jpg", frames: int = 1) -> ImageInfo:
+    return ImageInfo(width, height, fmt, "image/" + fmt, frames > 1, frames, True, 1)
+
+
+def test_every_image_of_the_chain_gets_its_size():
+    cost = estimate(
+        plan(op("rotate", angle=90), op("resize", width=300), fmt="jpg"),
+        _info(4000, 3000),
+        animate=False,
+    )
+    assert [(s.name, s.size.width, s.size.height) for s in cost.steps] == [
+        ("decode", 4000, 3000),
+        ("rotate", 3000, 4000),
+        ("resize", 300, 400),
+    ]
+    shrunk = estimate(plan(op("resize", width=300), fmt="jpg"), _info(4000, 3000), animate=False)
+    assert shrunk.steps[0].name == "decode-shrunk"
+    assert (shrunk.steps[0].size.width, shrunk.steps[0].size.height) == (300, 225)
+
+
+def test_shrinking_saves_work_only_where_the_decoder_does_less():
+    resize = plan(op("resize", width=300), fmt="jpg")
+    work = {
+        fmt: estimate(resize, _info(6000, 4000, fmt), animate=False).work
+        for fmt in ("jpg", "webp", "png", "svg")
+    }
+    assert work["jpg"] < work["png"] / 4  # DCT scaling
+    assert work["webp"] > work["png"]  # decodes every pixel, then scales
+    assert work["svg"] < work["jpg"]  # rasterised at the target size
+
+
+def test_frames_multiply_work_and_count_against_the_animation_budget():
+    gif = _info(100, 100, "gif", frames=300)
+    first_frame = estimate(plan(op("resize", width=100), fmt="gif"), gif, animate=False)
+    moving = estimate(plan(op("resize", width=100), fmt="gif"), gif, animate=True)
+    assert (first_frame.frames, moving.frames) == (1, 300)
+    assert moving.work == pytest.approx(first_frame.work * 300)
+    still = estimate(plan(op("resize", width=100), fmt="png"), gif, animate=False)
+    with pytest.raises(OverBudget, match="300 frames"):
+        check(moving, Budget(max_animation_pixels=2_000_000))
+    check(still, Budget(max_animation_pixels=2_000_000))
+
+
+@pytest.mark.parametrize(
+    ("ops", "message"),
+    [
+        ((op("resize", width=9000, height=9000, mode="absolute"),), "resize makes 9000x9000"),
+        ((op("rotate", angle=45), op("resize", width=100)), "rotate makes"),
+        ((op("resize", width=3000), op("blur", sigma=200)), "too expensive"),
+    ],
+)
+def test_the_first_step_past_a_budget_is_named(ops, message: str):
+    cost = estimate(plan(*ops, fmt="jpg"), _info(6000, 6000), animate=False)
+    with pytest.raises(OverBudget, match=message) as err:
+        check(cost, Budget(max_pixels=40_000_000))
+    assert err.value.status == 400
+
+
+def test_upload_checks_and_unpredictable_sources():
+    assert probe_work(_info(6000, 4000, "jpg")) < probe_work(_info(6000, 4000, "png")) / 4
+    assert probe_work(_info(15000, 15000, "webp")) > 60  # expensive lane: decoded whole
+    assert unpredictable(_info(300, 300, "svg")) and not unpredictable(_info(300, 300, "png"))
