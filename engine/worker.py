@@ -27,6 +27,8 @@ import pickle
 import resource
 import struct
 import sys
+import threading
+import time
 import traceback
 from types import MappingProxyType
 from typing import Any
@@ -124,8 +126,17 @@ def _limit() -> None:
         os.nice(nice)
 
 
+def _orphan_watch(parent: int) -> None:
+    """End this process when its web worker is gone (killed -9 while a job runs here)."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     """Serve jobs from fd ``argv[0]``, answering on fd ``argv[1]``, until the pipe closes."""
+    threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
     _limit()
     # Keep decoded images in memory (bounded by the budgets and RLIMIT_AS), never on disk.
     os.environ.setdefault("VIPS_DISC_THRESHOLD", "4g")

@@ -167,8 +167,14 @@ class Lane:
 
     def _take(self) -> RenderProcess | bool:
         """An idle process, True when a new one may be started, False when none is free."""
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            process = self._idle.pop()
+            if process.alive():
+                return process
+            # Died while idle (killed from outside): its place starts a new one.
+            process.kill()
+            self._all.discard(process)
+            self._free_slots += 1
         if self._free_slots > 0:
             self._free_slots -= 1
             return True

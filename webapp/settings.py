@@ -115,9 +115,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "render_memory_mb",
-        1024,
+        2048,
         int,
-        "Address-space limit of each render process, MiB (RLIMIT_AS); 0 = none.",
+        "Address-space limit of each render process, MiB (RLIMIT_AS); 0 = none. Virtual, "
+        "not resident: libvips reserves a whole frame for a WebP header (858 MiB at 225 MP).",
     ),
     Setting("render_cache", True, _bool, "Keep rendered outputs in a disk cache."),
     Setting(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import time
 
 import pytest
@@ -203,3 +204,25 @@ def test_full_lane_answers_503_at_once_past_the_queue_limit(tmp_path):
     finally:
         lane.release(process)
     assert client.get(f"/acme/dynamic/resize-width-70/{image}.jpg").status_code == 200
+
+
+def test_a_render_process_killed_from_outside_is_replaced(tmp_path):
+    app, client, account = _app(tmp_path, render_concurrency=1, render_queue_limit=3)
+    image = _hash(account, jpeg(300, 200), "a.jpg")
+    pool = pool_for(app.extensions["cropstack.settings"])
+    assert client.get(f"/acme/dynamic/resize-width-80/{image}.jpg").status_code == 200
+    (pid,) = pool.lanes["cheap"].pids()
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert client.get(f"/acme/dynamic/resize-width-81/{image}.jpg").status_code == 200
+    assert pool.lanes["cheap"].pids() not in ([], [pid])
+
+
+def test_large_webps_pass_one_after_another_in_one_render_process(tmp_path):
+    # libvips reserves a whole frame of address space for a WebP header once it decoded one
+    # (858 MiB at 15000x15000): the address-space limit must leave room for that.
+    app, client, account = _app(tmp_path, expensive_render_concurrency=1, render_nice=11)
+    for side in (15_000, 14_999, 14_998):
+        image = _hash(account, _lossless_webp(side), f"{side}.webp")
+        assert client.get(f"/acme/dynamic/resize-width-200/{image}.png").status_code == 200
+    assert len(pool_for(app.extensions["cropstack.settings"]).lanes["expensive"].pids()) == 1

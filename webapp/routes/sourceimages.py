@@ -166,21 +166,25 @@ def _upload_receipt(image: dict[str, Any], org_name: str, sent_name: str) -> dic
     never the organization's metadata, stored name or dates, since the image may be an
     existing one that belongs to others in the organization.
     """
-    return {
-        "organization": org_name,
-        "hash": image["hash"],
-        "short_hash": image["short_hash"],
-        "binary_hash": image["binary_hash"],
-        "name": sent_name,
-        "mimetype": image["mimetype"],
-        "format": image["format"],
-        "size": image["size"],
-        "width": image["width"],
-        "height": image["height"],
-        "link": f"/sourceimages/{org_name}/{image['hash']}",
-        "protected": image["protected"],
-        "locked": image["locked"],
-    }
+    full = to_api(image, org_name)
+    return {field: full[field] for field in _RECEIPT_FIELDS} | {"name": sent_name}
+
+
+# The fields of the rokka source image object an upload-only caller gets (name: its own).
+_RECEIPT_FIELDS = (
+    "organization",
+    "hash",
+    "short_hash",
+    "binary_hash",
+    "mimetype",
+    "format",
+    "size",
+    "width",
+    "height",
+    "link",
+    "protected",
+    "locked",
+)
 
 
 @bp.post(BASE)
