@@ -18,7 +18,15 @@ from engine.errors import (
 from engine.formats import FORMATS, available, negotiate
 from engine.geometry import Size, output_size
 from engine.pipeline import Rendered, plan_cost, render
-from engine.probe import ImageInfo, configure, header_in_prefix, inspect, probe, recognised
+from engine.probe import (
+    ImageInfo,
+    check_decodable,
+    configure,
+    header_in_prefix,
+    inspect,
+    probe,
+    recognised,
+)
 
 __all__ = [
     "Budget",
@@ -37,6 +45,7 @@ __all__ = [
     "UnsupportedImage",
     "UnsupportedOperation",
     "available",
+    "check_decodable",
     "plan_cost",
     "configure",
     "inspect",

@@ -171,9 +171,10 @@ def inspect(
     )
 
 
-# Formats whose decoder holds the whole image in memory and cannot shrink while decoding:
-# what they declare must fit the render pixel budget, or no render could ever decode them.
-_WHOLE_IMAGE_DECODERS = frozenset({"heic", "avif"})
+# Formats whose decoder may hold the whole image in memory whatever scale is asked: HEIF
+# always; WebP too (a lossless 15000x15000 WebP decoded at 1/8 scale took 939 MB resident).
+# What they declare must fit the render pixel budget, or no render could decode them safely.
+_WHOLE_IMAGE_DECODERS = frozenset({"heic", "avif", "webp"})
 # Pixels the upload check decodes of a format that can shrink while decoding (every
 # compressed byte is still read, so a broken file is still found).
 _CHECK_PIXELS = 4_000_000
@@ -192,17 +193,14 @@ def probe(
     broken/truncated files; TooManyPixels (422) when width x height x frames exceeds
     ``max_pixels`` or the frame count exceeds ``max_frames``, decided from the header
     before any pixel is decoded, and when a format that must be decoded whole (HEIF/AVIF)
-    declares more than ``max_decode_pixels`` per frame (the render pixel budget).
+    declares more than ``max_decode_pixels`` per frame (the render pixel budget), and for
+    WebP likewise (see ``check_decodable``).
 
     The check decodes every compressed byte within bounded memory: JPEG at 1/8 scale and
     WebP/SVG at most ~4 MP (the decoders shrink while decoding), the others streamed.
     """
     info = inspect(data, max_pixels=max_pixels, max_frames=max_frames)
-    if info.format in _WHOLE_IMAGE_DECODERS and info.width * info.height > max_decode_pixels:
-        raise TooManyPixels(
-            f"image too large to decode ({info.width}x{info.height} > {max_decode_pixels} "
-            f"pixels for {info.format})"
-        )
+    check_decodable(info, max_decode_pixels)
     kwargs: dict[str, object] = {"access": "sequential"}
     if info.format != "svg":
         kwargs["fail_on"] = "error"
@@ -222,6 +220,16 @@ def probe(
     except pyvips.Error as exc:
         raise UnsupportedImage("broken or truncated image") from exc
     return replace(info, opaque=opaque)
+
+
+def check_decodable(info: ImageInfo, max_decode_pixels: int) -> None:
+    """TooManyPixels (422) when ``info`` is of a format decoded whole (HEIF/AVIF, WebP) and
+    one frame has more than ``max_decode_pixels`` pixels; from the header alone."""
+    if info.format in _WHOLE_IMAGE_DECODERS and info.width * info.height > max_decode_pixels:
+        raise TooManyPixels(
+            f"image too large to decode ({info.width}x{info.height} > {max_decode_pixels} "
+            f"pixels for {info.format})"
+        )
 
 
 def _check_scale(info: ImageInfo) -> dict[str, object]:

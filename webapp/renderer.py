@@ -148,6 +148,7 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
     the lane.
     """
     info = header(settings, data)
+    engine.check_decodable(info, settings.max_render_pixels)
     return pool_for(settings).run(
         _lane(settings, probe_work(info), info),
         "probe",

@@ -117,8 +117,8 @@ SETTINGS: tuple[Setting, ...] = (
         "render_memory_mb",
         2048,
         int,
-        "Address-space limit of each render process, MiB (RLIMIT_AS); 0 = none. Virtual, "
-        "not resident: libvips reserves a whole frame for a WebP header (858 MiB at 225 MP).",
+        "Address-space limit of each render process, MiB (RLIMIT_AS); 0 = none. A safety "
+        "net on virtual memory, well above what the budgets let a render touch.",
     ),
     Setting("render_cache", True, _bool, "Keep rendered outputs in a disk cache."),
     Setting(
