@@ -229,3 +229,18 @@ def test_webps_pass_one_after_another_in_one_render_process(tmp_path):
         assert client.get(f"/acme/dynamic/resize-width-200/{image}.png").status_code == 200
     pool = pool_for(app.extensions["cropstack.settings"])
     assert pool.peak_bytes() < MEMORY_BUDGET
+
+
+def test_progressive_jpegs_over_the_budget_are_refused_from_their_header(hostile):
+    _, client, account = hostile
+    # A progressive JPEG decodes with every DCT coefficient in memory, at any scale: a
+    # 1.3 MB one of 15000x15000 took 692 MB. Baseline JPEGs of that size stream.
+    flat = (pyvips.Image.black(8000, 7000, bands=3) + 128).cast("uchar")
+    progressive = flat.jpegsave_buffer(interlace=True, Q=50)
+    message = _error(_upload(account, progressive, "p.jpg"), 422)
+    assert "too large to decode" in message and "progressive" in message
+    baseline = _hash(account, flat.jpegsave_buffer(Q=50), "b.jpg")
+    assert client.get(f"/acme/dynamic/resize-width-300/{baseline}.jpg").status_code == 200
+    small_progressive = flat.crop(0, 0, 300, 200).jpegsave_buffer(interlace=True)
+    small = _hash(account, small_progressive, "small.jpg")  # within the budget: fine
+    assert client.get(f"/acme/dynamic/resize-width-100/{small}.jpg").status_code == 200
