@@ -170,16 +170,18 @@ def inspect(
         opaque=not header.hasalpha(),
         orientation=orientation,
         whole_frame_decode=ext in _WHOLE_IMAGE_DECODERS
-        or (ext == "jpg" and _get(header, "jpeg-multiscan", 0) == 1),
+        or (ext == "jpg" and _get(header, "jpeg-multiscan", 0) == 1)
+        or (ext == "png" and _get(header, "interlaced", 0) == 1),
     )
 
 
 # Formats whose decoder may hold the whole image in memory whatever scale is asked: HEIF
 # always; WebP too (a lossless 15000x15000 WebP decoded at 1/8 scale took 939 MB resident);
-# and progressive JPEG, whose decoder keeps every DCT coefficient of the image (a 1.3 MB
-# progressive 15000x15000 JPEG took 692 MB). What they declare must fit the render pixel
-# budget, or no render could decode them safely.
-_WHOLE_IMAGE_DECODERS = frozenset({"heic", "avif", "webp"})
+# GIF, whose decoder paints every frame on a whole canvas; progressive JPEG, whose decoder
+# keeps every DCT coefficient (a 1.3 MB progressive 15000x15000 JPEG took 692 MB); and
+# interlaced PNG, deinterlaced in memory (657 KB of 15000x15000: 687 MB). What they declare
+# must fit the render pixel budget, or no render could decode them safely.
+_WHOLE_IMAGE_DECODERS = frozenset({"heic", "avif", "webp", "gif"})
 # Pixels the upload check decodes of a format that can shrink while decoding (every
 # compressed byte is still read, so a broken file is still found).
 _CHECK_PIXELS = 4_000_000
@@ -229,10 +231,10 @@ def probe(
 
 def check_decodable(info: ImageInfo, max_decode_pixels: int) -> None:
     """TooManyPixels (422) when ``info`` is decoded a whole frame at a time (HEIF/AVIF,
-    WebP, progressive JPEG) and one frame has more than ``max_decode_pixels`` pixels; from
-    the header alone."""
+    WebP, GIF, progressive JPEG, interlaced PNG) and one frame has more than
+    ``max_decode_pixels`` pixels; from the header alone."""
     if info.whole_frame_decode and info.width * info.height > max_decode_pixels:
-        kind = "progressive jpg" if info.format == "jpg" else info.format
+        kind = {"jpg": "progressive jpg", "png": "interlaced png"}.get(info.format, info.format)
         raise TooManyPixels(
             f"image too large to decode ({info.width}x{info.height} > {max_decode_pixels} "
             f"pixels for {kind})"

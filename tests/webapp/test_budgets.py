@@ -244,3 +244,15 @@ def test_progressive_jpegs_over_the_budget_are_refused_from_their_header(hostile
     small_progressive = flat.crop(0, 0, 300, 200).jpegsave_buffer(interlace=True)
     small = _hash(account, small_progressive, "small.jpg")  # within the budget: fine
     assert client.get(f"/acme/dynamic/resize-width-100/{small}.jpg").status_code == 200
+
+
+def test_interlaced_pngs_and_big_gif_frames_over_the_budget_are_refused(hostile):
+    _, _, account = hostile
+    black = pyvips.Image.black(8000, 7000, bands=3)
+    interlaced = black.pngsave_buffer(interlace=True, compression=9)
+    message = _error(_upload(account, interlaced, "i.png"), 422)
+    assert "interlaced png" in message
+    # The same pixels not interlaced stream through the check.
+    assert _upload(account, black.pngsave_buffer(compression=9), "s.png").status_code == 200
+    big_frame = black.cast("uchar").gifsave_buffer()
+    assert "for gif" in _error(_upload(account, big_frame, "g.gif"), 422)
