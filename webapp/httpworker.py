@@ -101,13 +101,14 @@ def discard_body(environ: dict[str, Any]) -> bool:
 
 
 def finish_body(environ: dict[str, Any], max_bytes: int) -> None:
-    """Before an answer goes out: a body the app left unread (an early 4xx, a 503) is
-    dropped here, cheaply, rather than by gunicorn's slow reader; one over ``max_bytes``
-    (the upload limit, 413) is not received at all: the connection is closed instead."""
+    """Before an answer goes out: a body the app left unread (an early 4xx, a 503, a 413) is
+    dropped here, cheaply, rather than by gunicorn's slow reader, so a client that sends its
+    whole body before reading still gets the answer. A body over twice ``max_bytes`` (the
+    upload limit) is not received at all: the connection is closed instead."""
     found = _length_body(environ)
     if found is None or found[2] <= 0:
         return
-    if found[2] > max_bytes:
+    if found[2] > 2 * max_bytes:
         found[1].failed = True
     else:
         discard_body(environ)

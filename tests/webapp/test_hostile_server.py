@@ -3,6 +3,7 @@ server process (master, worker, render processes) sampled while they are answere
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import threading
@@ -170,3 +171,54 @@ def test_unread_bodies_are_dropped_and_the_answer_still_arrives(tmp_path):
         )
         accepted = _upload(base, key, "ok.jpg", hostilefiles.photo_jpeg(300, 200, 2))
         assert accepted[0] == 200
+
+
+def _send_blind(base: str, path: str, size: int, **headers: str):
+    """POST ``size`` zero bytes the way a naive client does (all of it before reading);
+    (status, body) or the exception the client saw."""
+    connection = http.client.HTTPConnection(base[len("http://") :], timeout=30)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Length", str(size))
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        chunk, sent = bytes(2**20), 0
+        while sent < size:
+            connection.send(chunk[: size - sent])
+            sent += min(len(chunk), size - sent)
+        response = connection.getresponse()
+        return response.status, response.read()
+    except OSError as exc:
+        return exc
+    finally:
+        connection.close()
+
+
+def test_bodies_over_the_upload_limit(tmp_path):
+    """Up to twice the upload limit the body is received and dropped, so even a naive client
+    reads the JSON answer; past that the connection is closed at once (nothing is received
+    for a client that declares gigabytes), and the server goes on serving."""
+    limit = 4 * 2**20
+    env = {"CROPSTACK_MAX_UPLOAD_BYTES": str(limit)}
+    with running_server(tmp_path, "--signup", workers=1, env=env) as base:
+        status, body, _ = _call(
+            base, "POST", "/users", b'{"email": "e@evil.example", "organization": "evil"}'
+        )
+        key = json.loads(body)["api_key"]
+        over = _send_blind(
+            base,
+            "/sourceimages/evil",
+            limit + 2**20,
+            **{"Api-Key": key, "Content-Type": "multipart/form-data; boundary=b"},
+        )
+        assert not isinstance(over, OSError), over
+        assert over[0] == 413 and json.loads(over[1])["error"]["code"] == 413
+        far_over = _send_blind(
+            base,
+            "/sourceimages/evil",
+            3 * limit,
+            **{"Api-Key": key, "Content-Type": "multipart/form-data; boundary=b"},
+        )
+        assert isinstance(far_over, OSError) or far_over[0] == 413
+        assert _call(base, "GET", "/healthz")[0] == 200
