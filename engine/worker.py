@@ -138,8 +138,6 @@ def main(argv: list[str]) -> int:
     """Serve jobs from fd ``argv[0]``, answering on fd ``argv[1]``, until the pipe closes."""
     threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
     _limit()
-    # Keep decoded images in memory (bounded by the budgets and RLIMIT_AS), never on disk.
-    os.environ.setdefault("VIPS_DISC_THRESHOLD", "4g")
     from engine.probe import configure
 
     configure(concurrency=max(1, int(os.environ.get("CROPSTACK_VIPS_CONCURRENCY", "1"))))

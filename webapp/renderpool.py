@@ -300,6 +300,9 @@ class RenderPool:
             "CROPSTACK_VIPS_CONCURRENCY": str(max(1, settings.vips_concurrency)),
             # A render process is single-job; more malloc arenas only fragment.
             "MALLOC_ARENA_MAX": "2",
+            # Decoded images stay in memory (bounded by the budgets and RLIMIT_AS), never in
+            # temporary files: libvips reads this when it starts, before any import here.
+            "VIPS_DISC_THRESHOLD": "4g",
         }
         limit = max(0, settings.render_queue_limit)
         self.lanes = {
