@@ -5,7 +5,8 @@
 ``evaluate(tree, scope)`` computes its value with PHP-like semantics. There is no
 ``eval``: the tree is walked by this module only, and every walk is bounded:
 
-- text: at most ``MAX_LENGTH`` characters; nesting: at most ``MAX_DEPTH`` levels;
+- text: at most ``MAX_LENGTH`` characters; nesting: at most ``MAX_DEPTH`` levels of
+  sub-expressions and ``MAX_TREE_DEPTH`` levels of tree (``1+1+...+1`` chains);
 - work: every node visited and every array element compared costs one step of the
   scope's ``Budget``; strings are capped at ``MAX_STRING`` characters, arrays at
   ``MAX_ARRAY`` items, numbers must stay finite (integers beyond 2**63 become floats,
@@ -35,6 +36,7 @@ from stacks.errors import StackError
 
 MAX_LENGTH = 1000  # characters of one expression
 MAX_DEPTH = 40  # nesting of sub-expressions (parentheses, unary chains, arrays, calls)
+MAX_TREE_DEPTH = 120  # depth of the tree, operator chains included (bounds recursion)
 MAX_STRING = 4096  # characters of any string value an expression produces
 MAX_ARRAY = 1000  # items of an array value
 MAX_STEPS = 5000  # work units of one evaluation
@@ -338,9 +340,45 @@ class _Parser:
                 return node
 
 
+def _children(node: tuple) -> list[tuple]:
+    kind = node[0]
+    if kind in ("member",):
+        return [node[2]]
+    if kind == "index":
+        return [node[2], node[3]]
+    if kind == "call":
+        return list(node[3])
+    if kind == "array":
+        return list(node[2])
+    if kind == "hash":
+        return [value for _, value in node[2]]
+    if kind == "unary":
+        return [node[3]]
+    if kind == "binary":
+        return [node[3], node[4]]
+    if kind == "ternary":
+        return [part for part in node[2:] if part is not None]
+    return []  # lit, var, name
+
+
+def _tree_depth(tree: tuple) -> int:
+    """Depth of the tree, computed without recursion (a left-deep ``1+1+...`` chain is
+    built by a loop in the parser, so the parser's own depth count does not see it)."""
+    deepest = 0
+    pending: list[tuple[tuple, int]] = [(tree, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in _children(node))
+    return deepest
+
+
 @lru_cache(maxsize=2048)
 def _parse_cached(text: str) -> tuple:
-    return _Parser(text).parse()
+    tree = _Parser(text).parse()
+    if _tree_depth(tree) > MAX_TREE_DEPTH:
+        raise _error(text, f"expression nested deeper than {MAX_TREE_DEPTH} operations", 0)
+    return tree
 
 
 def parse(text: str) -> tuple:
