@@ -49,7 +49,7 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 
 @dataclass(frozen=True, slots=True)
 class StackExpression:
-    """``{"expression": ..., "overrides": {"options"?: ..., "variables"?: ...}}``, stored only.
+    """``{"expression": ..., "overrides": {"options"?: ..., "variables"?: ...}}``.
 
     ``options``/``variables`` are ``None`` when the override object did not contain them.
     """
