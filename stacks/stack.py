@@ -294,8 +294,18 @@ def _expression(entry: Any, number: int) -> StackExpression:
             "expression overrides must be an object with options and/or variables",
             parameter="expressions",
         )
+    options = stack_options.options_from_json(overrides.get("options"))
+    for key in options:
+        # A stack expression decides per request, like a URL: it gets the URL's power over
+        # options (no switching signing, basestacks, originals or remote fetching).
+        if not stack_options.option(key).url_settable:
+            raise StackError(
+                f"stack expression {number}: stack option {key} cannot be overridden "
+                "by a stack expression",
+                parameter=key,
+            )
     return StackExpression(
         text,
-        stack_options.options_from_json(overrides["options"]) if "options" in overrides else None,
+        options if "options" in overrides else None,
         _variables(overrides["variables"]) if "variables" in overrides else None,
     )
