@@ -135,6 +135,9 @@ class Param:
                 operation=operation,
                 parameter=self.name,
             )
+        return self._typed(value, operation)
+
+    def _typed(self, value: Any, operation: str | None) -> Any:
         if value is None and self.nullable:
             return None
         kind = type(value)
@@ -169,9 +172,7 @@ class Param:
         if self.kind is Kind.BOOLEAN and type(value) is int and value in (0, 1):
             value = bool(value)
         try:
-            if type(value) is str and self.kind is Kind.STRING:
-                return self._string(value, operation)  # computed text is never re-parsed
-            return self.from_json(value, operation=operation)
+            return self._typed(value, operation)  # computed text is never re-parsed
         except StackError as error:
             raise StackError(
                 f"{error.message} (from expression {shown(expression)})",

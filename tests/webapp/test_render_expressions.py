@@ -311,6 +311,9 @@ def test_plans_that_evaluate_alike_share_an_etag(client, account, image):
         ("dynamic/resize-width-[$w]/v-w-abc/{h}.png", "width must be an integer"),
         ("dynamic/resize-width-[2 ** 2000]/{h}.png", "not a finite number"),
         ("dynamic/o-dpr-[2]/resize-width-5/{h}.png", "cannot be expressions"),
+        ("dynamic/resize-width-[" + "(" * 60 + "1" + ")" * 60 + "]/{h}.png", "nested deeper"),
+        ("dynamic/resize-width-[" + "1+" * 600 + "1]/{h}.png", "longer than 1000"),
+        ("dynamic/resize-width-[$w]/{h}.png?v=%7B%22w%22%3A%22%24x%22%7D", "got '$x'"),
     ],
 )
 def test_render_time_expression_errors_are_400(client, account, image, url, needle):
