@@ -15,7 +15,8 @@
 Grammar (lowest precedence first)::
 
     expr     := binary [ "?" expr ":" expr | "?:" expr | "?" expr ]
-    binary   := unary { op binary }       # ?? 5, or || 10, and && 15, comparisons/in 20,
+    binary   := unary { op binary }       # ?? 5, or || 10, and && 15, comparisons, in,
+                                          # contains, starts with, ends with 20,
                                           # + - 30, ~ 40, * / % 60, ** 200 (right assoc)
     unary    := ("not" | "!") binary@50 | ("-" | "+") binary@500 | postfix
     postfix  := primary { "." name | "[" expr "]" }
@@ -144,6 +145,9 @@ _BINARY: Mapping[str, int] = {
     ">=": 20,
     "in": 20,
     "not in": 20,
+    "contains": 20,
+    "starts with": 20,
+    "ends with": 20,
     "+": 30,
     "-": 30,
     "~": 40,
@@ -189,6 +193,13 @@ class _Parser:
 
     def binary_op(self) -> str | None:
         token = self.token
+        if token.kind == "name":
+            following = self.tokens[self.index + 1]
+            if token.value == "contains":
+                return "contains"
+            if token.value in ("starts", "ends") and following.kind == "name":
+                return f"{token.value} with" if following.value == "with" else None
+            return None
         if token.kind != "op":
             return None
         if token.value == "not":
@@ -209,7 +220,7 @@ class _Parser:
         left = self.unary()
         while (op := self.binary_op()) is not None and _BINARY[op] >= precedence:
             token = self.token
-            self.index += 2 if op == "not in" else 1
+            self.index += 2 if " " in op else 1
             step = 0 if op in _RIGHT_ASSOCIATIVE else 1
             right = self.expression(_BINARY[op] + step)
             left = ("binary", token.pos, op, left, right)
@@ -589,6 +600,14 @@ class _Evaluator:
         if op == "??":
             return left if left is not None else self.value(right_node)
         right = self.value(right_node)
+        if op in ("contains", "starts with", "ends with"):
+            try:
+                text, part = to_string(left), to_string(right)
+            except TypeError as error:
+                raise self.fail(str(error), pos) from None
+            if op == "contains":
+                return part in text
+            return text.startswith(part) if op == "starts with" else text.endswith(part)
         if op in ("in", "not in"):
             if not isinstance(right, (list, Mapping)):
                 raise self.fail(f"right side of {op!r} must be an array", pos)

@@ -78,6 +78,7 @@ def build_plan(
                 given.update(expression.options)
                 options = _complete(given)
                 scope.roots = {**scope.roots, "options": options}
+                variables.override({})  # computed variables may have read the old options
             if expression.variables is not None:
                 variables.override(expression.variables)
 

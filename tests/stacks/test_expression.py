@@ -131,6 +131,13 @@ def run(text: str, steps: int = 5000) -> Any:
         ("'2' in [1, 2]", True),
         ("3 not in [1, 2]", True),
         ("'jpg' in ['png', 'gif']", False),
+        # string operators (Symfony 6.1+)
+        ("request.headers.accept contains 'image/webp'", True),
+        ("'abc' starts with 'ab'", True),
+        ("'abc' ends with 'bc'", True),
+        ("'abc' ends with 'b'", False),
+        ("12 contains 2", True),
+        ("'a' ~ 'b' contains 'ab'", True),  # ~ (40) binds tighter than contains (20)
         # member access, index, variables, context
         ("$w * 2", 600),
         ("$s * 2", 600),  # numeric strings take part in arithmetic
@@ -190,6 +197,7 @@ def test_evaluates(text: str, expected: Any) -> None:
         ("1 ? 2 :", "unexpected end of expression", 7),
         ("#", "unexpected character '#'", 0),
         ("1 matches '/x/'", "unexpected name 'matches'", 2),
+        ("'a' starts 'a'", "unexpected name 'starts'", 4),
         # evaluation
         ("1 / 0", "division by zero", 2),
         ("1 % 0", "division by zero", 2),
@@ -198,6 +206,7 @@ def test_evaluates(text: str, expected: Any) -> None:
         ("image.width.x", "cannot read property 'x' of number", 11),
         ("1 in 2", "right side of 'in' must be an array", 2),
         ("[1] < 2", "arrays cannot be compared", 4),
+        ("[1] contains 1", "arrays cannot be converted", 4),
         ("'a' ~ [1]", "arrays cannot be converted", 4),
         ("2 ** 99999", "not a finite number", 2),
         ("sqrt(-1)", "sqrt(): math domain error", 0),

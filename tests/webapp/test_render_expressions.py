@@ -388,3 +388,42 @@ def test_put_stack_with_syntax_error_names_expression_and_position(account):
         {"expressions": [{"expression": "request.headers.save_data = 'on'", "overrides": {}}]},
     )
     assert "stack expression 1" in error_of(response)
+
+
+def test_stack_expression_on_accept_header(client, account, image):
+    saved(
+        account,
+        "byaccept",
+        {
+            "operations": [{"name": "resize", "expressions": {"width": "$w"}}],
+            "variables": {"w": 40},
+            "expressions": [
+                {
+                    "expression": "request.headers.accept contains 'image/webp'",
+                    "overrides": {"variables": {"w": 20}},
+                }
+            ],
+        },
+    )
+    url = f"/{account.org}/byaccept/{image}.png"
+    webp = client.get(url, headers={"Accept": "image/avif,image/webp,*/*"})
+    other = client.get(url, headers={"Accept": "image/png"})
+    assert size(webp)[0] == 20 and size(other)[0] == 40
+    assert webp.headers["Vary"] == other.headers["Vary"] == "Accept"  # autoformat is off
+    # credentials are never visible to expressions
+    saved(
+        account,
+        "bycookie",
+        {
+            "operations": [
+                {
+                    "name": "resize",
+                    "options": {"width": 30},
+                    "expressions": {"enabled": "request.headers.cookie == null"},
+                }
+            ],
+        },
+    )
+    seen = client.get(f"/{account.org}/bycookie/{image}.png", headers={"Cookie": "a=b"})
+    assert size(seen)[0] == 30
+    assert "Vary" not in seen.headers
