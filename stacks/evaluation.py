@@ -20,6 +20,10 @@ from stacks.expression import Budget, Scope, evaluate, numeric_string
 # options); they share this many work units (see stacks.expression.Budget).
 MAX_RENDER_STEPS = 50_000
 
+# A variable's expression may read variables whose expressions read variables...: this
+# many levels at most (each level is a nested evaluation on the Python stack).
+MAX_VARIABLE_DEPTH = 32
+
 # Request headers that expressions cannot read: credentials must not steer renders (and
 # a Vary on them would make every answer uncacheable).
 HIDDEN_HEADERS = frozenset({"authorization", "cookie", "proxy_authorization"})
@@ -182,6 +186,12 @@ class Variables:
         if name in self._resolving:
             chain = " -> ".join(f"${n}" for n in [*self._resolving, name])
             raise StackError(f"variable ${name} refers to itself ({chain})", parameter=name)
+        if len(self._resolving) >= MAX_VARIABLE_DEPTH:
+            raise StackError(
+                f"variable ${name}: variables refer to variables more than "
+                f"{MAX_VARIABLE_DEPTH} levels deep",
+                parameter=name,
+            )
         assert self.scope is not None
         self._resolving.append(name)
         try:

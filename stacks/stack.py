@@ -25,6 +25,7 @@ from stacks.values import is_expression, shown
 MAX_EXPRESSIONS = 50
 MAX_EXPRESSION_LENGTH = 1000  # characters of one stack expression
 MAX_DESCRIPTION_LENGTH = 1000
+MAX_VARIABLES = 100  # stack variables (and per stack-expression override)
 
 # Body keys: rokka's create names, with the swagger/response names as synonyms.
 _FIELDS = {
@@ -248,8 +249,11 @@ def _operation_expressions(name: str, raw: Any) -> dict[str, str]:
 def _variables(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
-    if not isinstance(raw, dict):
-        raise StackError("variables must be an object", parameter="variables")
+    if not isinstance(raw, dict) or len(raw) > MAX_VARIABLES:
+        raise StackError(
+            f"variables must be an object of at most {MAX_VARIABLES} entries",
+            parameter="variables",
+        )
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if not VARIABLE_NAME.fullmatch(key):
