@@ -41,6 +41,9 @@ MAX_TREE_DEPTH = 120  # depth of the tree, operator chains included (bounds recu
 MAX_STRING = 4096  # characters of any string value an expression produces
 MAX_ARRAY = 1000  # items of an array value
 MAX_STEPS = 5000  # work units of one evaluation
+# Nodes being evaluated at once, summed over nested evaluations (a variable's expression
+# reading a variable...): keeps the Python stack far below its recursion limit.
+MAX_EVALUATION_DEPTH = 200
 _MAX_INT = 2**63
 _SHOWN = 60
 
@@ -413,6 +416,7 @@ class Budget:
     """Work units left; shared by the evaluations of one render."""
 
     steps: int = MAX_STEPS
+    depth: int = 0  # nodes under evaluation right now, nested evaluations included
 
     def spend(self, text: str, pos: int, units: int = 1) -> None:
         self.steps -= units
@@ -504,8 +508,22 @@ class _Evaluator:
         return _error(self.text, message, pos)
 
     def value(self, node: tuple) -> Any:
+        budget = self.scope.budget
+        budget.spend(self.text, node[1])
+        budget.depth += 1
+        try:
+            if budget.depth > MAX_EVALUATION_DEPTH:
+                raise self.fail(
+                    f"evaluation nested deeper than {MAX_EVALUATION_DEPTH} levels "
+                    "(variables reading variables included)",
+                    node[1],
+                )
+            return self._value(node)
+        finally:
+            budget.depth -= 1
+
+    def _value(self, node: tuple) -> Any:
         kind, pos = node[0], node[1]
-        self.scope.budget.spend(self.text, pos)
         if kind == "lit":
             return node[2]
         if kind == "var":

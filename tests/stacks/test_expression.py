@@ -427,3 +427,18 @@ def test_fuzz_only_400_class_errors_in_bounded_time() -> None:
         assert time.monotonic() - began < 0.5, text[:80]
     assert time.monotonic() - started < 20
     assert outcomes["value"] > 50 and outcomes["error"] > 50  # the generator reaches both
+
+
+def test_nested_variable_evaluations_share_one_depth_limit() -> None:
+    # 31 variables, each reading the previous one at the bottom of a 110-deep chain: the
+    # Python stack would overflow (a 500) without the shared depth count.
+    from stacks.evaluation import RenderContext, Variables, new_scope
+
+    definitions: dict[str, tuple[bool, Any]] = {"v0": (False, 1)}
+    for i in range(1, 32):
+        definitions[f"v{i}"] = (True, f"$v{i - 1}" + " + 1" * 110)
+    variables = Variables(definitions)
+    new_scope(RenderContext(), {}, variables)
+    with pytest.raises(ExpressionError, match="evaluation nested deeper than 200 levels"):
+        variables.get("v31")
+    assert variables.get("v1") == 111

@@ -443,3 +443,18 @@ def test_deep_variable_chains_are_400(client, account, image):
     assert size(client.get(f"/{account.org}/chain/v-v90-5/{image}.png"))[0] == 14
     too_many = {f"v{i}": i for i in range(101)}
     assert "at most 100 entries" in error_of(put_stack(account, "many", {"variables": too_many}))
+
+
+def test_deep_nested_evaluation_is_400_not_a_stack_overflow(client, account, image):
+    chain = {"v0": 1} | {f"v{i}": f"$v{i - 1}" + " + 1" * 110 for i in range(1, 32)}
+    saved(
+        account,
+        "deep",
+        {
+            "operations": [
+                {"name": "resize", "expressions": {"width": "(((($v31))))" + " + 1" * 110}}
+            ],
+            "variables": chain,
+        },
+    )
+    assert "nested deeper than 200" in error_of(client.get(f"/{account.org}/deep/{image}.png"))
