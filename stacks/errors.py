@@ -26,7 +26,7 @@ class NotImplementedOperation(StackError):
 
 
 class ExpressionsNotSupported(StackError):
-    """A value was written as an expression (``[...]``); the expression language comes later."""
+    """An expression where rokka allows none: a stack option, or a URL ``o-``/``v-`` value."""
 
 
 class UnknownOperation(StackError):

@@ -320,6 +320,24 @@ class OperationItem:
 
     name: str
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # parameter -> expression text of the "expressions" field (syntax-checked), evaluated
+    # per render; wins over an option of the same name
+    expressions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # parameter -> an option value written as an expression ("$w", "[$w * 2]"), as written
+    written: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        object.__setattr__(self, "expressions", MappingProxyType(dict(self.expressions)))
+        object.__setattr__(self, "written", MappingProxyType(dict(self.written)))
+
+    def effective_expressions(self) -> dict[str, str]:
+        """Parameter -> expression to evaluate: option texts, then the expressions field."""
+        out = {key: _unbracket(text) for key, text in self.written.items()}
+        out.update(self.expressions)
+        return out
+
+
+def _unbracket(text: str) -> str:
+    stripped = text.strip()
+    return stripped[1:-1] if stripped.startswith("[") and stripped.endswith("]") else text

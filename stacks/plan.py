@@ -46,28 +46,33 @@ class RenderPlan:
     - ``operations``: in execution order (a basestack's operations come first).
     - ``options``: every stack option with defaults filled in (keys as rokka spells them,
       e.g. ``"jpg.quality"``, ``"dpr"``, ``"autoformat"``).
-    - ``variables``: stack variables after URL overrides (kept, not yet evaluated).
+    - ``variables``: the literal variables and the expression variables that were
+      evaluated, after URL and stack-expression overrides.
     - ``output_format``: the extension to encode to (``jpg``, ``png``, ``webp``, ...),
       after any format negotiation.
+    - ``request_headers``: names (``save_data``) of the request headers the expressions
+      read; the answer must carry ``Vary`` for them.
     """
 
     operations: tuple[Operation, ...]
     options: Mapping[str, Any]
     output_format: str
     variables: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    request_headers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "operations", tuple(self.operations))
+        object.__setattr__(self, "request_headers", tuple(self.request_headers))
         object.__setattr__(self, "options", _frozen(self.options))
         object.__setattr__(self, "variables", _frozen(self.variables))
 
     def referenced_variables(self) -> frozenset[str]:
         """Names of the variables that some operation parameter or option refers to.
 
-        Only these can change the output. Today no value of a plan can be an expression
-        (``stacks`` refuses them before a plan exists), so this is empty and URL variables
-        (``v-...``, ``?v=``) change nothing; once expressions reach the plan as text, the
-        ``$name`` references in them are found here and enter the cache key.
+        ``stacks.resolve`` evaluates every expression before a plan exists, so in a built
+        plan this is empty: variables shape the output only through the values they
+        produced, which ``canonical`` holds. (A plan made by hand with ``$name`` text keeps
+        the referenced variables in its identity.)
         """
         names: set[str] = set()
         for value in self._values():

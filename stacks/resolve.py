@@ -1,7 +1,10 @@
 """Merging a stored stack, its basestack and render-URL overrides into a ``RenderPlan``.
 
-Order of precedence, lowest first: table defaults, basestack, stack, URL. Operation
-overrides from the URL apply to every operation of that name, basestack ones included.
+Order of precedence, lowest first: table defaults, basestack, stack, URL, then matching
+stack expressions. Operation overrides from the URL apply to every operation of that
+name, basestack ones included. Every expression is evaluated here, so the plan holds
+only plain values: its ``canonical()`` form (cache key, ETag) is that of the evaluated
+result, and engine budgets apply to it as to a literal URL.
 """
 
 from __future__ import annotations
@@ -11,6 +14,14 @@ from typing import Any
 
 from stacks import options as stack_options
 from stacks.errors import StackError, UrlNotFound
+from stacks.evaluation import (
+    RenderContext,
+    Variables,
+    coerce_override,
+    is_variable_expression,
+    new_scope,
+)
+from stacks.expression import Scope, evaluate, truthy
 from stacks.operations import MAX_OPERATIONS, OPERATIONS, OperationItem
 from stacks.plan import Operation, RenderPlan
 from stacks.stack import StackDefinition
@@ -29,13 +40,15 @@ def build_plan(
     *,
     basestack: StackDefinition | None = None,
     output_format: str | None = None,
+    context: RenderContext | None = None,
 ) -> RenderPlan:
     """The validated plan for ``request`` against ``stack`` (``None`` for ``dynamic``).
 
     ``basestack`` is the stack named by ``stack.options["basestack"]``, loaded by the
     caller; its operations run first, its options and variables sit under the stack's
     (its own ``basestack`` option is not followed). ``output_format`` is the negotiated
-    format (autoformat); default: the URL extension.
+    format (autoformat); default: the URL extension. ``context``: the image and request
+    data expressions read (default: empty, every ``image.*`` / header is null).
     Raises StackError (400) for missing required parameters, dpr without resize, or a
     named stack that was not given (UrlNotFound, 404).
     """
@@ -52,18 +65,28 @@ def build_plan(
     if len(base_ops) + len(own) > MAX_OPERATIONS:
         raise StackError(f"a plan may have at most {MAX_OPERATIONS} operations")
 
-    own_plan = _operations(own, request.overrides)
     given = _merge([_options_of(layer, layer is layers[-1]) for layer in layers])
     given = {**given, **request.options}
-    options = stack_options.complete_options(given)
-    if options["dpr"] > HIGH_DPR:
-        for name in _DPR_SENSITIVE_QUALITIES:
-            if name not in given:
-                options[name] -= HIGH_DPR_QUALITY_DROP
+    options = _complete(given)
+    variables = Variables(_variable_definitions(layers, request.variables))
+    scope, headers = new_scope(context or RenderContext(), options, variables)
+    for layer in layers:
+        for expression in layer.expressions:
+            if not truthy(evaluate(expression.expression, scope)):
+                continue
+            if expression.options is not None:
+                given.update(expression.options)
+                options = _complete(given)
+                scope.roots = {**scope.roots, "options": options}
+                variables.override({})  # computed variables may have read the old options
+            if expression.variables is not None:
+                variables.override(expression.variables)
+
+    own_plan = _operations(own, request, scope)
     if options["dpr"] != 1 and not any(op.name == "resize" and op.enabled for op in own_plan):
         # rokka: the stack itself needs the resize, a basestack's resize does not count.
         raise StackError("dpr needs a resize operation", parameter="dpr")
-    operations = _operations(base_ops, request.overrides) + own_plan
+    operations = _operations(base_ops, request, scope) + own_plan
     if options["source_file"] and operations:
         raise StackError("source_file needs a stack without operations", parameter="source_file")
 
@@ -74,16 +97,53 @@ def build_plan(
         operations=operations,
         options=options,
         output_format=fmt,
-        variables=_merge([layer.variables for layer in layers] + [request.variables]),
+        variables=variables.known(),
+        request_headers=tuple(sorted(headers.read)),
     )
 
 
+def _complete(given: Mapping[str, Any]) -> dict[str, Any]:
+    options = stack_options.complete_options(given)
+    if options["dpr"] > HIGH_DPR:
+        for name in _DPR_SENSITIVE_QUALITIES:
+            if name not in given:
+                options[name] -= HIGH_DPR_QUALITY_DROP
+    return options
+
+
+def _variable_definitions(
+    layers: Iterable[StackDefinition], overrides: Mapping[str, Any]
+) -> dict[str, tuple[bool, Any]]:
+    """Stack variables (basestack first) with the URL's on top, as (is_expression, value).
+
+    URL values are literals; text over a number or boolean literal takes its type.
+    """
+    definitions: dict[str, tuple[bool, Any]] = {}
+    for layer in layers:
+        for name, value in layer.variables.items():
+            definitions[name] = (is_variable_expression(value), value)
+    for name, value in overrides.items():
+        declared = definitions.get(name, (True, None))
+        definitions[name] = (False, coerce_override(None if declared[0] else declared[1], value))
+    return definitions
+
+
 def _operations(
-    items: Iterable[OperationItem], overrides: Mapping[str, Mapping[str, Any]]
+    items: Iterable[OperationItem], request: RenderRequest, scope: Scope
 ) -> tuple[Operation, ...]:
     plan = []
     for item in items:
-        full = OPERATIONS[item.name].complete({**item.options, **overrides.get(item.name, {})})
+        spec = OPERATIONS[item.name]
+        given = dict(item.options)
+        expressions = item.effective_expressions()
+        for key, value in request.overrides.get(item.name, {}).items():
+            given[key] = value
+            expressions.pop(key, None)
+        expressions.update(request.expression_overrides.get(item.name, {}))
+        for key, text in expressions.items():
+            value = evaluate(text, scope)
+            given[key] = spec.param(key).from_value(value, operation=item.name, expression=text)
+        full = spec.complete(given)
         enabled = full.pop("enabled")
         plan.append(Operation(item.name, full, enabled))
     return tuple(plan)

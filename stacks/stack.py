@@ -2,8 +2,9 @@
 
 Validation uses the same tables as the render URL parser (``stacks.operations`` for
 operation options, ``stacks.options`` for stack options), so a stack that saves renders.
-Stack expressions are validated structurally and stored but not evaluated yet;
-operation-level expressions are refused (``ExpressionsNotSupported``).
+Every expression (operation ``expressions``, option values written as ``"$w"`` or
+``"[...]"``, variables written as expressions, stack expressions) is parsed here, so a
+syntax error is a 400 at save time; evaluation happens per render (``stacks.resolve``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from types import MappingProxyType
 from typing import Any
 
 from stacks import options as stack_options
-from stacks.errors import ExpressionsNotSupported, StackError
+from stacks.errors import StackError
+from stacks.evaluation import is_variable_expression, strip_brackets
+from stacks.expression import ExpressionError, parse
 from stacks.operations import MAX_OPERATIONS, OperationItem, lookup_operation
 from stacks.url import DYNAMIC, STACK_NAME, VARIABLE_NAME, variable_value
 from stacks.values import is_expression, shown
@@ -22,6 +25,7 @@ from stacks.values import is_expression, shown
 MAX_EXPRESSIONS = 50
 MAX_EXPRESSION_LENGTH = 1000  # characters of one stack expression
 MAX_DESCRIPTION_LENGTH = 1000
+MAX_VARIABLES = 100  # stack variables (and per stack-expression override)
 
 # Body keys: rokka's create names, with the swagger/response names as synonyms.
 _FIELDS = {
@@ -46,7 +50,7 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 
 @dataclass(frozen=True, slots=True)
 class StackExpression:
-    """``{"expression": ..., "overrides": {"options"?: ..., "variables"?: ...}}``, stored only.
+    """``{"expression": ..., "overrides": {"options"?: ..., "variables"?: ...}}``.
 
     ``options``/``variables`` are ``None`` when the override object did not contain them.
     """
@@ -88,9 +92,7 @@ class StackDefinition:
     def to_json(self) -> dict[str, Any]:
         """The stack-specific part of rokka's stack object (no name/organization/created)."""
         out: dict[str, Any] = {
-            "stack_operations": [
-                {"name": op.name, "options": dict(op.options)} for op in self.operations
-            ],
+            "stack_operations": [_operation_json(op) for op in self.operations],
             "stack_options": dict(self.options),
             "stack_expressions": [expression.to_json() for expression in self.expressions],
             "stack_variables": dict(self.variables),
@@ -101,6 +103,26 @@ class StackDefinition:
 
 
 Stack = StackDefinition
+
+
+def _operation_json(op: OperationItem) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": op.name, "options": {**op.options, **op.written}}
+    if op.expressions:
+        out["expressions"] = dict(op.expressions)
+    return out
+
+
+def checked_expression(
+    text: str, where: str, *, operation: str | None = None, parameter: str | None = None
+) -> str:
+    """``text`` if it parses; else a 400 saying where it was and the position."""
+    try:
+        parse(text)
+    except ExpressionError as error:
+        raise StackError(
+            f"{where}: {error.message}", operation=operation, parameter=parameter
+        ) from None
+    return text
 
 
 def validate_stack_name(name: Any) -> str:
@@ -186,30 +208,64 @@ def _operation(entry: Any) -> OperationItem:
                 f"operation {name}: unknown field {shown(key)}", operation=name, parameter=key
             )
     spec = lookup_operation(name)
-    if entry.get("expressions"):
-        raise ExpressionsNotSupported(
-            f"operation {name}: expressions are not supported yet", operation=name
+    raw = entry.get("options")
+    written: dict[str, str] = {}
+    if isinstance(raw, dict):
+        written = {k: v for k, v in raw.items() if type(v) is str and is_expression(v)}
+        raw = {k: v for k, v in raw.items() if k not in written}
+    options = spec.options_from_json(raw)
+    for key, text in written.items():
+        spec.param(key)
+        checked_expression(
+            strip_brackets(text), f"operation {name}: option {key}", operation=name, parameter=key
         )
-    options = spec.options_from_json(entry.get("options"))
-    spec.complete(options)  # required / one-of must hold for the stored stack already
-    return OperationItem(name, options)
+    expressions = _operation_expressions(spec.name, entry.get("expressions"))
+    for key in expressions:
+        spec.param(key)
+    # required / one-of must hold for the stored stack already; an expression counts
+    spec.complete({**options, **dict.fromkeys([*written, *expressions], True)})
+    return OperationItem(name, options, expressions, written)
+
+
+def _operation_expressions(name: str, raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise StackError(f"operation {name}: expressions must be an object", operation=name)
+    out: dict[str, str] = {}
+    for key, text in raw.items():
+        if type(text) is not str:
+            raise StackError(
+                f"operation {name}: expression for {shown(key)} must be a string",
+                operation=name,
+                parameter=str(key),
+            )
+        out[key] = checked_expression(
+            text, f"operation {name}: expression for {key}", operation=name, parameter=key
+        )
+    return out
 
 
 def _variables(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
-    if not isinstance(raw, dict):
-        raise StackError("variables must be an object", parameter="variables")
+    if not isinstance(raw, dict) or len(raw) > MAX_VARIABLES:
+        raise StackError(
+            f"variables must be an object of at most {MAX_VARIABLES} entries",
+            parameter="variables",
+        )
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if not VARIABLE_NAME.fullmatch(key):
             raise StackError(f"invalid variable name {shown(key)}", parameter=key)
-        if type(value) is str and is_expression(value):
-            # stack variables may be expressions over other variables ("$w / 2") in rokka
-            raise ExpressionsNotSupported(
-                f"expressions are not supported yet (variable {key})", parameter=key
+        if is_variable_expression(value):
+            # an expression over other variables ("$w / 2"), evaluated per render
+            out[key] = (
+                checked_expression(strip_brackets(value), f"variable {key}", parameter=key)
+                and value
             )
-        out[key] = variable_value(key, value)
+        else:
+            out[key] = variable_value(key, value)
     return out
 
 
@@ -221,10 +277,10 @@ def _expressions(raw: Any) -> tuple[StackExpression, ...]:
             f"expressions must be a list of at most {MAX_EXPRESSIONS} entries",
             parameter="expressions",
         )
-    return tuple(_expression(entry) for entry in raw)
+    return tuple(_expression(entry, number) for number, entry in enumerate(raw, 1))
 
 
-def _expression(entry: Any) -> StackExpression:
+def _expression(entry: Any, number: int) -> StackExpression:
     if not isinstance(entry, dict) or set(entry) - {"expression", "overrides"}:
         raise StackError(
             "each stack expression must be {expression, overrides}", parameter="expressions"
@@ -235,14 +291,25 @@ def _expression(entry: Any) -> StackExpression:
             f"expression must be a non-empty string of at most {MAX_EXPRESSION_LENGTH} characters",
             parameter="expressions",
         )
+    checked_expression(text, f"stack expression {number}", parameter="expressions")
     overrides = entry.get("overrides", {})
     if not isinstance(overrides, dict) or set(overrides) - {"options", "variables"}:
         raise StackError(
             "expression overrides must be an object with options and/or variables",
             parameter="expressions",
         )
+    options = stack_options.options_from_json(overrides.get("options"))
+    for key in options:
+        # A stack expression decides per request, like a URL: it gets the URL's power over
+        # options (no switching signing, basestacks, originals or remote fetching).
+        if not stack_options.option(key).url_settable:
+            raise StackError(
+                f"stack expression {number}: stack option {key} cannot be overridden "
+                "by a stack expression",
+                parameter=key,
+            )
     return StackExpression(
         text,
-        stack_options.options_from_json(overrides["options"]) if "options" in overrides else None,
+        options if "options" in overrides else None,
         _variables(overrides["variables"]) if "variables" in overrides else None,
     )

@@ -8,8 +8,9 @@ segments win. For the ``dynamic`` stack the first non-empty segment *defines* th
 operations in order; all other operation items override options of every operation of
 that name. See docs/stacks.md for the full grammar and the choices made.
 
-The path is expected percent-decoded (as Flask's ``request.path``); literal ``%5B``/``%5D``
-are still recognised as expression brackets.
+Operation values may be expressions in brackets (``resize-width-[$w * 2]``); inside
+brackets ``-`` and ``--`` do not split. The path is expected percent-decoded (as Flask's
+``request.path``); literal ``%5B``/``%5D`` are still recognised as expression brackets.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from stacks import options as stack_options
 from stacks.errors import ExpressionsNotSupported, StackError, UrlNotFound
+from stacks.expression import ExpressionError, parse
 from stacks.operations import MAX_OPERATIONS, OperationItem, lookup_operation
 from stacks.values import is_expression, shown
 
@@ -66,6 +68,8 @@ class RenderRequest:
     - ``overrides``: operation name -> options, applied to every operation of that name.
     - ``options``: stack option overrides (validated, aliases resolved).
     - ``variables``: variable overrides; path values are strings, ``?v=`` keeps JSON types.
+    - ``expression_overrides``: operation name -> parameter -> expression text (from
+      ``[...]`` values); a later literal for the same parameter removes it, and vice versa.
     - ``output_format``: canonical extension (``jpeg`` becomes ``jpg``).
     """
 
@@ -77,6 +81,9 @@ class RenderRequest:
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _frozen({}))
     options: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
     variables: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
+    expression_overrides: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: _frozen({})
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "operations", tuple(self.operations))
@@ -85,6 +92,11 @@ class RenderRequest:
         )
         object.__setattr__(self, "options", _frozen(self.options))
         object.__setattr__(self, "variables", _frozen(self.variables))
+        object.__setattr__(
+            self,
+            "expression_overrides",
+            _frozen({k: _frozen(v) for k, v in self.expression_overrides.items()}),
+        )
 
     @property
     def is_dynamic(self) -> bool:
@@ -101,7 +113,7 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
     """
     if len(path) > MAX_PATH:
         raise StackError(f"render URL longer than {MAX_PATH} characters")
-    segments = path.lstrip("/").split("/")
+    segments = _path_segments(path.lstrip("/"))
     if any(segment in (".", "..") for segment in segments):
         raise UrlNotFound("render URL must not contain . or .. segments")
     if len(segments) < 2:
@@ -131,21 +143,40 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
     overrides: dict[str, dict[str, Any]] = {}
     options: dict[str, Any] = {}
     variables: dict[str, Any] = {}
+    expression_overrides: dict[str, dict[str, str]] = {}
     defining = stack == DYNAMIC
     for segment in middle:
         if not segment:
             continue
-        for name, pairs in _items(segment):
+        for name, pairs, expressions in _items(segment):
+            if expressions and (name in _OPTIONS_ITEM or name in _VARIABLES_ITEM):
+                raise ExpressionsNotSupported(
+                    f"{shown(name)} values cannot be expressions in a render URL "
+                    "(expressions are for operation values; use a stack expression)",
+                    operation=name,
+                    parameter=next(iter(expressions)),
+                )
             if name in _OPTIONS_ITEM:
                 options.update(stack_options.options_from_text(pairs))
             elif name in _VARIABLES_ITEM:
                 variables.update(_variables_from_text(pairs))
-            elif defining:
-                spec = lookup_operation(name)
-                definitions.append(OperationItem(name, spec.options_from_text(pairs)))
             else:
                 spec = lookup_operation(name)
-                overrides.setdefault(name, {}).update(spec.options_from_text(pairs))
+                literal = spec.options_from_text(pairs)
+                for key in expressions:
+                    spec.param(key)
+                if defining:
+                    definitions.append(OperationItem(name, literal, expressions))
+                    continue
+                # within the URL a later value wins, whether literal or expression
+                given = overrides.setdefault(name, {})
+                computed = expression_overrides.setdefault(name, {})
+                for key, value in literal.items():
+                    given[key] = value
+                    computed.pop(key, None)
+                for key, text in expressions.items():
+                    computed[key] = text
+                    given.pop(key, None)
         defining = False
     if len(definitions) > MAX_OPERATIONS:
         raise StackError(f"a dynamic stack may have at most {MAX_OPERATIONS} operations")
@@ -160,29 +191,104 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
         overrides=overrides,
         options=options,
         variables=variables,
+        expression_overrides={k: v for k, v in expression_overrides.items() if v},
     )
 
 
-def _items(segment: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """Split one segment into ``(name, {key: text})`` items; empty items are skipped."""
-    for item in segment.split("--"):
+_ENCODED_BRACKET = re.compile(r"%5([bd])", re.IGNORECASE)
+
+
+def _split(text: str, separator: str) -> list[str]:
+    """``text.split(separator)``, except inside ``[...]``; unbalanced brackets are a 400."""
+    parts: list[str] = []
+    depth = start = index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth < 0:
+                raise StackError(f"unbalanced ] in render URL segment {shown(text)}")
+        elif depth == 0 and text.startswith(separator, index):
+            parts.append(text[start:index])
+            index += len(separator)
+            start = index
+            continue
+        index += 1
+    if depth:
+        raise StackError(f"unbalanced [ in render URL segment {shown(text)}")
+    parts.append(text[start:])
+    return parts
+
+
+_PATH_TOKEN = re.compile(r"\[|%5b|\]|%5d|/", re.IGNORECASE)
+
+
+def _path_segments(path: str) -> list[str]:
+    """``path.split("/")``, except inside ``[...]`` (``resize-width-[image.width / 2]``).
+
+    With unbalanced brackets this is the plain split (a slug may hold any character);
+    the items parser then reports the bracket.
+    """
+    segments: list[str] = []
+    depth = start = 0
+    for match in _PATH_TOKEN.finditer(path):
+        token = match.group().lower()
+        if token in ("[", "%5b"):
+            depth += 1
+        elif token in ("]", "%5d"):
+            depth -= 1
+            if depth < 0:
+                return path.split("/")
+        elif depth == 0:
+            segments.append(path[start : match.start()])
+            start = match.end()
+    if depth:
+        return path.split("/")
+    segments.append(path[start:])
+    return segments
+
+
+def _items(segment: str) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
+    """Split one segment into ``(name, {key: text}, {key: expression})`` items.
+
+    A value in brackets is an expression (syntax-checked here); any other value holding
+    ``$`` is a 400. Empty items are skipped.
+    """
+    segment = _ENCODED_BRACKET.sub(lambda m: "[" if m.group(1) in "bB" else "]", segment)
+    for item in _split(segment, "--"):
         if not item:
             continue
-        name, *tokens = item.split("-")
+        name, *tokens = _split(item, "-")
         if len(tokens) % 2:
             raise StackError(
                 f"render URL item {shown(item)} must be name-key-value pairs", operation=name
             )
         pairs: dict[str, str] = {}
+        expressions: dict[str, str] = {}
         for key, text in zip(tokens[0::2], tokens[1::2], strict=True):
-            if is_expression(text):
-                raise ExpressionsNotSupported(
-                    f"expressions are not supported yet ({shown(name)} {shown(key)})",
+            if text.startswith("[") and text.endswith("]"):
+                try:
+                    parse(text[1:-1])
+                except ExpressionError as error:
+                    raise StackError(
+                        f"{shown(name)} {shown(key)}: {error.message}",
+                        operation=name,
+                        parameter=key,
+                    ) from None
+                expressions[key] = text[1:-1]
+                pairs.pop(key, None)
+            elif is_expression(text):
+                raise StackError(
+                    f"{shown(name)} {shown(key)}: an expression must be written in [...]",
                     operation=name,
                     parameter=key,
                 )
-            pairs[key] = text
-        yield name, pairs
+            else:
+                pairs[key] = text
+                expressions.pop(key, None)
+        yield name, pairs, expressions
 
 
 def _variable_name(name: Any) -> str:

@@ -127,11 +127,17 @@ class Param:
         ExpressionsNotSupported, whatever the parameter's type.
         """
         if type(value) is str and is_expression(value):
+            # Operation options written as expressions are split off by stacks.stack before
+            # this point; what is left is a stack option, which rokka does not evaluate.
             raise ExpressionsNotSupported(
-                f"expressions are not supported yet ({self._where(operation)} {self.name})",
+                f"{self._where(operation)} {self.name} cannot be an expression "
+                "(use a stack expression to change stack options)",
                 operation=operation,
                 parameter=self.name,
             )
+        return self._typed(value, operation)
+
+    def _typed(self, value: Any, operation: str | None) -> Any:
         if value is None and self.nullable:
             return None
         kind = type(value)
@@ -146,6 +152,33 @@ class Param:
         if self.kind is Kind.STRING_LIST and kind is list:
             return [self._string(item, operation) for item in value]
         raise self._error(value, operation)
+
+    def from_value(self, value: Any, *, operation: str | None, expression: str) -> Any:
+        """Check the value an expression evaluated to, as strictly as a literal.
+
+        Numeric text (a URL variable, ``"300"``) is read as a number and ``"true"`` /
+        ``"false"`` as booleans; for an integer parameter a float is rounded half away
+        from zero (``$w / 3``); for a boolean one, 0 and 1 count as false and true.
+        """
+        if type(value) is str and self.kind in (Kind.INTEGER, Kind.NUMBER, Kind.BOOLEAN):
+            text = value.strip()
+            if self.kind is not Kind.BOOLEAN and _NUMBER_TEXT.fullmatch(text):
+                value = float(text) if "." in text else int(text)
+            elif self.kind is Kind.BOOLEAN and text in _BOOLEAN_TEXT:
+                value = _BOOLEAN_TEXT[text]
+        if self.kind is Kind.INTEGER and type(value) is float and math.isfinite(value):
+            if abs(value) < 1e15:
+                value = int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
+        if self.kind is Kind.BOOLEAN and type(value) is int and value in (0, 1):
+            value = bool(value)
+        try:
+            return self._typed(value, operation)  # computed text is never re-parsed
+        except StackError as error:
+            raise StackError(
+                f"{error.message} (from expression {shown(expression)})",
+                operation=operation,
+                parameter=self.name,
+            ) from None
 
     def describe(self, *, null_in_type: bool = False) -> dict[str, Any]:
         """This parameter as a JSON-schema-like property.

@@ -67,7 +67,8 @@ def test_named_stack_defaults_and_overrides() -> None:
     assert rotate.enabled and resize.enabled
     assert result.options["jpg.quality"] == 77
     assert result.options["webp.quality"] == 80
-    assert result.variables == {"w": "2"}
+    # URL text over a number literal takes the literal's type (stack "w": 1)
+    assert result.variables == {"w": 2}
     assert result.output_format == "png"
 
 

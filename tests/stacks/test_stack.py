@@ -79,11 +79,57 @@ def test_swagger_names_and_description() -> None:
         {"operations": [{"name": "resize", "options": {"width": "$w"}}]},
         {"operations": [{"name": "resize", "options": {"width": "[$w * 2]"}}]},
         {"operations": [{"name": "crop", "options": {"width": 5, "height": 5, "anchor": "$a"}}]},
+        {
+            "operations": [
+                {"name": "resize", "options": {"mode": "fill"}, "expressions": {"width": "$w"}}
+            ]
+        },
     ],
 )
-def test_expression_values_are_refused_as_not_supported_yet(body) -> None:
-    with pytest.raises(ExpressionsNotSupported, match="expressions are not supported yet"):
+def test_expression_values_are_stored_and_echoed(body) -> None:
+    stack = parse_stack_json(body, "s")
+    echoed = stack.to_json()
+    assert echoed["stack_variables"] == body.get("variables", {})
+    for sent, got in zip(body["operations"], echoed["stack_operations"], strict=True):
+        assert got["options"] == sent["options"]
+        assert got.get("expressions", {}) == sent.get("expressions", {})
+    assert parse_stack_json(echoed, "s") == stack  # a fetched stack can be PUT back
+
+
+def test_stack_options_cannot_be_expressions() -> None:
+    # rokka: variables and expressions reach stack options only through stack expressions
+    with pytest.raises(ExpressionsNotSupported, match="stack option dpr cannot be an expression"):
+        parse_stack_json({"options": {"dpr": "$d"}}, "s")
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "position"),
+    [
+        ({"variables": {"h": "$w /"}}, "variable h", 4),
+        (
+            {"operations": [{"name": "resize", "expressions": {"width": "$w * * 2"}}]},
+            "operation resize: expression for width",
+            5,
+        ),
+        (
+            {"operations": [{"name": "resize", "options": {"width": "[$w +]"}}]},
+            "operation resize: option width",
+            4,
+        ),
+        (
+            {"expressions": [{"expression": "options.dpr >= ", "overrides": {}}]},
+            "stack expression 1",
+            15,
+        ),
+        ({"expressions": [{"expression": "nosuch > 1", "overrides": {}}]}, "stack expression 1", 0),
+    ],
+)
+def test_expression_syntax_errors_name_the_place_and_position(body, where, position) -> None:
+    with pytest.raises(StackError) as error:
         parse_stack_json(body, "s")
+    assert error.value.status == 400
+    assert error.value.message.startswith(where + ": expression ")
+    assert error.value.message.endswith(f"at position {position}")
 
 
 def test_echo_fields_of_a_get_response_are_tolerated() -> None:
@@ -105,14 +151,17 @@ def test_stack_expressions_are_stored() -> None:
 @pytest.mark.parametrize(
     "expressions",
     [
-        {"expression": "x"},
+        {"expression": "true"},
         [{"expression": "", "overrides": {}}],
         [{"expression": 5, "overrides": {}}],
-        [{"expression": "x", "overrides": {"operations": []}}],
-        [{"expression": "x", "overrides": {"options": {"jpg.quality": 500}}}],
-        [{"expression": "x", "overrides": {"options": {"nosuch": 1}}}],
-        [{"expression": "x", "overrides": {"variables": {"a b": 1}}}],
-        [{"expression": "x", "overrides": {}, "extra": 1}],
+        [{"expression": "true", "overrides": {"operations": []}}],
+        [{"expression": "true", "overrides": {"options": {"jpg.quality": 500}}}],
+        [{"expression": "true", "overrides": {"options": {"nosuch": 1}}}],
+        [{"expression": "true", "overrides": {"options": {"protected": False}}}],
+        [{"expression": "true", "overrides": {"options": {"basestack": "other"}}}],
+        [{"expression": "true", "overrides": {"options": {"source_file": True}}}],
+        [{"expression": "true", "overrides": {"variables": {"a b": 1}}}],
+        [{"expression": "true", "overrides": {}, "extra": 1}],
         [{"expression": "x" * 1001, "overrides": {}}],
         ["x"],
     ],
@@ -122,13 +171,19 @@ def test_bad_stack_expressions(expressions: Any) -> None:
         parse_stack_json({"expressions": expressions}, "s")
 
 
-def test_operation_expressions_are_not_supported() -> None:
-    body = {
-        "operations": [{"name": "resize", "options": {"width": 5}, "expressions": {"width": "$w"}}]
-    }
-    with pytest.raises(ExpressionsNotSupported, match="not supported yet") as error:
-        parse_stack_json(body, "s")
-    assert error.value.operation == "resize"
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"name": "resize", "expressions": {"nosuch": "1"}},
+        {"name": "resize", "expressions": {"width": 5}},
+        {"name": "resize", "expressions": ["width"]},
+        {"name": "crop", "expressions": {"width": "$w"}},  # height is still required
+    ],
+)
+def test_bad_operation_expressions(operation) -> None:
+    with pytest.raises(StackError) as error:
+        parse_stack_json({"operations": [operation]}, "s")
+    assert error.value.operation == operation["name"]
 
 
 def test_empty_operation_expressions_are_fine() -> None:

@@ -266,19 +266,51 @@ def test_negative_values_cannot_be_written_in_urls() -> None:
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "expression"),
     [
-        "dynamic/resize-width-[$w]/abcdef.jpg",
-        "dynamic/resize-width-%5B$w%5D/abcdef.jpg",
-        "dynamic/resize-width-%5b$w%5d/abcdef.jpg",
-        "dynamic/crop-anchor-face-width-[image.detection_face.height*1.5]/abcdef.jpg",
-        "s/resize-width-[1]/abcdef.jpg",
-        "s/v-w-[1]/abcdef.jpg",
-        "s/o-dpr-[2]/abcdef.jpg",
+        ("dynamic/resize-width-[$w]/abcdef.jpg", "$w"),
+        ("dynamic/resize-width-%5B$w%5D/abcdef.jpg", "$w"),
+        ("dynamic/resize-width-%5b$w%5d/abcdef.jpg", "$w"),
+        ("dynamic/resize-width-[$w - 10]/abcdef.jpg", "$w - 10"),  # - inside [] does not split
+        ("dynamic/resize-width-[$w--1]/abcdef.jpg", "$w--1"),
     ],
 )
-def test_expressions_in_urls_are_not_supported(path: str) -> None:
-    with pytest.raises(ExpressionsNotSupported, match="expressions are not supported yet") as error:
+def test_inline_expressions_define_dynamic_operations(path: str, expression: str) -> None:
+    (resize,) = parse_render_path(path).operations
+    assert resize.name == "resize"
+    assert dict(resize.expressions) == {"width": expression}
+    assert dict(resize.options) == {}
+
+
+def test_inline_expressions_override_named_stacks_and_later_values_win() -> None:
+    request = parse_render_path("s/resize-width-[$w * 2]-height-5/resize-height-[$h]/abcdef.jpg")
+    assert dict(request.expression_overrides["resize"]) == {"width": "$w * 2", "height": "$h"}
+    assert dict(request.overrides["resize"]) == {}
+    request = parse_render_path("s/resize-width-[$w]/resize-width-7/abcdef.jpg")
+    assert dict(request.overrides["resize"]) == {"width": 7}
+    assert "resize" not in request.expression_overrides
+
+
+@pytest.mark.parametrize("path", ["s/v-w-[1]/abcdef.jpg", "s/o-dpr-[2]/abcdef.jpg"])
+def test_options_and_variables_cannot_be_expressions_in_urls(path: str) -> None:
+    with pytest.raises(ExpressionsNotSupported, match="cannot be expressions") as error:
+        parse_render_path(path)
+    assert error.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "dynamic/resize-width-$w/abcdef.jpg",  # $ outside brackets
+        "dynamic/resize-width-[$w/abcdef.jpg",  # unbalanced
+        "dynamic/resize-width-[$w]]/abcdef.jpg",
+        "dynamic/resize-width-[$w +]/abcdef.jpg",  # syntax error
+        "dynamic/resize-nosuch-[1]/abcdef.jpg",  # unknown parameter
+        "dynamic/resize-width-[nosuch(1)]/abcdef.jpg",
+    ],
+)
+def test_bad_inline_expressions(path: str) -> None:
+    with pytest.raises(StackError) as error:
         parse_render_path(path)
     assert error.value.status == 400
 

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, request
 
 import engine
 from stacks.errors import UrlNotFound
+from stacks.evaluation import RenderContext, header_name, image_fields
 from stacks.resolve import build_plan
 from stacks.stack import StackDefinition, parse_stack_json
 from stacks.url import RenderRequest, parse_render_path
@@ -105,14 +106,16 @@ def render(path: str) -> Response:
     signed_until = _check_signature(org, org_prefix) if protected else None
 
     preview = req.stack.startswith(PREVIEW_PREFIX)
-    plan = build_plan(stack, req, basestack=basestack)
+    # expressions see the image and the request headers, handed over as plain data
+    context = RenderContext(image=image_fields(image), headers=dict(request.headers))
+    plan = build_plan(stack, req, basestack=basestack, context=context)
     if plan.options.get("source_file"):
         return _limit_caching(_original(image), signed_until, preview=preview)
     ext, negotiated = engine.negotiate(
         plan.output_format, request.headers.get("Accept"), bool(plan.options.get("autoformat"))
     )
     if negotiated:
-        plan = build_plan(stack, req, basestack=basestack, output_format=ext)
+        plan = build_plan(stack, req, basestack=basestack, output_format=ext, context=context)
     key = CacheKey.build(
         org_id=org["id"],
         stack=req.stack,
@@ -157,8 +160,10 @@ def _limit_caching(response: Response, until: datetime | None, *, preview: bool)
 
 def _headers(key: CacheKey, plan: Any, *, vary: bool, image: dict[str, Any]) -> dict[str, str]:
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": key.etag}
-    if vary:
-        headers["Vary"] = "Accept"
+    # Accept for autoformat, and every header an expression read to build this plan
+    varies = (["Accept"] if vary else []) + [header_name(h) for h in plan.request_headers]
+    if varies:
+        headers["Vary"] = ", ".join(dict.fromkeys(varies))
     if plan.options.get("content_disposition") == "attachment":
         headers["Content-Disposition"] = (
             f'attachment; filename="{image["hash"][:12]}.{plan.output_format}"'
