@@ -21,6 +21,8 @@ from stacks.url import OUTPUT_EXTENSIONS, RenderRequest
 HIGH_DPR = 1.5
 HIGH_DPR_QUALITY_DROP = 10
 _DPR_SENSITIVE_QUALITIES = ("jpg.quality", "webp.quality")
+OPTIM_QUALITY_DEFAULT = 5
+OPTIM_QUALITY_STEP = 3
 
 
 def build_plan(
@@ -56,10 +58,7 @@ def build_plan(
     given = _merge([_options_of(layer, layer is layers[-1]) for layer in layers])
     given = {**given, **request.options}
     options = stack_options.complete_options(given)
-    if options["dpr"] > HIGH_DPR:
-        for name in _DPR_SENSITIVE_QUALITIES:
-            if name not in given:
-                options[name] -= HIGH_DPR_QUALITY_DROP
+    _default_qualities(options, given)
     if options["dpr"] != 1 and not any(op.name == "resize" and op.enabled for op in own_plan):
         # rokka: the stack itself needs the resize, a basestack's resize does not count.
         raise StackError("dpr needs a resize operation", parameter="dpr")
@@ -70,12 +69,32 @@ def build_plan(
     fmt = output_format if output_format is not None else request.output_format
     if fmt not in OUTPUT_EXTENSIONS.values():
         raise StackError(f"unsupported output format {fmt!r}")
+    if fmt == "webp" and request.output_format == "png" and "webp.quality" not in given:
+        # rokka's autoformat: a PNG asked for comes back as lossless WebP unless the stack
+        # sets webp.quality (WebP quality 100 means lossless).
+        options["webp.quality"] = 100
     return RenderPlan(
         operations=operations,
         options=options,
         output_format=fmt,
         variables=_merge([layer.variables for layer in layers] + [request.variables]),
     )
+
+
+def _default_qualities(options: dict[str, Any], given: Mapping[str, Any]) -> None:
+    """JPEG/WebP qualities the stack did not set: from ``optim.quality``, then the dpr drop.
+
+    ``optim.quality`` (0-10, default 5) moves the default 80 by ``OPTIM_QUALITY_STEP`` per
+    level (0 -> 65, 10 -> 95); ``optim.disable_all`` switches that off. rokka uses it for
+    an adaptive second pass; cropstack has one render, so the level sets the quality.
+    """
+    for name in _DPR_SENSITIVE_QUALITIES:
+        if name in given:
+            continue
+        if not options["optim.disable_all"]:
+            options[name] += (options["optim.quality"] - OPTIM_QUALITY_DEFAULT) * OPTIM_QUALITY_STEP
+        if options["dpr"] > HIGH_DPR:
+            options[name] -= HIGH_DPR_QUALITY_DROP
 
 
 def _operations(
