@@ -331,6 +331,23 @@ def _largest_ratio_box(image: Size, rw: float, rh: float) -> tuple[float, float]
     return float(image.width), image.width / ratio
 
 
+def _ratio_inside(cut: Box, rw: float, rh: float) -> Box:
+    """The largest whole-pixel box of ratio ``rw:rh`` centred in the whole-pixel ``cut``.
+
+    A crop area asked for with ``mode: ratio`` answers that ratio: an area of exactly that
+    ratio comes back unchanged (rokka cuts a crop area exactly), one of another ratio, or
+    one clipped at the image edge, loses the excess on its longer side.
+    """
+    ratio = rw / rh
+    if cut.width / cut.height > ratio:
+        h = cut.height
+        w = _clamp(round(h * ratio), 1, cut.width)
+    else:
+        w = cut.width
+        h = _clamp(round(w / ratio), 1, cut.height)
+    return Box(cut.x + (cut.width - w) // 2, cut.y + (cut.height - h) // 2, w, h)
+
+
 def _fit_area_to_ratio(area: Box, image: Size, rw: float, rh: float) -> tuple[float, float]:
     # Smallest box of the ratio that contains the area; if that does not fit the image,
     # the largest box of the ratio inside the image.
@@ -422,7 +439,9 @@ def crop_box(
     - ``subjectarea`` / ``croparea`` / ``face`` / ``smart``: that area, else ``fallback``;
     - ``X_Y``: no area, position by pixels or left/center/right x top/center/bottom.
 
-    A crop area is cut exactly (clipped to the image), whatever mode, size and scale say.
+    A crop area is cut exactly (clipped to the image), whatever size and scale say; with
+    ``mode: ratio`` the largest box of the ratio centred in it (the area itself when it has
+    that ratio).
     Subject-area boxes are centred on the (moved) area and clamped inside the image.
     """
     focus: Box | None = None
@@ -444,7 +463,7 @@ def crop_box(
     if kind == "croparea" and crop_area is not None:
         cut = offset_box(crop_area, Box(0, 0, image.width, image.height))
         if cut is not None:
-            return cut.rounded()
+            return _ratio_inside(cut.rounded(), width, height) if mode == "ratio" else cut.rounded()
 
     w, h = crop_size(image, width=width, height=height, mode=mode, scale=scale, area=focus)
     if focus is not None:
