@@ -331,13 +331,19 @@ def _largest_ratio_box(image: Size, rw: float, rh: float) -> tuple[float, float]
     return float(image.width), image.width / ratio
 
 
-def _ratio_inside(cut: Box, rw: float, rh: float) -> Box:
-    """The largest whole-pixel box of ratio ``rw:rh`` centred in the whole-pixel ``cut``.
+# How far (relative) an area's ratio may be from the asked one and still count as it:
+# 1366x768 is "16:9" to its author (0.05 % off).
+_RATIO_TOLERANCE = 0.01
 
-    A crop area asked for with ``mode: ratio`` answers that ratio: an area of exactly that
-    ratio comes back unchanged (rokka cuts a crop area exactly), one of another ratio, or
-    one clipped at the image edge, loses the excess on its longer side.
-    """
+
+def _has_ratio(area: Box, rw: float, rh: float) -> bool:
+    return abs((area.width / area.height) / (rw / rh) - 1) <= _RATIO_TOLERANCE
+
+
+def _ratio_inside(cut: Box, rw: float, rh: float) -> Box:
+    """The largest whole-pixel box of ratio ``rw:rh`` centred in the whole-pixel ``cut``:
+    ``cut`` itself when it has the ratio to the pixel; else the excess of its longer side
+    (rounding, clipping at the image edge) is trimmed evenly."""
     ratio = rw / rh
     if cut.width / cut.height > ratio:
         h = cut.height
@@ -439,9 +445,10 @@ def crop_box(
     - ``subjectarea`` / ``croparea`` / ``face`` / ``smart``: that area, else ``fallback``;
     - ``X_Y``: no area, position by pixels or left/center/right x top/center/bottom.
 
-    A crop area is cut exactly (clipped to the image), whatever size and scale say; with
-    ``mode: ratio`` the largest box of the ratio centred in it (the area itself when it has
-    that ratio).
+    A crop area is cut exactly (clipped to the image), whatever mode, size and scale say
+    (rokka). One refinement: with ``mode: ratio`` and an area of that ratio (within 1 %),
+    the answer keeps the ratio to the pixel, also when the area was scaled by an earlier
+    resize or is clipped at the image edge.
     Subject-area boxes are centred on the (moved) area and clamped inside the image.
     """
     focus: Box | None = None
@@ -463,7 +470,9 @@ def crop_box(
     if kind == "croparea" and crop_area is not None:
         cut = offset_box(crop_area, Box(0, 0, image.width, image.height))
         if cut is not None:
-            return _ratio_inside(cut.rounded(), width, height) if mode == "ratio" else cut.rounded()
+            if mode == "ratio" and _has_ratio(crop_area, width, height):
+                return _ratio_inside(cut.rounded(), width, height)
+            return cut.rounded()
 
     w, h = crop_size(image, width=width, height=height, mode=mode, scale=scale, area=focus)
     if focus is not None:
