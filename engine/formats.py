@@ -124,14 +124,17 @@ def negotiate(
     With ``autoformat`` the first of AVIF, WebP that the ``Accept`` header lists (q > 0,
     wildcards ignored as browsers send ``*/*`` everywhere), ``exclude`` (the
     ``autoformat.exclude`` option) does not name and this server can encode wins; GIF only
-    switches to WebP, which keeps animation. ``negotiated`` is True when the result differs
-    from ``requested_ext`` (the caller then adds ``Vary: Accept``).
+    switches to WebP, which keeps animation, and so does PNG when ``lossless_to_lossy`` is
+    excluded (AVIF is lossy; a PNG asked for comes back as lossless WebP, see
+    ``stacks.resolve``). ``negotiated`` is True when the result differs from
+    ``requested_ext`` (the caller then adds ``Vary: Accept``).
     """
     if not autoformat:
         return requested_ext, False
     accepted = _accepted(accept_header)
     banned = excluded(exclude)
-    candidates = ("webp",) if requested_ext == "gif" else _AUTOFORMAT_ORDER
+    keep_lossless = requested_ext == "png" and "lossless_to_lossy" in banned
+    candidates = ("webp",) if requested_ext == "gif" or keep_lossless else _AUTOFORMAT_ORDER
     for ext in candidates:
         if ext not in banned and FORMATS[ext].mime in accepted and available(ext):
             return ext, ext != requested_ext

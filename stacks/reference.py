@@ -64,7 +64,7 @@ def markdown_reference() -> str:
         lines.append(_row(param, f" {url} |"))
     lines += [
         "",
-        "Stack options of rokka that cropstack **refuses** (400 \"stack option X is not"
+        'Stack options of rokka that cropstack **refuses** (400 "stack option X is not'
         ' supported: reason", in a stack or a render URL; not in `GET /stackoptions`):',
         "",
         "| option | why |",

@@ -69,10 +69,12 @@ def build_plan(
     fmt = output_format if output_format is not None else request.output_format
     if fmt not in OUTPUT_EXTENSIONS.values():
         raise StackError(f"unsupported output format {fmt!r}")
-    if fmt == "webp" and request.output_format == "png" and "webp.quality" not in given:
+    if fmt == "webp" and request.output_format == "png":
         # rokka's autoformat: a PNG asked for comes back as lossless WebP unless the stack
-        # sets webp.quality (WebP quality 100 means lossless).
-        options["webp.quality"] = 100
+        # sets webp.quality, or always when it excludes lossless_to_lossy (100 = lossless).
+        exclude = str(options["autoformat.exclude"] or "").split(",")
+        if "webp.quality" not in given or "lossless_to_lossy" in exclude:
+            options["webp.quality"] = 100
     return RenderPlan(
         operations=operations,
         options=options,

@@ -246,11 +246,18 @@ def check_autoformat_exclude(w: World) -> None:
     assert sniffed(neither.data) == "jpg" and neither.headers["Content-Type"] == "image/jpeg"
     no_webp = w.dynamic(w.photo, "png", f"{on}-autoformat.exclude-webp", Accept="image/webp")
     assert sniffed(no_webp.data) == "png"
+    # lossless_to_lossy: a PNG asked for never becomes lossy AVIF or lossy WebP.
+    assert sniffed(w.dynamic(w.photo, "png", on, Accept=both).data) == "avif"
+    lossless = f"{on}-autoformat.exclude-lossless_to_lossy"
+    assert sniffed(w.dynamic(w.photo, "png", lossless, Accept=both).data) == "webp-lossless"
+    set_q = f"{lossless}-webp.quality-80"
+    assert sniffed(w.dynamic(w.photo, "png", set_q, Accept="image/webp").data) == "webp-lossless"
+    assert sniffed(w.dynamic(w.photo, "jpg", lossless, Accept=both).data) == "avif"
     # The conversions cropstack never makes can be excluded (nothing changes, no error).
     kept = w.dynamic(
-        w.photo, "png", f"{on}-autoformat.exclude-lossless_to_lossy,svg", Accept="image/webp"
+        w.photo, "jpg", f"{on}-autoformat.exclude-lossy_to_lossless,svg", Accept="image/webp"
     )
-    assert sniffed(kept.data) == "webp-lossless"
+    assert sniffed(kept.data) == "webp"
 
 
 def check_autoformat_include(w: World) -> None:
