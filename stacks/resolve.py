@@ -23,6 +23,7 @@ HIGH_DPR_QUALITY_DROP = 10
 _DPR_SENSITIVE_QUALITIES = ("jpg.quality", "webp.quality")
 OPTIM_QUALITY_DEFAULT = 5
 OPTIM_QUALITY_STEP = 3
+LOSSY_WEBP_MAX_QUALITY = 99
 
 
 def build_plan(
@@ -69,12 +70,15 @@ def build_plan(
     fmt = output_format if output_format is not None else request.output_format
     if fmt not in OUTPUT_EXTENSIONS.values():
         raise StackError(f"unsupported output format {fmt!r}")
+    exclude = str(options["autoformat.exclude"] or "").split(",")
     if fmt == "webp" and request.output_format == "png":
         # rokka's autoformat: a PNG asked for comes back as lossless WebP unless the stack
         # sets webp.quality, or always when it excludes lossless_to_lossy (100 = lossless).
-        exclude = str(options["autoformat.exclude"] or "").split(",")
         if "webp.quality" not in given or "lossless_to_lossy" in exclude:
             options["webp.quality"] = 100
+    elif fmt == "webp" and request.output_format == "jpg" and "lossy_to_lossless" in exclude:
+        # A JPEG asked for stays lossy: webp.quality 100 would be lossless WebP.
+        options["webp.quality"] = min(options["webp.quality"], LOSSY_WEBP_MAX_QUALITY)
     return RenderPlan(
         operations=operations,
         options=options,

@@ -253,11 +253,16 @@ def check_autoformat_exclude(w: World) -> None:
     set_q = f"{lossless}-webp.quality-80"
     assert sniffed(w.dynamic(w.photo, "png", set_q, Accept="image/webp").data) == "webp-lossless"
     assert sniffed(w.dynamic(w.photo, "jpg", lossless, Accept=both).data) == "avif"
-    # The conversions cropstack never makes can be excluded (nothing changes, no error).
+    # lossy_to_lossless: a JPEG asked for never becomes lossless WebP (webp.quality 100).
+    lossy = f"{on}-webp.quality-100"
+    assert sniffed(w.dynamic(w.photo, "jpg", lossy, Accept="image/webp").data) == "webp-lossless"
     kept = w.dynamic(
-        w.photo, "jpg", f"{on}-autoformat.exclude-lossy_to_lossless,svg", Accept="image/webp"
+        w.photo, "jpg", f"{lossy}-autoformat.exclude-lossy_to_lossless", Accept="image/webp"
     )
     assert sniffed(kept.data) == "webp"
+    # The conversions cropstack never makes can be excluded (nothing changes, no error).
+    svg = w.dynamic(w.photo, "jpg", f"{on}-autoformat.exclude-svg,svg_to_png", Accept="image/webp")
+    assert sniffed(svg.data) == "webp"
 
 
 def check_autoformat_include(w: World) -> None:
