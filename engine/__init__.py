@@ -15,7 +15,7 @@ from engine.errors import (
     UnsupportedImage,
     UnsupportedOperation,
 )
-from engine.formats import FORMATS, available, negotiate
+from engine.formats import FORMATS, alpha_fallback, available, negotiate, sniff
 from engine.geometry import Size, output_size
 from engine.pipeline import Rendered, plan_cost, render
 from engine.probe import (
@@ -44,12 +44,14 @@ __all__ = [
     "TooManyPixels",
     "UnsupportedImage",
     "UnsupportedOperation",
+    "alpha_fallback",
     "available",
     "check_decodable",
     "plan_cost",
     "configure",
     "inspect",
     "negotiate",
+    "sniff",
     "output_size",
     "header_in_prefix",
     "probe",

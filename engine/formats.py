@@ -111,22 +111,86 @@ def _accepted(accept_header: str | None) -> set[str]:
     return types
 
 
-def negotiate(requested_ext: str, accept_header: str | None, autoformat: bool) -> tuple[str, bool]:
+def excluded(exclude: str | None) -> frozenset[str]:
+    """The ``autoformat.exclude`` list (comma-separated, validated by ``stacks``) as a set."""
+    return frozenset(part.strip() for part in (exclude or "").split(",") if part.strip())
+
+
+def negotiate(
+    requested_ext: str, accept_header: str | None, autoformat: bool, exclude: str | None = None
+) -> tuple[str, bool]:
     """Output extension for a request: ``(ext, negotiated)``.
 
     With ``autoformat`` the first of AVIF, WebP that the ``Accept`` header lists (q > 0,
-    wildcards ignored as browsers send ``*/*`` everywhere) and this server can encode wins;
-    GIF only switches to WebP, which keeps animation. ``negotiated`` is True when the result
-    differs from ``requested_ext`` (the caller then adds ``Vary: Accept``).
+    wildcards ignored as browsers send ``*/*`` everywhere), ``exclude`` (the
+    ``autoformat.exclude`` option) does not name and this server can encode wins; GIF only
+    switches to WebP, which keeps animation, and so does PNG when ``lossless_to_lossy`` is
+    excluded (AVIF is lossy; a PNG asked for comes back as lossless WebP, see
+    ``stacks.resolve``). ``negotiated`` is True when the result differs from
+    ``requested_ext`` (the caller then adds ``Vary: Accept``).
     """
     if not autoformat:
         return requested_ext, False
     accepted = _accepted(accept_header)
-    candidates = ("webp",) if requested_ext == "gif" else _AUTOFORMAT_ORDER
+    banned = excluded(exclude)
+    keep_lossless = requested_ext == "png" and "lossless_to_lossy" in banned
+    candidates = ("webp",) if requested_ext == "gif" or keep_lossless else _AUTOFORMAT_ORDER
     for ext in candidates:
-        if FORMATS[ext].mime in accepted and available(ext):
+        if ext not in banned and FORMATS[ext].mime in accepted and available(ext):
             return ext, ext != requested_ext
     return requested_ext, False
+
+
+# The values of ``jpg.transparency.autoformat`` that ask for a transparency-keeping format.
+_ALPHA_FALLBACK_ON = ("true", "png", "webp")
+
+
+def alpha_fallback(options: Mapping[str, Any], accept_header: str | None) -> str | None:
+    """The format a JPEG render switches to when its pixels have visible alpha, or None.
+
+    rokka's ``jpg.transparency.autoformat``: WebP when the ``Accept`` header lists it (and
+    ``autoformat.exclude`` does not name it), else PNG. (rokka answers ``"true"`` with a
+    JPEG-in-SVG wrapper when ``Accept`` has ``*/*``; cropstack has no SVG output and sends
+    PNG there.) None when the option is off, ``jpg.transparency.convert`` forces JPEG, or
+    ``transparency.color`` flattens every output anyway.
+    """
+    if (
+        str(options.get("jpg.transparency.autoformat")) not in _ALPHA_FALLBACK_ON
+        or options.get("jpg.transparency.convert")
+        or options.get("transparency.color") is not None
+    ):
+        return None
+    webp_ok = "webp" not in excluded(options.get("autoformat.exclude"))
+    if webp_ok and FORMATS["webp"].mime in _accepted(accept_header) and available("webp"):
+        return "webp"
+    return "png"
+
+
+def has_visible_alpha(image: pyvips.Image) -> bool:
+    """Whether some pixel of ``image`` is not fully opaque (alpha below its maximum)."""
+    if not image.hasalpha():
+        return False
+    top = 65535 if image.format == "ushort" else 255
+    return bool(image[image.bands - 1].min() < top)
+
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpg"),
+    (b"GIF8", "gif"),
+)
+
+
+def sniff(body: bytes) -> str | None:
+    """The output extension encoded bytes are in, by their signature (None if unknown)."""
+    for magic, ext in _SIGNATURES:
+        if body.startswith(magic):
+            return ext
+    if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
+        return "webp"
+    if body[4:12] in (b"ftypavif", b"ftypavis"):
+        return "avif"
+    return None
 
 
 def quality(fmt: Format, options: Mapping[str, Any]) -> int | None:
@@ -167,23 +231,57 @@ def to_output_pixels(image: pyvips.Image, fmt: Format, options: Mapping[str, Any
     return image
 
 
+def quantise_quality(options: Mapping[str, Any]) -> int | None:
+    """The palette quality (10-99) for PNG and lossless WebP output, or None for none.
+
+    rokka runs pngquant on PNG and lossless WebP unless ``pngquant.quality`` is 100 or
+    ``optim.disable_all`` is set; cropstack does it at the first render with libvips' own
+    quantiser (libimagequant), so no second tool is needed.
+    """
+    level = options.get("pngquant.quality")
+    level = 98 if level is None else int(level)
+    if options.get("optim.disable_all") or level >= 100:
+        return None
+    return level
+
+
+def gif_bitdepth(q: int) -> int:
+    """Palette depth in bits (2-8) for ``gif.quality`` 1-100: full 8 from 70 (the default)
+    up, one bit less for every 10 points below."""
+    return max(2, min(8, q // 10 + 1))
+
+
 def encode(image: pyvips.Image, fmt: Format, options: Mapping[str, Any]) -> bytes:
     """Encode output-ready pixels (see :func:`to_output_pixels`) with the stack options."""
     interlaced = str(options.get("interlacing.mode") or "none") != "none"
     q = quality(fmt, options)
+    palette_q = quantise_quality(options)
     args: dict[str, Any] = {"keep": "none", **fmt.saver_args}
+    dpi = options.get("dpi")
+    if dpi and fmt.ext in ("png", "tiff"):
+        # libvips resolution is pixels per millimetre; PNG pHYs / TIFF tags carry it.
+        image = image.copy(xres=int(dpi) / 25.4, yres=int(dpi) / 25.4)
     if fmt.ext == "jpg":
         args.update(Q=q, interlace=interlaced, optimize_coding=True)
     elif fmt.ext == "png":
         level = options.get("png.compression_level")
         args.update(compression=7 if level is None else int(level), interlace=interlaced)
+        if palette_q is not None:
+            args.update(palette=True, Q=palette_q)
     elif fmt.ext == "webp":
         args.update(Q=q, lossless=q == 100)
+        if q == 100 and palette_q is not None:
+            # Lossless WebP's counterpart of pngquant: near-lossless preprocessing at level Q.
+            args.update(near_lossless=True, Q=palette_q)
     elif fmt.ext in ("avif", "heic"):
         args.update(Q=q, lossless=q == 100)
     elif fmt.ext == "gif":
-        # gif.quality 100 = lossless; lower values allow lossy inter-frame reuse.
-        args.update(interframe_maxerror=0 if q == 100 else (100 - (q or 70)) / 10)
+        # gif.quality 100 = lossless frame reuse; below 70 the palette gets fewer bits.
+        level = q or 70
+        args.update(
+            interframe_maxerror=0 if level == 100 else (100 - level) / 10,
+            bitdepth=gif_bitdepth(level),
+        )
     elif fmt.ext == "tiff":
         args.update(compression="deflate")
     elif fmt.ext == "jxl":

@@ -331,6 +331,29 @@ def _largest_ratio_box(image: Size, rw: float, rh: float) -> tuple[float, float]
     return float(image.width), image.width / ratio
 
 
+# How far (relative) an area's ratio may be from the asked one and still count as it:
+# 1366x768 is "16:9" to its author (0.05 % off).
+_RATIO_TOLERANCE = 0.01
+
+
+def _has_ratio(area: Box, rw: float, rh: float) -> bool:
+    return abs((area.width / area.height) / (rw / rh) - 1) <= _RATIO_TOLERANCE
+
+
+def _ratio_inside(cut: Box, rw: float, rh: float) -> Box:
+    """The largest whole-pixel box of ratio ``rw:rh`` centred in the whole-pixel ``cut``:
+    ``cut`` itself when it has the ratio to the pixel; else the excess of its longer side
+    (rounding, clipping at the image edge) is trimmed evenly."""
+    ratio = rw / rh
+    if cut.width / cut.height > ratio:
+        h = cut.height
+        w = _clamp(round(h * ratio), 1, cut.width)
+    else:
+        w = cut.width
+        h = _clamp(round(w / ratio), 1, cut.height)
+    return Box(cut.x + (cut.width - w) // 2, cut.y + (cut.height - h) // 2, w, h)
+
+
 def _fit_area_to_ratio(area: Box, image: Size, rw: float, rh: float) -> tuple[float, float]:
     # Smallest box of the ratio that contains the area; if that does not fit the image,
     # the largest box of the ratio inside the image.
@@ -422,7 +445,10 @@ def crop_box(
     - ``subjectarea`` / ``croparea`` / ``face`` / ``smart``: that area, else ``fallback``;
     - ``X_Y``: no area, position by pixels or left/center/right x top/center/bottom.
 
-    A crop area is cut exactly (clipped to the image), whatever mode, size and scale say.
+    A crop area is cut exactly (clipped to the image), whatever mode, size and scale say
+    (rokka). One refinement: with ``mode: ratio`` and an area of that ratio (within 1 %),
+    the answer keeps the ratio to the pixel, also when the area was scaled by an earlier
+    resize or is clipped at the image edge.
     Subject-area boxes are centred on the (moved) area and clamped inside the image.
     """
     focus: Box | None = None
@@ -444,6 +470,8 @@ def crop_box(
     if kind == "croparea" and crop_area is not None:
         cut = offset_box(crop_area, Box(0, 0, image.width, image.height))
         if cut is not None:
+            if mode == "ratio" and _has_ratio(crop_area, width, height):
+                return _ratio_inside(cut.rounded(), width, height)
             return cut.rounded()
 
     w, h = crop_size(image, width=width, height=height, mode=mode, scale=scale, area=focus)

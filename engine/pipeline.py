@@ -16,7 +16,7 @@ import pyvips
 
 from engine.cost import Budget, Cost, check, estimate
 from engine.errors import EngineError, RenderFailed, UnsupportedOperation
-from engine.formats import Format, encode, format_for, to_output_pixels
+from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
 from engine.geometry import Size, offset_box, parse_areas, scale_box
 from engine.operations import OPERATIONS, RenderContext, crop
 from engine.operations.context import to_srgb
@@ -80,6 +80,7 @@ def render(
     try:
         image, ops = _load(source, info, ops, ctx, animate=animate)
         image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
+        fmt, image = _alpha_format(fmt, image, plan.options)
         image = to_output_pixels(image, fmt, plan.options)
         body = encode(image, fmt, plan.options)
     except EngineError:
@@ -87,6 +88,20 @@ def render(
     except pyvips.Error as exc:
         raise RenderFailed(f"rendering failed: {str(exc).splitlines()[0]}") from exc
     return _rendered(body, fmt, image)
+
+
+def _alpha_format(
+    fmt: Format, image: pyvips.Image, options: Mapping[str, Any]
+) -> tuple[Format, pyvips.Image]:
+    """JPEG becomes the format ``jpg.transparency.autoformat`` resolved to (the caller puts
+    ``png``/``webp`` there from the Accept header) when the pixels have visible alpha."""
+    target = str(options.get("jpg.transparency.autoformat"))
+    if fmt.ext != "jpg" or target not in ("png", "webp") or not image.hasalpha():
+        return fmt, image
+    # Reading the alpha runs the whole pipeline; keep the result so encoding does not run
+    # it again (the output is within the pixel budget the plan was checked against).
+    image = image.copy_memory()
+    return (format_for(target) if has_visible_alpha(image) else fmt), image
 
 
 def _load(

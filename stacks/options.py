@@ -14,7 +14,7 @@ from stacks.errors import StackError
 from stacks.values import HEX_COLOR, NO_DEFAULT, Kind, Param, shown
 
 _AUTOFORMAT_EXCLUDE = (
-    "webp|avif|lossless_to_lossy|lossy_to_lossless|lossy_to_lossless_if_bigger|svg|svg_to_png"
+    "webp|avif|jxl|lossless_to_lossy|lossy_to_lossless|lossy_to_lossless_if_bigger|svg|svg_to_png"
 )
 
 
@@ -42,18 +42,27 @@ _TABLE: tuple[Param, ...] = (
         pattern=r"^[a-z0-9\-_]+$",
         url_settable=False,
     ),
-    Param("optim.quality", Kind.INTEGER, "Adaptive optimisation quality.", 5, 0, 10),
+    Param(
+        "optim.quality",
+        Kind.INTEGER,
+        "JPEG/WebP quality level when jpg.quality/webp.quality are not set: each step is 3"
+        " quality points around 80 at 5.",
+        5,
+        0,
+        10,
+    ),
     _quality("jpg.quality", 80, text="JPEG quality; 10 lower by default when dpr > 1.5."),
     _quality("webp.quality", 80, text="WebP quality (100 = lossless); 10 lower when dpr > 1.5."),
-    _quality("heif.quality", 40),
     _quality("avif.quality", 45),
-    _quality("jxl.quality", 70),
-    _quality("gif.quality", 70, text="GIF quality (100 = lossless)."),
-    _quality("jp2.quality", 40),
-    _quality("av1.quality", 70),
-    _quality("webm.quality", 50),
-    _quality("mp4.quality", 50),
-    _quality("pngquant.quality", 98, 10, "Lossy PNG quality (100 = no lossy compression)."),
+    _quality(
+        "gif.quality", 70, text="GIF quality: palette depth below 70, lossy frame reuse below 100."
+    ),
+    _quality(
+        "pngquant.quality",
+        98,
+        10,
+        "Palette quantisation quality of PNG and lossless WebP (100 = none).",
+    ),
     Param("png.compression_level", Kind.INTEGER, "zlib level for PNG output.", 7, 0, 9),
     Param(
         "interlacing.mode",
@@ -68,34 +77,18 @@ _TABLE: tuple[Param, ...] = (
         "Deliver the original bytes; needs no operations and no other options.",
         url_settable=False,
     ),
-    _flag("remote_fullurl_allow", False, "Allow remote images by full URL.", url_settable=False),
-    Param(
-        "remote_fullurl_whitelist",
-        Kind.STRING_LIST,
-        "Regexes a remote full URL must match.",
-        None,
-        url_settable=False,
-    ),
-    Param(
-        "remote_basepath",
-        Kind.STRING,
-        "Base URL for remote image paths.",
-        None,
-        pattern=r"^https?://",
-        url_settable=False,
-    ),
-    _flag("autoformat", False, "Negotiate WebP/AVIF/JXL from the Accept header."),
+    _flag("autoformat", False, "Negotiate AVIF/WebP from the Accept header."),
     Param(
         "autoformat.exclude",
         Kind.STRING,
-        "Comma-separated formats/conversions autoformat must not use.",
+        "Comma-separated formats (webp, avif, jxl) autoformat must not use.",
         None,
         pattern=rf"^({_AUTOFORMAT_EXCLUDE})(,({_AUTOFORMAT_EXCLUDE}))*$",
     ),
     Param(
         "autoformat.include",
         Kind.STRING,
-        "Formats autoformat may use in addition (currently only avif).",
+        "Formats autoformat may use in addition (only avif, which is always on here).",
         None,
         pattern=r"^avif$",
     ),
@@ -107,10 +100,16 @@ _TABLE: tuple[Param, ...] = (
         "inline",
         values=("inline", "attachment"),
     ),
-    _flag("optim.disable_all", False, "Disable all output optimisation."),
-    _flag("optim.immediate", False, "Optimise before the first response."),
-    _flag("optim.ttl_shared", False, "Share the optimisation TTL."),
-    _flag("timing_origin", None, "Send timing headers."),
+    _flag(
+        "optim.disable_all",
+        False,
+        "No PNG/WebP palette quantisation, no optim.quality adaptation.",
+    ),
+    _flag(
+        "optim.immediate",
+        True,
+        "Optimise at the first render: always true here (false is refused).",
+    ),
     Param(
         "transparency.color",
         Kind.STRING,
@@ -128,28 +127,55 @@ _TABLE: tuple[Param, ...] = (
     Param(
         "jpg.transparency.autoformat",
         Kind.STRING,
-        "Format to use instead of JPEG when the image has alpha (a string, not a boolean).",
+        "Instead of JPEG, WebP (if accepted) or PNG when the output has visible alpha (a string).",
         "false",
         values=("true", "false", "png", "webp"),
     ),
-    _flag("jpg.transparency.convert", False, "Convert transparent images to JPEG anyway."),
-    Param(
-        "timestamp",
-        Kind.STRING,
-        "Video thumbnail time HH:MM:SS.",
-        None,
-        pattern=r"^[0-9]{2}:[0-5][0-9]:[0-5][0-9]$",
+    _flag(
+        "jpg.transparency.convert",
+        False,
+        "Flatten alpha into JPEG even when jpg.transparency.autoformat is on.",
     ),
-    Param("fps", Kind.INTEGER, "Frames per second for video to GIF.", 10, 1, 25),
-    Param("dpi", Kind.INTEGER, "PNG/TIFF DPI metadata (needs optim.disable_all).", None, 10, 5000),
-    Param("pdf.dpi", Kind.INTEGER, "Rasterisation DPI for PDF sources.", 200, 10, 1000),
-    Param("pdf.page", Kind.INTEGER, "Page of a PDF source (1-based).", 1, 1, 1000),
-    Param("min_video_width", Kind.INTEGER, "m3u filtering: minimum width.", None, 0, 6000),
-    Param("min_video_height", Kind.INTEGER, "m3u filtering: minimum height.", None, 0, 2200),
+    Param("dpi", Kind.INTEGER, "PNG/TIFF resolution metadata.", None, 10, 5000),
     _flag("protected", False, "Require signed render URLs.", url_settable=False),
 )
 
 STACK_OPTIONS: Mapping[str, Param] = MappingProxyType({p.name: p for p in _TABLE})
+
+_NO_VIDEO = "cropstack has no video input or output"
+_NO_PDF = "cropstack does not accept PDF sources"
+_NO_REMOTE = "cropstack does not render remote images"
+_NO_EFFECT = "undocumented by rokka; it would have no effect here"
+
+# Options rokka lists that cropstack cannot honour. Rather than accept them and do nothing
+# (the user would believe they work), a stack or URL that sets one gets a 400 saying why.
+# They are not in GET /stackoptions.
+REFUSED_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "heif.quality": "this server has no HEIC encoder",
+        "jxl.quality": "this server has no JPEG XL encoder",
+        "jp2.quality": "cropstack has no JPEG 2000 output",
+        "av1.quality": _NO_VIDEO,
+        "webm.quality": _NO_VIDEO,
+        "mp4.quality": _NO_VIDEO,
+        "timestamp": _NO_VIDEO,
+        "fps": _NO_VIDEO,
+        "min_video_width": _NO_VIDEO,
+        "min_video_height": _NO_VIDEO,
+        "pdf.dpi": _NO_PDF,
+        "pdf.page": _NO_PDF,
+        "remote_fullurl_allow": _NO_REMOTE,
+        "remote_fullurl_whitelist": _NO_REMOTE,
+        "remote_basepath": _NO_REMOTE,
+        "optim.ttl_shared": _NO_EFFECT,
+        "timing_origin": _NO_EFFECT,
+    }
+)
+
+# Values of accepted options that cropstack cannot honour: option -> (value, reason).
+_REFUSED_VALUES: Mapping[str, tuple[Any, str]] = MappingProxyType(
+    {"optim.immediate": (False, "cropstack always optimises at the first render")}
+)
 
 # Short names accepted in render URLs only. `af` appears in rokka's circlemask docs example.
 URL_ALIASES: Mapping[str, str] = MappingProxyType({"af": "autoformat"})
@@ -158,6 +184,10 @@ URL_ALIASES: Mapping[str, str] = MappingProxyType({"af": "autoformat"})
 def option(name: str) -> Param:
     """The stack option ``name``, or StackError naming it."""
     param = STACK_OPTIONS.get(name)
+    if name in REFUSED_OPTIONS:
+        raise StackError(
+            f"stack option {name} is not supported: {REFUSED_OPTIONS[name]}", parameter=name
+        )
     if param is None:
         raise StackError(f"unknown stack option {shown(name)}", parameter=name)
     return param
@@ -172,8 +202,15 @@ def options_from_text(pairs: Mapping[str, str]) -> dict[str, Any]:
             raise StackError(
                 f"stack option {param.name} cannot be set in a render URL", parameter=param.name
             )
-        out[param.name] = param.from_text(text)
+        out[param.name] = _honoured(param.name, param.from_text(text))
     return out
+
+
+def _honoured(name: str, value: Any) -> Any:
+    refused = _REFUSED_VALUES.get(name)
+    if refused is not None and value == refused[0]:
+        raise StackError(f"stack option {name} cannot be {value!r}: {refused[1]}", parameter=name)
+    return value
 
 
 def options_from_json(options: Any) -> dict[str, Any]:
@@ -182,7 +219,7 @@ def options_from_json(options: Any) -> dict[str, Any]:
         return {}
     if not isinstance(options, dict):
         raise StackError("stack options must be an object")
-    return {key: option(key).from_json(value) for key, value in options.items()}
+    return {key: _honoured(key, option(key).from_json(value)) for key, value in options.items()}
 
 
 def complete_options(given: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from stacks.operations import OPERATIONS, implemented_operations
-from stacks.options import STACK_OPTIONS, URL_ALIASES
+from stacks.options import REFUSED_OPTIONS, STACK_OPTIONS, URL_ALIASES
 from stacks.values import Param
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m stacks.reference docs/stacks.md) -->"
@@ -62,6 +62,15 @@ def markdown_reference() -> str:
         if param.name in aliases:
             url += f", alias `{aliases[param.name]}`"
         lines.append(_row(param, f" {url} |"))
+    lines += [
+        "",
+        'Stack options of rokka that cropstack **refuses** (400 "stack option X is not'
+        ' supported: reason", in a stack or a render URL; not in `GET /stackoptions`):',
+        "",
+        "| option | why |",
+        "| --- | --- |",
+    ]
+    lines += [f"| `{name}` | {why} |" for name, why in REFUSED_OPTIONS.items()]
     return "\n".join([BEGIN, "", *lines, "", END])
 
 

@@ -32,6 +32,9 @@ from stacks.url import OUTPUT_EXTENSIONS, RenderRequest
 HIGH_DPR = 1.5
 HIGH_DPR_QUALITY_DROP = 10
 _DPR_SENSITIVE_QUALITIES = ("jpg.quality", "webp.quality")
+OPTIM_QUALITY_DEFAULT = 5
+OPTIM_QUALITY_STEP = 3
+LOSSY_WEBP_MAX_QUALITY = 99
 
 
 def build_plan(
@@ -93,6 +96,15 @@ def build_plan(
     fmt = output_format if output_format is not None else request.output_format
     if fmt not in OUTPUT_EXTENSIONS.values():
         raise StackError(f"unsupported output format {fmt!r}")
+    exclude = str(options["autoformat.exclude"] or "").split(",")
+    if fmt == "webp" and request.output_format == "png":
+        # rokka's autoformat: a PNG asked for comes back as lossless WebP unless the stack
+        # sets webp.quality, or always when it excludes lossless_to_lossy (100 = lossless).
+        if "webp.quality" not in given or "lossless_to_lossy" in exclude:
+            options["webp.quality"] = 100
+    elif fmt == "webp" and request.output_format == "jpg" and "lossy_to_lossless" in exclude:
+        # A JPEG asked for stays lossy: webp.quality 100 would be lossless WebP.
+        options["webp.quality"] = min(options["webp.quality"], LOSSY_WEBP_MAX_QUALITY)
     return RenderPlan(
         operations=operations,
         options=options,
@@ -104,10 +116,7 @@ def build_plan(
 
 def _complete(given: Mapping[str, Any]) -> dict[str, Any]:
     options = stack_options.complete_options(given)
-    if options["dpr"] > HIGH_DPR:
-        for name in _DPR_SENSITIVE_QUALITIES:
-            if name not in given:
-                options[name] -= HIGH_DPR_QUALITY_DROP
+    _default_qualities(options, given)
     return options
 
 
@@ -126,6 +135,22 @@ def _variable_definitions(
         declared = definitions.get(name, (True, None))
         definitions[name] = (False, coerce_override(None if declared[0] else declared[1], value))
     return definitions
+
+
+def _default_qualities(options: dict[str, Any], given: Mapping[str, Any]) -> None:
+    """JPEG/WebP qualities the stack did not set: from ``optim.quality``, then the dpr drop.
+
+    ``optim.quality`` (0-10, default 5) moves the default 80 by ``OPTIM_QUALITY_STEP`` per
+    level (0 -> 65, 10 -> 95); ``optim.disable_all`` switches that off. rokka uses it for
+    an adaptive second pass; cropstack has one render, so the level sets the quality.
+    """
+    for name in _DPR_SENSITIVE_QUALITIES:
+        if name in given:
+            continue
+        if not options["optim.disable_all"]:
+            options[name] += (options["optim.quality"] - OPTIM_QUALITY_DEFAULT) * OPTIM_QUALITY_STEP
+        if options["dpr"] > HIGH_DPR:
+            options[name] -= HIGH_DPR_QUALITY_DROP
 
 
 def _operations(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.formats import FORMATS, available, negotiate, quality
+from engine.formats import FORMATS, alpha_fallback, available, gif_bitdepth, negotiate, quality
 
 
 def test_every_format_row_is_consistent():
@@ -55,3 +55,46 @@ def test_negotiate(requested, accept, autoformat, expected):
 )
 def test_quality_and_dpr_rule(ext, options, expected):
     assert quality(FORMATS[ext], options) == expected
+
+
+@pytest.mark.parametrize(
+    ("requested", "exclude", "expected"),
+    [
+        ("jpg", None, ("avif", True)),
+        ("jpg", "avif", ("webp", True)),
+        ("jpg", "webp,avif", ("jpg", False)),
+        ("jpg", "jxl,svg", ("avif", True)),
+        ("png", "lossless_to_lossy", ("webp", True)),
+        ("jpg", "lossless_to_lossy", ("avif", True)),
+        ("gif", "webp", ("gif", False)),
+    ],
+)
+def test_negotiate_honours_autoformat_exclude(requested, exclude, expected):
+    assert negotiate(requested, "image/avif,image/webp", True, exclude) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "accept", "expected"),
+    [
+        ({"jpg.transparency.autoformat": "false"}, "image/webp", None),
+        ({"jpg.transparency.autoformat": "true"}, "image/webp,*/*", "webp"),
+        ({"jpg.transparency.autoformat": "true"}, "*/*", "png"),
+        ({"jpg.transparency.autoformat": "true"}, None, "png"),
+        ({"jpg.transparency.autoformat": "png"}, "image/webp", "webp"),
+        ({"jpg.transparency.autoformat": "webp"}, "image/png", "png"),
+        (
+            {"jpg.transparency.autoformat": "true", "autoformat.exclude": "webp"},
+            "image/webp",
+            "png",
+        ),
+        ({"jpg.transparency.autoformat": "true", "jpg.transparency.convert": True}, None, None),
+        ({"jpg.transparency.autoformat": "true", "transparency.color": "000000"}, None, None),
+    ],
+)
+def test_alpha_fallback(options, accept, expected):
+    assert alpha_fallback(options, accept) == expected
+
+
+@pytest.mark.parametrize(("q", "bits"), [(1, 2), (10, 2), (35, 4), (60, 7), (70, 8), (100, 8)])
+def test_gif_bitdepth(q, bits):
+    assert gif_bitdepth(q) == bits

@@ -272,6 +272,44 @@ def test_multi_area_seed_example():
         assert box == expected
 
 
+@pytest.mark.parametrize(
+    ("crop_area", "expected"),
+    [
+        # a 16:9 area is cut exactly, as rokka documents for crop areas
+        (Box(40, 50, 160, 90), Box(40, 50, 160, 90)),
+        # so is an area of another ratio: rokka "always" cuts a crop area exactly
+        (Box(40, 50, 160, 120), Box(40, 50, 160, 120)),
+        # a 16:9 area half outside the image: the clipped part's largest 16:9 box
+        (Box(320, 100, 160, 90), Box(320, 122, 80, 45)),
+        # "16:9" as people write it (1366x768, 0.05 % off) counts as 16:9
+        (Box(0, 0, 1366 / 4, 768 / 4), Box(0, 0, 341, 192)),
+    ],
+)
+def test_crop_area_with_mode_ratio(crop_area: Box, expected: Box):
+    assert crop_box(IMG, width=16, height=9, mode="ratio", crop_area=crop_area) == expected
+
+
+def test_a_clipped_16_9_area_stays_16_9():
+    box = crop_box(IMG, width=16, height=9, mode="ratio", crop_area=Box(-50, 250, 320, 180))
+    assert box == Box(90, 250, 89, 50)
+
+
+def test_crop_area_with_absolute_mode_is_cut_exactly():
+    assert crop_box(IMG, width=16, height=9, crop_area=Box(40, 50, 160, 120)) == Box(
+        40, 50, 160, 120
+    )
+
+
+@pytest.mark.parametrize("scale", [0.1234, 0.37, 0.5, 1.0])
+def test_named_16_9_area_after_a_resize_stays_16_9(scale: float):
+    """The seed example after a downscale: the scaled area is rounded to a 16:9 box."""
+    image = Size(round(3000 * scale), round(2000 * scale))
+    area = Box(500 * scale, 400 * scale, 1600 * scale, 900 * scale)
+    box = crop_box(image, width=16, height=9, mode="ratio", crop_area=area)
+    assert abs(box.width / box.height - 16 / 9) <= 1 / box.height + 1e-9
+    assert abs(box.width - 1600 * scale) <= 1.5
+
+
 def test_percentage_subject_area_crop():
     areas = parse_areas(
         {"subject_area": {"x": 75, "y": 10, "width": 10, "height": 10, "percentage": True}}, IMG

@@ -6,6 +6,7 @@ import pytest
 
 from stacks.errors import StackError
 from stacks.options import (
+    REFUSED_OPTIONS,
     STACK_OPTIONS,
     complete_options,
     describe_stack_options,
@@ -19,55 +20,72 @@ EXPECTED = {
     "optim.quality": (5, 0, 10),
     "jpg.quality": (80, 1, 100),
     "webp.quality": (80, 1, 100),
-    "heif.quality": (40, 1, 100),
     "avif.quality": (45, 1, 100),
-    "jxl.quality": (70, 1, 100),
     "gif.quality": (70, 1, 100),
-    "jp2.quality": (40, 1, 100),
-    "av1.quality": (70, 1, 100),
-    "webm.quality": (50, 1, 100),
-    "mp4.quality": (50, 1, 100),
     "pngquant.quality": (98, 10, 100),
     "png.compression_level": (7, 0, 9),
     "interlacing.mode": ("plane", None, None),
     "source_file": (False, None, None),
-    "remote_fullurl_allow": (False, None, None),
-    "remote_fullurl_whitelist": (None, None, None),
-    "remote_basepath": (None, None, None),
     "autoformat": (False, None, None),
     "autoformat.exclude": (None, None, None),
     "autoformat.include": (None, None, None),
     "dpr": (1.0, 1, 10),
     "content_disposition": ("inline", None, None),
     "optim.disable_all": (False, None, None),
-    "optim.immediate": (False, None, None),
-    "optim.ttl_shared": (False, None, None),
-    "timing_origin": (None, None, None),
+    "optim.immediate": (True, None, None),
     "transparency.color": (None, None, None),
     "jpg.transparency.color": ("FFFFFF", None, None),
     "jpg.transparency.autoformat": ("false", None, None),
     "jpg.transparency.convert": (False, None, None),
-    "timestamp": (None, None, None),
-    "fps": (10, 1, 25),
     "dpi": (None, 10, 5000),
-    "pdf.dpi": (200, 10, 1000),
-    "pdf.page": (1, 1, 1000),
-    "min_video_width": (None, 0, 6000),
-    "min_video_height": (None, 0, 2200),
     "protected": (False, None, None),
 }
-STACK_ONLY = (
-    "basestack",
-    "source_file",
+STACK_ONLY = ("basestack", "source_file", "protected")
+# rokka options cropstack refuses (400 naming the option and why), never silently ignores.
+REFUSED = (
+    "heif.quality",
+    "jxl.quality",
+    "jp2.quality",
+    "av1.quality",
+    "webm.quality",
+    "mp4.quality",
     "remote_fullurl_allow",
     "remote_fullurl_whitelist",
     "remote_basepath",
-    "protected",
+    "optim.ttl_shared",
+    "timing_origin",
+    "timestamp",
+    "fps",
+    "pdf.dpi",
+    "pdf.page",
+    "min_video_width",
+    "min_video_height",
 )
 
 
 def test_table_has_exactly_the_reference_options() -> None:
     assert set(STACK_OPTIONS) == set(EXPECTED)
+    assert set(REFUSED_OPTIONS) == set(REFUSED)
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_refused_options_are_400_in_stacks_and_urls(name: str) -> None:
+    for attempt in (lambda: options_from_json({name: 1}), lambda: options_from_text({name: "1"})):
+        with pytest.raises(StackError, match=f"stack option {name} is not supported: ") as error:
+            attempt()
+        assert error.value.status == 400 and error.value.parameter == name
+    assert name not in describe_stack_options()["properties"]
+
+
+def test_optim_immediate_false_is_refused() -> None:
+    assert options_from_json({"optim.immediate": True}) == {"optim.immediate": True}
+    for attempt in (
+        lambda: options_from_json({"optim.immediate": False}),
+        lambda: options_from_text({"optim.immediate": "false"}),
+    ):
+        with pytest.raises(StackError, match="always optimises") as error:
+            attempt()
+        assert error.value.parameter == "optim.immediate"
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -107,6 +125,7 @@ def test_complete_options_fills_every_default() -> None:
         ({"content_disposition": "attachment"}, {"content_disposition": "attachment"}),
         ({"interlacing.mode": "none"}, {"interlacing.mode": "none"}),
         ({"autoformat.exclude": "webp,avif"}, {"autoformat.exclude": "webp,avif"}),
+        ({"autoformat.exclude": "jxl,svg"}, {"autoformat.exclude": "jxl,svg"}),
         ({"jpg.transparency.color": "00ff00"}, {"jpg.transparency.color": "00ff00"}),
     ],
 )
@@ -156,25 +175,17 @@ def test_json_options_need_json_types() -> None:
         options_from_json(["jpg.quality"])
 
 
-def test_remote_fullurl_whitelist_is_a_list_of_strings() -> None:
-    value = {"remote_fullurl_whitelist": ["^https://a/", "b"]}
-    assert options_from_json(value) == value
-    with pytest.raises(StackError):
-        options_from_json({"remote_fullurl_whitelist": [1]})
-
-
 def test_describe_stack_options_shape_matches_recording(recording) -> None:
     recorded = recording("stackoptions_get.json")[0]["response"]
     described = describe_stack_options()
     assert list(described) == ["properties"]
-    assert set(recorded["properties"]) <= set(described["properties"])
-    # 2026 docs changed remote_fullurl_allow's default from null to false (rokka-api.md §2.3).
-    assert recorded["properties"]["remote_fullurl_allow"]["type"] == ["boolean", "null"]
-    assert described["properties"]["remote_fullurl_allow"]["type"] == "boolean"
+    # Every recorded option is either described or refused (and then not described).
+    assert set(recorded["properties"]) <= set(described["properties"]) | set(REFUSED)
     for name, prop in recorded["properties"].items():
+        if name in REFUSED:
+            continue
         mine = described["properties"][name]
-        if name != "remote_fullurl_allow":
-            assert mine["type"] == prop["type"], name
+        assert mine["type"] == prop["type"], name
         assert mine.get("values") == prop.get("values"), name
         assert (mine.get("minimum"), mine.get("maximum")) == (
             prop.get("minimum"),

@@ -8,6 +8,7 @@ plan (stacks), answer from the cache or render (engine), and set the headers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,11 +112,20 @@ def render(path: str) -> Response:
     plan = build_plan(stack, req, basestack=basestack, context=context)
     if plan.options.get("source_file"):
         return _limit_caching(_original(image), signed_until, preview=preview)
+    accept = request.headers.get("Accept")
     ext, negotiated = engine.negotiate(
-        plan.output_format, request.headers.get("Accept"), bool(plan.options.get("autoformat"))
+        plan.output_format,
+        accept,
+        bool(plan.options.get("autoformat")),
+        plan.options.get("autoformat.exclude"),
     )
     if negotiated:
         plan = build_plan(stack, req, basestack=basestack, output_format=ext, context=context)
+    # jpg.transparency.autoformat: the engine switches a JPEG with visible alpha to the
+    # format the Accept header allows; the plan (hence the cache key) carries that format.
+    alpha_ext = engine.alpha_fallback(plan.options, accept) if plan.output_format == "jpg" else None
+    if alpha_ext is not None:
+        plan = replace(plan, options={**plan.options, "jpg.transparency.autoformat": alpha_ext})
     key = CacheKey.build(
         org_id=org["id"],
         stack=req.stack,
@@ -123,7 +133,8 @@ def render(path: str) -> Response:
         plan=plan.canonical(),
         ext=plan.output_format,
     )
-    headers = _headers(key, plan, vary=bool(plan.options.get("autoformat")), image=image)
+    vary = bool(plan.options.get("autoformat")) or alpha_ext is not None
+    headers = _headers(key, plan, vary=vary, image=image)
     if signed_until is not None:
         headers["Cache-Control"] = _cache_control_until(signed_until)
     if preview:
@@ -139,9 +150,11 @@ def render(path: str) -> Response:
         body = rendered.body
         if cache:
             cache.put(key, body)  # never raises: a failed write is logged, not answered
-    return Response(
-        body, status=200, headers=headers, mimetype=engine.FORMATS[plan.output_format].mime
-    )
+    # The bytes tell the format: jpg.transparency.autoformat may have left JPEG.
+    sent = engine.sniff(body) or plan.output_format
+    if "Content-Disposition" in headers:
+        headers["Content-Disposition"] = _attachment(image, sent)
+    return Response(body, status=200, headers=headers, mimetype=engine.FORMATS[sent].mime)
 
 
 def _cache_control_until(until: datetime) -> str:
@@ -165,10 +178,12 @@ def _headers(key: CacheKey, plan: Any, *, vary: bool, image: dict[str, Any]) -> 
     if varies:
         headers["Vary"] = ", ".join(dict.fromkeys(varies))
     if plan.options.get("content_disposition") == "attachment":
-        headers["Content-Disposition"] = (
-            f'attachment; filename="{image["hash"][:12]}.{plan.output_format}"'
-        )
+        headers["Content-Disposition"] = _attachment(image, plan.output_format)
     return headers
+
+
+def _attachment(image: dict[str, Any], ext: str) -> str:
+    return f'attachment; filename="{image["hash"][:12]}.{ext}"'
 
 
 def _not_modified(etag: str) -> bool:
