@@ -86,6 +86,9 @@ class RenderContext:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
+_FORMAT_NAMES = {"jpg": "jpeg"}
+
+
 def image_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     """The ``image.*`` object rokka documents, from a source image record.
 
@@ -100,7 +103,8 @@ def image_fields(row: Mapping[str, Any]) -> dict[str, Any]:
         "hash": row.get("hash"),
         "width": row.get("width"),
         "height": row.get("height"),
-        "format": row.get("format"),
+        # rokka's expressions name formats by type ('jpeg', 'gif', ...), not by extension.
+        "format": _FORMAT_NAMES.get(row.get("format"), row.get("format")),
         "size": row.get("size"),
         "isAnimated": bool(row.get("animated")),
         "hasSubjectArea": subject is not None,

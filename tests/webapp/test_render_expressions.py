@@ -8,6 +8,7 @@ import time
 from urllib.parse import quote
 
 import pytest
+import pyvips
 
 from tests.engine.conftest import decode, png, red_mask, scene
 from tests.webapp.test_render import upload
@@ -458,3 +459,22 @@ def test_deep_nested_evaluation_is_400_not_a_stack_overflow(client, account, ima
         },
     )
     assert "nested deeper than 200" in error_of(client.get(f"/{account.org}/deep/{image}.png"))
+
+
+def test_image_format_is_named_as_rokka_does(client, account):
+    """rokka's expressions compare ``image.format`` with 'jpeg' (reference §2.4)."""
+    item = upload(account, pyvips.Image.black(60, 40, bands=3).jpegsave_buffer(), "a.jpg")
+    stack = {
+        "operations": [
+            {
+                "name": "resize",
+                "options": {"width": 10},
+                "expressions": {"width": "image.format == 'jpeg' ? 30 : 20"},
+            }
+        ]
+    }
+    put = account.request("PUT", f"/stacks/{account.org}/fmt", data=json.dumps(stack))
+    assert put.status_code == 201, put.get_data(as_text=True)
+    out = client.get(f"/{account.org}/fmt/{item['hash']}.png")
+    assert out.status_code == 200
+    assert decode(out.data).shape[1] == 30
