@@ -593,7 +593,7 @@ class _Evaluator:
             number = numeric_string(value)
             if number is not None:
                 return number
-            raise self.fail(f"string {_show(value)} is not a number", pos)
+            raise self.fail("a string that is not a number is used as one", pos)
         raise self.fail(f"{type_name(value)} is not a number", pos)
 
     def checked(self, value: Any, pos: int) -> Any:

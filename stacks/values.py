@@ -173,9 +173,12 @@ class Param:
             value = bool(value)
         try:
             return self._typed(value, operation)  # computed text is never re-parsed
-        except StackError as error:
+        except StackError:
+            # Name the type, never the value: an expression may read user metadata or
+            # headers, and render URLs are anonymous.
             raise StackError(
-                f"{error.message} (from expression {shown(expression)})",
+                f"{self._where(operation)} {self.name} must be {self.expected()}, got "
+                f"{_kind_of(value)} (from expression {shown(expression)})",
                 operation=operation,
                 parameter=self.name,
             ) from None
@@ -249,3 +252,16 @@ class Param:
             operation=operation,
             parameter=self.name,
         )
+
+
+def _kind_of(value: Any) -> str:
+    """What a computed value is, without its contents (for error messages)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number out of range" if math.isfinite(value) else "a non-finite number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return "a list" if isinstance(value, list | tuple) else "an object"

@@ -201,7 +201,7 @@ def test_evaluates(text: str, expected: Any) -> None:
         # evaluation
         ("1 / 0", "division by zero", 2),
         ("1 % 0", "division by zero", 2),
-        ("'abc' * 2", "string 'abc' is not a number", 6),
+        ("'abc' * 2", "a string that is not a number", 6),
         ("[1] + 1", "array is not a number", 4),
         ("image.width.x", "cannot read property 'x' of number", 11),
         ("1 in 2", "right side of 'in' must be an array", 2),
