@@ -78,6 +78,10 @@ class RenderProcess:
                 env=env,
                 cwd=_CODE_ROOT,
             )
+        except BaseException:
+            os.close(to_child_w)  # no process: the parent's ends go too
+            os.close(from_child_r)
+            raise
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
@@ -204,9 +208,10 @@ class Lane:
             return taken
         try:
             process = RenderProcess(self._env)
-        except OSError:
+        except OSError as exc:
+            # Out of processes or memory for a moment: the client retries, as for a full lane.
             self._give_back_slot()
-            raise
+            raise Busy("No render process could be started, retry shortly") from exc
         with self._cond:
             self._all.add(process)
         return process
@@ -236,8 +241,12 @@ class Lane:
             return [p.pid for p in self._all if p.alive()]
 
     def close(self) -> None:
+        """Kill every process; the lane stays usable (a busy process's slot comes back when
+        its job ends, an idle one's at once)."""
         with self._cond:
-            processes, self._all, self._idle = list(self._all), set(), []
+            processes, self._all = list(self._all), set()
+            self._free_slots += len(self._idle)
+            self._idle = []
         for process in processes:
             process.kill()
 

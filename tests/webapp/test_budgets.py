@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import Account
 from tests.webapp.images import gif, jpeg, png_header_only
-from webapp import create_app
+from webapp import create_app, renderpool
 from webapp.renderpool import pool_for
 
 # What a render process may reach with the default budgets (docs/security.md).
@@ -256,3 +256,23 @@ def test_interlaced_pngs_and_big_gif_frames_over_the_budget_are_refused(hostile)
     assert _upload(account, black.pngsave_buffer(compression=9), "s.png").status_code == 200
     big_frame = black.cast("uchar").gifsave_buffer()
     assert "for gif" in _error(_upload(account, big_frame, "g.gif"), 422)
+
+
+def test_a_render_process_that_cannot_start_is_a_503_and_leaks_nothing(tmp_path, monkeypatch):
+    app, client, account = _app(tmp_path, render_concurrency=1, render_nice=13)
+    image = _hash(account, jpeg(300, 200), "a.jpg")
+    pool = pool_for(app.extensions["cropstack.settings"])
+    pool.close()  # no live process: the next render must start one
+
+    def no_more_processes(*args, **kwargs):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(renderpool.subprocess, "Popen", no_more_processes)
+    before = len(os.listdir("/proc/self/fd"))
+    for width in range(60, 70):
+        response = client.get(f"/acme/dynamic/resize-width-{width}/{image}.jpg")
+        assert "could be started" in _error(response, 503)
+        assert response.headers["Retry-After"] == "1"
+    assert len(os.listdir("/proc/self/fd")) <= before
+    monkeypatch.undo()
+    assert client.get(f"/acme/dynamic/resize-width-70/{image}.jpg").status_code == 200
