@@ -9,11 +9,16 @@ JSON error shape, so this worker sends that shape instead: same status, same rea
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
+from werkzeug.exceptions import ClientDisconnected
 
 _MAX_MESSAGE = 200  # characters; gunicorn's messages may quote the (long) request line
 
@@ -49,6 +54,7 @@ class JsonErrorWorker(ThreadWorker):
 _DRAIN_CHUNK = 1 << 20
 _DRAIN_STALL_S = 10.0
 _DRAIN_TOTAL_S = 30.0
+_BODY_TOTAL_S = 120.0  # 150 MB at 10 Mbit/s
 
 
 def _length_body(environ: dict[str, Any]) -> tuple[Any, Any, int] | None:
@@ -106,9 +112,75 @@ def finish_body(environ: dict[str, Any], max_bytes: int) -> None:
     whole body before reading still gets the answer. A body over twice ``max_bytes`` (the
     upload limit) is not received at all: the connection is closed instead."""
     found = _length_body(environ)
-    if found is None or found[2] <= 0:
-        return
+    if found is None or found[2] <= 0 or found[1].failed:
+        return  # nothing left, or the connection closes anyway
     if found[2] > 2 * max_bytes:
         found[1].failed = True
     else:
         discard_body(environ)
+
+
+@contextmanager
+def body_time_limit(environ: dict[str, Any], *, total_s: float = _BODY_TOTAL_S) -> Iterator[None]:
+    """Bound the time the app may spend receiving the request body: each read waits at most
+    ``_DRAIN_STALL_S`` seconds, the whole body ``total_s`` (then the read side is shut, the
+    parser sees the body end). Either way ``BodyTooSlow``, and the connection is closed.
+
+    Without it a client that stops sending (or trickles) holds its thread, and whatever
+    place it took (an upload place), forever: gthread sockets block without a timeout.
+    """
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        yield
+        return
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
+    timer = threading.Timer(total_s, expire)
+    previous = sock.gettimeout()
+    sock.settimeout(_DRAIN_STALL_S)
+    timer.start()
+    try:
+        yield
+    except (TimeoutError, ClientDisconnected) as exc:
+        if expired.is_set() or _timed_out(exc):
+            _close_after(environ)
+            raise BodyTooSlow() from exc
+        raise
+    finally:
+        timer.cancel()
+        try:
+            sock.settimeout(previous)
+        except OSError:
+            pass
+
+
+class BodyTooSlow(Exception):
+    """The request body did not arrive in time (the route answers 408)."""
+
+    status = 408
+    message = "Request body too slow: the connection is closed"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a read timeout is behind ``exc`` (werkzeug turns it into ClientDisconnected)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _close_after(environ: dict[str, Any]) -> None:
+    body = environ.get("wsgi.input")
+    if hasattr(body, "failed"):
+        body.failed = True  # where the next request would start is unknown

@@ -6,7 +6,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -49,7 +51,7 @@ def _call(base: str, method: str, path: str, body: bytes | None = None, **header
         return exc.code, exc.read(), exc.headers
 
 
-def _upload(base: str, key: str, name: str, data: bytes):
+def _upload(base: str, key: str, name: str, data: bytes, org: str = "evil"):
     boundary = uuid.uuid4().hex
     body = (
         (
@@ -63,7 +65,7 @@ def _upload(base: str, key: str, name: str, data: bytes):
     return _call(
         base,
         "POST",
-        "/sourceimages/evil",
+        f"/sourceimages/{org}",
         body,
         **{"Api-Key": key, "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
@@ -222,3 +224,31 @@ def test_bodies_over_the_upload_limit(tmp_path):
         )
         assert isinstance(far_over, OSError) or far_over[0] == 413
         assert _call(base, "GET", "/healthz")[0] == 200
+
+
+def test_a_stalled_upload_gives_its_place_back(tmp_path):
+    """A client that stops sending its upload holds its upload place at most 10 s (408),
+    and never blocks other organizations' uploads meanwhile."""
+    with running_server(tmp_path, "--signup", workers=1) as base:
+        keys = {}
+        for org in ("slow", "other"):
+            body = json.dumps({"email": f"a@{org}.example", "organization": org}).encode()
+            keys[org] = json.loads(_call(base, "POST", "/users", body)[1])["api_key"]
+        stalled = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        head = (
+            "POST /sourceimages/slow HTTP/1.1\r\nHost: x\r\n"
+            f"Api-Key: {keys['slow']}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            "Content-Length: 1000000\r\n\r\n--b\r\nContent-Disposition: form-data; "
+            'name="filedata"; filename="x.jpg"\r\n\r\n'
+        )
+        stalled.sendall(head.encode() + b"\xff\xd8\xff\xe0")
+        started = time.monotonic()
+        photo = hostilefiles.photo_jpeg(300, 200, 3)
+        assert _upload(base, keys["other"], "ok.jpg", photo, org="other")[0] == 200
+        stalled.settimeout(30)
+        answer = stalled.recv(4096)
+        waited = time.monotonic() - started
+        stalled.close()
+        assert b" 408 " in answer.split(b"\r\n", 1)[0], answer[:200]
+        assert waited < 20
+        assert _upload(base, keys["slow"], "again.jpg", photo, org="slow")[0] == 200

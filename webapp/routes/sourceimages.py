@@ -17,6 +17,7 @@ from webapp.auth import Grant, authorise, require
 from webapp.catalog.images import locked_error, restore_cutoff, to_api
 from webapp.catalog.imagesearch import compile_search
 from webapp.errors import ApiError, json_response, not_found
+from webapp.httpworker import body_time_limit
 from webapp.ingest import derive, ingest, keep_hash_update
 from webapp.metadata import (
     DYNAMIC_NAMES,
@@ -197,7 +198,8 @@ def create(org: str) -> Response:
     grant = authorise(org, "images:upload")
     organization = grant.org
     with renderer.upload_slot(settings(), organization["id"]):
-        uploads = read_uploads(settings())
+        with body_time_limit(request.environ):
+            uploads = read_uploads(settings())
         rows = ingest(
             catalog(),
             blobs(),
