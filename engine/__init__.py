@@ -23,7 +23,9 @@ from engine.probe import (
     check_decodable,
     configure,
     header_in_prefix,
+    header_is_cheap,
     inspect,
+    is_svg,
     probe,
     recognised,
 )
@@ -54,6 +56,8 @@ __all__ = [
     "sniff",
     "output_size",
     "header_in_prefix",
+    "header_is_cheap",
+    "is_svg",
     "probe",
     "recognised",
     "render",

@@ -75,6 +75,25 @@ def _loader_for(prefix: bytes) -> str | None:
     return None if found == pyvips.ffi.NULL else pyvips.ffi.string(found).decode()
 
 
+# Loaders whose header read costs a few kilobytes whatever the file holds. The others
+# (SVG parses the whole document, GIF walks every frame, TIFF every directory, HEIF its
+# boxes) cost what the file costs: read them only where the render budgets apply.
+_CHEAP_HEADERS = frozenset(
+    {"VipsForeignLoadJpegBuffer", "VipsForeignLoadPngBuffer", "VipsForeignLoadWebpBuffer"}
+)
+
+
+def header_is_cheap(prefix: bytes) -> bool:
+    """Whether the file starting with ``prefix`` is a JPEG, PNG or WebP, whose header can
+    be read anywhere (in a web worker) at a bounded cost."""
+    return _loader_for(prefix) in _CHEAP_HEADERS
+
+
+def is_svg(prefix: bytes) -> bool:
+    """Whether libvips would load the file starting with ``prefix`` as SVG."""
+    return _loader_for(prefix) == "VipsForeignLoadSvgBuffer"
+
+
 def recognised(prefix: bytes) -> bool:
     """Whether libvips has a (trusted) loader for a file starting with ``prefix``.
 

@@ -144,13 +144,24 @@ def render_stored(
 def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
     """``engine.probe`` with the configured limits, in a render process, under the deadline.
 
-    The header is read here first: limits decided from it answer at once, and its size picks
-    the lane.
+    A JPEG, PNG or WebP header is read here first: limits decided from it answer at once,
+    and its size picks the lane. Other formats' headers cost what the file costs (a 28 MB
+    SVG took 1.7 GB to parse), so they go to the expensive lane unread here, and an SVG
+    over ``max_svg_bytes`` is refused before anything parses it.
     """
-    info = header(settings, data)
-    engine.check_decodable(info, settings.max_render_pixels)
+    prefix = data[:4096]
+    if engine.is_svg(prefix) and len(data) > settings.max_svg_bytes:
+        raise engine.TooManyPixels(
+            f"SVG too large ({len(data)} bytes > {settings.max_svg_bytes}): its parse alone "
+            "would cost more than a render may"
+        )
+    lane = "expensive"
+    if engine.header_is_cheap(prefix):
+        info = header(settings, data)
+        engine.check_decodable(info, settings.max_render_pixels)
+        lane = _lane(settings, probe_work(info), info)
     return pool_for(settings).run(
-        _lane(settings, probe_work(info), info),
+        lane,
         "probe",
         data,
         {

@@ -53,6 +53,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest source image, width*height*frames; refused from the header (422).",
     ),
     Setting("max_source_frames", 1000, int, "Most frames an animated source may have (422)."),
+    Setting(
+        "max_svg_bytes",
+        5 * 1024 * 1024,
+        int,
+        "Largest SVG source, bytes (422): parsing costs memory in proportion to the document.",
+    ),
     Setting("max_output_side", 10_000, int, "Largest render width or height, px, after dpr."),
     Setting(
         "max_render_pixels",
@@ -158,6 +164,7 @@ class Settings:
     max_upload_bytes: int
     max_source_pixels: int
     max_source_frames: int
+    max_svg_bytes: int
     max_output_side: int
     max_render_pixels: int
     max_animation_pixels: int

@@ -140,6 +140,18 @@ def test_hostile_inputs_keep_every_server_process_under_the_memory_budget(tmp_pa
                 _expect(
                     _call(base, "GET", f"/evil/dynamic/resize-width-3000/{image}.png"), {200, 503}
                 )
+            # Documents whose header costs what the file costs are read only in a render
+            # process: a 4.9 MB SVG of 170,000 shapes, a GIF of 60,000 frames.
+            rects = b'<rect width="1" height="1"/>' * 170_000
+            busy_svg = (
+                b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+                + rects
+                + b"</svg>"
+            )
+            _expect(_upload(base, key, "busy.svg", busy_svg), {200, 503})
+            _expect(_upload(base, key, "huge.svg", busy_svg + rects), {422})
+            many_frames = hostilefiles.gif_many_frames(2, 60_000, 1)
+            _expect(_upload(base, key, "many.gif", many_frames), {422})
             # After all that the server still answers normal work.
             _expect(_call(base, "GET", f"/evil/dynamic/resize-width-310/{photo}.jpg"), {200})
             peaks.sample()
