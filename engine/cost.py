@@ -221,7 +221,9 @@ def _op_passes(op: Operation, before: Size, after: Size) -> float:
     o = op.options
     big = max(_mp(before), _mp(after))
     if op.name == "resize":
-        return 2.0 * big
+        # sharpen (downsizing only) adds the entropy histogram and a sharpen of the output.
+        sharpen = o.get("sharpen") and after.pixels < before.pixels
+        return 2.0 * big + (7.0 * _mp(after) if sharpen else 0.0)
     if op.name == "crop":
         smart = o.get("anchor") == "smart" or o.get("mode") in ("box", "area")
         return 3.0 * _mp(before) if smart else 0.2 * _mp(after)
