@@ -18,7 +18,7 @@ from engine.cost import Budget, Cost, check, estimate
 from engine.errors import EngineError, RenderFailed, UnsupportedOperation
 from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
 from engine.geometry import Size, offset_box, parse_areas
-from engine.operations import OPERATIONS, RenderContext, crop, resize
+from engine.operations import KINDS, RenderContext, crop, resize
 from engine.operations.context import to_srgb
 from engine.probe import ImageInfo, inspect
 
@@ -44,7 +44,7 @@ def plan_cost(plan: RenderPlan, info: ImageInfo, budget: Budget | None = None) -
     operation the engine cannot render; touches no pixel, so it answers in microseconds.
     """
     for op in plan.operations:
-        if op.enabled and op.name not in OPERATIONS:
+        if op.enabled and op.name not in KINDS:
             raise UnsupportedOperation(f"operation {op.name} is not supported")
     fmt = format_for(plan.output_format)
     cost = estimate(plan, info, animate=info.animated and fmt.supports_animation)
@@ -182,7 +182,7 @@ def _crop_then_resize(
 
 def _run(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> pyvips.Image:
     for op in ops:
-        image = OPERATIONS[op.name](image, op.options, ctx)
+        image = KINDS[op.name].apply(image, op.options, ctx)
     return image
 
 

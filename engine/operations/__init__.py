@@ -1,20 +1,22 @@
-"""The operation table: rokka operation name -> ``apply(image, options, ctx) -> image``.
+"""The engine's registry of operations: rokka operation name -> :class:`OperationKind`.
 
-``options`` holds every parameter of the operation with defaults filled (stacks/plan.py);
-``ctx`` carries the areas and dpr, and geometric operations update it.
+Every module of this package declares the kinds it renders (apply, size rule, cost rule);
+this is the one place they are collected. The pipeline, engine/sizing.py and engine/cost.py
+read only ``KINDS``; the parameters live in stacks/operations.py, and
+tests/engine/test_registry.py checks that both registries name the same operations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import pyvips
 
 from engine.operations import alpha, colour, crop, filters, resize, rotation, trim
 from engine.operations.context import RenderContext
-
-Apply = Callable[[pyvips.Image, Mapping[str, Any], RenderContext], pyvips.Image]
+from engine.operations.kind import Apply, OperationKind, Sizing
 
 
 def noop(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
@@ -22,21 +24,23 @@ def noop(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) ->
     return image
 
 
-OPERATIONS: dict[str, Apply] = {
-    "resize": resize.apply,
-    "crop": crop.apply,
-    "rotate": rotation.rotate,
-    "autorotate": rotation.autorotate,
-    "trim": trim.apply,
-    "blur": filters.blur,
-    "sharpen": filters.sharpen,
-    "grayscale": colour.grayscale,
-    "sepia": colour.sepia,
-    "modulate": colour.modulate,
-    "multiply": colour.multiply,
-    "alpha": alpha.alpha,
-    "circlemask": alpha.circlemask,
-    "noop": noop,
-}
+_ALL: tuple[OperationKind, ...] = (
+    resize.KIND,
+    crop.KIND,
+    rotation.ROTATE,
+    rotation.AUTOROTATE,
+    trim.KIND,
+    filters.BLUR,
+    filters.SHARPEN,
+    colour.GRAYSCALE,
+    colour.SEPIA,
+    colour.MODULATE,
+    colour.MULTIPLY,
+    alpha.ALPHA,
+    alpha.CIRCLEMASK,
+    OperationKind("noop", noop),
+)
 
-__all__ = ["OPERATIONS", "Apply", "RenderContext"]
+KINDS: Mapping[str, OperationKind] = MappingProxyType({kind.name: kind for kind in _ALL})
+
+__all__ = ["KINDS", "Apply", "OperationKind", "RenderContext", "Sizing"]

@@ -8,6 +8,7 @@ from typing import Any
 import pyvips
 
 from engine.operations.context import RenderContext, join_alpha, split_alpha, to_srgb
+from engine.operations.kind import OperationKind
 
 
 def alpha(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
@@ -40,3 +41,7 @@ def circlemask(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderConte
     circle = (distance <= radius).cast("uchar")  # 255 inside, 0 outside
     mask = circle if a is None else (circle & a)
     return join_alpha(colour, mask)
+
+
+ALPHA = OperationKind("alpha", alpha)
+CIRCLEMASK = OperationKind("circlemask", circlemask)

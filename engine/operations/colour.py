@@ -9,9 +9,10 @@ import pyvips
 
 from engine.formats import parse_hex
 from engine.operations.context import RenderContext, join_alpha, split_alpha, to_srgb
+from engine.operations.kind import OperationKind
 
 # The classic sepia-tone matrix (rows: output r, g, b; columns: input r, g, b).
-SEPIA = [
+SEPIA_MATRIX = [
     [0.393, 0.769, 0.189],
     [0.349, 0.686, 0.168],
     [0.272, 0.534, 0.131],
@@ -26,7 +27,7 @@ def grayscale(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContex
 
 def sepia(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     colour, alpha = split_alpha(to_srgb(image))
-    toned = colour.recomb(SEPIA).cast("uchar")  # cast clips to 0-255
+    toned = colour.recomb(SEPIA_MATRIX).cast("uchar")  # cast clips to 0-255
     return join_alpha(toned.copy(interpretation="srgb"), alpha)
 
 
@@ -52,3 +53,9 @@ def multiply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext
         factor = options.get("factor")
         factors = [0.96 if factor is None else float(factor)] * 3
     return join_alpha((colour * factors).cast("uchar"), alpha)
+
+
+GRAYSCALE = OperationKind("grayscale", grayscale)
+SEPIA = OperationKind("sepia", sepia)
+MODULATE = OperationKind("modulate", modulate)
+MULTIPLY = OperationKind("multiply", multiply)

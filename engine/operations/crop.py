@@ -9,6 +9,7 @@ import pyvips
 
 from engine.geometry import Box, Size, crop_box, crop_size, offset_box, parse_anchor
 from engine.operations.context import RenderContext, size_of
+from engine.operations.kind import OperationKind, Sizing, megapixels
 
 
 def _anchor(anchor: str, ctx: RenderContext) -> str:
@@ -80,3 +81,30 @@ def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
         image = image.crop(x, y, w, h)
     ctx.move_areas(lambda b: offset_box(b, box))
     return image
+
+
+def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
+    """Exact for modes absolute and ratio; box and area depend on the areas and never
+    enlarge, so ``before`` is their upper bound."""
+    mode = options.get("mode") or "absolute"
+    if mode not in ("absolute", "ratio"):
+        return before
+    factor = sizing.dpr if sizing.resized and mode == "absolute" else 1.0
+    scale = options.get("scale")
+    w, h = crop_size(
+        before,
+        width=float(options["width"]) * factor,
+        height=float(options["height"]) * factor,
+        mode=mode,
+        scale=float(100 if scale is None else scale),
+    )
+    return Size(w, h)
+
+
+def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
+    """A plain cut copies the output; smart and area-driven crops analyse the input."""
+    smart = options.get("anchor") == "smart" or options.get("mode") in ("box", "area")
+    return 3.0 * megapixels(before) if smart else 0.2 * megapixels(after)
+
+
+KIND = OperationKind("crop", apply, size=size, passes=passes)

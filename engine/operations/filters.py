@@ -7,7 +7,9 @@ from typing import Any
 
 import pyvips
 
+from engine.geometry import Size
 from engine.operations.context import RenderContext
+from engine.operations.kind import OperationKind, megapixels
 
 
 def blur(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
@@ -25,3 +27,18 @@ def sharpen(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext)
     out = image.sharpen(**args)
     # sharpen works in LabS and returns sRGB; keep the input's layout.
     return out.cast(image.format) if out.format != image.format else out
+
+
+def blur_passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
+    sigma = float(options.get("sigma") if options.get("sigma") is not None else 4)
+    # Separable Gaussian: two 1-D masks of about 3.6 sigma taps each, per band.
+    return megapixels(before) * (1.0 + max(sigma, 0.0))
+
+
+def sharpen_passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
+    # A blur, a LabS round trip and the tone curve: about six passes.
+    return 6.0 * megapixels(max(before, after, key=lambda s: s.pixels))
+
+
+BLUR = OperationKind("blur", blur, passes=blur_passes)
+SHARPEN = OperationKind("sharpen", sharpen, passes=sharpen_passes)

@@ -14,6 +14,7 @@ import pyvips
 
 from engine.geometry import Size, resize_size, scale_box
 from engine.operations.context import RenderContext, size_of
+from engine.operations.kind import OperationKind, Sizing, megapixels
 
 # rokka sharpens a downsized image only "if entropy > 5" (bits per pixel of its histogram,
 # 0-8 for 8-bit images): flat graphics stay crisp-edged, photographs regain detail.
@@ -70,3 +71,20 @@ def finish(
     ctx.move_areas(lambda b: scale_box(b, fx, fy))
     ctx.resized = True
     return image
+
+
+def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
+    """The exact output size (see :func:`target_size`)."""
+    return target_size(before, options, sizing.dpr)
+
+
+def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
+    """Resampling reads and writes the larger side; sharpen (downsizing only) adds the
+    entropy histogram and a sharpen of the output."""
+    work = 2.0 * megapixels(max(before, after, key=lambda s: s.pixels))
+    if options.get("sharpen") and after.pixels < before.pixels:
+        work += 7.0 * megapixels(after)
+    return work
+
+
+KIND = OperationKind("resize", apply, size=size, passes=passes, resizes=True)

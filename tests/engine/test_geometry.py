@@ -15,7 +15,6 @@ from engine.geometry import (
     offset_box,
     orient_box,
     oriented_size,
-    output_size,
     parse_areas,
     parse_box,
     resize_size,
@@ -23,6 +22,7 @@ from engine.geometry import (
     rotated_size,
     scale_box,
 )
+from engine.sizing import output_size
 from stacks.plan import Operation, RenderPlan
 
 IMG = Size(400, 300)
