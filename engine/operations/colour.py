@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
 from engine.formats import parse_hex
 from engine.operations.context import RenderContext, join_alpha, split_alpha, to_srgb
-from engine.operations.kind import OperationKind
+from engine.operations.kind import OperationKind, parameters
 
 # The classic sepia-tone matrix (rows: output r, g, b; columns: input r, g, b).
 SEPIA_MATRIX = [
@@ -25,6 +26,24 @@ def grayscale(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContex
     return join_alpha(colour.colourspace("b-w").colourspace("srgb"), alpha)
 
 
+@dataclass(frozen=True, slots=True)
+class ModulateParameters:
+    """``brightness`` and ``saturation`` percent (0-500, 100 = unchanged), ``hue`` degrees
+    (0-360)."""
+
+    brightness: int
+    saturation: int
+    hue: int
+
+
+@dataclass(frozen=True, slots=True)
+class MultiplyParameters:
+    """``factor`` (0-1) for every channel, or ``factor_color`` (hex RGB) per channel."""
+
+    factor: float
+    factor_color: str | None
+
+
 def sepia(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     colour, alpha = split_alpha(to_srgb(image))
     toned = colour.recomb(SEPIA_MATRIX).cast("uchar")  # cast clips to 0-255
@@ -33,9 +52,10 @@ def sepia(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
 
 def modulate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     """brightness/saturation 0-500 % scale LCh lightness/chroma; hue 0-360 degrees rotates."""
-    brightness = float(options.get("brightness", 100)) / 100
-    saturation = float(options.get("saturation", 100)) / 100
-    hue = float(options.get("hue", 0))
+    p = parameters(ModulateParameters, options)
+    brightness = float(p.brightness) / 100
+    saturation = float(p.saturation) / 100
+    hue = float(p.hue)
     if (brightness, saturation, hue) == (1, 1, 0):
         return image
     colour, alpha = split_alpha(to_srgb(image))
@@ -47,11 +67,11 @@ def modulate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext
 def multiply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     """Multiply colour by ``factor`` (0-1), or per channel by ``factor_color`` (hex) if set."""
     colour, alpha = split_alpha(to_srgb(image))
-    if options.get("factor_color"):
-        factors = [c / 255 for c in parse_hex(options["factor_color"])]
+    p = parameters(MultiplyParameters, options)
+    if p.factor_color:
+        factors = [c / 255 for c in parse_hex(p.factor_color)]
     else:
-        factor = options.get("factor")
-        factors = [0.96 if factor is None else float(factor)] * 3
+        factors = [float(p.factor)] * 3
     return join_alpha((colour * factors).cast("uchar"), alpha)
 
 

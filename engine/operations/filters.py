@@ -3,18 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
 from engine.geometry import Size
 from engine.operations.context import RenderContext
-from engine.operations.kind import OperationKind, megapixels
+from engine.operations.kind import OperationKind, megapixels, parameters
+
+
+@dataclass(frozen=True, slots=True)
+class BlurParameters:
+    """``sigma`` of the Gaussian in pixels (0 = none); ``radius`` is deprecated and ignored."""
+
+    sigma: float
+    radius: int
+
+
+@dataclass(frozen=True, slots=True)
+class SharpenParameters:
+    """libvips ``sharpen``: ``sigma`` of the mask in pixels, slopes ``m1`` (flat) and ``m2``
+    (jaggy), threshold ``x1``, most brightening ``y2`` and darkening ``y3`` (L* units)."""
+
+    sigma: float
+    x1: float
+    y2: float
+    y3: float
+    m1: float
+    m2: float
 
 
 def blur(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     """Gaussian blur; ``sigma`` in pixels (0 = none). The deprecated ``radius`` is ignored."""
-    sigma = float(options.get("sigma") if options.get("sigma") is not None else 4)
+    sigma = float(parameters(BlurParameters, options).sigma)
     if sigma <= 0:
         return image
     return image.gaussblur(sigma)
@@ -22,15 +44,21 @@ def blur(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) ->
 
 def sharpen(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     """libvips ``sharpen`` with rokka's parameter names (m1, m2, sigma, x1, y2, y3)."""
-    defaults = {"sigma": 0.7, "x1": 2.0, "y2": 10.0, "y3": 20.0, "m1": 0.4, "m2": 0.8}
-    args = {k: float(options[k]) if options.get(k) is not None else v for k, v in defaults.items()}
-    out = image.sharpen(**args)
+    p = parameters(SharpenParameters, options)
+    out = image.sharpen(
+        sigma=float(p.sigma),
+        x1=float(p.x1),
+        y2=float(p.y2),
+        y3=float(p.y3),
+        m1=float(p.m1),
+        m2=float(p.m2),
+    )
     # sharpen works in LabS and returns sRGB; keep the input's layout.
     return out.cast(image.format) if out.format != image.format else out
 
 
 def blur_passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
-    sigma = float(options.get("sigma") if options.get("sigma") is not None else 4)
+    sigma = float(parameters(BlurParameters, options).sigma)
     # Separable Gaussian: two 1-D masks of about 3.6 sigma taps each, per band.
     return megapixels(before) * (1.0 + max(sigma, 0.0))
 

@@ -13,8 +13,8 @@ step that moves them, so the two can never disagree.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 import pyvips
 
@@ -41,6 +41,16 @@ the result does not depend on pixels; otherwise an upper bound (such steps never
 
 PassRule = Callable[[Mapping[str, Any], Size, Size], float]
 """``passes(options, before, after) -> work`` in megapixel passes (engine/cost.py)."""
+
+
+P = TypeVar("P")
+
+
+def parameters(cls: type[P], options: Mapping[str, Any]) -> P:
+    """The typed, frozen parameters ``cls`` (a dataclass without defaults) of one operation,
+    read from its options. stacks/operations.py declares every default and fills it in
+    (stacks/resolve.py), so a missing key is a bug and raises ``KeyError``."""
+    return cls(**{f.name: options[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
 def same_size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:

@@ -8,28 +8,43 @@ decoding (shrink-on-load); it then calls :func:`finish`, so every option is hono
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
 from engine.geometry import Size, resize_size, scale_box
 from engine.operations.context import RenderContext, size_of
-from engine.operations.kind import OperationKind, Sizing, megapixels
+from engine.operations.kind import OperationKind, Sizing, megapixels, parameters
 
 # rokka sharpens a downsized image only "if entropy > 5" (bits per pixel of its histogram,
 # 0-8 for 8-bit images): flat graphics stay crisp-edged, photographs regain detail.
 SHARPEN_MIN_ENTROPY = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class ResizeParameters:
+    """``width``/``height`` in pixels (1-10000, at least one given), ``mode`` box, fill or
+    absolute; ``upscale``/``upscale_dpr`` allow enlarging; ``sharpen`` after downsizing."""
+
+    width: int | None
+    height: int | None
+    mode: str
+    upscale: bool
+    upscale_dpr: bool
+    sharpen: bool
+
+
 def target_size(size: Size, options: Mapping[str, Any], dpr: float) -> Size:
     """Output size of this resize on an image of ``size`` (see geometry.resize_size)."""
+    p = parameters(ResizeParameters, options)
     return resize_size(
         size,
-        width=options.get("width"),
-        height=options.get("height"),
-        mode=options.get("mode") or "box",
-        upscale=options.get("upscale", True) is not False,
-        upscale_dpr=options.get("upscale_dpr", True) is not False,
+        width=p.width,
+        height=p.height,
+        mode=p.mode,
+        upscale=p.upscale,
+        upscale_dpr=p.upscale_dpr,
         dpr=dpr,
     )
 
@@ -62,7 +77,7 @@ def finish(
     ``before`` the size (pixels) it was scaled from. Sharpens when ``sharpen`` is set, the
     image got smaller and its entropy is above :data:`SHARPEN_MIN_ENTROPY`; moves the areas."""
     fx, fy = image.width / before.width, image.height / before.height
-    if options.get("sharpen") and fx < 1:
+    if parameters(ResizeParameters, options).sharpen and fx < 1:
         # The entropy pass reads every pixel; keep them (the output size is within the
         # budget the plan was checked against) so encoding does not decode again.
         image = image.copy_memory()
@@ -82,7 +97,7 @@ def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     """Resampling reads and writes the larger side; sharpen (downsizing only) adds the
     entropy histogram and a sharpen of the output."""
     work = 2.0 * megapixels(max(before, after, key=lambda s: s.pixels))
-    if options.get("sharpen") and after.pixels < before.pixels:
+    if parameters(ResizeParameters, options).sharpen and after.pixels < before.pixels:
         work += 7.0 * megapixels(after)
     return work
 

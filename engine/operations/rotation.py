@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyvips
@@ -10,7 +11,28 @@ import pyvips
 from engine.formats import parse_hex
 from engine.geometry import Size, autorotate_turns, rotate90_box, rotate_box, rotated_size
 from engine.operations.context import RenderContext, size_of
-from engine.operations.kind import OperationKind, Sizing, megapixels
+from engine.operations.kind import OperationKind, Sizing, megapixels, parameters
+
+
+@dataclass(frozen=True, slots=True)
+class RotateParameters:
+    """``angle`` in degrees clockwise (0-360); the exposed corners get ``background_color``
+    (hex RGB) at ``background_opacity`` percent (0-100)."""
+
+    angle: float
+    background_color: str
+    background_opacity: float
+
+
+@dataclass(frozen=True, slots=True)
+class AutorotateParameters:
+    """A box ``width`` x ``height`` (pixels, aspect only) to turn the image to match, or
+    neither; ``rotation_direction`` clockwise (also when not given) or counterclockwise."""
+
+    width: int | None
+    height: int | None
+    rotation_direction: str | None
+
 
 _QUARTER = {1: "rot90", 2: "rot180", 3: "rot270"}
 
@@ -25,13 +47,14 @@ def _quarter_turns(image: pyvips.Image, turns: int, ctx: RenderContext) -> pyvip
 
 
 def rotate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
-    angle = float(options.get("angle") or 0) % 360
+    p = parameters(RotateParameters, options)
+    angle = float(p.angle) % 360
     if angle % 90 == 0:
         return _quarter_turns(image, int(angle // 90), ctx)
     # The exposed corners get background_color at background_opacity (0-100 %); anything
     # below fully opaque needs an alpha band.
-    colour = parse_hex(options.get("background_color") or "FFFFFF")
-    opacity = float(options.get("background_opacity") or 0)
+    colour = parse_hex(p.background_color)
+    opacity = float(p.background_opacity)
     if opacity < 100 and not image.hasalpha():
         image = image.bandjoin(255)
     if image.hasalpha():
@@ -45,20 +68,21 @@ def rotate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) 
 
 def autorotate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     # The EXIF orientation is already applied on load, so only the box form does anything.
-    if not autorotate_turns(size_of(image), options.get("width"), options.get("height")):
+    p = parameters(AutorotateParameters, options)
+    if not autorotate_turns(size_of(image), p.width, p.height):
         return image
-    clockwise = (options.get("rotation_direction") or "clockwise") == "clockwise"
+    clockwise = (p.rotation_direction or "clockwise") == "clockwise"
     return _quarter_turns(image, 1 if clockwise else 3, ctx)
 
 
 def rotate_size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
     """The bounding box of the rotated image (exact)."""
-    return rotated_size(before, float(options.get("angle") or 0))
+    return rotated_size(before, float(parameters(RotateParameters, options).angle))
 
 
 def rotate_passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     big = megapixels(max(before, after, key=lambda s: s.pixels))
-    angle = float(options.get("angle") or 0) % 360
+    angle = float(parameters(RotateParameters, options).angle) % 360
     # Quarter turns copy pixels; other angles interpolate every output pixel from a
     # random-access input, measured at ~30 passes.
     return big if angle % 90 == 0 else 30.0 * big
@@ -66,7 +90,8 @@ def rotate_passes(options: Mapping[str, Any], before: Size, after: Size) -> floa
 
 def autorotate_size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
     """Width and height swap when the box's aspect differs from the image's (exact)."""
-    if autorotate_turns(before, options.get("width"), options.get("height")):
+    p = parameters(AutorotateParameters, options)
+    if autorotate_turns(before, p.width, p.height):
         return Size(before.height, before.width)
     return before
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
 from engine.geometry import Box, Size, offset_box
 from engine.operations.context import RenderContext, split_alpha
-from engine.operations.kind import OperationKind, Sizing, megapixels
+from engine.operations.kind import OperationKind, Sizing, megapixels, parameters
+
+
+@dataclass(frozen=True, slots=True)
+class TrimParameters:
+    """``fuzzy``: how far (percent of the colour range, 0-100) a border pixel may be from
+    the top-left pixel's colour and still be cut."""
+
+    fuzzy: float
 
 
 def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
@@ -18,7 +27,7 @@ def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
     image = image.copy_memory()
     colour, _ = split_alpha(image)
     # fuzzy is a percent (0-100) of the colour range; find_trim wants a 0-255 difference.
-    threshold = float(options.get("fuzzy") or 0) * 255 / 100
+    threshold = float(parameters(TrimParameters, options).fuzzy) * 255 / 100
     background = colour(0, 0)
     left, top, width, height = colour.find_trim(threshold=threshold, background=background)
     if width == 0 or height == 0 or (width, height) == (image.width, image.height):

@@ -24,6 +24,7 @@ from engine.geometry import (
 )
 from engine.sizing import output_size
 from stacks.plan import Operation, RenderPlan
+from tests.engine.conftest import op
 
 IMG = Size(400, 300)
 
@@ -359,9 +360,9 @@ def _crop(**o) -> Operation:
             _plan(_resize(width=500, height=500, mode="fill"), _crop(width=500, height=500), dpr=2),
             Size(1000, 1000),
         ),
-        (_plan(Operation("rotate", {"angle": 90})), Size(4000, 6000)),
-        (_plan(Operation("autorotate", {"width": 100, "height": 200})), Size(4000, 6000)),
-        (_plan(Operation("rotate", {"angle": 90}, enabled=False)), Size(6000, 4000)),
+        (_plan(op("rotate", angle=90)), Size(4000, 6000)),
+        (_plan(op("autorotate", width=100, height=200)), Size(4000, 6000)),
+        (_plan(op("rotate", angle=90, enabled=False)), Size(6000, 4000)),
         (_plan(_crop(width=16, height=9, mode="ratio")), Size(6000, 3375)),
     ],
 )
