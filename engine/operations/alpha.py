@@ -53,5 +53,5 @@ def circlemask(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderConte
     return join_alpha(colour, mask)
 
 
-ALPHA = OperationKind("alpha", alpha)
+ALPHA = OperationKind("alpha", alpha, AlphaParameters)
 CIRCLEMASK = OperationKind("circlemask", circlemask)

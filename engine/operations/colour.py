@@ -77,5 +77,5 @@ def multiply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext
 
 GRAYSCALE = OperationKind("grayscale", grayscale)
 SEPIA = OperationKind("sepia", sepia)
-MODULATE = OperationKind("modulate", modulate)
-MULTIPLY = OperationKind("multiply", multiply)
+MODULATE = OperationKind("modulate", modulate, ModulateParameters)
+MULTIPLY = OperationKind("multiply", multiply, MultiplyParameters)

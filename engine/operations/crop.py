@@ -125,4 +125,4 @@ def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     return 3.0 * megapixels(before) if smart else 0.2 * megapixels(after)
 
 
-KIND = OperationKind("crop", apply, size=size, passes=passes)
+KIND = OperationKind("crop", apply, CropParameters, size=size, passes=passes)

@@ -68,5 +68,5 @@ def sharpen_passes(options: Mapping[str, Any], before: Size, after: Size) -> flo
     return 6.0 * megapixels(max(before, after, key=lambda s: s.pixels))
 
 
-BLUR = OperationKind("blur", blur, passes=blur_passes)
-SHARPEN = OperationKind("sharpen", sharpen, passes=sharpen_passes)
+BLUR = OperationKind("blur", blur, BlurParameters, passes=blur_passes)
+SHARPEN = OperationKind("sharpen", sharpen, SharpenParameters, passes=sharpen_passes)

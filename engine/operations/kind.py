@@ -72,11 +72,14 @@ def megapixels(size: Size) -> float:
 class OperationKind:
     """One rokka operation as the engine renders it.
 
+    ``parameters`` is the frozen dataclass ``apply`` reads its options through (None for
+    operations without parameters); its fields are the parameters stacks declares.
     ``resizes`` marks the operation after which pixel-valued options are dpr-scaled.
     """
 
     name: str
     apply: Apply
+    parameters: type | None = None
     size: SizeRule = same_size
     passes: PassRule = one_pass
     resizes: bool = False

@@ -102,4 +102,4 @@ def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     return work
 
 
-KIND = OperationKind("resize", apply, size=size, passes=passes, resizes=True)
+KIND = OperationKind("resize", apply, ResizeParameters, size=size, passes=passes, resizes=True)

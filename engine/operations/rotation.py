@@ -96,5 +96,5 @@ def autorotate_size(before: Size, options: Mapping[str, Any], sizing: Sizing) ->
     return before
 
 
-ROTATE = OperationKind("rotate", rotate, size=rotate_size, passes=rotate_passes)
-AUTOROTATE = OperationKind("autorotate", autorotate, size=autorotate_size)
+ROTATE = OperationKind("rotate", rotate, RotateParameters, size=rotate_size, passes=rotate_passes)
+AUTOROTATE = OperationKind("autorotate", autorotate, AutorotateParameters, size=autorotate_size)

@@ -47,4 +47,4 @@ def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     return 6.0 * megapixels(max(before, after, key=lambda s: s.pixels))
 
 
-KIND = OperationKind("trim", apply, size=size, passes=passes)
+KIND = OperationKind("trim", apply, TrimParameters, size=size, passes=passes)

@@ -8,6 +8,8 @@ and then refused at render time, or be renderable but unreachable.
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
+
 import pytest
 
 import engine
@@ -30,6 +32,22 @@ def test_operations_stacks_refuses_have_no_engine_kind():
 
 def test_operations_listing_is_the_registry():
     assert set(describe_operations()) == set(KINDS)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_engine_parameters_are_the_parameters_stacks_declares(name: str):
+    declared = {p.name for p in OPERATIONS[name].params} - {"enabled"}
+    kind = KINDS[name]
+    read = {f.name for f in fields(kind.parameters)} if kind.parameters else set()
+    assert read == declared
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_engine_parameters_have_no_second_defaults(name: str):
+    # Defaults are declared once, in stacks/operations.py, which fills every one in.
+    kind = KINDS[name]
+    params = fields(kind.parameters) if kind.parameters else ()
+    assert all(f.default is MISSING and f.default_factory is MISSING for f in params)
 
 
 def test_every_kind_is_registered_under_its_own_name():
