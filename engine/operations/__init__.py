@@ -1,6 +1,6 @@
 """The engine's registry of operations: rokka operation name -> :class:`OperationKind`.
 
-Every module of this package declares the kinds it renders (apply, size rule, cost rule);
+Every operation has its own module here, declaring its ``KIND`` (apply, size rule, cost rule);
 this is the one place they are collected. The pipeline, engine/sizing.py and engine/cost.py
 read only ``KINDS``; the parameters live in stacks/operations.py, and
 tests/engine/test_registry.py checks that both registries name the same operations.
@@ -10,35 +10,45 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
-import pyvips
-
-from engine.operations import alpha, colour, crop, filters, resize, rotation, trim
+from engine.operations import (
+    alpha,
+    autorotate,
+    blur,
+    circlemask,
+    crop,
+    grayscale,
+    modulate,
+    multiply,
+    noop,
+    resize,
+    rotate,
+    sepia,
+    sharpen,
+    trim,
+)
 from engine.operations.context import RenderContext
 from engine.operations.kind import Apply, OperationKind, Sizing
 
-
-def noop(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
-    """Deprecated by rokka; returns the image unchanged."""
-    return image
-
-
-_ALL: tuple[OperationKind, ...] = (
-    resize.KIND,
-    crop.KIND,
-    rotation.ROTATE,
-    rotation.AUTOROTATE,
-    trim.KIND,
-    filters.BLUR,
-    filters.SHARPEN,
-    colour.GRAYSCALE,
-    colour.SEPIA,
-    colour.MODULATE,
-    colour.MULTIPLY,
-    alpha.ALPHA,
-    alpha.CIRCLEMASK,
-    OperationKind("noop", noop),
+# One module per operation, each declaring its KIND.
+_ALL: tuple[OperationKind, ...] = tuple(
+    module.KIND
+    for module in (
+        resize,
+        crop,
+        rotate,
+        autorotate,
+        trim,
+        blur,
+        sharpen,
+        grayscale,
+        sepia,
+        modulate,
+        multiply,
+        alpha,
+        circlemask,
+        noop,
+    )
 )
 
 KINDS: Mapping[str, OperationKind] = MappingProxyType({kind.name: kind for kind in _ALL})

@@ -1,4 +1,4 @@
-"""Alpha channel operations: ``alpha`` (mask/extract/remove/apply) and ``circlemask``."""
+"""rokka ``alpha``: show, extract, remove or scale the alpha channel."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class AlphaParameters:
     opacity: int
 
 
-def alpha(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
+def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     """``mask``: the alpha channel as an opaque grey image (white = opaque);
     ``extract``: the shape only, black pixels carrying the original alpha;
     ``remove``: drop alpha; ``apply``: multiply alpha by ``opacity`` (0-100 %)."""
@@ -41,17 +41,4 @@ def alpha(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
     return a.bandjoin([a, a]).copy(interpretation="srgb")
 
 
-def circlemask(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
-    """Make everything outside the largest centred circle transparent."""
-    colour, a = split_alpha(to_srgb(image))
-    w, h = image.width, image.height
-    radius = min(w, h) / 2
-    xy = pyvips.Image.xyz(w, h) - [(w - 1) / 2, (h - 1) / 2]
-    distance = (xy[0] * xy[0] + xy[1] * xy[1]) ** 0.5
-    circle = (distance <= radius).cast("uchar")  # 255 inside, 0 outside
-    mask = circle if a is None else (circle & a)
-    return join_alpha(colour, mask)
-
-
-ALPHA = OperationKind("alpha", alpha, AlphaParameters)
-CIRCLEMASK = OperationKind("circlemask", circlemask)
+KIND = OperationKind("alpha", apply, AlphaParameters)

@@ -1,4 +1,4 @@
-"""rokka ``rotate`` (any angle, clockwise) and ``autorotate`` (EXIF or to match a box)."""
+"""rokka ``rotate``: any angle clockwise; quarter turns exact, the canvas grows to fit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pyvips
 
 from engine.formats import parse_hex
-from engine.geometry import Size, autorotate_turns, rotate90_box, rotate_box, rotated_size
+from engine.geometry import Size, rotate90_box, rotate_box, rotated_size
 from engine.operations.context import RenderContext, size_of
 from engine.operations.kind import OperationKind, Sizing, megapixels, parameters
 
@@ -24,20 +24,11 @@ class RotateParameters:
     background_opacity: float
 
 
-@dataclass(frozen=True, slots=True)
-class AutorotateParameters:
-    """A box ``width`` x ``height`` (pixels, aspect only) to turn the image to match, or
-    neither; ``rotation_direction`` clockwise (also when not given) or counterclockwise."""
-
-    width: int | None
-    height: int | None
-    rotation_direction: str | None
-
-
 _QUARTER = {1: "rot90", 2: "rot180", 3: "rot270"}
 
 
-def _quarter_turns(image: pyvips.Image, turns: int, ctx: RenderContext) -> pyvips.Image:
+def quarter_turns(image: pyvips.Image, turns: int, ctx: RenderContext) -> pyvips.Image:
+    """``image`` turned ``turns`` quarters clockwise (any integer), areas moved along."""
     turns %= 4
     if turns == 0:
         return image
@@ -46,11 +37,11 @@ def _quarter_turns(image: pyvips.Image, turns: int, ctx: RenderContext) -> pyvip
     return getattr(image, _QUARTER[turns])()
 
 
-def rotate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
+def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     p = parameters(RotateParameters, options)
     angle = float(p.angle) % 360
     if angle % 90 == 0:
-        return _quarter_turns(image, int(angle // 90), ctx)
+        return quarter_turns(image, int(angle // 90), ctx)
     # The exposed corners get background_color at background_opacity (0-100 %); anything
     # below fully opaque needs an alpha band.
     colour = parse_hex(p.background_color)
@@ -66,21 +57,12 @@ def rotate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) 
     return rotated
 
 
-def autorotate(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
-    # The EXIF orientation is already applied on load, so only the box form does anything.
-    p = parameters(AutorotateParameters, options)
-    if not autorotate_turns(size_of(image), p.width, p.height):
-        return image
-    clockwise = (p.rotation_direction or "clockwise") == "clockwise"
-    return _quarter_turns(image, 1 if clockwise else 3, ctx)
-
-
-def rotate_size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
+def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
     """The bounding box of the rotated image (exact)."""
     return rotated_size(before, float(parameters(RotateParameters, options).angle))
 
 
-def rotate_passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
+def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     big = megapixels(max(before, after, key=lambda s: s.pixels))
     angle = float(parameters(RotateParameters, options).angle) % 360
     # Quarter turns copy pixels; other angles interpolate every output pixel from a
@@ -88,13 +70,4 @@ def rotate_passes(options: Mapping[str, Any], before: Size, after: Size) -> floa
     return big if angle % 90 == 0 else 30.0 * big
 
 
-def autorotate_size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
-    """Width and height swap when the box's aspect differs from the image's (exact)."""
-    p = parameters(AutorotateParameters, options)
-    if autorotate_turns(before, p.width, p.height):
-        return Size(before.height, before.width)
-    return before
-
-
-ROTATE = OperationKind("rotate", rotate, RotateParameters, size=rotate_size, passes=rotate_passes)
-AUTOROTATE = OperationKind("autorotate", autorotate, AutorotateParameters, size=autorotate_size)
+KIND = OperationKind("rotate", apply, RotateParameters, size=size, passes=passes)
