@@ -97,7 +97,8 @@ def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     """Resampling reads and writes the larger side; sharpen (downsizing only) adds the
     entropy histogram and a sharpen of the output."""
     work = 2.0 * megapixels(max(before, after, key=lambda s: s.pixels))
-    if parameters(ResizeParameters, options).sharpen and after.pixels < before.pixels:
+    # Equal sizes count too: after a shrinking decode the resize starts at its target size.
+    if parameters(ResizeParameters, options).sharpen and after.pixels <= before.pixels:
         work += 7.0 * megapixels(after)
     return work
 
