@@ -16,7 +16,7 @@ from engine.errors import (
     UnsupportedOperation,
 )
 from engine.formats import FORMATS, alpha_fallback, available, negotiate, sniff
-from engine.geometry import Size, output_size
+from engine.geometry import Size
 from engine.pipeline import Rendered, plan_cost, render
 from engine.probe import (
     ImageInfo,
@@ -29,6 +29,7 @@ from engine.probe import (
     probe,
     recognised,
 )
+from engine.sizing import output_size
 
 __all__ = [
     "Budget",

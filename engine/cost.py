@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING
 
 from engine.errors import OverBudget
 from engine.formats import quantise_quality
-from engine.geometry import MAX_OUTPUT_SIDE, Size, step_sizes
+from engine.geometry import MAX_OUTPUT_SIDE, Size
+from engine.operations import KINDS
+from engine.operations.kind import one_pass
 from engine.probe import ImageInfo
+from engine.sizing import step_sizes
 
 if TYPE_CHECKING:
     from stacks.plan import Operation, RenderPlan
@@ -218,22 +221,5 @@ def _shrunk_decode(fmt: str, source: Size, target: Size) -> tuple[float, Size]:
 
 def _op_passes(op: Operation, before: Size, after: Size) -> float:
     """Estimated megapixel passes of one operation from ``before`` to ``after``."""
-    o = op.options
-    big = max(_mp(before), _mp(after))
-    if op.name == "resize":
-        return 2.0 * big
-    if op.name == "crop":
-        smart = o.get("anchor") == "smart" or o.get("mode") in ("box", "area")
-        return 3.0 * _mp(before) if smart else 0.2 * _mp(after)
-    if op.name == "rotate":
-        angle = float(o.get("angle") or 0) % 360
-        # Quarter turns copy pixels; other angles interpolate every output pixel from a
-        # random-access input, measured at ~30 passes.
-        return big if angle % 90 == 0 else 30.0 * big
-    if op.name == "blur":
-        sigma = float(o.get("sigma") if o.get("sigma") is not None else 4)
-        # Separable Gaussian: two 1-D masks of about 3.6 sigma taps each, per band.
-        return _mp(before) * (1.0 + max(sigma, 0.0))
-    if op.name in ("sharpen", "trim"):
-        return 6.0 * big
-    return big
+    kind = KINDS.get(op.name)
+    return (kind.passes if kind else one_pass)(op.options, before, after)

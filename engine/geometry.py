@@ -15,10 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from stacks.plan import RenderPlan
+from typing import Any
 
 # rokka anchors: a keyword, or X_Y (also X-Y); X = left|center|right|px, Y = top|center|bottom|px
 _ANCHOR_XY = re.compile(r"^(left|center|right|\d+)[_-](top|center|bottom|\d+)$")
@@ -500,11 +497,6 @@ MAX_OUTPUT_SIDE = 10_000
 MAX_OUTPUT_PIXELS = 100_000_000
 
 
-def _option(options: Mapping[str, Any], key: str, default: Any) -> Any:
-    value = options.get(key)
-    return default if value is None else value
-
-
 def autorotate_turns(size: Size, width: int | None, height: int | None) -> bool:
     """Whether ``autorotate`` with a box must turn the image: box and image aspects differ.
 
@@ -513,61 +505,6 @@ def autorotate_turns(size: Size, width: int | None, height: int | None) -> bool:
     if not width or not height or width == height or size.width == size.height:
         return False
     return (width > height) != (size.width > size.height)
-
-
-def step_sizes(plan: RenderPlan, source: Size) -> list[tuple[str, Size]]:
-    """``(operation name, size it produces)`` for every enabled operation of ``plan``, in order,
-    for a ``source`` of that display size; from geometry alone, before any pixel exists.
-
-    Exact for resize, rotate, autorotate, absolute/ratio crops and every non-geometric op.
-    Ops whose result depends on pixels or areas (trim, crop modes box/area, crop areas)
-    never enlarge the image, so for those the current size is used as an upper bound:
-    good enough to refuse oversized images before any pixel is decoded.
-    """
-    dpr = float(plan.options.get("dpr") or 1.0)
-    size = source
-    resized = False
-    steps: list[tuple[str, Size]] = []
-    for op in plan.operations:
-        if not op.enabled:
-            continue
-        o = op.options
-        if op.name == "resize":
-            size = resize_size(
-                size,
-                width=o.get("width"),
-                height=o.get("height"),
-                mode=_option(o, "mode", "box"),
-                upscale=bool(_option(o, "upscale", True)),
-                upscale_dpr=bool(_option(o, "upscale_dpr", True)),
-                dpr=dpr,
-            )
-            resized = True
-        elif op.name == "crop":
-            mode = _option(o, "mode", "absolute")
-            factor = dpr if resized and mode == "absolute" else 1.0
-            if mode in ("absolute", "ratio"):
-                w, h = crop_size(
-                    size,
-                    width=float(o["width"]) * factor,
-                    height=float(o["height"]) * factor,
-                    mode=mode,
-                    scale=float(_option(o, "scale", 100)),
-                )
-                size = Size(w, h)
-        elif op.name == "rotate":
-            size = rotated_size(size, float(_option(o, "angle", 0)))
-        elif op.name == "autorotate":
-            if autorotate_turns(size, o.get("width"), o.get("height")):
-                size = Size(size.height, size.width)
-        steps.append((op.name, size))
-    return steps
-
-
-def output_size(plan: RenderPlan, source: Size) -> Size:
-    """Size of the rendered image for ``source`` (display size); see :func:`step_sizes`."""
-    steps = step_sizes(plan, source)
-    return steps[-1][1] if steps else source
 
 
 def exceeds_output_limits(

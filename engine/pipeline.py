@@ -17,10 +17,9 @@ import pyvips
 from engine.cost import Budget, Cost, check, estimate
 from engine.errors import EngineError, RenderFailed, UnsupportedOperation
 from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
-from engine.geometry import Size, offset_box, parse_areas, scale_box
-from engine.operations import OPERATIONS, RenderContext, crop
+from engine.geometry import Size, offset_box, parse_areas
+from engine.operations import KINDS, RenderContext, crop, resize
 from engine.operations.context import to_srgb
-from engine.operations.resize import target_size
 from engine.probe import ImageInfo, inspect
 
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ def plan_cost(plan: RenderPlan, info: ImageInfo, budget: Budget | None = None) -
     operation the engine cannot render; touches no pixel, so it answers in microseconds.
     """
     for op in plan.operations:
-        if op.enabled and op.name not in OPERATIONS:
+        if op.enabled and op.name not in KINDS:
             raise UnsupportedOperation(f"operation {op.name} is not supported")
     fmt = format_for(plan.output_format)
     cost = estimate(plan, info, animate=info.animated and fmt.supports_animation)
@@ -118,14 +117,12 @@ def _load(
     if ops and ops[0].name == "resize":
         # thumbnail_buffer shrinks while decoding (JPEG DCT scaling, WebP/SVG/HEIF at the
         # target scale), autorotates and imports the ICC profile.
-        target = target_size(info.size, ops[0].options, ctx.dpr)
+        target = resize.target_size(info.size, ops[0].options, ctx.dpr)
         image = pyvips.Image.thumbnail_buffer(
             source, target.width, height=target.height, size="force", **pages
         )
-        fx, fy = target.width / info.width, target.height / info.height
-        ctx.move_areas(lambda b: scale_box(b, fx, fy))
-        ctx.resized = True
-        return to_srgb(image), ops[1:]
+        # The scaling is done; the rest of the resize step (sharpen, areas) runs as usual.
+        return resize.finish(to_srgb(image), info.size, ops[0].options, ctx), ops[1:]
     shrunk = None if animate else _crop_then_resize(source, info, ops, ctx)
     if shrunk is not None:
         return shrunk, ops[2:]
@@ -167,7 +164,7 @@ def _crop_then_resize(
         return None
     box = crop.decide_box(info.size, ops[0].options, ctx)
     x, y, w, h = box.as_ints()
-    target = target_size(Size(w, h), ops[1].options, ctx.dpr)
+    target = resize.target_size(Size(w, h), ops[1].options, ctx.dpr)
     shrink = next((s for s in _JPEG_SHRINKS if w >= target.width * s and h >= target.height * s), 1)
     if shrink == 1:
         return None
@@ -179,18 +176,13 @@ def _crop_then_resize(
     image = image.crop(left, top, cw, ch).resize(target.width / cw, vscale=target.height / ch)
     if (image.width, image.height) != (target.width, target.height):
         image = image.gravity("centre", target.width, target.height, extend="copy")
-    if ops[1].options.get("sharpen"):
-        image = image.sharpen()
-    fx, fy = target.width / w, target.height / h
     ctx.move_areas(lambda b: offset_box(b, box))
-    ctx.move_areas(lambda b: scale_box(b, fx, fy))
-    ctx.resized = True
-    return image
+    return resize.finish(image, Size(w, h), ops[1].options, ctx)
 
 
 def _run(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> pyvips.Image:
     for op in ops:
-        image = OPERATIONS[op.name](image, op.options, ctx)
+        image = KINDS[op.name].apply(image, op.options, ctx)
     return image
 
 

@@ -163,7 +163,7 @@ _TABLE: tuple[OperationSpec, ...] = (
         ),
         _bool("upscale", True, "Allow the result to be bigger than the source."),
         _bool("upscale_dpr", True, "With dpr, allow dpr times the size even if upscale is false."),
-        _bool("sharpen", False, "Sharpen after downsizing."),
+        _bool("sharpen", False, "Sharpen after downsizing, if the image entropy is above 5 bits."),
         one_of=("width", "height"),
     ),
     _op(

@@ -1,42 +1,56 @@
-"""The operation table: rokka operation name -> ``apply(image, options, ctx) -> image``.
+"""The engine's registry of operations: rokka operation name -> :class:`OperationKind`.
 
-``options`` holds every parameter of the operation with defaults filled (stacks/plan.py);
-``ctx`` carries the areas and dpr, and geometric operations update it.
+Every operation has its own module here, declaring its ``KIND`` (apply, size rule, cost rule);
+this is the one place they are collected. The pipeline, engine/sizing.py and engine/cost.py
+read only ``KINDS``; the parameters live in stacks/operations.py, and
+tests/engine/test_registry.py checks that both registries name the same operations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
 
-import pyvips
-
-from engine.operations import alpha, colour, crop, filters, resize, rotation, trim
+from engine.operations import (
+    alpha,
+    autorotate,
+    blur,
+    circlemask,
+    crop,
+    grayscale,
+    modulate,
+    multiply,
+    noop,
+    resize,
+    rotate,
+    sepia,
+    sharpen,
+    trim,
+)
 from engine.operations.context import RenderContext
+from engine.operations.kind import Apply, OperationKind, Sizing
 
-Apply = Callable[[pyvips.Image, Mapping[str, Any], RenderContext], pyvips.Image]
+# One module per operation, each declaring its KIND.
+_ALL: tuple[OperationKind, ...] = tuple(
+    module.KIND
+    for module in (
+        resize,
+        crop,
+        rotate,
+        autorotate,
+        trim,
+        blur,
+        sharpen,
+        grayscale,
+        sepia,
+        modulate,
+        multiply,
+        alpha,
+        circlemask,
+        noop,
+    )
+)
 
+KINDS: Mapping[str, OperationKind] = MappingProxyType({kind.name: kind for kind in _ALL})
 
-def noop(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
-    """Deprecated by rokka; returns the image unchanged."""
-    return image
-
-
-OPERATIONS: dict[str, Apply] = {
-    "resize": resize.apply,
-    "crop": crop.apply,
-    "rotate": rotation.rotate,
-    "autorotate": rotation.autorotate,
-    "trim": trim.apply,
-    "blur": filters.blur,
-    "sharpen": filters.sharpen,
-    "grayscale": colour.grayscale,
-    "sepia": colour.sepia,
-    "modulate": colour.modulate,
-    "multiply": colour.multiply,
-    "alpha": alpha.alpha,
-    "circlemask": alpha.circlemask,
-    "noop": noop,
-}
-
-__all__ = ["OPERATIONS", "Apply", "RenderContext"]
+__all__ = ["KINDS", "Apply", "OperationKind", "RenderContext", "Sizing"]

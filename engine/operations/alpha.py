@@ -1,25 +1,36 @@
-"""Alpha channel operations: ``alpha`` (mask/extract/remove/apply) and ``circlemask``."""
+"""rokka ``alpha``: show, extract, remove or scale the alpha channel."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
 from engine.operations.context import RenderContext, join_alpha, split_alpha, to_srgb
+from engine.operations.kind import OperationKind, parameters
 
 
-def alpha(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
+@dataclass(frozen=True, slots=True)
+class AlphaParameters:
+    """``mode`` mask, extract, remove or apply; ``opacity`` percent (0-100) for apply."""
+
+    mode: str
+    opacity: int
+
+
+def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     """``mask``: the alpha channel as an opaque grey image (white = opaque);
     ``extract``: the shape only, black pixels carrying the original alpha;
     ``remove``: drop alpha; ``apply``: multiply alpha by ``opacity`` (0-100 %)."""
-    mode = options.get("mode") or "mask"
+    p = parameters(AlphaParameters, options)
+    mode = p.mode
     colour, a = split_alpha(to_srgb(image))
     if mode == "remove":
         return colour
     if mode == "apply":
-        opacity = float(options.get("opacity") if options.get("opacity") is not None else 50)
+        opacity = float(p.opacity)
         base = a if a is not None else (colour[0] * 0 + 255).cast("uchar")
         return join_alpha(colour, (base * (opacity / 100)).cast("uchar"))
     if a is None:
@@ -30,13 +41,4 @@ def alpha(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
     return a.bandjoin([a, a]).copy(interpretation="srgb")
 
 
-def circlemask(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
-    """Make everything outside the largest centred circle transparent."""
-    colour, a = split_alpha(to_srgb(image))
-    w, h = image.width, image.height
-    radius = min(w, h) / 2
-    xy = pyvips.Image.xyz(w, h) - [(w - 1) / 2, (h - 1) / 2]
-    distance = (xy[0] * xy[0] + xy[1] * xy[1]) ** 0.5
-    circle = (distance <= radius).cast("uchar")  # 255 inside, 0 outside
-    mask = circle if a is None else (circle & a)
-    return join_alpha(colour, mask)
+KIND = OperationKind("alpha", apply, AlphaParameters)

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
 from engine.geometry import Box, Size, crop_box, crop_size, offset_box, parse_anchor
 from engine.operations.context import RenderContext, size_of
+from engine.operations.kind import OperationKind, Sizing, megapixels, parameters
+
+
+@dataclass(frozen=True, slots=True)
+class CropParameters:
+    """``width``/``height`` in pixels (absolute; dpr-scaled after a resize) or ratio parts;
+    ``anchor``/``fallback`` keywords or X_Y; ``mode`` absolute, ratio, box or area; ``scale``
+    percent (0-100) of the largest box; ``movearea_x``/``_y`` pixels; ``area`` a multi area."""
+
+    width: float
+    height: float
+    anchor: str
+    fallback: str
+    mode: str
+    scale: float
+    movearea_x: float
+    movearea_y: float
+    area: str | None
 
 
 def _anchor(anchor: str, ctx: RenderContext) -> str:
@@ -33,21 +52,19 @@ def decide_box(
 
     Pure geometry; ``smart`` is the attention point when the anchor is ``smart``.
     """
-    mode = options.get("mode") or "absolute"
-    width, height = float(options["width"]), float(options["height"])
-    if mode == "absolute":
-        width, height = ctx.pixels(width), ctx.pixels(height)
-    areas = ctx.areas.select(options.get("area"))
+    p = parameters(CropParameters, options)
+    width, height = _box_size(p, ctx)
+    areas = ctx.areas.select(p.area)
     return crop_box(
         size,
         width=width,
         height=height,
-        mode=mode,
-        anchor=_anchor(options.get("anchor") or "auto", ctx),
-        fallback=_anchor(options.get("fallback") or "center_center", ctx),
-        scale=_scale(options),
-        movearea_x=options.get("movearea_x"),
-        movearea_y=options.get("movearea_y"),
+        mode=p.mode,
+        anchor=_anchor(p.anchor, ctx),
+        fallback=_anchor(p.fallback, ctx),
+        scale=float(p.scale),
+        movearea_x=p.movearea_x,
+        movearea_y=p.movearea_y,
         subject=areas.subject,
         crop_area=areas.crop,
         face=areas.face,
@@ -57,22 +74,24 @@ def decide_box(
 
 def needs_pixels(options: Mapping[str, Any]) -> bool:
     """Whether the box depends on pixels (the ``smart`` anchor), not only on geometry."""
-    return "smart" in (options.get("anchor"), options.get("fallback"))
+    p = parameters(CropParameters, options)
+    return "smart" in (p.anchor, p.fallback)
 
 
-def _scale(options: Mapping[str, Any]) -> float:
-    return float(options.get("scale") if options.get("scale") is not None else 100)
+def _box_size(p: CropParameters, ctx: RenderContext) -> tuple[float, float]:
+    width, height = float(p.width), float(p.height)
+    if p.mode == "absolute":
+        return ctx.pixels(width), ctx.pixels(height)
+    return width, height
 
 
 def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
     size = size_of(image)
     smart = None
     if needs_pixels(options):
-        mode = options.get("mode") or "absolute"
-        width, height = float(options["width"]), float(options["height"])
-        if mode == "absolute":
-            width, height = ctx.pixels(width), ctx.pixels(height)
-        w, h = crop_size(size, width=width, height=height, mode=mode, scale=_scale(options))
+        p = parameters(CropParameters, options)
+        width, height = _box_size(p, ctx)
+        w, h = crop_size(size, width=width, height=height, mode=p.mode, scale=float(p.scale))
         smart = _smart_point(image, w, h)
     box = decide_box(size, options, ctx, smart=smart)
     x, y, w, h = box.as_ints()
@@ -80,3 +99,30 @@ def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
         image = image.crop(x, y, w, h)
     ctx.move_areas(lambda b: offset_box(b, box))
     return image
+
+
+def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
+    """Exact for modes absolute and ratio; box and area depend on the areas and never
+    enlarge, so ``before`` is their upper bound."""
+    p = parameters(CropParameters, options)
+    if p.mode not in ("absolute", "ratio"):
+        return before
+    factor = sizing.dpr if sizing.resized and p.mode == "absolute" else 1.0
+    w, h = crop_size(
+        before,
+        width=float(p.width) * factor,
+        height=float(p.height) * factor,
+        mode=p.mode,
+        scale=float(p.scale),
+    )
+    return Size(w, h)
+
+
+def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
+    """A plain cut copies the output; smart and area-driven crops analyse the input."""
+    p = parameters(CropParameters, options)
+    smart = p.anchor == "smart" or p.mode in ("box", "area")
+    return 3.0 * megapixels(before) if smart else 0.2 * megapixels(after)
+
+
+KIND = OperationKind("crop", apply, CropParameters, size=size, passes=passes)

@@ -86,3 +86,14 @@ def test_quantised_png_lossless_webp_and_alpha_fallback_count_their_encode():
     assert work("png", **{"optim.disable_all": True}) == plain
     assert work("webp", **{"webp.quality": 100}) > work("webp") * 2
     assert work("jpg", **{"jpg.transparency.autoformat": "true"}) >= work("png") > work("jpg")
+
+
+def test_sharpen_on_a_downsizing_resize_counts_its_passes():
+    def work(*ops):  # noqa: ANN002, ANN202
+        return estimate(plan(*ops, fmt="jpg"), _info(4000, 3000), animate=False).work
+
+    plain = work(op("resize", width=2000))
+    assert work(op("resize", width=2000, sharpen=True)) > plain + 6 * 2000 * 1500 / 1e6
+    # Enlarging never sharpens, so it costs nothing more.
+    big = (op("resize", width=8000),)
+    assert work(*big) == work(op("resize", width=8000, sharpen=True))

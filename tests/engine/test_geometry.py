@@ -15,7 +15,6 @@ from engine.geometry import (
     offset_box,
     orient_box,
     oriented_size,
-    output_size,
     parse_areas,
     parse_box,
     resize_size,
@@ -23,7 +22,9 @@ from engine.geometry import (
     rotated_size,
     scale_box,
 )
+from engine.sizing import output_size
 from stacks.plan import Operation, RenderPlan
+from tests.engine.conftest import op
 
 IMG = Size(400, 300)
 
@@ -359,9 +360,9 @@ def _crop(**o) -> Operation:
             _plan(_resize(width=500, height=500, mode="fill"), _crop(width=500, height=500), dpr=2),
             Size(1000, 1000),
         ),
-        (_plan(Operation("rotate", {"angle": 90})), Size(4000, 6000)),
-        (_plan(Operation("autorotate", {"width": 100, "height": 200})), Size(4000, 6000)),
-        (_plan(Operation("rotate", {"angle": 90}, enabled=False)), Size(6000, 4000)),
+        (_plan(op("rotate", angle=90)), Size(4000, 6000)),
+        (_plan(op("autorotate", width=100, height=200)), Size(4000, 6000)),
+        (_plan(op("rotate", angle=90, enabled=False)), Size(6000, 4000)),
         (_plan(_crop(width=16, height=9, mode="ratio")), Size(6000, 3375)),
     ],
 )
