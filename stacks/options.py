@@ -107,8 +107,10 @@ _TABLE: tuple[Param, ...] = (
     ),
     _flag(
         "optim.immediate",
-        True,
-        "Optimise at the first render: always true here (false is refused).",
+        False,
+        "Optimise (PNG/WebP palette quantisation) at the first render; on by itself when "
+        "the stack or URL sets pngquant.quality. Off: the unoptimised render, as rokka's "
+        "first answer.",
     ),
     Param(
         "transparency.color",
@@ -173,9 +175,7 @@ REFUSED_OPTIONS: Mapping[str, str] = MappingProxyType(
 )
 
 # Values of accepted options that cropstack cannot honour: option -> (value, reason).
-_REFUSED_VALUES: Mapping[str, tuple[Any, str]] = MappingProxyType(
-    {"optim.immediate": (False, "cropstack always optimises at the first render")}
-)
+_REFUSED_VALUES: Mapping[str, tuple[Any, str]] = MappingProxyType({})
 
 # Short names accepted in render URLs only. `af` appears in rokka's circlemask docs example.
 URL_ALIASES: Mapping[str, str] = MappingProxyType({"af": "autoformat"})

@@ -117,6 +117,9 @@ def build_plan(
 def _complete(given: Mapping[str, Any]) -> dict[str, Any]:
     options = stack_options.complete_options(given)
     _default_qualities(options, given)
+    if "optim.immediate" not in given and "pngquant.quality" in given:
+        # Asking for a palette quality asks for the optimisation that applies it.
+        options["optim.immediate"] = True
     return options
 
 

@@ -74,16 +74,18 @@ def test_upload_checks_and_unpredictable_sources():
 
 
 def test_quantised_png_lossless_webp_and_alpha_fallback_count_their_encode():
-    """Palette quantisation (default PNG) and lossless WebP cost many times a plain save;
+    """Palette quantisation (PNG with optim.immediate) and lossless WebP cost many times a
+    plain save;
     a JPEG that may leave as PNG/WebP (jpg.transparency.autoformat) counts the dearer."""
     source = _info(2000, 2000, "png")
 
     def work(fmt: str, **options: object) -> float:
         return estimate(plan(fmt=fmt, **options), source, animate=False).work
 
-    plain = work("png", **{"pngquant.quality": 100})
-    assert work("png") > plain * 2
-    assert work("png", **{"optim.disable_all": True}) == plain
+    plain = work("png")
+    assert work("png", **{"optim.immediate": True}) > plain * 2
+    assert work("png", **{"optim.immediate": True, "pngquant.quality": 100}) == plain
+    assert work("png", **{"optim.immediate": True, "optim.disable_all": True}) == plain
     assert work("webp", **{"webp.quality": 100}) > work("webp") * 2
     assert work("jpg", **{"jpg.transparency.autoformat": "true"}) >= work("png") > work("jpg")
 

@@ -32,7 +32,7 @@ EXPECTED = {
     "dpr": (1.0, 1, 10),
     "content_disposition": ("inline", None, None),
     "optim.disable_all": (False, None, None),
-    "optim.immediate": (True, None, None),
+    "optim.immediate": (False, None, None),
     "transparency.color": (None, None, None),
     "jpg.transparency.color": ("FFFFFF", None, None),
     "jpg.transparency.autoformat": ("false", None, None),
@@ -77,15 +77,10 @@ def test_refused_options_are_400_in_stacks_and_urls(name: str) -> None:
     assert name not in describe_stack_options()["properties"]
 
 
-def test_optim_immediate_false_is_refused() -> None:
+def test_optim_immediate_takes_both_values() -> None:
     assert options_from_json({"optim.immediate": True}) == {"optim.immediate": True}
-    for attempt in (
-        lambda: options_from_json({"optim.immediate": False}),
-        lambda: options_from_text({"optim.immediate": "false"}),
-    ):
-        with pytest.raises(StackError, match="always optimises") as error:
-            attempt()
-        assert error.value.parameter == "optim.immediate"
+    assert options_from_json({"optim.immediate": False}) == {"optim.immediate": False}
+    assert options_from_text({"optim.immediate": "false"}) == {"optim.immediate": False}
 
 
 @pytest.mark.parametrize("name", EXPECTED)

@@ -182,7 +182,7 @@ def test_expensive_renders_run_in_their_own_lane(tmp_path):
     pool = pool_for(app.extensions["cropstack.settings"])
     assert client.get(f"/acme/dynamic/resize-width-50/{image}.jpg").status_code == 200
     assert pool.lanes["expensive"].pids() == []
-    big = f"/acme/dynamic/resize-width-3000-height-3000-mode-absolute/{image}.png"
+    big = f"/acme/dynamic/resize-width-3000-height-3000-mode-absolute/{image}.jpg"
     assert client.get(big).status_code == 200
     (pid,) = pool.lanes["expensive"].pids()
     with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
