@@ -11,13 +11,12 @@ so the kill -9 durability test drives exactly the code path the upload route use
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass, field
 from typing import Any
 
 from webapp.catalog import Catalog
 from webapp.catalog.images import NewImage, locked_error, new_image_from_row, restore_cutoff
-from webapp.errors import INSUFFICIENT_STORAGE, ApiError
+from webapp.errors import ApiError
 from webapp.imageinfo import inspect
 from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
@@ -59,13 +58,9 @@ def ingest(
     the disk is full, and 409 if a re-upload would change a locked image's user metadata.
     """
     infos = [inspect(upload.data, settings) for upload in uploads]
-    try:
-        stored = [blobs.put(upload.data) for upload in uploads]
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            # put() removed its temporary file; no row was written.
-            raise ApiError(507, INSUFFICIENT_STORAGE) from exc
-        raise
+    # A full or read-only disk raises here, before any row is written (put() removes its
+    # temporary file); webapp.errors answers it (507, 503) like every storage fault.
+    stored = [blobs.put(upload.data) for upload in uploads]
     rows: list[dict[str, Any]] = []
     with catalog.write():
         for upload, info, blob in zip(uploads, infos, stored, strict=True):
