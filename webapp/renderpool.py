@@ -28,11 +28,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from engine import worker
 from engine.errors import RenderCrashed, RenderTimeout
@@ -146,6 +146,42 @@ class RenderProcess:
             os.close(self._replies)
 
 
+_T = TypeVar("_T")
+
+
+class _Queue:
+    """Bounded waiting on a condition: at most ``limit`` waiters, each at most ``wait_s``.
+
+    Shared by the render lanes and the upload gate, so both answer alike: 503 at once past
+    the waiters' limit, 503 after ``wait_s`` seconds when nothing freed.
+    """
+
+    def __init__(self, cond: threading.Condition, limit: int, what: str) -> None:
+        self._cond = cond
+        self._limit = limit
+        self._what = what
+        self._waiting = 0
+
+    def take(self, attempt: Callable[[], _T | None], wait_s: float) -> _T:
+        """``attempt()``'s first non-None result; call with the condition held."""
+        got = attempt()
+        if got is not None:
+            return got
+        if self._waiting >= self._limit:
+            raise Busy(f"Too many {self._what} waiting, retry shortly")
+        deadline = time.monotonic() + wait_s
+        self._waiting += 1
+        try:
+            while (got := attempt()) is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Busy(f"Too many {self._what} in progress, retry shortly")
+                self._cond.wait(left)
+            return got
+        finally:
+            self._waiting -= 1
+
+
 @dataclass(frozen=True, slots=True)
 class LaneConfig:
     """How many processes a lane has, their niceness, and how many jobs may wait."""
@@ -165,12 +201,12 @@ class Lane:
         self._cond = threading.Condition()
         self._idle: list[RenderProcess] = []
         self._free_slots = config.size  # slots with no process started yet
-        self._waiting = 0
+        self._queue = _Queue(self._cond, config.queue_limit, "renders")
         self._all: set[RenderProcess] = set()
         self.peak_bytes = 0  # the largest VmHWM a process of this lane reached after a job
 
-    def _take(self) -> RenderProcess | bool:
-        """An idle process, True when a new one may be started, False when none is free."""
+    def _take(self) -> RenderProcess | Literal["start"] | None:
+        """An idle process, "start" when a new one may be started, None when none is free."""
         while self._idle:
             process = self._idle.pop()
             if process.alive():
@@ -181,29 +217,13 @@ class Lane:
             self._free_slots += 1
         if self._free_slots > 0:
             self._free_slots -= 1
-            return True
-        return False
+            return "start"
+        return None
 
     def acquire(self, wait_s: float) -> RenderProcess:
         """A process of this lane for one job; ``Busy`` (503) when none frees in time."""
-        deadline = time.monotonic() + wait_s
         with self._cond:
-            taken = self._take()
-            if taken is False:
-                if self._waiting >= self.config.queue_limit:
-                    raise Busy("Too many renders waiting, retry shortly")
-                self._waiting += 1
-                try:
-                    while taken is False:
-                        left = deadline - time.monotonic()
-                        if left <= 0 or not self._cond.wait(left):
-                            taken = self._take()
-                            if taken is False:
-                                raise Busy("Too many renders in progress, retry shortly")
-                        else:
-                            taken = self._take()
-                finally:
-                    self._waiting -= 1
+            taken = self._queue.take(self._take, wait_s)
         if isinstance(taken, RenderProcess):
             return taken
         try:
@@ -263,30 +283,20 @@ class Gate:
         self._per_key = max(1, self._size // 2)
         self._queue_limit = queue_limit
         self._held: dict[str, int] = {}
-        self._waiting = 0
         self._cond = threading.Condition()
+        self._queue = _Queue(self._cond, queue_limit, "uploads")
 
-    def _free(self, key: str) -> bool:
-        return sum(self._held.values()) < self._size and self._held.get(key, 0) < self._per_key
+    def _free(self, key: str) -> bool | None:
+        if sum(self._held.values()) < self._size and self._held.get(key, 0) < self._per_key:
+            return True
+        return None
 
     @contextmanager
     def admitted(self, wait_s: float, key: str) -> Iterator[None]:
         """Hold a place for ``key`` during the block; ``Busy`` (503) when none frees within
         ``wait_s`` seconds, or at once when ``queue_limit`` callers already wait."""
-        deadline = time.monotonic() + wait_s
         with self._cond:
-            if not self._free(key):
-                if self._waiting >= self._queue_limit:
-                    raise Busy("Too many uploads waiting, retry shortly")
-                self._waiting += 1
-                try:
-                    while not self._free(key):
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            raise Busy("Too many uploads in progress, retry shortly")
-                        self._cond.wait(left)
-                finally:
-                    self._waiting -= 1
+            self._queue.take(lambda: self._free(key), wait_s)
             self._held[key] = self._held.get(key, 0) + 1
         try:
             yield
