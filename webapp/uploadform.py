@@ -19,7 +19,6 @@ from flask import Request, current_app, request
 
 import engine
 from webapp.errors import ApiError
-from webapp.httpworker import discard_body
 from webapp.ingest import Upload
 from webapp.metadata import (
     MetadataError,
@@ -160,12 +159,12 @@ class _SniffedFile:
     Parsing a 150 MB multipart body costs about a second of the web worker's CPU. A part
     whose first 4 KB no libvips loader recognises, or whose first 16 MB hold no readable
     header of a format that puts its header first, is answered 422 at once; the rest of
-    the body is received and dropped, never parsed.
+    the body is received and dropped, never parsed (``webapp.httpworker.finish_body``, as
+    for any body an answer leaves unread).
     """
 
-    def __init__(self, spool: IO[bytes], drain: Callable[[], None]) -> None:
+    def __init__(self, spool: IO[bytes]) -> None:
         self._spool = spool
-        self._drain = drain
         self._written = 0
         self._checks = [_SNIFF_BYTES, _HEADER_BYTES]
 
@@ -181,9 +180,6 @@ class _SniffedFile:
             check = engine.recognised if limit == _SNIFF_BYTES else engine.header_in_prefix
             if not check(prefix):
                 self._checks.clear()
-                # Receive (not parse) the rest, so the client, still sending, gets the
-                # answer rather than a reset connection.
-                self._drain()
                 raise ApiError(422, _NOT_AN_IMAGE)
         return written
 
@@ -205,10 +201,4 @@ class UploadRequest(Request):
             total_content_length, content_type, filename, content_length
         )
         ensure_engine(current_app.extensions["cropstack.settings"])
-        return _SniffedFile(spool, self._drain_body)  # type: ignore[return-value]
-
-    def _drain_body(self) -> None:
-        """Drop what is left of the body (bounded by its length and max_upload_bytes)."""
-        if not discard_body(self.environ):
-            while self.stream.read(1 << 20):
-                pass
+        return _SniffedFile(spool)  # type: ignore[return-value]
