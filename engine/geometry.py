@@ -494,7 +494,6 @@ def crop_box(
 # --------------------------------------------------------------------------- whole plan
 
 MAX_OUTPUT_SIDE = 10_000
-MAX_OUTPUT_PIXELS = 100_000_000
 
 
 def autorotate_turns(size: Size, width: int | None, height: int | None) -> bool:
@@ -506,10 +505,3 @@ def autorotate_turns(size: Size, width: int | None, height: int | None) -> bool:
         return False
     return (width > height) != (size.width > size.height)
 
-
-def exceeds_output_limits(
-    size: Size, *, max_side: int = MAX_OUTPUT_SIDE, max_pixels: int = MAX_OUTPUT_PIXELS
-) -> bool:
-    """True when ``size`` is over ``max_side`` px a side or over ``max_pixels`` pixels
-    (defaults: 10000 px and 100 megapixels, rokka's limits)."""
-    return size.width > max_side or size.height > max_side or size.pixels > max_pixels

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine import Budget, ImageInfo, OverBudget
-from engine.cost import check, estimate, probe_work, unpredictable
+from engine.cost import Cost, Step, check, estimate, probe_work, unpredictable
+from engine.geometry import Size
 from tests.engine.conftest import op, plan
 
 
@@ -99,3 +100,35 @@ def test_sharpen_on_a_downsizing_resize_counts_its_passes():
     # Enlarging never sharpens, so it costs nothing more.
     big = (op("resize", width=8000),)
     assert work(*big) == work(op("resize", width=8000, sharpen=True))
+
+
+# rokka's output limits (10000 px a side, 100 MP), as the budget check applies them.
+_ROKKA = Budget(max_pixels=100_000_000)
+
+
+@pytest.mark.parametrize(
+    ("size", "too_large"),
+    [
+        (Size(10000, 10000), False),
+        (Size(10001, 10), True),
+        (Size(10, 10001), True),
+        (Size(1, 1), False),
+    ],
+)
+def test_output_limits(size: Size, too_large: bool):
+    cost = Cost(steps=(Step("decode", size),), frames=1, work=0.0)
+    if too_large:
+        with pytest.raises(OverBudget, match="output too large"):
+            check(cost, _ROKKA)
+    else:
+        check(cost, _ROKKA)
+
+
+def test_output_limit_megapixels():
+    cost = estimate(
+        plan(op("resize", width=10000, height=10000), dpr=10, fmt="jpg"),
+        _info(100, 100),
+        animate=False,
+    )
+    with pytest.raises(OverBudget):
+        check(cost, _ROKKA)

@@ -11,7 +11,6 @@ from engine.geometry import (
     Size,
     autorotate_turns,
     crop_box,
-    exceeds_output_limits,
     offset_box,
     orient_box,
     oriented_size,
@@ -368,25 +367,6 @@ def _crop(**o) -> Operation:
 )
 def test_output_size(plan: RenderPlan, expected: Size):
     assert output_size(plan, Size(6000, 4000)) == expected
-
-
-@pytest.mark.parametrize(
-    ("size", "too_large"),
-    [
-        (Size(10000, 10000), False),
-        (Size(10001, 10), True),
-        (Size(10, 10001), True),
-        (Size(10000, 10000), False),
-        (Size(1, 1), False),
-    ],
-)
-def test_output_limits(size: Size, too_large: bool):
-    assert exceeds_output_limits(size) is too_large
-
-
-def test_output_limit_megapixels():
-    big = output_size(_plan(_resize(width=10000, height=10000), dpr=10), Size(100, 100))
-    assert exceeds_output_limits(big)
 
 
 def test_autorotate_turns():
