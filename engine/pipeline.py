@@ -1,9 +1,9 @@
 """render(): one RenderPlan + source bytes -> encoded image.
 
-Phases: check geometry (before any pixel) -> load (shrink-on-load when the plan starts with
-a resize; EXIF autorotation; sRGB working space) -> operations in order, carrying the areas
--> finalize to 8-bit sRGB -> encode. Animated input to an animated format runs the
-operations per frame; to a still format only the first frame is used.
+Phases: check geometry (before any pixel) -> load (as small as the leading operations allow,
+see engine/shrink.py; EXIF autorotation; sRGB working space) -> every operation in order,
+carrying the areas -> finalize to 8-bit sRGB -> encode. Animated input to an animated format
+runs the operations per frame; to a still format only the first frame is used.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import pyvips
 from engine.cost import Budget, Cost, check, estimate
 from engine.errors import EngineError, RenderFailed, UnsupportedOperation
 from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
-from engine.geometry import Size, offset_box, parse_areas
-from engine.operations import KINDS, RenderContext, crop, resize
+from engine.geometry import parse_areas
+from engine.operations import KINDS, RenderContext
 from engine.operations.context import to_srgb
 from engine.probe import ImageInfo, inspect
+from engine.shrink import allowed_ratio, loader_options
 
 if TYPE_CHECKING:
     from stacks.plan import Operation, RenderPlan
@@ -77,7 +78,7 @@ def render(
     )
     animate = info.animated and fmt.supports_animation
     try:
-        image, ops = _load(source, info, ops, ctx, animate=animate)
+        image = _load(source, info, ops, ctx, animate=animate)
         image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
         fmt, image = _alpha_format(fmt, image, plan.options)
         image = to_output_pixels(image, fmt, plan.options)
@@ -105,79 +106,41 @@ def _alpha_format(
 
 def _load(
     source: bytes, info: ImageInfo, ops: list[Operation], ctx: RenderContext, *, animate: bool
-) -> tuple[pyvips.Image, list[Operation]]:
-    """Decode in display orientation and sRGB, shrinking while decoding where the plan allows.
+) -> pyvips.Image:
+    """Decode in display orientation and sRGB, as small as the leading operations allow.
 
-    Work is decided in source coordinates first: a leading resize, or a leading crop
-    followed by a downsizing resize, tells how small the image may be decoded, so a 24 MP
-    JPEG never exists at full size when the output is small. Returns the image and the
-    operations still to run.
+    Shrink-on-load only chooses the decode's size (engine/shrink.py): a leading resize, or
+    a geometric crop followed by one, lets a 24 MP JPEG be decoded at 1/8 when the output is
+    small. Every operation then runs on the result; while it is smaller than its geometry,
+    ``ctx.full_size`` says so.
     """
-    pages = {"option_string": "n=-1"} if animate else {}
-    if ops and ops[0].name == "resize":
-        # thumbnail_buffer shrinks while decoding (JPEG DCT scaling, WebP/SVG/HEIF at the
-        # target scale), autorotates and imports the ICC profile.
-        target = resize.target_size(info.size, ops[0].options, ctx.dpr)
-        image = pyvips.Image.thumbnail_buffer(
-            source, target.width, height=target.height, size="force", **pages
-        )
-        # The scaling is done; the rest of the resize step (sharpen, areas) runs as usual.
-        return resize.finish(to_srgb(image), info.size, ops[0].options, ctx), ops[1:]
-    shrunk = None if animate else _crop_then_resize(source, info, ops, ctx)
-    if shrunk is not None:
-        return shrunk, ops[2:]
-    return _decode(source, **({"n": -1} if animate else {})), ops
+    ratio = allowed_ratio(ops, info.size, ctx)
+    load = loader_options(info.format, ratio)
+    if ratio is not None:
+        # The leading steps read top to bottom (as libvips' thumbnail does): stream the decode.
+        load["access"] = "sequential"
+    if animate:
+        load["n"] = -1
+    image = _decode(source, **load)
+    if (image.width, _page_height(image)) != (info.width, info.height):
+        ctx.full_size = info.size
+    return image
 
 
 def _decode(source: bytes, **load: Any) -> pyvips.Image:
     """The whole image in display orientation, converted to sRGB through its ICC profile."""
-    image = pyvips.Image.new_from_buffer(source, "", **load).autorot()
+    image = pyvips.Image.new_from_buffer(source, "", **load)
+    if load.get("access") == "sequential" and image.get_typeof("orientation") != 0:
+        if int(image.get("orientation")) not in (0, 1):
+            # Turning reads out of order; keep the (shrunk) decode, as libvips' thumbnail does.
+            image = image.copy_memory()
+    image = image.autorot()
     if image.get_typeof("icc-profile-data") != 0:
         try:
             image = image.icc_transform("srgb", embedded=True, intent="perceptual")
         except pyvips.Error:
             pass  # a broken profile: fall back to the interpretation libvips guessed
     return to_srgb(image)
-
-
-# JPEG decoders scale by 1/2, 1/4 or 1/8 in the DCT domain, almost for free.
-_JPEG_SHRINKS = (8, 4, 2)
-
-
-def _crop_then_resize(
-    source: bytes, info: ImageInfo, ops: list[Operation], ctx: RenderContext
-) -> pyvips.Image | None:
-    """A leading geometric crop and the downsizing resize after it, on a JPEG shrunk on load.
-
-    The crop box and the resize target are computed on the full-size geometry (so the
-    output is the one the unshrunk path gives), then the JPEG is decoded at the largest
-    1/2^n scale that still leaves at least the target's pixels inside the box. None when
-    the plan or the format does not allow it (the caller decodes at full size).
-    """
-    if (
-        info.format != "jpg"
-        or len(ops) < 2
-        or ops[0].name != "crop"
-        or ops[1].name != "resize"
-        or crop.needs_pixels(ops[0].options)
-    ):
-        return None
-    box = crop.decide_box(info.size, ops[0].options, ctx)
-    x, y, w, h = box.as_ints()
-    target = resize.target_size(Size(w, h), ops[1].options, ctx.dpr)
-    shrink = next((s for s in _JPEG_SHRINKS if w >= target.width * s and h >= target.height * s), 1)
-    if shrink == 1:
-        return None
-    image = _decode(source, shrink=shrink)
-    sx, sy = image.width / info.width, image.height / info.height
-    left, top = min(int(x * sx), image.width - 1), min(int(y * sy), image.height - 1)
-    cw = max(1, min(round(w * sx), image.width - left))
-    ch = max(1, min(round(h * sy), image.height - top))
-    image = image.crop(left, top, cw, ch).resize(target.width / cw, vscale=target.height / ch)
-    if (image.width, image.height) != (target.width, target.height):
-        image = image.gravity("centre", target.width, target.height, extend="copy")
-    ctx.move_areas(lambda b: offset_box(b, box))
-    return resize.finish(image, Size(w, h), ops[1].options, ctx)
 
 
 def _run(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> pyvips.Image:
@@ -193,7 +156,9 @@ def _run_frames(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContex
     frames = []
     first_ctx = ctx
     for i in range(n):
-        frame_ctx = RenderContext(areas=ctx.areas, dpr=ctx.dpr, resized=ctx.resized)
+        frame_ctx = RenderContext(
+            areas=ctx.areas, dpr=ctx.dpr, resized=ctx.resized, full_size=ctx.full_size
+        )
         frame = _run(image.crop(0, i * page_height, image.width, page_height), ops, frame_ctx)
         if frames and (frame.width, frame.height) != (frames[0].width, frames[0].height):
             # Pixel-dependent ops (trim, smart crop) may differ per frame; keep frame 0's size.

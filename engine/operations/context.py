@@ -17,11 +17,20 @@ class RenderContext:
     ``areas`` are in the coordinates of the current image. ``dpr`` (1-10) multiplies resize
     targets; once a resize ran (``resized``), pixel-valued options of later operations
     (crop width/height and pixel anchors) are multiplied by ``dpr`` too.
+
+    ``full_size`` is set while the pixels are a shrunk decode: the size (pixels) the current
+    image has at full decode, in which every geometric decision and the areas are made.
+    Only operations with a ``decode_shrink`` rule ever see it set; a resize clears it.
     """
 
     areas: Areas
     dpr: float = 1.0
     resized: bool = False
+    full_size: Size | None = None
+
+    def geometry(self, image: pyvips.Image) -> Size:
+        """The size (pixels) geometric decisions about ``image`` are made in."""
+        return self.full_size or size_of(image)
 
     def move_areas(self, transform: Callable[[Box], Box | None]) -> None:
         """Carry every area through one geometric step."""

@@ -42,6 +42,18 @@ the result does not depend on pixels; otherwise an upper bound (such steps never
 PassRule = Callable[[Mapping[str, Any], Size, Size], float]
 """``passes(options, before, after) -> work`` in megapixel passes (engine/cost.py)."""
 
+ShrinkRule = Callable[
+    [Size, Mapping[str, Any], RenderContext, Callable[[Size], float | None]], float | None
+]
+"""``decode_shrink(before, options, ctx, rest) -> ratio``: how many times smaller per side
+the image this operation receives may be decoded without changing the render (1 = full
+size; below 1 a vector source may be rasterised larger; None = no say, decode at full
+size). ``before`` is the full-size geometry in pixels; ``rest(size)`` is what the
+operations after this one allow for an image of ``size``, this operation's result
+(engine/shrink.py). An operation with this rule also
+renders a shrunk image correctly: it reads the full-size geometry from
+``RenderContext.full_size`` (see engine/operations/context.py)."""
+
 
 P = TypeVar("P")
 
@@ -75,6 +87,9 @@ class OperationKind:
     ``parameters`` is the frozen dataclass ``apply`` reads its options through (None for
     operations without parameters); its fields are the parameters stacks declares.
     ``resizes`` marks the operation after which pixel-valued options are dpr-scaled.
+    ``decode_shrink`` (None: the decoder must not shrink before it) lets the load step
+    decode the source smaller; only the decode's size is decided there, the operations
+    themselves all run.
     """
 
     name: str
@@ -83,3 +98,4 @@ class OperationKind:
     size: SizeRule = same_size
     passes: PassRule = one_pass
     resizes: bool = False
+    decode_shrink: ShrinkRule | None = None
