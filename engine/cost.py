@@ -35,7 +35,8 @@ DEFAULT_MAX_ANIMATION_PIXELS = 50_000_000
 DEFAULT_MAX_WORK = 1_000.0
 
 # Passes per output pixel of encoding, by format (AVIF/HEIC encoders are slow by design).
-_ENCODE_PASSES = {"jpg": 1.0, "png": 4.0, "tiff": 1.0, "gif": 12.0, "webp": 6.0}
+# ``blur`` (a BlurHash) converts the output to linear light and reduces it to 32 px.
+_ENCODE_PASSES = {"jpg": 1.0, "png": 4.0, "tiff": 1.0, "gif": 12.0, "webp": 6.0, "blur": 3.0}
 _SLOW_ENCODE_PASSES = 60.0
 # Palette quantisation (PNG, pngquant.quality < 100) and lossless WebP, measured on 1 MP
 # against a JPEG encode at 1 pass: 21 and 16-32 passes.

@@ -13,7 +13,11 @@ from typing import Any
 
 import pyvips
 
+from engine import placeholder
 from engine.errors import FormatUnavailable
+
+# The pseudo saver of the ``blur`` format: the blurhash package, not libvips.
+BLURHASH_SAVER = "blurhash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,9 @@ FORMATS: dict[str, Format] = {
         ),
         Format("tiff", "image/tiff", "tiffsave", True, False),
         Format("jxl", "image/jxl", "jxlsave", True, True, "jxl.quality", 70),
+        # Not an image: the BlurHash text of the rendered image (engine/placeholder.py).
+        # Alpha is flattened as for JPEG; an animation hashes its first frame.
+        Format("blur", placeholder.MIME, BLURHASH_SAVER, False, False),
     )
 }
 
@@ -75,6 +82,8 @@ def available(ext: str) -> bool:
     Cached per process; call only after :func:`engine.probe.configure` (never at import).
     """
     fmt = FORMATS.get(ext)
+    if fmt is not None and fmt.saver == BLURHASH_SAVER:
+        return True
     if fmt is None or not pyvips.type_find("VipsOperation", fmt.saver):
         return False
     try:
@@ -129,7 +138,8 @@ def negotiate(
     ``stacks.resolve``). ``negotiated`` is True when the result differs from
     ``requested_ext`` (the caller then adds ``Vary: Accept``).
     """
-    if not autoformat:
+    if not autoformat or requested_ext == "blur":
+        # A BlurHash is text: no image format stands in for it.
         return requested_ext, False
     accepted = _accepted(accept_header)
     banned = excluded(exclude)
@@ -255,6 +265,8 @@ def gif_bitdepth(q: int) -> int:
 
 def encode(image: pyvips.Image, fmt: Format, options: Mapping[str, Any]) -> bytes:
     """Encode output-ready pixels (see :func:`to_output_pixels`) with the stack options."""
+    if fmt.saver == BLURHASH_SAVER:
+        return placeholder.encode(image)
     interlaced = str(options.get("interlacing.mode") or "none") != "none"
     q = quality(fmt, options)
     palette_q = quantise_quality(options)
