@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pyvips
 
 from engine.cost import Budget, Cost, check, estimate
-from engine.errors import EngineError, RenderFailed, UnsupportedOperation
+from engine.errors import (
+    EngineError,
+    RenderFailed,
+    TooManyPixels,
+    UnsupportedImage,
+    UnsupportedOperation,
+)
 from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
 from engine.geometry import parse_areas
 from engine.operations import KINDS, RenderContext
@@ -69,9 +75,9 @@ def render(
     ``budget`` (see ``plan_cost``) before any pixel is decoded. Raises EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
-    info = info or inspect(source)
-    plan_cost(plan, info, budget)
     ops = [op for op in plan.operations if op.enabled]
+    source, info = _edited_source(source, info, ops)
+    plan_cost(plan, info, budget)
     ctx = RenderContext(
         areas=parse_areas(dynamic_metadata, info.size),
         dpr=float(plan.options.get("dpr") or 1.0),
@@ -88,6 +94,23 @@ def render(
     except pyvips.Error as exc:
         raise RenderFailed(f"rendering failed: {str(exc).splitlines()[0]}") from exc
     return _rendered(body, fmt, image)
+
+
+def _edited_source(
+    source: bytes, info: ImageInfo | None, ops: Sequence[Operation]
+) -> tuple[bytes, ImageInfo]:
+    """The source after the operations that change the file itself (svgdynamic), and what
+    it is; an edited file's header is read again, since an edit may change its size."""
+    edits = [(KINDS[op.name].edit_source, op) for op in ops if op.name in KINDS]
+    edits = [(edit, op) for edit, op in edits if edit is not None]
+    if not edits:
+        return source, info or inspect(source)
+    for edit, op in edits:
+        source = edit(source, op.options)
+    try:
+        return source, inspect(source)
+    except (UnsupportedImage, TooManyPixels) as exc:
+        raise UnsupportedOperation(f"the changed source cannot be rendered: {exc}") from exc
 
 
 def _alpha_format(

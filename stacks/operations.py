@@ -28,6 +28,19 @@ AREA_PATTERN = r"^[a-zA-Z0-9_]+$"
 # URL is untrusted input, and every operation costs a full pass over the pixels.
 MAX_OPERATIONS = 50
 
+# At most this many attribute changes in one svgdynamic operation (each value at most
+# MAX_OBJECT_TEXT characters): the SVG grows by at most about 100 KB.
+MAX_SVG_CHANGES = 100
+
+PRIMITIVE_REASON = (
+    "rokka's primitive searches hundreds of thousands of candidate shapes per image "
+    "(fogleman/primitive), which does not fit cropstack's render budget, and libvips has no "
+    "such search"
+)
+ADDFRAMES_REASON = (
+    "it adds other source images (frames), and renders cannot read other source images yet"
+)
+
 ENABLED = Param(
     "enabled", Kind.BOOLEAN, "If false, the operation is skipped when rendering.", default=True
 )
@@ -38,7 +51,8 @@ class OperationSpec:
     """One operation: its parameters, constraints and whether cropstack renders it.
 
     ``required`` parameters must all be given; of ``one_of`` at least one must be given.
-    Every spec's ``params`` ends with ``enabled``.
+    Every spec's ``params`` ends with ``enabled``. ``reason`` says why an operation that
+    is not ``implemented`` cannot be rendered (part of its 400 message).
     """
 
     name: str
@@ -47,6 +61,7 @@ class OperationSpec:
     required: tuple[str, ...] = ()
     one_of: tuple[str, ...] = ()
     implemented: bool = True
+    reason: str = ""
 
     def param(self, key: str) -> Param:
         """The parameter called ``key``, or a StackError naming operation and parameter."""
@@ -122,9 +137,10 @@ def _op(
     return OperationSpec(name, description, (*params, ENABLED), required, one_of)
 
 
-def _later(name: str, description: str) -> OperationSpec:
-    """A rokka operation cropstack recognises but does not render (parse-time 400)."""
-    return OperationSpec(name, description, (ENABLED,), implemented=False)
+def _later(name: str, description: str, reason: str = "") -> OperationSpec:
+    """A rokka operation cropstack recognises but does not render (parse-time 400);
+    ``reason`` tells the client why."""
+    return OperationSpec(name, description, (ENABLED,), implemented=False, reason=reason)
 
 
 def _int(name: str, low: int, high: int, default: Any = NO_DEFAULT, text: str = "") -> Param:
@@ -275,12 +291,42 @@ _TABLE: tuple[OperationSpec, ...] = (
     _later("composition", "Compose with a secondary image or colour."),
     _later("dropshadow", "Add a drop shadow."),
     _later("text", "Render text onto the image."),
-    _later("primitive", "Reproduce the image with geometric primitives."),
-    _later("glitch", "Glitch effect."),
-    _later("addframes", "Add frames to an animation."),
+    _later(
+        "primitive",
+        "Reproduce the image with geometric primitives.",
+        PRIMITIVE_REASON,
+    ),
+    _op(
+        "glitch",
+        "Glitch effect: bytes of the image's JPEG data are corrupted, the way databending does.",
+        _int("amount", 0, 10, 4, "How much to glitch (0 = not at all)."),
+        Param(
+            "random",
+            Kind.STRING,
+            "Any text: another text gives another glitch, the same text the same one.",
+            None,
+            pattern=r"^.{0,256}$",
+        ),
+    ),
+    _later("addframes", "Add frames to an animation.", ADDFRAMES_REASON),
     _later("face", "Place a secondary image on detected face features."),
-    _later("svgdynamic", "Change attributes of an SVG source."),
-    _later("svg2bitmap", "Rasterise an SVG source in a browser engine."),
+    _op(
+        "svgdynamic",
+        "Change attributes of elements (by id) of an SVG source image before it is rasterised.",
+        Param(
+            "changes",
+            Kind.OBJECT_LIST,
+            "Changes in order: id (of the element), attr (the attribute), value (its new value).",
+            maximum=MAX_SVG_CHANGES,
+            keys=("id", "attr", "value"),
+        ),
+        required=("changes",),
+    ),
+    _op(
+        "svg2bitmap",
+        "Rasterise an SVG source. cropstack rasterises every SVG with librsvg (no browser "
+        "engine), so the result is the one without this operation.",
+    ),
 )
 
 OPERATIONS: Mapping[str, OperationSpec] = MappingProxyType({spec.name: spec for spec in _TABLE})
@@ -296,7 +342,10 @@ def lookup_operation(name: str) -> OperationSpec:
     if spec is None:
         raise UnknownOperation(f"unknown operation {shown(name)}", operation=name)
     if not spec.implemented:
-        raise NotImplementedOperation(f"operation {name} is not implemented", operation=name)
+        why = f": {spec.reason}" if spec.reason else ""
+        raise NotImplementedOperation(
+            f"operation {name} is not implemented{why}", operation=name
+        )
     return spec
 
 

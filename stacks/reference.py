@@ -29,7 +29,9 @@ def _default(param: Param) -> str:
 
 def _row(param: Param, extra: str = "") -> str:
     accepts = param.expected().replace("|", "\\|")
-    return f"| `{param.name}` | {param.kind.value} | {_default(param)} | {accepts} |{extra}"
+    kind = param.describe()["type"]
+    kind = kind if isinstance(kind, str) else kind[0]
+    return f"| `{param.name}` | {kind} | {_default(param)} | {accepts} |{extra}"
 
 
 def markdown_reference() -> str:
@@ -46,11 +48,14 @@ def markdown_reference() -> str:
         lines += ["", "| parameter | type | default | accepts |", "| --- | --- | --- | --- |"]
         lines += [_row(param) for param in spec.params]
         lines.append("")
-    later = [spec.name for spec in OPERATIONS.values() if not spec.implemented]
+    later = [spec for spec in OPERATIONS.values() if not spec.implemented]
     lines.append(
         "Known rokka operations that are **not implemented** (400 "
-        '"operation X is not implemented"): ' + ", ".join(f"`{n}`" for n in later) + "."
+        '"operation X is not implemented", followed by the reason where there is one):'
     )
+    lines.append("")
+    for spec in later:
+        lines.append(f"- `{spec.name}`" + (f": {spec.reason}." if spec.reason else "."))
     lines += ["", "### Stack options", ""]
     lines += [
         "| option | type | default | accepts | in URLs |",

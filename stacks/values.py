@@ -25,6 +25,9 @@ class Kind(StrEnum):
     BOOLEAN = "boolean"
     STRING = "string"
     STRING_LIST = "array"
+    # A list of objects whose keys are the parameter's ``keys`` (svgdynamic ``changes``);
+    # published as an array of objects.
+    OBJECT_LIST = "object-list"
 
 
 class _NoDefault:
@@ -49,6 +52,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHOWN_MAX = 40
 
 HEX_COLOR = r"^[0-9a-fA-F]{6}$"
+# Longest text of one value in an object of an OBJECT_LIST parameter, characters.
+MAX_OBJECT_TEXT = 1000
 
 # rokka's expression language references variables as ``$name``; URL values mark
 # expressions with ``[...]`` (also percent-encoded).
@@ -76,6 +81,9 @@ class Param:
     - ``default``: ``NO_DEFAULT`` when there is none; a ``None`` default means JSON ``null``
       is accepted as "unset".
     - ``url_settable``: False for stack options a render URL must not change (security).
+    - ``keys``: the keys every object of an ``OBJECT_LIST`` has (all required, values
+      strings or numbers, read as text of at most :data:`MAX_OBJECT_TEXT` characters);
+      ``maximum`` is then the most objects the list may hold.
     """
 
     name: str
@@ -87,6 +95,7 @@ class Param:
     values: tuple[str, ...] = ()
     pattern: str | None = None
     url_settable: bool = True
+    keys: tuple[str, ...] = ()
 
     @property
     def has_default(self) -> bool:
@@ -151,7 +160,25 @@ class Param:
             return self._string(value, operation)
         if self.kind is Kind.STRING_LIST and kind is list:
             return [self._string(item, operation) for item in value]
+        if self.kind is Kind.OBJECT_LIST and kind is list:
+            if self.maximum is not None and len(value) > self.maximum:
+                raise self._error(f"{len(value)} items", operation)
+            return [self._object(item, operation) for item in value]
         raise self._error(value, operation)
+
+    def _object(self, item: Any, operation: str | None) -> dict[str, str]:
+        """One object of an ``OBJECT_LIST``: exactly ``keys``, each a string or a number."""
+        if type(item) is not dict or set(item) != set(self.keys):
+            raise self._error(item, operation)
+        out = {}
+        for key in self.keys:
+            value = item[key]
+            if type(value) in (int, float) and math.isfinite(value):
+                value = str(value)
+            if type(value) is not str or len(value) > MAX_OBJECT_TEXT or _CONTROL.search(value):
+                raise self._error(item, operation)
+            out[key] = value
+        return out
 
     def from_value(self, value: Any, *, operation: str | None, expression: str) -> Any:
         """Check the value an expression evaluated to, as strictly as a literal.
@@ -189,15 +216,23 @@ class Param:
         ``null_in_type``: publish a ``None`` default as ``"type": [kind, "null"]``, as rokka's
         ``GET /stackoptions`` does for scalars (``GET /operations`` does not).
         """
-        nullable_type = null_in_type and self.nullable and self.kind is not Kind.STRING_LIST
-        out: dict[str, Any] = {
-            "type": [self.kind.value, "null"] if nullable_type else self.kind.value
-        }
+        lists = (Kind.STRING_LIST, Kind.OBJECT_LIST)
+        nullable_type = null_in_type and self.nullable and self.kind not in lists
+        published = "array" if self.kind in lists else self.kind.value
+        out: dict[str, Any] = {"type": [published, "null"] if nullable_type else published}
         if self.kind is Kind.STRING_LIST:
             out["items"] = {"type": "string"}
+        if self.kind is Kind.OBJECT_LIST:
+            out["items"] = {
+                "type": "object",
+                "properties": {key: {"type": ["string", "number"]} for key in self.keys},
+                "required": list(self.keys),
+            }
+            if self.maximum is not None:
+                out["maxItems"] = self.maximum
         if self.minimum is not None:
             out["minimum"] = self.minimum
-        if self.maximum is not None:
+        if self.maximum is not None and self.kind is not Kind.OBJECT_LIST:
             out["maximum"] = self.maximum
         if self.has_default:
             out["default"] = self.default
@@ -221,6 +256,9 @@ class Param:
             return "true or false"
         if self.kind is Kind.STRING_LIST:
             return "a list of strings"
+        if self.kind is Kind.OBJECT_LIST:
+            most = f"at most {self.maximum} " if self.maximum is not None else ""
+            return f"a list of {most}objects with the keys {', '.join(self.keys)}"
         if self.values:
             return "one of " + ", ".join(self.values)
         if self.pattern is not None:

@@ -17,6 +17,7 @@ from engine.operations import (
     blur,
     circlemask,
     crop,
+    glitch,
     grayscale,
     modulate,
     multiply,
@@ -25,6 +26,8 @@ from engine.operations import (
     rotate,
     sepia,
     sharpen,
+    svg2bitmap,
+    svgdynamic,
     trim,
 )
 from engine.operations.context import RenderContext
@@ -48,6 +51,9 @@ _ALL: tuple[OperationKind, ...] = tuple(
         alpha,
         circlemask,
         noop,
+        glitch,
+        svgdynamic,
+        svg2bitmap,
     )
 )
 

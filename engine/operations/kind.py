@@ -55,6 +55,11 @@ renders a shrunk image correctly: it reads the full-size geometry from
 ``RenderContext.full_size`` (see engine/operations/context.py)."""
 
 
+SourceRule = Callable[[bytes, Mapping[str, Any]], bytes]
+"""``edit_source(source, options) -> source``: changes the source file itself before it is
+decoded (svgdynamic); raises an EngineError (400) when it cannot."""
+
+
 P = TypeVar("P")
 
 
@@ -89,7 +94,8 @@ class OperationKind:
     ``resizes`` marks the operation after which pixel-valued options are dpr-scaled.
     ``decode_shrink`` (None: the decoder must not shrink before it) lets the load step
     decode the source smaller; only the decode's size is decided there, the operations
-    themselves all run.
+    themselves all run. ``edit_source`` changes the source file before anything is
+    decoded (the pipeline then reads the edited file's header and checks the budgets).
     """
 
     name: str
@@ -99,3 +105,4 @@ class OperationKind:
     passes: PassRule = one_pass
     resizes: bool = False
     decode_shrink: ShrinkRule | None = None
+    edit_source: SourceRule | None = None

@@ -106,6 +106,9 @@ FIRST_OPERATIONS = [
     (op("alpha", mode="apply", opacity=60), op("resize", width=300)),
     (op("circlemask"), op("resize", width=300)),
     (op("noop"), op("resize", width=300)),
+    (op("glitch", amount=3, random="r"), op("resize", width=300)),
+    (op("svg2bitmap"), op("resize", width=300)),
+    # svgdynamic changes SVG sources only (tests/engine/test_svgdynamic.py).
 ]
 
 
