@@ -32,11 +32,6 @@ MAX_OPERATIONS = 50
 # MAX_OBJECT_TEXT characters): the SVG grows by at most about 100 KB.
 MAX_SVG_CHANGES = 100
 
-PRIMITIVE_REASON = (
-    "rokka's primitive searches hundreds of thousands of candidate shapes per image "
-    "(fogleman/primitive), which does not fit cropstack's render budget, and libvips has no "
-    "such search"
-)
 ADDFRAMES_REASON = (
     "it adds other source images (frames), and renders cannot read other source images yet"
 )
@@ -291,10 +286,19 @@ _TABLE: tuple[OperationSpec, ...] = (
     _later("composition", "Compose with a secondary image or colour."),
     _later("dropshadow", "Add a drop shadow."),
     _later("text", "Render text onto the image."),
-    _later(
+    _op(
         "primitive",
-        "Reproduce the image with geometric primitives.",
-        PRIMITIVE_REASON,
+        "Redraw the image as count translucent geometric shapes (the method of "
+        "fogleman/primitive, with a smaller search).",
+        _int("count", 1, 200, 20, "How many shapes."),
+        _int(
+            "mode",
+            0,
+            9,
+            0,
+            "Kind of shape: 0 combo, 1 triangle, 2 rectangle, 3 ellipse, 4 circle, "
+            "5 rotated rectangle, 6 bezier, 7 rotated ellipse, 8 polygon (9: none, refused).",
+        ),
     ),
     _op(
         "glitch",

@@ -22,6 +22,7 @@ from engine.operations import (
     modulate,
     multiply,
     noop,
+    primitive,
     resize,
     rotate,
     sepia,
@@ -52,6 +53,7 @@ _ALL: tuple[OperationKind, ...] = tuple(
         circlemask,
         noop,
         glitch,
+        primitive,
         svgdynamic,
         svg2bitmap,
     )

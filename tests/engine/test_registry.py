@@ -72,6 +72,7 @@ EXAMPLES = {
     "circlemask": ((op("circlemask"),), True),
     "noop": ((op("noop"),), True),
     "glitch": ((op("glitch", amount=10, random="x"),), True),
+    "primitive": ((op("primitive", count=5, mode=4),), True),
     "svg2bitmap": ((op("svg2bitmap"),), True),
     "svgdynamic": (
         (op("svgdynamic", changes=[{"id": "r", "attr": "fill", "value": "red"}]),),

@@ -108,6 +108,7 @@ FIRST_OPERATIONS = [
     (op("noop"), op("resize", width=300)),
     (op("glitch", amount=3, random="r"), op("resize", width=300)),
     (op("svg2bitmap"), op("resize", width=300)),
+    (op("primitive", count=5), op("resize", width=300)),
     # svgdynamic changes SVG sources only (tests/engine/test_svgdynamic.py).
 ]
 

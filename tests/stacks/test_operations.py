@@ -79,6 +79,10 @@ EXPECTED: dict[str, dict[str, tuple[Kind, object, float | None, float | None]]] 
         "factor_color": (Kind.STRING, None, None, None),
     },
     "circlemask": {},
+    "primitive": {
+        "count": (Kind.INTEGER, 20, 1, 200),
+        "mode": (Kind.INTEGER, 0, 0, 9),
+    },
     "glitch": {
         "amount": (Kind.INTEGER, 4, 0, 10),
         "random": (Kind.STRING, None, None, None),
@@ -91,13 +95,11 @@ NOT_IMPLEMENTED = (
     "composition",
     "dropshadow",
     "text",
-    "primitive",
     "addframes",
     "face",
 )
 # Not implemented because they cannot be, and the 400 says why.
 NOT_POSSIBLE = {
-    "primitive": "does not fit cropstack's render budget",
     "addframes": "renders cannot read other source images yet",
 }
 ENUMS = {

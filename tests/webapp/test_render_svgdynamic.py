@@ -51,10 +51,22 @@ def test_glitch_in_a_url_is_repeatable(client, account):
     assert other.status_code == 200 and other.headers["ETag"] != first.headers["ETag"]
 
 
-def test_primitive_and_addframes_say_why_they_are_refused(client, account):
+def test_addframes_says_why_it_is_refused(client, account):
     image = upload(account, png(scene(40, 30)), "scene.png")
-    for name, why in (("primitive", "render budget"), ("addframes", "other source images")):
-        response = client.get(f"/{account.org}/dynamic/{name}/{image}.png")
-        assert response.status_code == 400
-        message = response.get_json()["error"]["message"]
-        assert f"operation {name} is not implemented" in message and why in message
+    response = client.get(f"/{account.org}/dynamic/addframes/{image}.png")
+    assert response.status_code == 400
+    message = response.get_json()["error"]["message"]
+    assert "operation addframes is not implemented" in message
+    assert "other source images" in message
+
+
+def test_primitive_renders_in_the_render_process(client, account):
+    image = upload(account, png(scene(160, 120, square=(40, 30, 60))), "scene.png")
+    url = f"/{account.org}/dynamic/primitive-count-30-mode-2/{image}.png"
+    response = client.get(url)
+    assert response.status_code == 200
+    pixels = decode(response.data)
+    assert pixels.shape[:2] == (120, 160)
+    assert pixels[55:65, 65:75, 0].mean() > 180  # the red square, drawn with rectangles
+    nine = client.get(f"/{account.org}/dynamic/primitive-mode-9/{image}.png")
+    assert nine.status_code == 400 and "mode 9" in nine.get_json()["error"]["message"]
