@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,24 @@ def test_bad_sources_and_changes_are_400(source, change, message):
     with pytest.raises(engine.EngineError, match=message) as refused:
         engine.render(plan(op("svgdynamic", changes=[change])), source)
     assert refused.value.status == 400
+
+
+def test_a_changed_href_never_reads_a_file(tmp_path):
+    # librsvg loads SVG sources from a buffer, without a base directory: an <image> pointed
+    # at a file (absolute path or file: URL) draws nothing.
+    red = tmp_path / "red.png"
+    red.write_bytes(png(scene(20, 20, colour=(255, 0, 0), square=(0, 0, 20))))
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        b'width="20" height="20"><rect width="20" height="20" fill="#ffffff"/>'
+        b'<image id="i" width="20" height="20" xlink:href="data:,"/></svg>'
+    )
+    for target in (str(red), red.as_uri()):
+        for attr in ("xlink:href", "href"):
+            pixels = _render(svg, {"id": "i", "attr": attr, "value": target})
+            assert pixels[10, 10, :3].tolist() == [255, 255, 255]
+    # The same picture inline (a data: URI) is drawn: the change itself works.
+    inline = "data:image/png;base64," + base64.b64encode(red.read_bytes()).decode()
+    assert len(inline) < 1000
+    pixels = _render(svg, {"id": "i", "attr": "xlink:href", "value": inline})
+    assert pixels[10, 10, :3].tolist() == [255, 0, 0]
