@@ -34,15 +34,17 @@ def allowed_ratio(ops: Sequence[Operation], size: Size, ctx: RenderContext) -> f
     of operations with a ``decode_shrink`` rule does not reach one that allows a ratio).
     """
 
-    def rest(index: int, before: Size) -> float | None:
+    def rest(index: int, before: Size, at: RenderContext) -> float | None:
         if index >= len(ops):
             return None
         kind = KINDS.get(ops[index].name)
         if kind is None or kind.decode_shrink is None:
             return None
-        return kind.decode_shrink(before, ops[index].options, ctx, lambda s: rest(index + 1, s))
+        return kind.decode_shrink(
+            before, ops[index].options, at, lambda s, after: rest(index + 1, s, after)
+        )
 
-    return rest(0, size)
+    return rest(0, size, ctx)
 
 
 def jpeg_shrink(ratio: float) -> int:

@@ -119,14 +119,18 @@ def decode_shrink(
     before: Size,
     options: Mapping[str, Any],
     ctx: RenderContext,
-    rest: Callable[[Size], float | None],
+    rest: Callable[[Size, RenderContext], float | None],
 ) -> float | None:
-    """A cut by geometry alone passes on what the operations after it allow for its box;
-    a smart anchor needs the full-size pixels."""
+    """A cut by geometry alone passes on what the operations after it allow for its box
+    (the areas moved as the cut moves them); a smart anchor needs the full-size pixels."""
     if needs_pixels(options):
         return None
-    _, _, w, h = decide_box(before, options, ctx).as_ints()
-    return rest(Size(w, h))
+    box = decide_box(before, options, ctx)
+    _, _, w, h = box.as_ints()
+    after = RenderContext(
+        areas=ctx.areas.map(lambda b: offset_box(b, box)), dpr=ctx.dpr, resized=ctx.resized
+    )
+    return rest(Size(w, h), after)
 
 
 def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:

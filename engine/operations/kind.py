@@ -43,13 +43,15 @@ PassRule = Callable[[Mapping[str, Any], Size, Size], float]
 """``passes(options, before, after) -> work`` in megapixel passes (engine/cost.py)."""
 
 ShrinkRule = Callable[
-    [Size, Mapping[str, Any], RenderContext, Callable[[Size], float | None]], float | None
+    [Size, Mapping[str, Any], RenderContext, Callable[[Size, RenderContext], float | None]],
+    float | None,
 ]
 """``decode_shrink(before, options, ctx, rest) -> ratio``: how many times smaller per side
 the image this operation receives may be decoded without changing the render (1 = full
 size; below 1 a vector source may be rasterised larger; None = no say, decode at full
-size). ``before`` is the full-size geometry in pixels; ``rest(size)`` is what the
-operations after this one allow for an image of ``size``, this operation's result
+size). ``before`` is the full-size geometry in pixels; ``rest(size, ctx)`` is what the
+operations after this one allow for an image of ``size``, this operation's result, with
+``ctx`` as it is after this operation (areas moved); ``ctx`` itself must not be changed
 (engine/shrink.py). An operation with this rule also
 renders a shrunk image correctly: it reads the full-size geometry from
 ``RenderContext.full_size`` (see engine/operations/context.py)."""

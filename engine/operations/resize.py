@@ -111,7 +111,7 @@ def decode_shrink(
     before: Size,
     options: Mapping[str, Any],
     ctx: RenderContext,
-    rest: Callable[[Size], float | None],
+    rest: Callable[[Size, RenderContext], float | None],
 ) -> float:
     """The decoder may shrink down to the target on both sides (the scaling that remains is
     this operation's own); what comes after the resize sees its output, whatever was decoded."""

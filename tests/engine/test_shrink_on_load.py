@@ -210,3 +210,19 @@ def test_svg_is_rasterised_at_the_resize_target():
     assert out.shape[:2] == (200, 400)
     row = out[100, :, 0].astype(int)
     assert (row < 20).sum() == 10
+
+
+def test_two_crops_then_resize_match_full_size_decode():
+    # The second crop is placed by the subject area as the first cut moved it.
+    operations = (
+        op("crop", width=2000, height=1200, anchor="400_100"),
+        op("crop", width=4, height=3, mode="box"),
+        op("resize", width=100),
+    )
+    jpg, same_png = _pair(scene(W, H, square=SQUARE))
+    shrunk = engine.render(plan(*operations), jpg, dynamic_metadata=SUBJECT)
+    full = engine.render(plan(*operations), same_png, dynamic_metadata=SUBJECT)
+    assert (shrunk.width, shrunk.height) == (full.width, full.height)
+    a, b = decode(shrunk.body).astype(int), decode(full.body).astype(int)
+    assert np.abs(a - b).mean() < 3.0
+    assert red_centre(a) == pytest.approx(red_centre(b), abs=2.0)
