@@ -132,10 +132,14 @@ def estimate(plan: RenderPlan, info: ImageInfo, *, animate: bool) -> Cost:
     ops = [op for op in plan.operations if op.enabled]
     sizes = step_sizes(plan, info.size)
     ratio = decode_ratio(plan, info)
-    shrunk = decoded_size(info.format, info.size, ratio)
-    if ratio is not None and shrunk != info.size:
+    if ratio is not None and sizes:
+        # The decode streams into the leading steps (engine/shrink.py): the decoder hands
+        # over a shrunk image where the format allows, else lines that the first step
+        # consumes as they come (a 225 MP PNG resized to 300 px never exists whole).
+        shrunk = decoded_size(info.format, info.size, ratio)
+        held = shrunk if shrunk != info.size else sizes[0][1]
+        decoded = Step("decode-shrunk", min(held, info.size, key=lambda s: s.pixels))
         # What the decoder spends getting there depends on the format.
-        decoded = Step("decode-shrunk", shrunk)
         passes, current = _shrunk_decode(info.format, info.size, shrunk)
         work = _mp(info.size) * passes
     else:
