@@ -29,12 +29,15 @@ from engine.probe import (
     probe,
     recognised,
 )
+from engine.resources import IMAGE_FORMATS, Resource
 from engine.sizing import output_size
 
 __all__ = [
     "Budget",
     "Cost",
     "FORMATS",
+    "IMAGE_FORMATS",
+    "Resource",
     "EngineError",
     "FormatUnavailable",
     "ImageInfo",
