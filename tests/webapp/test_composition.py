@@ -1,0 +1,203 @@
+"""composition with a secondary image through the whole app: the image is found in the
+render's organization (never another's), travels to the render process and counts in the
+render's budget."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import pyvips
+
+from tests.conftest import Account
+from tests.engine.conftest import GREY, decode, png, scene
+from tests.webapp.test_render import set_area, upload
+from webapp import create_app
+
+BLUE = (0, 0, 255)
+
+
+def blue_mask(pixels: np.ndarray) -> np.ndarray:
+    r, g, b = (pixels[..., i].astype(int) for i in range(3))
+    return (r < 60) & (g < 60) & (b > 200)
+
+
+def _error(response, status: int) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.get_json()
+    assert body["error"]["code"] == status
+    return body["error"]["message"]
+
+
+@pytest.fixture
+def images(account) -> tuple[str, dict]:
+    """(hash of a 100x80 grey primary, the upload answer of a 20x10 blue watermark)."""
+    primary = upload(account, png(scene(100, 80)))["hash"]
+    mark = upload(account, png(scene(20, 10, square=(0, 0, 20), colour=BLUE)), "mark.png")
+    return primary, mark
+
+
+def test_watermark_from_the_same_organization_lands_at_the_anchor(client, account, images):
+    primary, mark = images
+    url = (
+        f"/{account.org}/dynamic/composition-mode-background-secondary_image-{mark['hash']}"
+        f"-anchor-right_bottom/{primary}.png"
+    )
+    response = client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    pixels = decode(response.data)
+    assert pixels.shape[:2] == (80, 100)
+    ys, xs = np.nonzero(blue_mask(pixels))
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (80, 99, 70, 79)
+    assert abs(int(pixels[10, 10, 0]) - GREY) <= 2
+
+
+def test_short_hash_names_the_secondary_too(client, account, images):
+    primary, mark = images
+    short = mark["short_hash"]
+    assert len(short) < 40
+    op = f"composition-mode-background-secondary_image-{short}"
+    url = f"/{account.org}/dynamic/{op}/{primary}.png"
+    response = client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    ys, xs = np.nonzero(blue_mask(decode(response.data)))
+    assert (xs.min(), ys.min()) == (40, 35)  # centred by default
+
+
+def test_stored_stack_with_a_watermark_renders(client, account, images):
+    primary, mark = images
+    stack = {
+        "operations": [
+            {"name": "resize", "options": {"width": 50}},
+            {
+                "name": "composition",
+                "options": {
+                    "mode": "background",
+                    "secondary_image": mark["hash"],
+                    "anchor": "left_top",
+                    "width": 10,
+                },
+            },
+        ]
+    }
+    put = account.request("PUT", f"/stacks/{account.org}/marked", data=json.dumps(stack))
+    assert put.status_code == 201, put.get_data(as_text=True)
+    response = client.get(f"/{account.org}/marked/{primary}.png")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    pixels = decode(response.data)
+    assert pixels.shape[:2] == (40, 50)
+    ys, xs = np.nonzero(blue_mask(pixels))
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (0, 9, 0, 4)
+
+
+def test_secondary_of_another_organization_is_not_found(client, account, member, images):
+    primary, _ = images
+    other = member("globex")
+    # Content of their own (equal bytes would have the same hash in both organizations).
+    theirs = upload(other, png(scene(21, 11, square=(0, 0, 20), colour=BLUE)))["hash"]
+    url = f"/{account.org}/dynamic/composition-secondary_image-{theirs}/{primary}.png"
+    message = _error(client.get(url), 404)
+    assert "secondary_image" in message and theirs in message
+    # Their own render of the same hash works: it is the organization that matters.
+    own = upload(other, png(scene(100, 80)))["hash"]
+    ok = client.get(f"/globex/dynamic/composition-secondary_image-{theirs}/{own}.png")
+    assert ok.status_code == 200, ok.get_data(as_text=True)
+
+
+def test_missing_secondary_is_not_found(client, account, images):
+    primary, _ = images
+    url = f"/{account.org}/dynamic/composition-secondary_image-ffffff/{primary}.png"
+    message = _error(client.get(url), 404)
+    assert "composition" in message and "ffffff" in message
+
+
+@pytest.mark.parametrize("value", ["FFFFFF", "abc", "zzzzzz", "..%2Fx"])
+def test_malformed_secondary_hash_is_400(client, account, images, value):
+    primary, _ = images
+    url = f"/{account.org}/dynamic/composition-secondary_image-{value}/{primary}.png"
+    assert "secondary_image" in _error(client.get(url), 400)
+
+
+def test_disabled_composition_needs_no_secondary(client, account, images):
+    primary, _ = images
+    url = (
+        f"/{account.org}/dynamic/composition-secondary_image-ffffff-enabled-false/{primary}.png"
+    )
+    assert client.get(url).status_code == 200
+
+
+def test_secondary_keeps_its_own_subject_area_when_filled(client, account):
+    primary = upload(account, png(scene(100, 80)))["hash"]
+    # A 200x100 secondary, blue only in its right quarter, with its subject area there.
+    arr = np.full((100, 200, 3), GREY, dtype=np.uint8)
+    arr[:, 150:] = BLUE
+    mark = upload(
+        account, png(pyvips.Image.new_from_array(arr, interpretation="srgb")), "wide2.png"
+    )["hash"]
+    mark = set_area(account, mark, "subject_area", {"x": 160, "y": 0, "width": 40, "height": 100})
+    url = (
+        f"/{account.org}/dynamic/composition-mode-background-secondary_image-{mark}"
+        f"-width-50-height-50-resize_mode-fill-anchor-left_top/{primary}.png"
+    )
+    response = client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    pixels = decode(response.data)
+    # Covering 50x50 scales it to 100x50; the cut keeps the subject (x 80-100 of the cover),
+    # so the 50x50 box is 50-100: its right half is blue.
+    box = pixels[:50, :50]
+    assert blue_mask(box)[:, 30:].all()
+    assert not blue_mask(box)[:, :20].any()
+
+
+def _jpeg(side: int) -> bytes:
+    return bytes(pyvips.Image.black(side, side, bands=3).jpegsave_buffer(Q=50))
+
+
+def test_huge_secondary_counts_against_the_work_budget(tmp_path):
+    app = create_app({"data_dir": str(tmp_path / "d"), "max_render_work": 20})
+    client = app.test_client()
+    account = Account(client, "acme", "admin@acme.example")
+    primary = upload(account, png(scene(100, 80)))["hash"]
+    big = upload(account, _jpeg(3000), "big.jpg")["hash"]
+    assert client.get(f"/acme/dynamic/noop/{primary}.png").status_code == 200
+    url = f"/acme/dynamic/composition-secondary_image-{big}-width-10/{primary}.png"
+    assert "too expensive" in _error(client.get(url), 400)
+
+
+def test_huge_secondary_counts_against_the_pixel_budget(tmp_path):
+    data = str(tmp_path / "d")
+    first = create_app({"data_dir": data})
+    account = Account(first.test_client(), "acme", "admin@acme.example")
+    primary = upload(account, png(scene(100, 80)))["hash"]
+    big = upload(account, _jpeg(2000), "big.jpg")["hash"]
+    # The same data served with a lower pixel budget: 4 MP secondary, 1 MP allowed.
+    client = create_app({"data_dir": data, "max_render_pixels": 1_000_000}).test_client()
+    assert client.get(f"/acme/dynamic/noop/{primary}.png").status_code == 200
+    url = f"/acme/dynamic/composition-secondary_image-{big}-width-10/{primary}.png"
+    message = _error(client.get(url), 400)
+    assert "composition secondary_image" in message and "2000x2000" in message
+
+
+def test_animated_primary_gets_the_watermark_on_every_frame(client, account):
+    frames = [scene(60, 40, square=(i * 10, 0, 10)) for i in range(3)]
+    strip = pyvips.Image.arrayjoin(frames, across=1).copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", 40)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", [100, 100, 100])
+    gif = upload(account, bytes(strip.gifsave_buffer()), "anim.gif")["hash"]
+    mark = upload(account, png(scene(10, 10, square=(0, 0, 10), colour=BLUE)), "m.png")["hash"]
+    url = (
+        f"/{account.org}/dynamic/composition-mode-background-secondary_image-{mark}"
+        f"-anchor-right_bottom/{gif}.gif"
+    )
+    response = client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    out = pyvips.Image.new_from_buffer(response.data, "", n=-1)
+    assert out.get("n-pages") == 3
+    pixels = out.numpy()
+    for i in range(3):
+        frame = pixels[i * 40 : (i + 1) * 40]
+        assert blue_mask(frame)[30:, 50:].all(), i
+        assert not blue_mask(frame)[:30].any(), i
+
