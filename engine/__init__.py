@@ -29,7 +29,7 @@ from engine.probe import (
     probe,
     recognised,
 )
-from engine.resources import IMAGE_FORMATS, Resource
+from engine.resources import IMAGE_FORMATS, Resource, SecondaryRender, secondary_render_key
 from engine.sizing import output_size
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
     "FORMATS",
     "IMAGE_FORMATS",
     "Resource",
+    "SecondaryRender",
+    "secondary_render_key",
     "EngineError",
     "FormatUnavailable",
     "ImageInfo",

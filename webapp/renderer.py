@@ -145,10 +145,12 @@ def render(
     cost: engine.Cost,
     dynamic_metadata: Mapping[str, Any] | None,
     resources: Mapping[str, engine.Resource] | None = None,
+    renders: Mapping[str, engine.SecondaryRender] | None = None,
 ) -> engine.Rendered:
     """Render in a render process of the lane ``cost`` and ``info`` (the source) call for,
     under the deadline; the render process reads the header again itself. ``resources``
-    are the sources the plan names by hash (their bytes travel as frames of their own).
+    are the sources the plan names by hash (their bytes travel as frames of their own),
+    ``renders`` the secondary stacks it renders through.
 
     Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503), or the
     engine error of the render.
@@ -164,6 +166,7 @@ def render(
             "dynamic_metadata": dynamic_metadata,
             "budget": budget(settings),
             "resources": described,
+            "renders": dict(renders or {}),
         },
         blobs,
     )
@@ -185,9 +188,11 @@ def render_stored(
     *,
     read_source: Callable[[], bytes],
     sources: Sources | None = None,
+    renders: Mapping[str, engine.SecondaryRender] | None = None,
 ) -> engine.Rendered:
     """Render the catalog image ``image`` (a row) through ``plan``; ``sources`` finds the
-    other sources the plan names by hash (see :func:`referenced`).
+    other sources the plan (and the secondary stacks in ``renders``) names by hash (see
+    :func:`referenced`).
 
     The budgets are checked before ``read_source`` is called for a still image (its size is
     in the row); an animation's frame count is only in its header, so its original is read
@@ -195,11 +200,14 @@ def render_stored(
     render, checked like the source's) and are read only after the check passed.
     ``OverBudget`` (400) past a budget, then as :func:`render`.
     """
+    renders = renders or {}
     refs = referenced(plan, sources)
+    for sub in renders.values():
+        refs += referenced(sub.plan, sources)
     images = {ref.hash: _referenced_image(row) for ref, row in refs if ref.image}
     source = read_source() if image["animated"] else None
     info = header(settings, source) if source is not None else stored_info(image)
-    cost = engine.plan_cost(plan, info, budget(settings), images=images)
+    cost = engine.plan_cost(plan, info, budget(settings), images=images, renders=renders)
     if source is None:
         source = read_source()
     resources: dict[str, engine.Resource] = {}
@@ -218,6 +226,7 @@ def render_stored(
         cost=cost,
         dynamic_metadata=image["dynamic_metadata"],
         resources=resources,
+        renders=renders,
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pyvips
 
-from engine.errors import RenderFailed, UnsupportedOperation
+from engine.errors import RenderFailed
 from engine.formats import parse_hex
 from engine.geometry import (
     Areas,
@@ -42,6 +42,7 @@ from engine.geometry import (
 )
 from engine.operations.context import RenderContext, size_of, to_srgb
 from engine.operations.kind import OperationKind, Sizing, megapixels, parameters
+from engine.resources import secondary_render_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +155,20 @@ def _focus(anchor: str, areas: Areas) -> Box | None:
     return {"subjectarea": areas.subject, "croparea": areas.crop, "face": areas.face}.get(anchor)
 
 
+def _render_key(p: CompositionParameters) -> str:
+    return secondary_render_key(
+        p.secondary_stack or "", p.secondary_stack_variables, p.secondary_image
+    )
+
+
 def _natural(p: CompositionParameters, images: Mapping[str, Size]) -> Size | None:
-    """The secondary image's display size (None for a colour box)."""
+    """The secondary's size before sizing: the secondary stack's output, else the secondary
+    image's display size; None for a colour box."""
+    if p.secondary_stack is not None:
+        known = images.get(_render_key(p))
+        if known is None:
+            raise RenderFailed(f"composition: secondary_stack {p.secondary_stack} was not provided")
+        return known
     if p.secondary_image is None:
         return None
     known = images.get(p.secondary_image)
@@ -167,9 +180,6 @@ def _natural(p: CompositionParameters, images: Mapping[str, Size]) -> Size | Non
 def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
     """Exact: the canvas (see :func:`canvas_size`)."""
     p = parameters(CompositionParameters, options)
-    if p.secondary_stack is not None:
-        # Checked here, the first step of every render (the cost estimate), before pixels.
-        raise UnsupportedOperation("composition: secondary_stack is not supported yet")
     factor = sizing.dpr if sizing.resized else 1.0
     natural = _natural(p, sizing.images)
     return canvas_size(before, placed_size(secondary_size(before, natural, p, factor), p), p)
@@ -207,23 +217,33 @@ def _decode(data: bytes) -> pyvips.Image:
         raise RenderFailed("composition: secondary_image cannot be decoded") from exc
 
 
-def _secondary_image(p: CompositionParameters, target: Size, ctx: RenderContext) -> pyvips.Image:
-    """The secondary image resized to ``target`` (before opacity and angle)."""
+def _source(p: CompositionParameters, ctx: RenderContext) -> tuple[pyvips.Image, Areas]:
+    """The secondary image or the secondary stack's render, unsized, with its areas."""
+    if p.secondary_stack is not None:
+        key = _render_key(p)
+        render = ctx.renders.get(key)
+        if render is None:
+            raise RenderFailed(f"composition: secondary_stack {p.secondary_stack} was not provided")
+        image, areas = render()
+        return _rgba(image), areas
     key = p.secondary_image or ""
     data = ctx.resources.get(key)
     known = ctx.resource_images.get(key)
     if data is None or known is None:
         raise RenderFailed(f"composition: secondary_image {key} was not provided")
-    image = _decode(data)
+    return _decode(data), parse_areas(known.dynamic_metadata, known.info.size)
+
+
+def _fit(image: pyvips.Image, areas: Areas, p: CompositionParameters, target: Size) -> pyvips.Image:
+    """The secondary resized to ``target`` (before opacity and angle)."""
     natural = size_of(image)
-    if p.resize_mode == "fill" and (natural != target):
+    if p.resize_mode == "fill" and natural != target:
         # Cover the box, then cut it around the secondary's own subject area (or face),
         # as a crop with anchor auto would.
         cover = resize_size(natural, width=target.width, height=target.height, mode="fill")
         image = _resized(image, cover)
-        areas = parse_areas(known.dynamic_metadata, known.info.size).map(
-            lambda b: scale_box(b, cover.width / natural.width, cover.height / natural.height)
-        )
+        fx, fy = cover.width / natural.width, cover.height / natural.height
+        areas = areas.map(lambda b: scale_box(b, fx, fy))
         box = crop_box(
             cover,
             width=target.width,
@@ -256,19 +276,25 @@ def _with_opacity(image: pyvips.Image, opacity: int) -> pyvips.Image:
 def _secondary(primary: Size, p: CompositionParameters, ctx: RenderContext) -> pyvips.Image:
     """The secondary as placed: sized, faded, turned; sRGB with alpha, in memory."""
     factor = ctx.dpr if ctx.resized else 1.0
-    sizes = {key: known.info.size for key, known in ctx.resource_images.items()}
-    natural = _natural(p, sizes)
+    source = None
+    natural = None
+    if p.secondary_stack is not None or p.secondary_image is not None:
+        # Frames of an animation share the secondary: decode or render it once.
+        source_key = ("composition source", p.secondary_stack and _render_key(p), p.secondary_image)
+        if source_key not in ctx.memo:
+            ctx.memo[source_key] = _source(p, ctx)
+        source = ctx.memo[source_key]
+        natural = size_of(source[0])
     target = secondary_size(primary, natural, p, factor)
-    # Frames of an animation share the secondary: prepare it once.
     key = ("composition", p, target)
     if key in ctx.memo:
         return ctx.memo[key]
-    if natural is None:
+    if source is None:
         colour = parse_hex(p.secondary_color)
         image = (pyvips.Image.black(target.width, target.height) + [*colour, 255]).cast("uchar")
         image = image.copy(interpretation="srgb")
     else:
-        image = _secondary_image(p, target, ctx)
+        image = _fit(source[0], source[1], p, target)
     image = _with_opacity(image, int(p.secondary_opacity))
     angle = float(p.angle) % 360
     if angle % 90 == 0:

@@ -201,3 +201,113 @@ def test_animated_primary_gets_the_watermark_on_every_frame(client, account):
         assert blue_mask(frame)[30:, 50:].all(), i
         assert not blue_mask(frame)[:30].any(), i
 
+
+
+def _put_stack(account, name: str, definition: dict) -> None:
+    put = account.request("PUT", f"/stacks/{account.org}/{name}", data=json.dumps(definition))
+    assert put.status_code == 201, put.get_data(as_text=True)
+
+
+# rokka's template demo: a colour box of its own, coloured by a variable.
+BOX_STACK = {
+    "operations": [
+        {
+            "name": "composition",
+            "options": {"width": 30, "height": 12, "empty_primary": True},
+            "expressions": {"secondary_color": "$color"},
+        }
+    ],
+    "variables": {"color": "00FF00"},
+}
+
+
+def test_secondary_stack_renders_its_own_canvas(client, account, images):
+    primary, _ = images
+    _put_stack(account, "box", BOX_STACK)
+    op = "composition-mode-background-secondary_stack-box-anchor-left_top"
+    response = client.get(f"/{account.org}/dynamic/{op}/{primary}.png")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    pixels = decode(response.data)
+    assert pixels.shape[:2] == (80, 100)
+    green = (pixels[..., 1] > 200) & (pixels[..., 0] < 60) & (pixels[..., 2] < 60)
+    ys, xs = np.nonzero(green)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (0, 29, 0, 11)
+
+
+def test_secondary_stack_variables_and_url_variables_reach_the_stack(client, account, images):
+    primary, _ = images
+    _put_stack(account, "box", BOX_STACK)
+    op = "composition-mode-background-secondary_stack-box-anchor-left_top"
+    # A URL variable the secondary stack declares is passed on ...
+    response = client.get(f"/{account.org}/dynamic/{op}/v-color-0000FF/{primary}.png")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert blue_mask(decode(response.data))[:12, :30].all()
+    # ... and secondary_stack_variables win over it.
+    stack = {
+        "operations": [
+            {
+                "name": "composition",
+                "options": {
+                    "mode": "background",
+                    "secondary_stack": "box",
+                    "secondary_stack_variables": "color=FF0000",
+                    "anchor": "right_bottom",
+                },
+            }
+        ]
+    }
+    _put_stack(account, "framed", stack)
+    response = client.get(f"/{account.org}/framed/v-color-0000FF/{primary}.png")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    pixels = decode(response.data)
+    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
+    ys, xs = np.nonzero(red)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (70, 99, 68, 79)
+
+
+def test_secondary_stack_renders_the_secondary_image(client, account, images):
+    primary, mark = images
+    _put_stack(account, "small", {"operations": [{"name": "resize", "options": {"width": 10}}]})
+    op = (
+        f"composition-mode-background-secondary_stack-small-secondary_image-{mark['hash']}"
+        "-anchor-left_top"
+    )
+    response = client.get(f"/{account.org}/dynamic/{op}/{primary}.png")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    ys, xs = np.nonzero(blue_mask(decode(response.data)))
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (0, 9, 0, 4)
+
+
+def test_missing_secondary_stack_is_not_found(client, account, images):
+    primary, _ = images
+    url = f"/{account.org}/dynamic/composition-secondary_stack-nostack/{primary}.png"
+    assert "secondary_stack nostack" in _error(client.get(url), 404)
+
+
+def test_secondary_stack_of_secondary_stacks_is_refused(client, account, images):
+    primary, _ = images
+    _put_stack(account, "box", BOX_STACK)
+    inner = {"operations": [{"name": "composition", "options": {"secondary_stack": "box"}}]}
+    _put_stack(account, "nested", inner)
+    url = f"/{account.org}/dynamic/composition-secondary_stack-nested/{primary}.png"
+    assert "one level" in _error(client.get(url), 400)
+
+
+def test_secondary_stack_work_counts_in_the_budget(tmp_path):
+    app = create_app({"data_dir": str(tmp_path / "d"), "max_render_work": 30})
+    client = app.test_client()
+    account = Account(client, "acme", "admin@acme.example")
+    primary = upload(account, png(scene(100, 80)))["hash"]
+    # A big canvas turned by an odd angle: cheap to describe, dear to render.
+    heavy = {
+        "operations": [
+            {
+                "name": "composition",
+                "options": {"width": 2000, "height": 2000, "empty_primary": True},
+            },
+            {"name": "rotate", "options": {"angle": 33}},
+        ]
+    }
+    _put_stack(account, "heavy", heavy)
+    url = "/acme/dynamic/composition-secondary_stack-heavy-width-10/" + primary + ".png"
+    assert "too expensive" in _error(client.get(url), 400)
