@@ -21,7 +21,7 @@ box of one colour) on one canvas.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,45 +203,54 @@ def _rgba(image: pyvips.Image) -> pyvips.Image:
     return image if image.hasalpha() else image.bandjoin(255)
 
 
-def _decode(data: bytes) -> pyvips.Image:
-    """First frame of a referenced image, display orientation, sRGB with alpha."""
+def _decode(data: bytes, size: Size) -> pyvips.Image:
+    """First frame of a referenced image at ``size`` (shrunk while decoding where the format
+    allows, so a big watermark never exists at full size), display orientation, sRGB with
+    alpha (thumbnail imports an embedded ICC profile)."""
     try:
-        image = pyvips.Image.new_from_buffer(data, "").autorot()
-        if image.get_typeof("icc-profile-data") != 0:
-            try:
-                image = image.icc_transform("srgb", embedded=True, intent="perceptual")
-            except pyvips.Error:
-                pass  # a broken profile: keep the interpretation libvips guessed
-        return _rgba(image)
+        image = pyvips.Image.thumbnail_buffer(data, size.width, height=size.height, size="force")
+        return _rgba(_resized(image, size))
     except pyvips.Error as exc:
         raise RenderFailed("composition: secondary_image cannot be decoded") from exc
 
 
-def _source(p: CompositionParameters, ctx: RenderContext) -> tuple[pyvips.Image, Areas]:
-    """The secondary image or the secondary stack's render, unsized, with its areas."""
+Scaler = Callable[[Size], pyvips.Image]
+"""The secondary at a given size, px: decoded at it, or a rendered secondary resized."""
+
+
+def _source(p: CompositionParameters, ctx: RenderContext) -> tuple[Scaler, Size, Areas]:
+    """How to get the secondary at a size, its natural size (px) and its areas."""
     if p.secondary_stack is not None:
-        key = _render_key(p)
-        render = ctx.renders.get(key)
-        if render is None:
-            raise RenderFailed(f"composition: secondary_stack {p.secondary_stack} was not provided")
-        image, areas = render()
-        return _rgba(image), areas
-    key = p.secondary_image or ""
-    data = ctx.resources.get(key)
-    known = ctx.resource_images.get(key)
+        key = ("composition render", _render_key(p))
+        if key not in ctx.memo:
+            render = ctx.renders.get(key[1])
+            if render is None:
+                raise RenderFailed(
+                    f"composition: secondary_stack {p.secondary_stack} was not provided"
+                )
+            # Frames of an animation share the rendered secondary: render it once.
+            image, areas = render()
+            ctx.memo[key] = (_rgba(image).copy_memory(), areas)
+        rendered, areas = ctx.memo[key]
+        return (lambda size: _resized(rendered, size)), size_of(rendered), areas
+    ref = p.secondary_image or ""
+    data = ctx.resources.get(ref)
+    known = ctx.resource_images.get(ref)
     if data is None or known is None:
-        raise RenderFailed(f"composition: secondary_image {key} was not provided")
-    return _decode(data), parse_areas(known.dynamic_metadata, known.info.size)
+        raise RenderFailed(f"composition: secondary_image {ref} was not provided")
+    natural = known.info.size
+    return (lambda size: _decode(data, size)), natural, parse_areas(known.dynamic_metadata, natural)
 
 
-def _fit(image: pyvips.Image, areas: Areas, p: CompositionParameters, target: Size) -> pyvips.Image:
+def _fit(
+    scaler: Scaler, natural: Size, areas: Areas, p: CompositionParameters, target: Size
+) -> pyvips.Image:
     """The secondary resized to ``target`` (before opacity and angle)."""
-    natural = size_of(image)
     if p.resize_mode == "fill" and natural != target:
         # Cover the box, then cut it around the secondary's own subject area (or face),
         # as a crop with anchor auto would.
         cover = resize_size(natural, width=target.width, height=target.height, mode="fill")
-        image = _resized(image, cover)
+        image = scaler(cover)
         fx, fy = cover.width / natural.width, cover.height / natural.height
         areas = areas.map(lambda b: scale_box(b, fx, fy))
         box = crop_box(
@@ -254,7 +263,7 @@ def _fit(image: pyvips.Image, areas: Areas, p: CompositionParameters, target: Si
         )
         x, y, w, h = box.as_ints()
         return image.crop(x, y, w, h)
-    return _resized(image, target)
+    return scaler(target)
 
 
 def _resized(image: pyvips.Image, target: Size) -> pyvips.Image:
@@ -279,13 +288,10 @@ def _secondary(primary: Size, p: CompositionParameters, ctx: RenderContext) -> p
     source = None
     natural = None
     if p.secondary_stack is not None or p.secondary_image is not None:
-        # Frames of an animation share the secondary: decode or render it once.
-        source_key = ("composition source", p.secondary_stack and _render_key(p), p.secondary_image)
-        if source_key not in ctx.memo:
-            ctx.memo[source_key] = _source(p, ctx)
-        source = ctx.memo[source_key]
-        natural = size_of(source[0])
+        source = _source(p, ctx)
+        natural = source[1]
     target = secondary_size(primary, natural, p, factor)
+    # Frames of an animation share the secondary: prepare it once.
     key = ("composition", p, target)
     if key in ctx.memo:
         return ctx.memo[key]
@@ -294,7 +300,7 @@ def _secondary(primary: Size, p: CompositionParameters, ctx: RenderContext) -> p
         image = (pyvips.Image.black(target.width, target.height) + [*colour, 255]).cast("uchar")
         image = image.copy(interpretation="srgb")
     else:
-        image = _fit(source[0], source[1], p, target)
+        image = _fit(*source, p, target)
     image = _with_opacity(image, int(p.secondary_opacity))
     angle = float(p.angle) % 360
     if angle % 90 == 0:

@@ -120,11 +120,17 @@ def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
 
 
 def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
-    """Compositing is a few passes of the canvas; the separable blur costs in proportion to
-    its kernel (about six sigma wide), measured at roughly a pass per four kernel taps."""
+    """Compositing is a few passes of the canvas. The separable blur (a kernel about six
+    sigma wide) runs on the shadow layer extended by the kernel on every side, at about a
+    pass per 30 taps (measured): a sigma far bigger than the image costs what its kernel
+    costs, so a tiny image with ``sigma`` 10000 is refused by the work budget, not run."""
     p = parameters(DropshadowParameters, options)
-    kernel = 6.0 * float(p.sigma) + 1.0 if p.sigma > 0 else 0.0
-    return megapixels(after) * (4.0 + kernel / 4.0)
+    work = 4.0 * megapixels(after)
+    if p.sigma > 0:
+        kernel = math.ceil(6.0 * float(p.sigma)) + 1
+        extended = Size(after.width + kernel, after.height + kernel)
+        work += megapixels(extended) * (2.0 + kernel / 30.0)
+    return work
 
 
 KIND = OperationKind("dropshadow", apply, DropshadowParameters, size=size, passes=passes)

@@ -152,3 +152,9 @@ def test_animated_source_gets_a_shadow_per_frame():
         bytes(strip.gifsave_buffer()),
     )
     assert (out.width, out.height) == (22, 12)
+
+
+def test_huge_sigma_is_refused_by_the_work_budget_not_run():
+    # A 60000-tap kernel on a 40x30 image would blur a 60000x60000 extension.
+    with pytest.raises(engine.OverBudget, match="too expensive"):
+        engine.render(plan(op("dropshadow", sigma=10000, blur_radius=1)), primary())
