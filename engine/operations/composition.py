@@ -96,7 +96,7 @@ def secondary_size(
         # An image without a size keeps its own, dpr-scaled like every pixel value.
         return Size(_scaled(natural.width, factor) or 1, _scaled(natural.height, factor) or 1)
     if p.resize_mode == "fill" and width is not None and height is not None:
-        # Cut to the box after covering it (around the image's subject area, see _prepare).
+        # Cut to the box after covering it (around the image's subject area, see _fit).
         return Size(width, height)
     return resize_size(natural, width=width, height=height, mode=p.resize_mode)
 
@@ -178,7 +178,8 @@ def _natural(p: CompositionParameters, images: Mapping[str, Size]) -> Size | Non
 
 
 def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
-    """Exact: the canvas (see :func:`canvas_size`)."""
+    """The canvas (see :func:`canvas_size`): exact, unless a secondary stack's own size
+    depends on pixels (trim), whose prediction is an upper bound."""
     p = parameters(CompositionParameters, options)
     factor = sizing.dpr if sizing.resized else 1.0
     natural = _natural(p, sizing.images)
