@@ -122,9 +122,7 @@ def test_malformed_secondary_hash_is_400(client, account, images, value):
 
 def test_disabled_composition_needs_no_secondary(client, account, images):
     primary, _ = images
-    url = (
-        f"/{account.org}/dynamic/composition-secondary_image-ffffff-enabled-false/{primary}.png"
-    )
+    url = f"/{account.org}/dynamic/composition-secondary_image-ffffff-enabled-false/{primary}.png"
     assert client.get(url).status_code == 200
 
 
@@ -200,7 +198,6 @@ def test_animated_primary_gets_the_watermark_on_every_frame(client, account):
         frame = pixels[i * 40 : (i + 1) * 40]
         assert blue_mask(frame)[30:, 50:].all(), i
         assert not blue_mask(frame)[:30].any(), i
-
 
 
 def _put_stack(account, name: str, definition: dict) -> None:
@@ -311,3 +308,44 @@ def test_secondary_stack_work_counts_in_the_budget(tmp_path):
     _put_stack(account, "heavy", heavy)
     url = "/acme/dynamic/composition-secondary_stack-heavy-width-10/" + primary + ".png"
     assert "too expensive" in _error(client.get(url), 400)
+
+
+def test_replacing_the_secondary_stack_changes_the_render_not_a_cached_copy(
+    client, account, images
+):
+    primary, _ = images
+    _put_stack(account, "box", BOX_STACK)
+    url = f"/{account.org}/dynamic/composition-mode-background-secondary_stack-box/{primary}.png"
+    first = client.get(url)
+    assert first.status_code == 200
+    blue = {**BOX_STACK, "variables": {"color": "0000FF"}}
+    put = account.request("PUT", f"/stacks/{account.org}/box?overwrite=true", data=json.dumps(blue))
+    assert put.status_code == 200, put.get_data(as_text=True)
+    second = client.get(url)
+    assert second.status_code == 200
+    assert second.headers["ETag"] != first.headers["ETag"]
+    assert blue_mask(decode(second.data)).sum() == 30 * 12
+    assert not blue_mask(decode(first.data)).any()
+
+
+def test_headers_the_secondary_stack_reads_are_in_vary(client, account, images):
+    primary, _ = images
+    reading = {
+        "operations": [
+            {
+                "name": "composition",
+                "options": {"width": 8, "height": 8, "empty_primary": True},
+                "expressions": {
+                    "secondary_color": "request.headers.save_data == 'on' ? '0000FF' : '00FF00'"
+                },
+            }
+        ]
+    }
+    _put_stack(account, "reader", reading)
+    url = f"/{account.org}/dynamic/composition-secondary_stack-reader-mode-background/{primary}.png"
+    plain = client.get(url)
+    saving = client.get(url, headers={"Save-Data": "on"})
+    assert plain.status_code == saving.status_code == 200
+    assert "Save-Data" in saving.headers["Vary"]
+    assert blue_mask(decode(saving.data)).sum() == 64
+    assert not blue_mask(decode(plain.data)).any()
