@@ -55,6 +55,21 @@ def _load_stack(org_id: str, name: str) -> StackDefinition:
     return parse_stack_json(stored["definition"], name)
 
 
+def _find_image(org: dict[str, Any], image_hash: str) -> dict[str, Any]:
+    """The image ``image_hash`` of ``org``, or else of its ``render_org_fallback``
+    organization (one level: a fallback's own fallback is not followed). Only renders look
+    there; the API and search never show the fallback's images."""
+    image = catalog().images.find(org["id"], image_hash)
+    fallback = org["options"].get("render_org_fallback")
+    if image is None and isinstance(fallback, str) and fallback != org["name"]:
+        other = catalog().accounts.org_by_name(fallback)
+        if other is not None:
+            image = catalog().images.find(other["id"], image_hash)
+    if image is None:
+        raise UrlNotFound(f"image {image_hash} not found")
+    return image
+
+
 def _check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
     """403 unless the request URL is signed with one of the organization's keys.
 
@@ -95,9 +110,7 @@ def render(path: str) -> Response:
         stack = _load_stack(org["id"], req.stack)
         if stack.options.get("basestack"):
             basestack = _load_stack(org["id"], stack.options["basestack"])
-    image = catalog().images.find(org["id"], req.hash)
-    if image is None:
-        raise UrlNotFound(f"image {req.hash} not found")
+    image = _find_image(org, req.hash)
 
     protected = bool(image["protected"]) or (
         stack.options.get("protected") is True
