@@ -3,6 +3,7 @@
 Call :func:`configure` once per process (after fork) before anything else.
 """
 
+from engine.conversion import converts
 from engine.cost import Budget, Cost
 from engine.errors import (
     EngineError,
@@ -28,6 +29,7 @@ from engine.probe import (
     is_svg,
     probe,
     recognised,
+    refused_kind,
 )
 from engine.resources import IMAGE_FORMATS, Resource, SecondaryRender, secondary_render_key
 from engine.sizing import output_size
@@ -57,6 +59,7 @@ __all__ = [
     "check_decodable",
     "plan_cost",
     "configure",
+    "converts",
     "inspect",
     "negotiate",
     "sniff",
@@ -66,5 +69,6 @@ __all__ = [
     "is_svg",
     "probe",
     "recognised",
+    "refused_kind",
     "render",
 ]

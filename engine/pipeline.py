@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyvips
 
+from engine import foreign
 from engine.cost import Budget, Cost, Step, check, estimate
 from engine.errors import EngineError, RenderFailed, UnsupportedOperation
 from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
@@ -108,6 +109,10 @@ def render(
     """
     fmt = format_for(plan.output_format)
     info = info or inspect(source)
+    if info.format == "pdf" and (plan.options.get("pdf.page") or plan.options.get("pdf.dpi")):
+        # another page or resolution than the stored size: check the budgets on its size
+        page = foreign.header(source, "pdf", plan.options)
+        info = replace(info, width=page.width, height=page.height)
     resources = resources or {}
     renders = renders or {}
     for p in (plan, *(sub.plan for sub in renders.values())):
@@ -135,10 +140,17 @@ def render(
         },
     )
     primary = Resource(source, info, dynamic_metadata)
-    ctx.renders = {key: _secondary(sub, primary, resources, ctx) for key, sub in renders.items()}
+    limit = (budget or Budget()).max_pixels
+    ctx.renders = {
+        key: _secondary(sub, primary, resources, ctx, limit) for key, sub in renders.items()
+    }
     animate = info.animated and fmt.supports_animation
     try:
-        image, ops = _load(source, info, ops, ctx, animate=animate)
+        if foreign.decodes(info.format):
+            # whole-image decoders: no shrink on load; every operation runs on the result
+            image = to_srgb(foreign.decode(source, info.format, plan.options, max_pixels=limit))
+        else:
+            image, ops = _load(source, info, ops, ctx, animate=animate)
         image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
         fmt, image = _alpha_format(fmt, image, plan.options)
         image = to_output_pixels(image, fmt, plan.options)
@@ -155,9 +167,11 @@ def _secondary(
     primary: Resource,
     resources: Mapping[str, Resource],
     ctx: RenderContext,
+    max_pixels: int,
 ) -> Callable[[], tuple[pyvips.Image, Areas]]:
     """How to render ``sub`` when an operation asks: its source decoded (shrunk where its
-    plan allows) and its operations run, as a still, areas carried along."""
+    plan allows; ``max_pixels`` bounds a whole-image decoder) and its operations run, as a
+    still, areas carried along."""
 
     def run() -> tuple[pyvips.Image, Areas]:
         src = primary if sub.source is None else resources[sub.source]
@@ -171,7 +185,11 @@ def _secondary(
             renders={},  # a secondary stack renders no secondary stack itself
         )
         ops = [op for op in sub.plan.operations if op.enabled]
-        image, ops = _load(src.data, info, ops, sub_ctx, animate=False)
+        if foreign.decodes(info.format):
+            pixels = foreign.decode(src.data, info.format, sub.plan.options, max_pixels=max_pixels)
+            image = to_srgb(pixels)
+        else:
+            image, ops = _load(src.data, info, ops, sub_ctx, animate=False)
         return _run(image, ops, sub_ctx), sub_ctx.areas
 
     return run

@@ -15,14 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from engine import foreign
 from engine.geometry import Size
 from engine.probe import LOADERS, ImageInfo
 
 if TYPE_CHECKING:
     from stacks.plan import RenderPlan
 
-# The formats a referenced image may have: those the engine decodes (HEIF is heic or avif).
-IMAGE_FORMATS = frozenset({ext for ext, _ in LOADERS.values()} | {"avif"})
+# The formats a referenced image may have: those the engine decodes (HEIF is heic or avif;
+# JPEG XL, PDF and PSD through engine/foreign.py).
+IMAGE_FORMATS = frozenset({ext for ext, _ in LOADERS.values()} | {"avif"} | foreign.SOURCES)
 
 
 @dataclass(frozen=True, slots=True)

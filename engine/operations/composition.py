@@ -27,6 +27,7 @@ from typing import Any
 
 import pyvips
 
+from engine import foreign
 from engine.errors import RenderFailed
 from engine.formats import parse_hex
 from engine.geometry import (
@@ -204,11 +205,16 @@ def _rgba(image: pyvips.Image) -> pyvips.Image:
     return image if image.hasalpha() else image.bandjoin(255)
 
 
-def _decode(data: bytes, size: Size) -> pyvips.Image:
-    """First frame of a referenced image at ``size`` (shrunk while decoding where the format
-    allows, so a big watermark never exists at full size), display orientation, sRGB with
-    alpha (thumbnail imports an embedded ICC profile)."""
+def _decode(data: bytes, fmt: str, natural: Size, size: Size) -> pyvips.Image:
+    """First frame of a referenced image of format ``fmt`` and display size ``natural`` at
+    ``size`` (shrunk while decoding where the format allows, so a big watermark never exists
+    at full size), display orientation, sRGB with alpha (thumbnail imports an embedded ICC
+    profile). JPEG XL, PDF and PSD come whole from engine/foreign.py, then are resized."""
     try:
+        if foreign.decodes(fmt):
+            # The decode was checked against the pixel budget with the plan (engine/cost.py).
+            whole = foreign.decode(data, fmt, None, max_pixels=natural.pixels)
+            return _rgba(_resized(to_srgb(whole), size))
         image = pyvips.Image.thumbnail_buffer(data, size.width, height=size.height, size="force")
         return _rgba(_resized(image, size))
     except pyvips.Error as exc:
@@ -239,8 +245,9 @@ def _source(p: CompositionParameters, ctx: RenderContext) -> tuple[Scaler, Size,
     known = ctx.resource_images.get(ref)
     if data is None or known is None:
         raise RenderFailed(f"composition: secondary_image {ref} was not provided")
-    natural = known.info.size
-    return (lambda size: _decode(data, size)), natural, parse_areas(known.dynamic_metadata, natural)
+    natural, fmt = known.info.size, known.info.format
+    scaler: Scaler = lambda size: _decode(data, fmt, natural, size)  # noqa: E731
+    return scaler, natural, parse_areas(known.dynamic_metadata, natural)
 
 
 def _fit(

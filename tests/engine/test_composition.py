@@ -465,3 +465,19 @@ def test_secondary_decode_counts_in_the_pixel_budget():
             resources={"abcdef": big},
             budget=engine.Budget(max_pixels=50_000),
         )
+
+
+def test_secondary_image_from_a_whole_image_decoder():
+    # JPEG XL comes through engine/foreign.py, not libvips: it is decoded, then resized.
+    from engine import foreign
+
+    blue = pyvips.Image.new_from_array(
+        np.tile(np.array(BLUE, dtype=np.uint8), (10, 20, 1)), interpretation="srgb"
+    )
+    data = foreign.encode(blue, "jxl", 100)
+    assert engine.inspect(data).format == "jxl"
+    pixels = render(
+        op("composition", mode="background", secondary_image="abcdef", anchor="left_top", width=10),
+        secondary=resource(data),
+    )
+    assert bounds(colour_mask(pixels, BLUE, 2)) == (0, 0, 9, 4)
