@@ -73,6 +73,31 @@ class Sources:
     read: Callable[[Mapping[str, Any]], bytes]
 
 
+# At most this many distinct other sources in one render (watermarks, fonts, secondary
+# stack images): each is a catalog lookup, a blob read and a frame to the render process.
+MAX_REFERENCED_SOURCES = 10
+
+
+def check_referenced(settings: Settings, rows: list[Mapping[str, Any]]) -> None:
+    """400 when a render would read more than :data:`MAX_REFERENCED_SOURCES` other sources
+    or more original bytes than one upload may bring (``max_upload_bytes``, all of them
+    together): the pixel budgets bound their decodes, this bounds the bytes read before."""
+    distinct = {row["hash"]: int(row["size"] or 0) for row in rows}
+    if len(distinct) > MAX_REFERENCED_SOURCES:
+        raise ApiError(
+            400,
+            f"a render may read at most {MAX_REFERENCED_SOURCES} other source images "
+            f"(this one names {len(distinct)})",
+        )
+    total = sum(distinct.values())
+    if total > settings.max_upload_bytes:
+        raise ApiError(
+            400,
+            f"the source images this render names are too large together ({total} bytes; "
+            f"at most {settings.max_upload_bytes})",
+        )
+
+
 def referenced(
     plan: RenderPlan, sources: Sources | None
 ) -> list[tuple[SourceReference, Mapping[str, Any]]]:
@@ -204,6 +229,7 @@ def render_stored(
     refs = referenced(plan, sources)
     for sub in renders.values():
         refs += referenced(sub.plan, sources)
+    check_referenced(settings, [row for _, row in refs])
     images = {ref.hash: _referenced_image(row) for ref, row in refs if ref.image}
     source = read_source() if image["animated"] else None
     info = header(settings, source) if source is not None else stored_info(image)

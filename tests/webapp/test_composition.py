@@ -349,3 +349,26 @@ def test_headers_the_secondary_stack_reads_are_in_vary(client, account, images):
     assert "Save-Data" in saving.headers["Vary"]
     assert blue_mask(decode(saving.data)).sum() == 64
     assert not blue_mask(decode(plain.data)).any()
+
+
+def test_a_render_reads_at_most_ten_other_sources(client, account, images):
+    primary, _ = images
+    marks = [upload(account, png(scene(8 + i, 8)), f"m{i}.png")["hash"] for i in range(11)]
+    ops = "--".join(f"composition-mode-background-secondary_image-{m}" for m in marks)
+    assert "at most 10" in _error(client.get(f"/{account.org}/dynamic/{ops}/{primary}.png"), 400)
+    fine = "--".join(f"composition-mode-background-secondary_image-{m}" for m in marks[:10])
+    assert client.get(f"/{account.org}/dynamic/{fine}/{primary}.png").status_code == 200
+
+
+def test_referenced_bytes_are_bounded_together(tmp_path):
+    data = str(tmp_path / "d")
+    first = create_app({"data_dir": data})
+    account = Account(first.test_client(), "acme", "admin@acme.example")
+    primary = upload(account, png(scene(100, 80)))["hash"]
+    marks = [upload(account, _jpeg(300 + i), f"b{i}.jpg") for i in range(2)]
+    limit = max(m["size"] for m in marks) + 10  # each fits, both together do not
+    client = create_app({"data_dir": data, "max_upload_bytes": limit}).test_client()
+    one = f"composition-secondary_image-{marks[0]['hash']}"
+    two = f"{one}--composition-secondary_image-{marks[1]['hash']}"
+    assert client.get(f"/acme/dynamic/{one}/{primary}.png").status_code == 200
+    assert "too large together" in _error(client.get(f"/acme/dynamic/{two}/{primary}.png"), 400)
