@@ -4,6 +4,7 @@ render's budget."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from tests.conftest import Account
 from tests.engine.conftest import GREY, decode, png, scene
 from tests.webapp.test_render import set_area, upload
 from webapp import create_app
+from webapp.signing import signature
 
 BLUE = (0, 0, 255)
 
@@ -372,3 +374,41 @@ def test_referenced_bytes_are_bounded_together(tmp_path):
     two = f"{one}--composition-secondary_image-{marks[1]['hash']}"
     assert client.get(f"/acme/dynamic/{one}/{primary}.png").status_code == 200
     assert "too large together" in _error(client.get(f"/acme/dynamic/{two}/{primary}.png"), 400)
+
+
+def _signed(path: str, key: str) -> str:
+    return f"{path}?sig={signature(path, key)}"
+
+
+def _signing_key(account) -> str:
+    org = account.request("GET", f"/organizations/{account.org}").get_json()
+    return org["signing_keys"][0]["key"]
+
+
+def test_protected_secondary_image_needs_a_signed_url(client, account, images):
+    primary, _ = images
+    form = {
+        "filedata": (io.BytesIO(png(scene(12, 12, colour=BLUE, square=(0, 0, 12)))), "p.png"),
+        "options[0]": json.dumps({"protected": True}),
+    }
+    posted = account.request(
+        "POST", f"/sourceimages/{account.org}", data=form, content_type="multipart/form-data"
+    )
+    secret = posted.get_json()["items"][0]["hash"]
+    path = (
+        f"/{account.org}/dynamic/composition-mode-background-secondary_image-{secret}/{primary}.png"
+    )
+    assert _error(client.get(path), 403)
+    ok = client.get(_signed(path, _signing_key(account)))
+    assert ok.status_code == 200, ok.get_data(as_text=True)
+    assert blue_mask(decode(ok.data)).sum() == 144
+
+
+def test_protected_secondary_stack_needs_a_signed_url(client, account, images):
+    primary, _ = images
+    _put_stack(account, "secret", {**BOX_STACK, "options": {"protected": True}})
+    path = (
+        f"/{account.org}/dynamic/composition-mode-background-secondary_stack-secret/{primary}.png"
+    )
+    assert _error(client.get(path), 403)
+    assert client.get(_signed(path, _signing_key(account))).status_code == 200

@@ -102,16 +102,18 @@ def check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
 
 def _secondary_renders(
     org_id: str, plan: RenderPlan, req: RenderRequest, primary: dict[str, Any]
-) -> dict[str, engine.SecondaryRender]:
+) -> tuple[dict[str, engine.SecondaryRender], bool]:
     """The stored stacks the plan's compositions render their secondary through
     (``secondary_stack``), each built into a plan of its own.
 
     A secondary stack renders ``secondary_image`` when set, else the render's own image. Its
     variables are ``secondary_stack_variables`` (query text), over the render URL's variables
     the stack declares (rokka passes those on). It may not use ``secondary_stack`` itself
-    (400): one level, like basestacks. A missing stack or image is a 404.
+    (400): one level, like basestacks. A missing stack or image is a 404. The flag is True
+    when one of the stacks is protected (the render then needs a signature).
     """
     renders: dict[str, engine.SecondaryRender] = {}
+    protected = False
     for op in plan.operations:
         name = op.options.get("secondary_stack") if op.name == "composition" else None
         if not op.enabled or name is None:
@@ -124,6 +126,7 @@ def _secondary_renders(
         if stored is None:
             raise UrlNotFound(f"operation composition: secondary_stack {name} not found")
         stack = parse_stack_json(stored["definition"], name)
+        protected = protected or stack.options.get("protected") is True
         basestack = None
         if stack.options.get("basestack"):
             basestack = _load_stack(org_id, stack.options["basestack"])
@@ -149,7 +152,18 @@ def _secondary_renders(
                 parameter="secondary_stack",
             )
         renders[key] = engine.SecondaryRender(sub_plan, image_ref)
-    return renders
+    return renders, protected
+
+
+def _references_protected(org_id: str, plans: list[RenderPlan]) -> bool:
+    """Whether a source the plans name by hash, or a secondary stack renders, is a protected
+    image: a render that shows it needs a signature as a render of it would."""
+    hashes = {ref.hash for p in plans for ref in p.source_references()}
+    for ref in hashes:
+        row = catalog().images.find(org_id, ref)
+        if row is not None and row["protected"]:
+            return True
+    return False
 
 
 @bp.route("/<path:path>", methods=["GET", "HEAD"])
@@ -195,6 +209,13 @@ def render(path: str) -> Response:
     if alpha_ext is not None:
         plan = replace(plan, options={**plan.options, "jpg.transparency.autoformat": alpha_ext})
     vary = bool(plan.options.get("autoformat")) or alpha_ext is not None
+    renders, stacks_protected = _secondary_renders(org["id"], plan, req, image)
+    if not protected and (
+        stacks_protected
+        or _references_protected(org["id"], [plan, *(r.plan for r in renders.values())])
+    ):
+        # A protected secondary image or stack is shown only through a signed URL too.
+        signed_until = check_signature(org, org_prefix)
     return answer(
         org,
         image,
@@ -203,7 +224,7 @@ def render(path: str) -> Response:
         signed_until=signed_until,
         preview=preview,
         vary=vary,
-        renders=_secondary_renders(org["id"], plan, req, image),
+        renders=renders,
     )
 
 
