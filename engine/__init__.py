@@ -11,7 +11,8 @@ import os
 # is first imported, which the imports below do.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from engine.cost import Budget, Cost  # noqa: E402
+from engine.conversion import converts  # noqa: E402
+from engine.cost import Budget, Cost
 from engine.errors import (
     EngineError,
     FormatUnavailable,
@@ -36,13 +37,19 @@ from engine.probe import (
     is_svg,
     probe,
     recognised,
+    refused_kind,
 )
+from engine.resources import IMAGE_FORMATS, Resource, SecondaryRender, secondary_render_key
 from engine.sizing import output_size
 
 __all__ = [
     "Budget",
     "Cost",
     "FORMATS",
+    "IMAGE_FORMATS",
+    "Resource",
+    "SecondaryRender",
+    "secondary_render_key",
     "EngineError",
     "FormatUnavailable",
     "ImageInfo",
@@ -60,6 +67,7 @@ __all__ = [
     "check_decodable",
     "plan_cost",
     "configure",
+    "converts",
     "inspect",
     "negotiate",
     "sniff",
@@ -69,5 +77,6 @@ __all__ = [
     "is_svg",
     "probe",
     "recognised",
+    "refused_kind",
     "render",
 ]

@@ -28,6 +28,26 @@ class Kind(StrEnum):
     # A list of objects whose keys are the parameter's ``keys`` (svgdynamic ``changes``);
     # published as an array of objects.
     OBJECT_LIST = "object-list"
+    # A source of the same organization, named by its hash or short hash (JSON string):
+    # an image the operation decodes (composition ``secondary_image``) ...
+    IMAGE_HASH = "image_hash"
+    # ... or a file handed to the operation as bytes, never decoded as an image (a font).
+    FILE_HASH = "file_hash"
+
+    @property
+    def json_type(self) -> str:
+        """The JSON type published in ``GET /operations`` (hashes are strings)."""
+        if self is Kind.OBJECT_LIST:
+            return "array"
+        return "string" if self in _HASH_KINDS else self.value
+
+    @property
+    def is_hash(self) -> bool:
+        """Whether values of this kind name a source of the organization by hash."""
+        return self in _HASH_KINDS
+
+
+_HASH_KINDS = frozenset({Kind.IMAGE_HASH, Kind.FILE_HASH})
 
 
 class _NoDefault:
@@ -54,6 +74,9 @@ _SHOWN_MAX = 40
 HEX_COLOR = r"^[0-9a-fA-F]{6}$"
 # Longest text of one value in an object of an OBJECT_LIST parameter, characters.
 MAX_OBJECT_TEXT = 1000
+# A source image's hash (40 hex digits) or short hash / unambiguous prefix (6+), as in
+# render URLs (stacks.url.HASH).
+SOURCE_HASH = r"^[0-9a-f]{6,40}$"
 
 # rokka's expression language references variables as ``$name``; URL values mark
 # expressions with ``[...]`` (also percent-encoded).
@@ -105,6 +128,13 @@ class Param:
     def nullable(self) -> bool:
         return self.default is None
 
+    @property
+    def text_pattern(self) -> str | None:
+        """The regex a string value must match: ``pattern``, or the hash form for hashes."""
+        if self.pattern is None and self.kind.is_hash:
+            return SOURCE_HASH
+        return self.pattern
+
     def from_text(self, text: str, *, operation: str | None = None) -> Any:
         """Convert a render-URL token (always text) to this parameter's type, or raise."""
         if self.kind is Kind.INTEGER:
@@ -120,7 +150,7 @@ class Param:
             if text not in _BOOLEAN_TEXT:
                 raise self._error(text, operation)
             return _BOOLEAN_TEXT[text]
-        if self.kind is Kind.STRING:
+        if self.kind is Kind.STRING or self.kind.is_hash:
             return self._string(text, operation)
         raise StackError(
             f"{self._where(operation)} {self.name} cannot be set in a render URL",
@@ -156,7 +186,7 @@ class Param:
             return self._in_range(value, operation)
         if self.kind is Kind.BOOLEAN and kind is bool:
             return value
-        if self.kind is Kind.STRING and kind is str:
+        if (self.kind is Kind.STRING or self.kind.is_hash) and kind is str:
             return self._string(value, operation)
         if self.kind is Kind.STRING_LIST and kind is list:
             return [self._string(item, operation) for item in value]
@@ -218,8 +248,8 @@ class Param:
         """
         lists = (Kind.STRING_LIST, Kind.OBJECT_LIST)
         nullable_type = null_in_type and self.nullable and self.kind not in lists
-        published = "array" if self.kind in lists else self.kind.value
-        out: dict[str, Any] = {"type": [published, "null"] if nullable_type else published}
+        json_type = self.kind.json_type
+        out: dict[str, Any] = {"type": [json_type, "null"] if nullable_type else json_type}
         if self.kind is Kind.STRING_LIST:
             out["items"] = {"type": "string"}
         if self.kind is Kind.OBJECT_LIST:
@@ -238,8 +268,8 @@ class Param:
             out["default"] = self.default
         if self.values:
             out["values"] = list(self.values)
-        if self.pattern is not None:
-            out["pattern"] = self.pattern
+        if self.text_pattern is not None:
+            out["pattern"] = self.text_pattern
         out["description"] = self.description
         return out
 
@@ -259,6 +289,8 @@ class Param:
         if self.kind is Kind.OBJECT_LIST:
             most = f"at most {self.maximum} " if self.maximum is not None else ""
             return f"a list of {most}objects with the keys {', '.join(self.keys)}"
+        if self.kind.is_hash:
+            return "the hash or short hash of a source image of this organization"
         if self.values:
             return "one of " + ", ".join(self.values)
         if self.pattern is not None:
@@ -277,7 +309,7 @@ class Param:
             raise self._error(text, operation)
         if self.values and text not in self.values:
             raise self._error(text, operation)
-        if self.pattern is not None and not re.search(self.pattern, text):
+        if self.text_pattern is not None and not re.search(self.text_pattern, text):
             raise self._error(text, operation)
         return text
 

@@ -16,7 +16,9 @@ from engine.operations import (
     autorotate,
     blur,
     circlemask,
+    composition,
     crop,
+    dropshadow,
     glitch,
     grayscale,
     modulate,
@@ -56,6 +58,8 @@ _ALL: tuple[OperationKind, ...] = tuple(
         primitive,
         svgdynamic,
         svg2bitmap,
+        composition,
+        dropshadow,
     )
 )
 

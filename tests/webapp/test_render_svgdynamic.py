@@ -57,7 +57,7 @@ def test_addframes_says_why_it_is_refused(client, account):
     assert response.status_code == 400
     message = response.get_json()["error"]["message"]
     assert "operation addframes is not implemented" in message
-    assert "other source images" in message
+    assert "does not say what the frames parameter holds" in message
 
 
 def test_primitive_renders_in_the_render_process(client, account):
