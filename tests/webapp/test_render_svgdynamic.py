@@ -70,3 +70,18 @@ def test_primitive_renders_in_the_render_process(client, account):
     assert pixels[55:65, 65:75, 0].mean() > 180  # the red square, drawn with rectangles
     nine = client.get(f"/{account.org}/dynamic/primitive-mode-9/{image}.png")
     assert nine.status_code == 400 and "mode 9" in nine.get_json()["error"]["message"]
+
+
+def test_svgdynamic_in_a_secondary_stack_recolours_the_watermark(client, account):
+    # rokka's documented use: a logo changed by svgdynamic, composed onto a photo.
+    photo = upload(account, png(scene(200, 200)), "photo.png")
+    logo = upload(account, LINE, "line.svg")
+    put_stack(
+        account, "logo", {"operations": [{"name": "svgdynamic", "options": {"changes": [MAGENTA]}}]}
+    )
+    op = f"composition-mode-background-secondary_stack-logo-secondary_image-{logo}-anchor-left_top"
+    response = client.get(f"/{account.org}/dynamic/{op}/{photo}.png")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    pixels = decode(response.data)
+    assert pixels[50, 50, :3].tolist() == [255, 0, 255]  # the line of the 100x100 logo
+    assert pixels[150, 150, :3].tolist() == [128, 128, 128]  # the photo around it
