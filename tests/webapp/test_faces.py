@@ -335,3 +335,16 @@ def test_without_detection_expressions_see_no_face(account):
     flat = png_of(scene(400, 300))
     _, none = detected(account, flat, "flat.png")
     assert render(account, ops, none["hash"]).shape[:2] == (20, 20)
+
+
+def test_detection_face_cannot_be_sent_with_an_upload(account):
+    form = {
+        "filedata": (io.BytesIO(astronaut()), "photo.png"),
+        "meta_dynamic[0][detection_face]": json.dumps({"x": 1, "y": 1, "width": 9, "height": 9}),
+    }
+    response = account.request(
+        "POST", "/sourceimages/acme", data=form, content_type="multipart/form-data"
+    )
+    assert response.status_code == 400
+    assert "detection_face is detected" in response.get_json()["error"]["message"]
+    assert account.request("GET", "/sourceimages/acme").get_json()["total"] == 0
