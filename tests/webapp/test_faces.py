@@ -348,3 +348,12 @@ def test_detection_face_cannot_be_sent_with_an_upload(account):
     assert response.status_code == 400
     assert "detection_face is detected" in response.get_json()["error"]["message"]
     assert account.request("GET", "/sourceimages/acme").get_json()["total"] == 0
+
+
+def test_the_face_operation_is_a_400_that_says_why(account):
+    _, after = detected(account, astronaut())
+    url = f"/acme/dynamic/face-leftFeature-eyeLeft-rightFeature-eyeRight/{after['hash']}.png"
+    response = account.request("GET", url)
+    assert response.status_code == 400
+    message = response.get_json()["error"]["message"]
+    assert message.startswith("operation face is not implemented: ") and "landmarks" in message
