@@ -15,6 +15,8 @@ every area of the image is stored on (engine/geometry.py).
 
 from __future__ import annotations
 
+import os
+import resource
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -31,6 +33,10 @@ MAX_FACES = 32
 #: Estimated megapixel passes (engine/cost.py units) of the cascade per megapixel it scans:
 #: measured 0.6-0.9 s for 1 MP on one core here, i.e. 60-90 passes of ~10 ms.
 CASCADE_PASSES_PER_MP = 90.0
+#: Address space (RLIMIT_AS, ``render_memory_mb``) a render process needs to load OpenCV
+#: (about 250 MB of libraries mapped) and detect, MiB. Below it detection is refused
+#: before the import: a failed half-loaded import was seen to break later PNG renders.
+MIN_ADDRESS_SPACE_MB = 512
 #: The cascade file inside opencv-python-headless.
 CASCADE = "haarcascade_frontalface_alt2.xml"
 # Detector tuning. scaleFactor 1.1 is the usual step between window sizes; 5 neighbours
@@ -67,9 +73,28 @@ def cascade_work(size: Size) -> float:
     return size.pixels / 1e6 * CASCADE_PASSES_PER_MP
 
 
+def detector_fits() -> bool:
+    """Whether this process's address-space limit leaves room for the detector."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return soft == resource.RLIM_INFINITY or soft >= MIN_ADDRESS_SPACE_MB * 1024 * 1024
+
+
+def _load_cv2() -> Any:
+    """OpenCV, loaded on first use: only render processes that detect faces carry it.
+
+    Its bundled OpenBLAS reserves buffers for one thread per core when it loads (180 MB of
+    address space on this machine, counted against the render process's RLIMIT_AS); the
+    detector uses no BLAS, so one thread is asked for first.
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import cv2
+
+    return cv2
+
+
 @cache
 def _classifier() -> Any:
-    import cv2  # only render processes that detect faces load OpenCV
+    cv2 = _load_cv2()
 
     classifier = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
     if classifier.empty():
@@ -96,9 +121,9 @@ def detect_faces(
     are returned on that grid. The image is scanned at :func:`detection_size`.
     Raises ``pyvips.Error`` for undecodable bytes (the caller maps it).
     """
-    import cv2
     import numpy as np
 
+    cv2 = _load_cv2()
     display = Size(width, height)
     grey = _grey(source, detection_size(display, side))
     pixels = np.ndarray(

@@ -123,13 +123,24 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any]) -> Any:
 def _faces(blob: bytes, payload: dict[str, Any]) -> Any:
     import pyvips
 
-    from engine.faces import detect_faces
+    from engine.faces import MIN_ADDRESS_SPACE_MB, detect_faces, detector_fits
 
+    if not detector_fits():
+        print(f"face detection needs render_memory_mb >= {MIN_ADDRESS_SPACE_MB}", file=sys.stderr)
+        raise errors.RenderCrashed(
+            "face detection is unavailable: render processes have too little memory for the "
+            "detector on this server"
+        )
     try:
         return detect_faces(blob, **payload)
     except pyvips.Error as exc:
         first = (str(exc).splitlines() or ["undecodable image"])[0]
         raise errors.RenderFailed(f"face detection failed: {first}") from exc
+    except ImportError as exc:  # a broken install: the operator's problem, logged for them
+        print(f"face detection: OpenCV could not be loaded: {exc}", file=sys.stderr)
+        raise errors.RenderCrashed(
+            "face detection is unavailable: the render process could not load its detector"
+        ) from exc
 
 
 def _limit() -> None:

@@ -357,3 +357,18 @@ def test_the_face_operation_is_a_400_that_says_why(account):
     assert response.status_code == 400
     message = response.get_json()["error"]["message"]
     assert message.startswith("operation face is not implemented: ") and "landmarks" in message
+
+
+def test_a_render_memory_cap_too_small_for_the_detector_is_a_503_that_says_so(tmp_path):
+    app = create_app({"data_dir": str(tmp_path / "d"), "render_memory_mb": 256})
+    account = Account(app.test_client(), "acme", "admin@acme.example")
+    image = upload(account, astronaut())
+    refused = detect(account, image["hash"])
+    assert refused.status_code == 503
+    assert refused.get_json()["error"] == {
+        "code": 503,
+        "message": "face detection is unavailable: render processes have too little memory "
+        "for the detector on this server",
+    }
+    # Renders, which need no detector, still work in the same render process.
+    assert render(account, "resize-width-64", image["hash"]).shape[:2] == (64, 64)
