@@ -176,6 +176,17 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
     )
 
 
+def optimise(
+    settings: Settings, data: bytes, info: engine.ImageInfo, target: str
+) -> tuple[bytes, engine.ImageInfo]:
+    """engine/conversion.py's ``optimize_source`` conversion (TIFF/PSD only, else ``data``
+    and ``info`` unchanged), in the expensive lane under the render deadline."""
+    if not engine.converts(info, target):
+        return data, info
+    payload = {"info": info, "target": target, "max_pixels": settings.max_render_pixels}
+    return pool_for(settings).run("expensive", "optimise", data, payload)
+
+
 @functools.cache
 def _detection_plan() -> RenderPlan:
     # Detection decodes like a render that starts with this resize (engine/faces.py), so
