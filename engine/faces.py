@@ -23,6 +23,8 @@ from typing import Any
 
 import pyvips
 
+from engine import foreign
+from engine.cost import DEFAULT_MAX_PIXELS
 from engine.geometry import Size
 from engine.operations.context import to_srgb
 
@@ -102,10 +104,20 @@ def _classifier() -> Any:
     return classifier
 
 
-def _grey(source: bytes, target: Size) -> pyvips.Image:
+def _grey(source: bytes, target: Size, fmt: str, max_pixels: int) -> pyvips.Image:
     """The source at (about) ``target`` size as one 8-bit luminance band, in display
-    orientation; transparent parts are shown over white, as most pages show them."""
-    image = pyvips.Image.thumbnail_buffer(source, target.width, height=target.height, size="down")
+    orientation; transparent parts are shown over white, as most pages show them.
+
+    Formats libvips cannot read (engine/foreign.py: HEIC, JPEG XL, PDF page 1, PSD) are
+    decoded whole, as a render decodes them, refused past ``max_pixels``, then shrunk.
+    """
+    if foreign.decodes(fmt):
+        image = foreign.decode(source, fmt, None, max_pixels=max_pixels)
+        image = image.thumbnail_image(target.width, height=target.height, size="down")
+    else:
+        image = pyvips.Image.thumbnail_buffer(
+            source, target.width, height=target.height, size="down"
+        )
     image = to_srgb(image)
     if image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
@@ -113,19 +125,27 @@ def _grey(source: bytes, target: Size) -> pyvips.Image:
 
 
 def detect_faces(
-    source: bytes, *, width: int, height: int, side: int = DETECT_SIDE
+    source: bytes,
+    *,
+    width: int,
+    height: int,
+    fmt: str = "",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    side: int = DETECT_SIDE,
 ) -> tuple[Face, ...]:
     """The frontal faces in ``source`` (image bytes), largest first, at most ``MAX_FACES``.
 
     ``width``/``height`` are the source's display size in pixels (the stored size); boxes
-    are returned on that grid. The image is scanned at :func:`detection_size`.
-    Raises ``pyvips.Error`` for undecodable bytes (the caller maps it).
+    are returned on that grid. ``fmt`` is the stored format (``jpg``, ``pdf``, …);
+    ``max_pixels`` bounds a whole-image decode (the render pixel budget). The image is
+    scanned at :func:`detection_size`. Raises ``pyvips.Error`` for undecodable bytes (the
+    caller maps it) and engine errors from the foreign decoders.
     """
     import numpy as np
 
     cv2 = _load_cv2()
     display = Size(width, height)
-    grey = _grey(source, detection_size(display, side))
+    grey = _grey(source, detection_size(display, side), fmt, max_pixels)
     pixels = np.ndarray(
         buffer=grey.write_to_memory(), dtype=np.uint8, shape=(grey.height, grey.width)
     )

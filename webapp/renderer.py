@@ -233,5 +233,10 @@ def detect_faces(
         _lane(settings, work, info),
         "faces",
         source,
-        {"width": image["width"], "height": image["height"]},
+        {
+            "width": image["width"],
+            "height": image["height"],
+            "fmt": image["format"],
+            "max_pixels": settings.max_render_pixels,
+        },
     )

@@ -13,12 +13,14 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 import pyvips
+from PIL import Image
 
 from tests.conftest import Account
 from tests.engine.conftest import decode, scene
 from tests.engine.conftest import png as png_of
 from tests.webapp.images import cmyk_jpeg, gif, png16
 from tests.webapp.images import png as small_png
+from tests.webapp.test_sources import heic, jxl, pdf, psd
 from webapp import create_app
 
 # The astronaut's face in astronaut.png (512 x 512), eyebrows to chin, measured by eye on
@@ -188,6 +190,16 @@ def test_an_image_without_faces_stores_an_empty_list(account):
 def test_detection_reads_every_kind_of_source(account, data, name):
     _, after = detected(account, data, name)
     assert after["dynamic_metadata"]["detection_face"] == {"faces": []}
+
+
+@pytest.mark.parametrize("make", [jxl, psd, heic, pdf], ids=["jxl", "psd", "heic", "pdf"])
+def test_faces_in_sources_libvips_cannot_read_are_found(account, make):
+    picture = Image.open(io.BytesIO(astronaut())).convert("RGB")
+    image, after = detected(account, make(picture), "photo")
+    stored = after["dynamic_metadata"]["detection_face"]
+    # A PDF page is stored (and rendered) at its rendering size: the box scales with it.
+    scale = image["width"] / 512
+    assert overlap(box_of(stored), tuple(v * scale for v in FACE)) > 0.5, stored
 
 
 def test_detection_past_the_render_work_budget_is_400_and_changes_nothing(tmp_path):
@@ -360,7 +372,7 @@ def test_the_face_operation_is_a_400_that_says_why(account):
 
 
 def test_a_render_memory_cap_too_small_for_the_detector_is_a_503_that_says_so(tmp_path):
-    app = create_app({"data_dir": str(tmp_path / "d"), "render_memory_mb": 256})
+    app = create_app({"data_dir": str(tmp_path / "d"), "render_memory_mb": 384})
     account = Account(app.test_client(), "acme", "admin@acme.example")
     image = upload(account, astronaut())
     refused = detect(account, image["hash"])
