@@ -8,7 +8,8 @@ frontal faces; profiles, strongly turned or tiny faces are not found.
 It runs in a render process (engine/worker.py, job ``faces``) under the same deadline and
 memory cap as a render. The image is decoded the way a render with a leading
 ``resize-width-S-height-S-upscale-false`` decodes it (shrink-on-load, EXIF orientation
-applied, ICC to sRGB, first frame of an animation), so the detector never sees more than
+applied, ICC to sRGB, first frame of an animation; the formats engine/foreign.py reads are
+decoded whole, as renders decode them), so the detector never sees more than
 ``DETECT_SIDE`` pixels a side, and the boxes are scaled back to the display size, the grid
 every area of the image is stored on (engine/geometry.py).
 """
