@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from webapp.blobs import BlobStore
 from webapp.catalog import Catalog
 from webapp.catalog.images import NewImage, locked_error, new_image_from_row, restore_cutoff
 from webapp.errors import ApiError
 from webapp.imageinfo import inspect
 from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
-from webapp.storage import BlobStore
 
 
 @dataclass
