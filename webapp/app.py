@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
-from webapp.blobs import BlobStore, StorageFull, StoreReadOnly, open_store
+from webapp.blobs import BlobStore, StorageFull, StoreReadOnly, StoreUnavailable, open_store
 from webapp.catalog import Catalog
 from webapp.errors import (
     INSUFFICIENT_STORAGE,
@@ -48,7 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_FORM_MEMORY_SIZE"] = 16 * 1024 * 1024
     app.extensions["cropstack.settings"] = settings
     app.extensions["cropstack.catalog_path"] = str(data_dir / "catalog.db")
-    app.extensions["cropstack.blobs"] = start_store(settings)
+    app.extensions["cropstack.blobs"] = start_store(settings, required=False)
     prepare_catalog(app.extensions["cropstack.catalog_path"], settings.busy_timeout_ms)
     # Held for the app's life: while one connection is open SQLite keeps the -shm file,
     # so reads keep working when the disk fills up (a new -shm would need free space).
@@ -71,10 +71,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def start_store(settings: Settings) -> BlobStore:
-    """The blob store of ``settings``, checked: raises ``StoreUnavailable`` when it cannot
-    be reached (a node without its originals must not start).
+def start_store(settings: Settings, *, required: bool = True) -> BlobStore:
+    """The blob store of ``settings``, checked.
 
+    ``required``: raise ``StoreUnavailable`` when it cannot be reached (``cropstack
+    serve`` checks this once, before starting: a node without its originals must not
+    start). Worker processes start with ``required=False`` and log the error instead: a
+    worker recycled while the store is briefly away must not take the whole server down
+    (gunicorn stops when a worker fails to boot); /healthz reports the store meanwhile.
     A store that answers but refuses writes (read-only, full) is served as it is, like a
     read-only data directory: reads work, writes answer 503/507.
     """
@@ -83,6 +87,10 @@ def start_store(settings: Settings) -> BlobStore:
         store.probe()
     except (StoreReadOnly, StorageFull) as exc:
         log.warning("%s: serving reads, refusing writes", exc)
+    except StoreUnavailable as exc:
+        if required:
+            raise
+        log.error("%s: answering 503 until it is back", exc)
     return store
 
 
