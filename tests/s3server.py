@@ -10,6 +10,8 @@ The proxy forwards every request unchanged, except when told:
 
 * ``full``: object writes are answered 507 ``XMinioStorageFull``, what MinIO answers
   when its drives reach their free-space threshold;
+* ``read_only``: object writes and deletes are answered 403 ``AccessDenied``, what a
+  store answers credentials that may only read;
 * ``down``: every connection is closed without an answer, as when the store or the
   network in between has gone away.
 """
@@ -31,6 +33,10 @@ from tests.realserver import free_port
 
 BUCKET = "cropstack-test"
 
+DENIED_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message><RequestId>0</RequestId></Error>"
+)
 FULL_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>XMinioStorageFull</Code>'
     b"<Message>Storage backend has reached its minimum free drive threshold. Please delete "
@@ -73,7 +79,8 @@ def moto_server(log_path: Path, start_timeout_s: float = 30.0) -> Iterator[str]:
 
 class FaultProxy:
     """An HTTP proxy on loopback in front of ``upstream``; ``mode`` is ``"ok"``,
-    ``"full"`` or ``"down"`` (see the module docstring). Use as a context manager."""
+    ``"full"``, ``"read_only"`` or ``"down"`` (see the module docstring). Use as a context
+    manager."""
 
     def __init__(self, upstream: str) -> None:
         host, _, port = upstream.removeprefix("http://").partition(":")
@@ -94,12 +101,12 @@ class FaultProxy:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 # Object writes carry a key after the bucket: PUT /bucket/key.
-                if proxy.mode == "full" and self.command == "PUT" and self.path.count("/") >= 2:
-                    self.send_response(507)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(FULL_BODY)))
-                    self.end_headers()
-                    self.wfile.write(FULL_BODY)
+                on_object = self.path.split("?")[0].count("/") >= 2
+                if proxy.mode == "full" and self.command == "PUT" and on_object:
+                    self._refuse(507, FULL_BODY)
+                    return
+                if proxy.mode == "read_only" and self.command in ("PUT", "DELETE") and on_object:
+                    self._refuse(403, DENIED_BODY)
                     return
                 upstream_conn = http.client.HTTPConnection(host, int(port), timeout=30)
                 try:
@@ -117,6 +124,14 @@ class FaultProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+
+            def _refuse(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 

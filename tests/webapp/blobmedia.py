@@ -1,12 +1,12 @@
 """What happens to a blob store's medium behind its back, for tests: damage (bit rot, a
-truncated copy), loss, a full medium and a medium gone away.
+truncated copy), loss, and a medium that is full, read-only or gone away.
 
 Damage and loss are done the way they happen, on the medium itself, not through the
-store: a file under the local store's directory (found by its name, the key), an
-object in the S3 bucket (written with a boto3 client of its own). Full and gone-away are
-the faults the medium reports: on local disk ENOSPC from ``open`` (as on a full disk) and
-a removed directory (an unmounted disk); on S3 the fault proxy of tests/s3server.py
-(MinIO's 507 ``XMinioStorageFull``, connections closed without an answer).
+store: a file under the local store's directory (found by its name, the key), an object
+in the S3 bucket (written with a boto3 client of its own). The faults are what the medium
+reports: on local disk ENOSPC or EROFS from ``open`` (a full or read-only disk) and a
+removed directory (an unmounted disk); on S3 the fault proxy of tests/s3server.py
+(MinIO's 507 ``XMinioStorageFull``, 403 ``AccessDenied``, connections closed unanswered).
 """
 
 from __future__ import annotations
@@ -54,22 +54,23 @@ def lose(store: BlobStore, key: str) -> None:
 
 
 class Medium:
-    """Switches the medium of one store between working, full and gone away.
+    """Switches the medium of one store between working, full, read-only and gone away.
 
     For S3 the store must have been opened while ``AWS_ENDPOINT_URL`` pointed at
-    ``proxy`` (``Medium.for_s3`` arranges it for stores opened after it).
+    ``proxy``. On local disk the faults are patches of the local store's module, undone
+    by ``healthy()``.
     """
 
     def __init__(
         self,
         kind: str,
-        monkeypatch: pytest.MonkeyPatch,
         *,
         root: Path | None = None,
         proxy: FaultProxy | None = None,
     ) -> None:
         self.kind = kind
-        self._monkeypatch = monkeypatch
+        # Its own patches, so healthy() undoes exactly the faults it made.
+        self._monkeypatch = pytest.MonkeyPatch()
         self._root = root
         self._proxy = proxy
         self._moved: Path | None = None
@@ -81,6 +82,19 @@ class Medium:
         else:
             full_open = _failing_open(errno.ENOSPC)
             self._monkeypatch.setattr(webapp.blobs.local, "open", full_open, raising=False)
+
+    def read_only(self) -> None:
+        """Every write of the store is refused from now on (read-only disk or credentials)."""
+        if self._proxy is not None:
+            self._proxy.mode = "read_only"
+        else:
+            denied = _failing_open(errno.EROFS)
+            self._monkeypatch.setattr(webapp.blobs.local, "open", denied, raising=False)
+
+            def no_utime(path: object, *_args: object, **_kwargs: object) -> None:
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+            self._monkeypatch.setattr(webapp.blobs.local.os, "utime", no_utime)
 
     def gone(self) -> None:
         """The store cannot be reached from now on (S3) / its disk is unmounted (local)."""
@@ -96,7 +110,7 @@ class Medium:
         if self._proxy is not None:
             self._proxy.mode = "ok"
         else:
-            self._monkeypatch.setattr(webapp.blobs.local, "open", open, raising=False)
+            self._monkeypatch.undo()
             if self._moved is not None:
                 assert self._root is not None
                 shutil.move(self._moved, self._root)

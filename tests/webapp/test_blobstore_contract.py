@@ -41,14 +41,16 @@ def backend(
 ) -> Iterator[Backend]:
     if request.param == "local":
         root = tmp_path / "store"
-        yield Backend(open_store(str(root), tmp_path), Medium("local", monkeypatch, root=root))
+        medium = Medium("local", root=root)
+        yield Backend(open_store(str(root), tmp_path), medium)
+        medium.healthy()
         return
     endpoint = request.getfixturevalue("s3_server")
     location = request.getfixturevalue("s3_location")
     with FaultProxy(endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
         store = open_store(location, tmp_path)
-        yield Backend(store, Medium("s3", monkeypatch, proxy=proxy))
+        yield Backend(store, Medium("s3", proxy=proxy))
 
 
 def _keys(store: BlobStore) -> set[str]:
@@ -169,6 +171,19 @@ def test_full_store_refuses_writes_and_keeps_serving_reads(backend: Backend):
     assert store.sweep_partial(older_than_s=0) == 0  # nothing half-written left
     backend.medium.healthy()
     assert store.get(store.put(b"room again").key) == b"room again"
+
+
+def test_read_only_store_refuses_writes_and_keeps_serving_reads(backend: Backend):
+    store = backend.store
+    old = store.put(b"stored before")
+    backend.medium.read_only()
+    for data in (b"new bytes", b"stored before"):  # also a confirming put of stored bytes
+        with pytest.raises(StoreReadOnly):
+            store.put(data)
+    assert store.get(old.key) == b"stored before"
+    assert _keys(store) == {old.key}
+    backend.medium.healthy()
+    assert store.get(store.put(b"new bytes").key) == b"new bytes"
 
 
 def test_store_gone_away_is_unavailable_and_comes_back(backend: Backend):
