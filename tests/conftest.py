@@ -71,6 +71,13 @@ def on_s3(s3_location: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return s3_location
 
 
+@pytest.fixture
+def on_local_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Originals in the data dir, also under ``CROPSTACK_TEST_BLOB_STORE=s3``: for tests
+    about the local disk itself (request it before ``app``)."""
+    monkeypatch.delenv("CROPSTACK_BLOB_STORE", raising=False)
+
+
 @pytest.fixture(autouse=True)
 def _blob_store_under_test(request: pytest.FixtureRequest) -> None:
     """``CROPSTACK_TEST_BLOB_STORE=s3`` runs every test with originals on S3."""

@@ -133,7 +133,7 @@ def test_deeply_nested_json_is_400(acme):
     assert response.status_code == 400
 
 
-def test_disk_full_is_507_and_stores_nothing(app, acme, monkeypatch):
+def test_disk_full_is_507_and_stores_nothing(on_local_disk, app, acme, monkeypatch):
     import webapp.blobs.local
 
     def no_space(_fd: int) -> None:

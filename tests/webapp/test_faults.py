@@ -66,7 +66,8 @@ class Site:
     @classmethod
     def build(cls, data: Path, **settings: Any) -> Site:
         # Signup on: the write probes include POST /users.
-        app = create_app({"data_dir": str(data), "signup": True, **settings})
+        # Everything in the data dir (originals too): these faults are the data dir's.
+        app = create_app({"data_dir": str(data), "blob_store": "", "signup": True, **settings})
         client = app.test_client()
         account = Account(client, "acme", "admin@acme.example")
         original = png(scene(120, 90))
@@ -82,7 +83,9 @@ class Site:
     def reopen(self, **settings: Any) -> None:
         """A new app on the same data (as a restarted server), keeping the API key."""
         self.close()
-        self.app = create_app({"data_dir": str(self.data), "signup": True, **settings})
+        self.app = create_app(
+            {"data_dir": str(self.data), "blob_store": "", "signup": True, **settings}
+        )
         self.client = self.app.test_client()
         self.account.client = self.client
 
@@ -303,7 +306,11 @@ def test_a_real_server_starts_on_a_read_only_data_dir(tmp_path: Path, monkeypatc
         assert _error(site.client.get("/healthz"), 503)
         site.close()
         return
-    with read_only_mount(site.data), running_server(tmp_path, workers=1, ready=(503,)) as base:
+    local = {"CROPSTACK_BLOB_STORE": ""}  # the site's originals are in its data dir
+    with (
+        read_only_mount(site.data),
+        running_server(tmp_path, workers=1, ready=(503,), env=local) as base,
+    ):
         status, body = _http(base + "/healthz")
         assert status == 503 and json.loads(body)["error"]["reason"] == "read_only"
         status, body = _http(base + site.cached_url)

@@ -34,7 +34,7 @@ def test_gif_screen_larger_than_its_frames_reports_the_loader_size(acme):
     assert (image["width"], image["height"]) == (1, 1)  # nsgif sizes the canvas by frames
 
 
-def test_svg_cannot_read_other_blobs(app, acme):
+def test_svg_cannot_read_other_blobs(on_local_disk, app, acme):
     """Row 10: an SVG that points at another stored blob renders without it."""
     red = np.zeros((8, 8, 3), dtype=np.uint8)
     red[..., 0] = 255

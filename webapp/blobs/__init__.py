@@ -77,6 +77,10 @@ class StoreUnavailable(Exception):
 class StoreReadOnly(StoreUnavailable):
     """The store serves reads but refuses writes (read-only disk, read-only credentials)."""
 
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(store, reason)
+        self.args = (f"blob store {store} refuses writes: {reason}",)
+
 
 class StorageFull(Exception):
     """The store has no room for a write (disk full, quota, bucket quota)."""
