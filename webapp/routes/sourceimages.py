@@ -14,6 +14,7 @@ from flask import Blueprint, Response, request
 from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.auth import Grant, authorise, require
+from webapp.blobs.originals import read_original
 from webapp.catalog.images import locked_error, restore_cutoff, to_api
 from webapp.catalog.imagesearch import compile_search
 from webapp.errors import ApiError, json_response, not_found
@@ -30,7 +31,6 @@ from webapp.metadata import (
 )
 from webapp.routes import ORIGINAL_CSP
 from webapp.search import SearchError, encode_cursor, parse_search
-from webapp.storage import read_original
 from webapp.uploadform import read_uploads, safe_name
 from webapp.wire import json_body, json_or_text_body, parse_bool, query_bool
 
