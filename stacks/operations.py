@@ -53,7 +53,7 @@ class OperationSpec:
     """One operation: its parameters, constraints and whether cropstack renders it.
 
     ``required`` parameters must all be given; of ``one_of`` at least one must be given.
-    Every spec's ``params`` ends with ``enabled``. ``reason`` says why an operation that
+    Every spec's ``params`` ends with ``enabled``. ``why`` says why an operation that
     is not ``implemented`` cannot be rendered (part of its 400 message).
     """
 
@@ -63,7 +63,7 @@ class OperationSpec:
     required: tuple[str, ...] = ()
     one_of: tuple[str, ...] = ()
     implemented: bool = True
-    reason: str = ""
+    why: str = ""  # why a known operation is not implemented (added to its 400)
 
     def param(self, key: str) -> Param:
         """The parameter called ``key``, or a StackError naming operation and parameter."""
@@ -139,10 +139,9 @@ def _op(
     return OperationSpec(name, description, (*params, ENABLED), required, one_of)
 
 
-def _later(name: str, description: str, reason: str = "") -> OperationSpec:
-    """A rokka operation cropstack recognises but does not render (parse-time 400);
-    ``reason`` tells the client why."""
-    return OperationSpec(name, description, (ENABLED,), implemented=False, reason=reason)
+def _later(name: str, description: str, why: str = "") -> OperationSpec:
+    """A rokka operation cropstack recognises but does not render (parse-time 400)."""
+    return OperationSpec(name, description, (ENABLED,), implemented=False, why=why)
 
 
 def _int(name: str, low: int, high: int, default: Any = NO_DEFAULT, text: str = "") -> Param:
@@ -391,7 +390,12 @@ _TABLE: tuple[OperationSpec, ...] = (
         ),
     ),
     _later("addframes", "Add frames to an animation.", ADDFRAMES_REASON),
-    _later("face", "Place a secondary image on detected face features."),
+    _later(
+        "face",
+        "Place a secondary image on detected face features.",
+        why="it aligns to eye and mouth landmarks (rokka's detection_eyemouth), which "
+        "cropstack's face detection does not find; detection_face boxes steer crops only",
+    ),
     _op(
         "svgdynamic",
         "Change attributes of elements (by id) of an SVG source image before it is rasterised.",
@@ -424,10 +428,8 @@ def lookup_operation(name: str) -> OperationSpec:
     if spec is None:
         raise UnknownOperation(f"unknown operation {shown(name)}", operation=name)
     if not spec.implemented:
-        why = f": {spec.reason}" if spec.reason else ""
-        raise NotImplementedOperation(
-            f"operation {name} is not implemented{why}", operation=name
-        )
+        why = f": {spec.why}" if spec.why else ""
+        raise NotImplementedOperation(f"operation {name} is not implemented{why}", operation=name)
     return spec
 
 

@@ -50,11 +50,10 @@ def markdown_reference() -> str:
     later = [spec for spec in OPERATIONS.values() if not spec.implemented]
     lines.append(
         "Known rokka operations that are **not implemented** (400 "
-        '"operation X is not implemented", followed by the reason where there is one):'
+        '"operation X is not implemented[: why]"): '
+        + ", ".join(f"`{s.name}`" + (f" ({s.why})" if s.why else "") for s in later)
+        + "."
     )
-    lines.append("")
-    for spec in later:
-        lines.append(f"- `{spec.name}`" + (f": {spec.reason}." if spec.reason else "."))
     lines += ["", "### Stack options", ""]
     lines += [
         "| option | type | default | accepts | in URLs |",

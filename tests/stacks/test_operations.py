@@ -342,6 +342,16 @@ def test_svgdynamic_changes_are_objects_of_texts() -> None:
     assert described["items"]["required"] == ["id", "attr", "value"]
 
 
+def test_not_implemented_face_says_why() -> None:
+    with pytest.raises(NotImplementedOperation) as error:
+        lookup_operation("face")
+    assert error.value.message == (
+        "operation face is not implemented: it aligns to eye and mouth landmarks (rokka's "
+        "detection_eyemouth), which cropstack's face detection does not find; "
+        "detection_face boxes steer crops only"
+    )
+
+
 @pytest.mark.parametrize("name", ["resizer", "", "RESIZE", "o", "__class__"])
 def test_unknown_operation(name: str) -> None:
     with pytest.raises(UnknownOperation) as error:
