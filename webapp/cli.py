@@ -27,6 +27,8 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["signup"] = args.signup
     if args.render_domain is not None:
         overrides["render_domain"] = args.render_domain
+    if args.access_log is not None:
+        overrides["access_log"] = args.access_log
 
     from webapp.settings import load_settings
 
@@ -37,6 +39,19 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if not os.path.isdir(settings.data_dir):
         os.makedirs(settings.data_dir)
+    # Before anything imports prometheus_client: the workers (forked from here) count
+    # into files in this private directory, and /metrics sums them (webapp/metrics.py).
+    from webapp.startup import prepare_metrics_dir, startup_line
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(settings.data_dir))
+
+    print(
+        startup_line(
+            settings, bind=f"{args.host}:{args.port}", workers=args.workers, threads=args.threads
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
 
     from gunicorn.app.base import BaseApplication
 
@@ -58,7 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
                 # the jitter keeps them from restarting all at once.
                 "max_requests": args.max_requests,
                 "max_requests_jitter": max(args.max_requests // 10, 0),
-                "accesslog": "-" if args.access_log else None,
+                # Requests are logged by the app (webapp/accesslog.py), as JSON.
+                "accesslog": None,
+                "child_exit": _child_exit,
                 # gunicorn >= 23 opens ~/.gunicorn/gunicorn.ctl by default; two servers on
                 # one host would fight over it, and we do not use it.
                 "control_socket_disable": True,
@@ -86,6 +103,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     _Server().run()
     return 0
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    from webapp.metrics import worker_exited
+
+    worker_exited(worker.pid)
 
 
 def _settings_doc(_args: argparse.Namespace) -> int:
@@ -201,7 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-signup", dest="signup", action="store_false", help="Refuse POST /users (default)."
     )
     serve.add_argument("--render-domain", default=None, help="Serve {org}.DOMAIN render hosts.")
-    serve.add_argument("--access-log", action="store_true", help="Log requests to stdout.")
+    access = serve.add_mutually_exclusive_group()
+    access.add_argument(
+        "--access-log",
+        dest="access_log",
+        action="store_true",
+        default=None,
+        help="Log each request as a JSON line on stderr (default; CROPSTACK_ACCESS_LOG).",
+    )
+    access.add_argument(
+        "--no-access-log", dest="access_log", action="store_false", help="Do not log requests."
+    )
     serve.set_defaults(func=_serve)
     doc = sub.add_parser("settings-doc", help="Print docs/settings.md, generated from SETTINGS.")
     doc.set_defaults(func=_settings_doc)

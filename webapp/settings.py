@@ -152,6 +152,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds an unreferenced blob is kept before `cropstack gc` removes it.",
     ),
     Setting("vips_concurrency", 1, int, "libvips worker threads per render (VIPS_CONCURRENCY)."),
+    Setting(
+        "access_log",
+        True,
+        _bool,
+        "Write one JSON line per request to stderr (route, status, duration, bytes, org; "
+        "never a key or signature).",
+    ),
+    Setting(
+        "metrics",
+        True,
+        _bool,
+        "Answer GET /metrics (Prometheus text format, no authentication: keep it off the "
+        "public internet at the proxy); off: 404.",
+    ),
 )
 
 
@@ -190,6 +204,8 @@ class Settings:
     remote_fetch_connect_timeout: float
     blob_gc_grace_s: float
     vips_concurrency: int
+    access_log: bool
+    metrics: bool
 
 
 def load_settings(

@@ -1,0 +1,22 @@
+"""Routes for the people who run the service: ``GET /metrics``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from webapp.errors import not_found
+
+bp = Blueprint("operator", __name__)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text exposition of every worker's metrics (webapp/metrics.py); 404 when
+    the ``metrics`` setting is off. No authentication: the proxy keeps it private."""
+    from webapp.app import render_cache, settings
+    from webapp.metrics import exposition
+
+    if not settings().metrics:
+        raise not_found()
+    body, content_type = exposition(render_cache().counted_bytes)
+    return Response(body, status=200, content_type=content_type)
