@@ -1,10 +1,10 @@
-"""Routes for the people who run the service: ``GET /metrics``."""
+"""Routes for the people who run the service: ``GET /metrics`` and ``GET /openapi.json``."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from webapp.errors import not_found
+from webapp.errors import json_response, not_found
 
 bp = Blueprint("operator", __name__)
 
@@ -20,3 +20,11 @@ def metrics() -> Response:
         raise not_found()
     body, content_type = exposition(render_cache().counted_bytes)
     return Response(body, status=200, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 description of the management API (webapp/openapi.py)."""
+    from webapp.openapi import document
+
+    return json_response(document())
