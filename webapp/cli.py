@@ -1,4 +1,4 @@
-"""The ``cropstack`` command line: ``serve``, ``users create``, ``gc`` and ``settings-doc``.
+"""The ``cropstack`` command line: serve, import, users, keys, orgs, gc and settings-doc.
 
 ``serve`` runs the app under gunicorn (a production WSGI server) with N worker
 processes, each with a few threads. The app is created inside each worker after the
@@ -37,8 +37,12 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"cropstack: {exc}", file=sys.stderr)
         return 2
-    if not os.path.isdir(settings.data_dir):
-        os.makedirs(settings.data_dir)
+    from webapp.datadir import NotADataDir, require_data_dir
+
+    try:
+        require_data_dir(settings.data_dir, init=args.init)
+    except NotADataDir as exc:
+        return _fail(str(exc))
     # Before anything imports prometheus_client: the workers (forked from here) count
     # into files in this private directory, and /metrics sums them (webapp/metrics.py).
     from webapp.startup import prepare_metrics_dir, startup_line
@@ -126,8 +130,14 @@ def _gc(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"data_dir": args.data_dir}
     if args.grace is not None:
         overrides["blob_gc_grace_s"] = args.grace
-    settings = load_settings(overrides)
-    Catalog.initialise(os.path.join(settings.data_dir, "catalog.db"))
+    from webapp.datadir import NotADataDir, require_data_dir
+
+    try:
+        settings = load_settings(overrides)
+        require_data_dir(settings.data_dir)
+    except (ValueError, NotADataDir) as exc:
+        return _fail(str(exc))
+    Catalog.initialise(os.path.join(settings.data_dir, "catalog.db"))  # schema upgrades
     report = collect(settings)
     print(
         f"purged {report.purged_rows} expired images, removed {report.removed_blobs} blobs "
@@ -187,10 +197,135 @@ def _users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_catalog(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(settings, catalog) of an existing data directory; ``CommandError`` otherwise."""
+    from webapp.catalog import Catalog
+    from webapp.datadir import NotADataDir, require_data_dir
+    from webapp.settings import load_settings
+
+    try:
+        settings = load_settings({"data_dir": args.data_dir})
+        require_data_dir(settings.data_dir)
+    except (ValueError, NotADataDir) as exc:
+        raise CommandError(str(exc)) from exc
+    path = os.path.join(settings.data_dir, "catalog.db")
+    Catalog.initialise(path, busy_timeout_ms=settings.busy_timeout_ms)  # schema upgrades
+    return settings, Catalog(path, busy_timeout_ms=settings.busy_timeout_ms)
+
+
+class CommandError(Exception):
+    """A one-line refusal for the operator (exit status 2)."""
+
+
+def _import(args: argparse.Namespace) -> int:
+    """Upload every file under DIR into the organization; a summary on stdout; exit 1 when
+    some files failed (listed on stderr), 0 otherwise."""
+    from pathlib import Path
+
+    from webapp.importer import Progress, files_under, import_tree
+    from webapp.storage import BlobStore
+
+    root = Path(args.directory)
+    if not root.is_dir():
+        return _fail(f"{os.path.abspath(root)} is not a directory")
+    if args.organization is None:
+        return _fail("import needs --organization")
+    try:
+        settings, catalog = _open_catalog(args)
+    except CommandError as exc:
+        return _fail(str(exc))
+    try:
+        org = catalog.accounts.org_by_name(args.organization)
+        if org is None:
+            return _fail(f"organization {args.organization} does not exist (see orgs list)")
+        total = sum(1 for _ in files_under(root))
+        progress = Progress(total)
+        try:
+            report = import_tree(
+                root, org["id"], catalog, BlobStore(settings.data_dir), settings, progress=progress
+            )
+        finally:
+            progress.close()
+    finally:
+        catalog.close()
+    for path, reason in report.failed:
+        print(f"cropstack: {path}: {reason}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    """A new API key for a user (by id, or by an email only one user has); prints
+    ``{"id", "api_key", "comment", "created"}`` as JSON."""
+    import json
+
+    if args.user is None:
+        return _fail("keys create needs --user (a user id or email)")
+    try:
+        _settings, catalog = _open_catalog(args)
+    except CommandError as exc:
+        return _fail(str(exc))
+    try:
+        rows = catalog.query(
+            "SELECT id FROM users WHERE id = ? OR lower(email) = lower(?)", (args.user, args.user)
+        )
+        ids = sorted({row["id"] for row in rows})
+        if not ids:
+            return _fail(f"no user {args.user}")
+        if len(ids) > 1:
+            return _fail(f"{len(ids)} users have the email {args.user}; pass a user id: "
+                         + ", ".join(ids))  # fmt: skip
+        from webapp.errors import ApiError
+
+        try:
+            key = catalog.accounts.add_key(ids[0], args.comment)
+        except ApiError as exc:  # past the key limit (409)
+            return _fail(exc.message)
+    finally:
+        catalog.close()
+    print(json.dumps(key))
+    return 0
+
+
+def _orgs_list(args: argparse.Namespace) -> int:
+    """One JSON line per organization: name, display_name, created, members, images."""
+    import json
+
+    try:
+        _settings, catalog = _open_catalog(args)
+    except CommandError as exc:
+        return _fail(str(exc))
+    try:
+        rows = catalog.query(
+            "SELECT o.name, o.display_name, o.created, "
+            "(SELECT count(*) FROM memberships m WHERE m.organization_id = o.id) AS members, "
+            "(SELECT count(*) FROM sourceimages s WHERE s.organization_id = o.id "
+            " AND s.deleted_at IS NULL) AS images "
+            "FROM organizations o ORDER BY o.name"
+        )
+    finally:
+        catalog.close()
+    for row in rows:
+        print(json.dumps(dict(row)))
+    return 0
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("CROPSTACK_DATA_DIR", "./cropstack-data"),
+        help="Catalog and blob directory (./cropstack-data, or CROPSTACK_DATA_DIR).",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cropstack`` command."""
-    parser = argparse.ArgumentParser(prog="cropstack", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="cropstack",
+        description="cropstack: a self-hosted image service that speaks the rokka API.",
+        epilog="Run 'cropstack COMMAND --help' for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="Run the HTTP service.")
     serve.add_argument("--host", default="127.0.0.1", help="Address to bind (127.0.0.1).")
     serve.add_argument("--port", type=int, default=8000, help="Port to bind (8000).")
@@ -224,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-signup", dest="signup", action="store_false", help="Refuse POST /users (default)."
     )
     serve.add_argument("--render-domain", default=None, help="Serve {org}.DOMAIN render hosts.")
+    serve.add_argument(
+        "--init",
+        action="store_true",
+        help="Create the data directory and its catalog if the path holds none "
+        "(else such a path is refused: a mistyped --data-dir must not serve an empty catalog).",
+    )
     access = serve.add_mutually_exclusive_group()
     access.add_argument(
         "--access-log",
@@ -248,8 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=None, help="Keep unreferenced blobs younger than this (s)."
     )
     gc.set_defaults(func=_gc)
-    users = sub.add_parser("users", help="Manage accounts from the command line.")
-    users_sub = users.add_subparsers(dest="users_command", required=True)
+    users = sub.add_parser(
+        "users", help="users create: a user, its API key and a new organization."
+    )
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
     create = users_sub.add_parser(
         "create",
         help="Create a user, its API key and a new organization it administers; "
@@ -266,6 +409,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="Catalog and blob directory (./cropstack-data).",
     )
     create.set_defaults(func=_users_create)
+
+    importer = sub.add_parser(
+        "import",
+        help="Upload every file under a directory into an organization (resumable).",
+        description="Upload every file under DIRECTORY (recursively; hidden files left out) "
+        "into an organization. Files whose bytes the organization already holds are "
+        "skipped, so an interrupted import can be run again.",
+    )
+    importer.add_argument("directory", metavar="DIRECTORY", help="The folder to import.")
+    importer.add_argument("--organization", default=None, help="Target organization (required).")
+    _add_data_dir(importer)
+    importer.set_defaults(func=_import)
+
+    keys = sub.add_parser("keys", help="keys create: a new API key for a user.")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    key_create = keys_sub.add_parser(
+        "create",
+        help='Create an API key for a user; prints {"id", "api_key", "comment", "created"}.',
+    )
+    key_create.add_argument("--user", default=None, help="User id, or an email (required).")
+    key_create.add_argument("--comment", default=None, help="A note shown in key listings.")
+    _add_data_dir(key_create)
+    key_create.set_defaults(func=_keys_create)
+
+    orgs = sub.add_parser("orgs", help="orgs list: every organization.")
+    orgs_sub = orgs.add_subparsers(dest="orgs_command", required=True, metavar="COMMAND")
+    orgs_list = orgs_sub.add_parser(
+        "list", help="One JSON line per organization (name, members, images)."
+    )
+    _add_data_dir(orgs_list)
+    orgs_list.set_defaults(func=_orgs_list)
     return parser
 
 

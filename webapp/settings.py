@@ -231,9 +231,22 @@ def load_settings(
         try:
             values[setting.name] = setting.parse(raw)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"setting {setting.name}: {exc}") from exc
+            # The setting, where it came from and what is allowed; never Python's own
+            # wording ("invalid literal for int() with base 10").
+            allowed = _ALLOWED.get(setting.parse, "a valid value")
+            raise ValueError(
+                f"setting {setting.name} ({env_var(setting)}) must be {allowed}; "
+                f"got {str(raw)[:100]!r}"
+            ) from exc
     assert {f.name for f in fields(Settings)} == known, "Settings and SETTINGS differ"
     return Settings(**values)
+
+
+_ALLOWED: dict[Callable[[Any], Any], str] = {
+    int: "a whole number",
+    float: "a number",
+    _bool: "true or false (also 1/0, yes/no, on/off)",
+}
 
 
 def env_var(setting: Setting) -> str:
