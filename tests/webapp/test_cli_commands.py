@@ -9,9 +9,9 @@ import json
 import os
 import pty
 import struct
-import termios
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 from tests.realserver import REPO
