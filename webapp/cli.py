@@ -310,6 +310,44 @@ def _orgs_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(args: argparse.Namespace) -> int:
+    """Back up the data directory into an empty directory while the server may run."""
+    from pathlib import Path
+
+    from webapp.backup import BackupError, backup
+    from webapp.datadir import NotADataDir, require_data_dir
+
+    try:
+        require_data_dir(args.data_dir)
+        report = backup(Path(args.data_dir), Path(args.target))
+    except (NotADataDir, BackupError) as exc:
+        return _fail(str(exc))
+    return _copy_outcome(report)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    """Check a backup and copy it into a data directory that holds no catalog yet."""
+    from pathlib import Path
+
+    from webapp.backup import BackupError, restore
+
+    try:
+        report = restore(Path(args.backup), Path(args.data_dir))
+    except BackupError as exc:
+        return _fail(str(exc))
+    return _copy_outcome(report)
+
+
+def _copy_outcome(report: Any) -> int:
+    for name in report.missing:
+        print(f"cropstack: blob {name} is referenced but missing", file=sys.stderr)
+    for name in report.damaged:
+        print(f"cropstack: blob {name} is damaged (its bytes do not match its name)",
+              file=sys.stderr)  # fmt: skip
+    print(report.summary())
+    return 1 if report.missing or report.damaged else 0
+
+
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -440,6 +478,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_dir(orgs_list)
     orgs_list.set_defaults(func=_orgs_list)
+
+    saving = sub.add_parser(
+        "backup",
+        help="Copy the catalog and blobs into an empty directory, while serving.",
+        description="Copy the data directory's catalog (SQLite online backup) and then its "
+        "blobs (each verified by its hash) into TARGET, an empty or new directory. Safe "
+        "while the server runs. The backup is itself a data directory.",
+    )
+    saving.add_argument("target", metavar="TARGET", help="An empty or new directory.")
+    _add_data_dir(saving)
+    saving.set_defaults(func=_backup)
+
+    restoring = sub.add_parser(
+        "restore",
+        help="Check a backup and copy it into an empty data directory.",
+        description="Check BACKUP (catalog integrity, every referenced blob present and "
+        "intact) and copy it into --data-dir, which must be empty or new.",
+    )
+    restoring.add_argument("backup", metavar="BACKUP", help="A directory made by backup.")
+    _add_data_dir(restoring)
+    restoring.set_defaults(func=_restore)
     return parser
 
 
