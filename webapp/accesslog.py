@@ -61,7 +61,7 @@ def _start() -> None:
 
 def _org() -> str | None:
     args = request.view_args or {}
-    org = args.get("org")
+    org = args.get("org", args.get("org_name"))  # org_name: IIIF by path
     if org is None and request.endpoint and request.endpoint.startswith("accounts."):
         org = args.get("name")  # /organizations/<name>
     if org is None and request.endpoint == "render.render":

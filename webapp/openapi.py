@@ -4,9 +4,10 @@ Written by hand from the routes (webapp/routes/), and kept true by two tests: ev
 of the URL map is described here and every path here is a route
 (tests/webapp/test_openapi.py), and schemathesis drives a live server from this document
 and checks every answer against it (no 5xx, statuses, content types and bodies as
-described). Render URLs (``/{org}/{stack}/...``, docs/render.md) are not described: they
-are an image protocol, not a JSON API. rokka's ``COPY /sourceimages/{org}/{hash}``
-method cannot be written in OpenAPI; its ``POST .../copy`` twin is.
+described). Render URLs (``/{org}/{stack}/...``) and IIIF URLs (``/{org}/_iiif/...``,
+docs/render.md) are not described: they are image protocols, not the JSON API. rokka's
+``COPY /sourceimages/{org}/{hash}`` method cannot be written in OpenAPI; its
+``POST .../copy`` twin is.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from webapp.auth import ROLES
 JSON = "application/json"
 _ERROR_STATUSES = {
     "400": "Bad input: the message says what is wrong.",
+    "401": "An invalid or expired token (Authorization: Bearer).",
     "403": "No, or an invalid, API key; or the key's roles do not allow this.",
     "404": "Not found (unknown or malformed names and hashes).",
     "409": "Conflicts with the current state (locked image, existing name, last admin).",
@@ -210,6 +212,12 @@ def _schemas() -> dict[str, Any]:
                 {"type": "array", "items": _ANY_OBJECT},
             ],
         },
+        "Token": _obj(["token", "payload"], token=_STRING, payload=_ANY_OBJECT),
+        "CachePurge": _obj(
+            ["status", "items"],
+            status={"const": "ok"},
+            items={"type": "array", "items": _STRING, "description": "Render paths purged."},
+        ),
         "SignedUrl": _obj(
             ["signed_url", "original_url"],
             signed_url=_STRING,
@@ -357,9 +365,9 @@ def _image_paths() -> dict[str, Any]:
         },
         one + "/cache": {
             "delete": _op(
-                "Forget the image's cached renders.",
+                "Forget the image's cached renders; lists the render paths purged.",
                 [_ORG, _HASHREF],
-                {"200": _json(_ref("Status"), "Purged.")},
+                {"200": _json(_ref("CachePurge"), "Purged.")},
             )
         },
         one + "/restore": {
@@ -515,6 +523,21 @@ def _account_paths() -> dict[str, Any]:
                 body=_body(_obj([], comment={"type": "string", "maxLength": 255}), required=False),
                 errors=("400", "403", "409", "503", "507"),
             ),
+        },
+        "/user/apikeys/token": {
+            method: _op(
+                "A JWT for the caller (send it as Authorization: Bearer); with a renewable "
+                "token instead of a key, a renewed one.",
+                [
+                    _param("expires_in", "query", _STRING, "Seconds the token is valid."),
+                    _param("renewable", "query", _BOOL_QUERY),
+                    _param("no_ip_protection", "query", _BOOL_QUERY),
+                    _param("ips", "query", _STRING, "Comma-separated addresses or networks."),
+                ],
+                {"200": _json(_ref("Token"), "The token and its decoded payload.")},
+                errors=("400", "401", "403", "404", "503"),
+            )
+            for method in ("get", "post")
         },
         "/user/apikeys/current": {
             "get": _op("The key of this request.", [], {"200": _json(_ref("ApiKey"), "It.")})
@@ -750,15 +773,19 @@ def document() -> dict[str, Any]:
             "title": "cropstack",
             "version": "1",
             "description": "The management API of cropstack, a self-hosted image service "
-            "that speaks rokka's API. Authenticate with the Api-Key header. Every error "
+            "that speaks rokka's API. Authenticate with the Api-Key header (or a JWT from "
+            "/user/apikeys/token as Authorization: Bearer). Every error "
             "is {\"error\": {\"code\", \"message\"}}. Render URLs are described in "
             "docs/render.md.",
         },
         "components": {
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "Api-Key"}},
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "Api-Key"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            },
             "schemas": _schemas(),
             "responses": error_responses,
         },
-        "security": [{"apiKey": []}],
+        "security": [{"apiKey": []}, {"bearer": []}],
         "paths": dict(sorted(paths.items())),
     }

@@ -24,6 +24,16 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _proxy_count(value: Any) -> int:
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a whole number from 0 to 10, not {str(value)[:100]!r}") from None
+    if not 0 <= count <= 10:
+        raise ValueError(f"must be between 0 and 10, not {count}")
+    return count
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting: its name, default, parser and a one-line help text."""
@@ -166,6 +176,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Answer GET /metrics (Prometheus text format, no authentication: keep it off the "
         "public internet at the proxy); off: 404.",
     ),
+    Setting(
+        "token_secret",
+        "",
+        str,
+        "Secret that signs JWTs from /user/apikeys/token; empty: a random one kept in "
+        "{data_dir}/token-secret. Nodes sharing a catalog must share it.",
+    ),
+    Setting(
+        "proxy_count",
+        0,
+        _proxy_count,
+        "Reverse proxies in front whose X-Forwarded-For is trusted for the client address "
+        "(token IP protection); 0: the connecting address.",
+    ),
 )
 
 
@@ -206,6 +230,8 @@ class Settings:
     vips_concurrency: int
     access_log: bool
     metrics: bool
+    token_secret: str
+    proxy_count: int
 
 
 def load_settings(
@@ -233,7 +259,9 @@ def load_settings(
         except (TypeError, ValueError) as exc:
             # The setting, where it came from and what is allowed; never Python's own
             # wording ("invalid literal for int() with base 10").
-            allowed = _ALLOWED.get(setting.parse, "a valid value")
+            allowed = _ALLOWED.get(setting.parse)
+            if allowed is None:  # a parser of this module, whose message says the range
+                raise ValueError(f"setting {setting.name} ({env_var(setting)}) {exc}") from exc
             raise ValueError(
                 f"setting {setting.name} ({env_var(setting)}) must be {allowed}; "
                 f"got {str(raw)[:100]!r}"

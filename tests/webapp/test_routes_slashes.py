@@ -18,8 +18,8 @@ def management_rules(app: Flask) -> list[tuple[str, str, str]]:
     """(path with example values, method, endpoint) of every route but the render one."""
     rows = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in ("static", "render.render"):
-            continue
+        if rule.endpoint in ("static", "render.render") or rule.endpoint.startswith("iiif."):
+            continue  # image URLs (render, IIIF): not management routes
         path = PLACEHOLDER.sub(lambda m: f"x{m.group(1)}", rule.rule)
         for method in sorted(rule.methods - {"OPTIONS"}):
             rows.append((path, method, rule.endpoint))

@@ -35,6 +35,7 @@ def register_routes(app: Flask) -> None:
     """Register every blueprint; the render catch-all goes last."""
     from webapp.routes import (
         accounts,
+        iiif,
         index,
         operator,
         render,
@@ -54,4 +55,5 @@ def register_routes(app: Flask) -> None:
     app.register_blueprint(sourceimages.bp)
     app.register_blueprint(stacks.bp)
     app.register_blueprint(utils.bp)
+    app.register_blueprint(iiif.bp)
     app.register_blueprint(render.bp)
