@@ -9,7 +9,9 @@ One line per request on stderr, a JSON object::
 ``route`` is the URL rule (``render`` for render URLs, ``unmatched`` for paths no route
 takes), never the raw path or query: so no API key, signing key, ``sig`` parameter or
 ``Authorization`` header can reach the log, whatever a client puts where. ``org`` is the
-organization named by the URL (as sent, at most 64 characters; null when none).
+organization named by the URL (as sent, at most 64 characters; null when none);
+``remote`` the client's address (``webapp.auth.client_ip``: the connecting address, or
+the one trusted proxies appended to ``X-Forwarded-For`` when ``proxy_count`` is set).
 ``bytes`` is the answer's body length (null when streamed without a length).
 """
 
@@ -24,9 +26,11 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g, request
 
+from webapp.auth import client_ip
 from webapp.metrics import HTTP_DURATION, HTTP_REQUESTS, route_label
 
 log = logging.getLogger("cropstack.access")
+_configured = False
 _ORG_MAX = 64
 # Methods any route of this service takes; others are labelled "other" (a client can
 # send any token as a method, and each distinct label is a new time series).
@@ -36,12 +40,14 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "COPY", "
 def _configure_logger() -> None:
     """Log lines as they are, to stderr, once per process; not through the root logger
     (gunicorn's or pytest's formatting would wrap the JSON)."""
-    if not log.handlers:
+    global _configured
+    if not _configured:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+        _configured = True
 
 
 def install(app: Flask) -> None:
@@ -83,7 +89,8 @@ def _finish(response: Response) -> Response:
     method = request.method if request.method in _METHODS else "other"
     HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
     HTTP_DURATION.labels(method, route).observe(duration)
-    if current_app.extensions["cropstack.settings"].access_log:
+    settings = current_app.extensions["cropstack.settings"]
+    if settings.access_log:
         now = datetime.now(UTC)
         line = {
             "time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
@@ -94,7 +101,7 @@ def _finish(response: Response) -> Response:
             "duration_ms": round(duration * 1000, 1),
             "bytes": response.content_length,
             "org": _org(),
-            "remote": request.remote_addr,
+            "remote": client_ip(settings)[:64],
             "pid": os.getpid(),
         }
         log.info(json.dumps(line, ensure_ascii=True, separators=(",", ":")))

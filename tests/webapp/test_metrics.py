@@ -180,3 +180,30 @@ def test_storage_faults_are_counted(client) -> None:
     assert storage_fault(ValueError("not storage")) is None
     assert count("store", "full") == full + 1
     assert count("catalog", "io") == io + 1
+
+
+def test_access_log_names_the_forwarded_client_behind_a_trusted_proxy(tmp_path: Path) -> None:
+    import logging
+
+    from webapp import create_app
+
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Keep()
+    logger = logging.getLogger("cropstack.access")
+    logger.addHandler(handler)
+    try:
+        for count, expected in ((1, "203.0.113.9"), (0, "127.0.0.1")):
+            app = create_app({"data_dir": str(tmp_path / "data"), "proxy_count": count})
+            client = app.test_client()
+            forwarded = {"X-Forwarded-For": "203.0.113.9", "Api-Key": "k" * 64}
+            assert client.get("/user", headers=forwarded).status_code == 403
+            line = json.loads(lines[-1])
+            assert line["remote"] == expected and line["route"] == "/user"
+            assert line["status"] == 403 and "k" * 64 not in lines[-1]
+    finally:
+        logger.removeHandler(handler)
