@@ -1,4 +1,5 @@
-"""A render process: runs renders and upload checks sent over a pipe, one at a time.
+"""A render process: runs renders, upload checks and face detections sent over a pipe, one
+at a time.
 
 The web layer (webapp/renderpool.py) starts ``python -m engine.worker READ_FD WRITE_FD``
 with these limits in the environment, then sends jobs; a job that passes its deadline is
@@ -14,8 +15,9 @@ decode in progress does not look at libvips' kill flag). Each process:
   temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk.
 
 Wire format: a job is a pickled ``(kind, keyword arguments)`` followed by the image bytes as
-a message of their own (no pickling copy of up to 150 MB); a reply is a pickled
-``(ok|error, payload)``. Both ends are this code.
+a message of their own (no pickling copy of up to 150 MB), then, for a render that names
+other sources (``resources``, engine/resources.py), one message per resource's bytes; a
+reply is a pickled ``(ok|error, payload)``. Both ends are this code.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def _read_exactly(fd: int, length: int) -> bytearray:
 
 
 def dumps(kind: str, payload: Any) -> bytes:
-    """One message: ``kind`` (``render``, ``probe``, ``ok``, ``error``) and its payload."""
+    """One message: ``kind`` (``render``, ``probe``, ``faces``, ``ok``, ``error``) and its
+    payload."""
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((kind, payload))
     return buffer.getvalue()
@@ -105,19 +108,51 @@ def error_from(payload: tuple[str, str]) -> errors.EngineError:
     return cls(message)
 
 
-def _run(kind: str, blob: bytes, payload: dict[str, Any]) -> Any:
+def resource_frames(payload: dict[str, Any]) -> int:
+    """How many messages of resource bytes follow a job's source bytes."""
+    return len(payload.get("resources") or ())
+
+
+def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) -> Any:
     from engine.pipeline import render
     from engine.probe import probe
+    from engine.resources import join
 
     if kind == "render":
-        return render(source=blob, **payload)
+        resources = join(payload.pop("resources", None) or {}, extra)
+        return render(source=blob, resources=resources, **payload)
     if kind == "probe":
         return probe(blob, **payload)
     if kind == "optimise":
         from engine.conversion import optimise_source
 
         return optimise_source(blob, **payload)
+    if kind == "faces":
+        return _faces(blob, payload)
     raise ValueError(f"unknown job {kind!r}")
+
+
+def _faces(blob: bytes, payload: dict[str, Any]) -> Any:
+    import pyvips
+
+    from engine.faces import MIN_ADDRESS_SPACE_MB, detect_faces, detector_fits
+
+    if not detector_fits():
+        print(f"face detection needs render_memory_mb >= {MIN_ADDRESS_SPACE_MB}", file=sys.stderr)
+        raise errors.RenderCrashed(
+            "face detection is unavailable: render processes have too little memory for the "
+            "detector on this server"
+        )
+    try:
+        return detect_faces(blob, **payload)
+    except pyvips.Error as exc:
+        first = (str(exc).splitlines() or ["undecodable image"])[0]
+        raise errors.RenderFailed(f"face detection failed: {first}") from exc
+    except ImportError as exc:  # a broken install: the operator's problem, logged for them
+        print(f"face detection: OpenCV could not be loaded: {exc}", file=sys.stderr)
+        raise errors.RenderCrashed(
+            "face detection is unavailable: the render process could not load its detector"
+        ) from exc
 
 
 def _limit() -> None:
@@ -150,10 +185,11 @@ def main(argv: list[str]) -> int:
         try:
             kind, payload = loads(recv_frame(jobs))
             blob = recv_frame(jobs)  # the image bytes travel unpickled, after the job
+            extra = [recv_frame(jobs) for _ in range(resource_frames(payload))]
         except EOFError:
             return 0
         try:
-            reply = dumps("ok", _run(kind, blob, payload))
+            reply = dumps("ok", _run(kind, blob, payload, extra))
         except errors.EngineError as exc:
             reply = dumps("error", (type(exc).__name__, exc.message))
         except MemoryError:

@@ -56,6 +56,16 @@ def _serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    from webapp.app import start_store
+    from webapp.blobs import StoreUnavailable
+
+    # Checked in the master (each worker checks again): an unreachable store is one
+    # clear line and exit status 1, not a worker boot failure with a stack trace.
+    try:
+        start_store(settings)
+    except StoreUnavailable as exc:
+        print(f"cropstack: cannot start: {exc}", file=sys.stderr)
+        return 1
 
     from gunicorn.app.base import BaseApplication
 
@@ -123,6 +133,7 @@ def _settings_doc(_args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
+    from webapp.blobs import StorageFull, StoreUnavailable
     from webapp.catalog import Catalog
     from webapp.gc import collect
     from webapp.settings import load_settings
@@ -138,7 +149,11 @@ def _gc(args: argparse.Namespace) -> int:
     except (ValueError, NotADataDir) as exc:
         return _fail(str(exc))
     Catalog.initialise(os.path.join(settings.data_dir, "catalog.db"))  # schema upgrades
-    report = collect(settings)
+    try:
+        report = collect(settings)
+    except (StoreUnavailable, StorageFull) as exc:
+        print(f"cropstack: gc stopped: {exc}", file=sys.stderr)
+        return 1
     print(
         f"purged {report.purged_rows} expired images, removed {report.removed_blobs} blobs "
         f"and {report.removed_tmp} temporary files"
@@ -222,8 +237,8 @@ def _import(args: argparse.Namespace) -> int:
     some files failed (listed on stderr), 0 otherwise."""
     from pathlib import Path
 
+    from webapp.blobs import open_store
     from webapp.importer import Progress, files_under, import_tree
-    from webapp.storage import BlobStore
 
     root = Path(args.directory)
     if not root.is_dir():
@@ -242,7 +257,8 @@ def _import(args: argparse.Namespace) -> int:
         progress = Progress(total)
         try:
             report = import_tree(
-                root, org["id"], catalog, BlobStore(settings.data_dir), settings, progress=progress
+                root, org["id"], catalog, open_store(settings.blob_store, settings.data_dir),
+                settings, progress=progress,
             )
         finally:
             progress.close()
@@ -315,12 +331,16 @@ def _backup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from webapp.backup import BackupError, backup
+    from webapp.blobs import StorageFull, StoreUnavailable, open_store
     from webapp.datadir import NotADataDir, require_data_dir
+    from webapp.settings import load_settings
 
     try:
-        require_data_dir(args.data_dir)
-        report = backup(Path(args.data_dir), Path(args.target))
-    except (NotADataDir, BackupError) as exc:
+        settings = load_settings({"data_dir": args.data_dir})
+        require_data_dir(settings.data_dir)
+        store = open_store(settings.blob_store, settings.data_dir)
+        report = backup(Path(settings.data_dir), store, Path(args.target))
+    except (ValueError, NotADataDir, BackupError, StoreUnavailable, StorageFull) as exc:
         return _fail(str(exc))
     return _copy_outcome(report)
 
@@ -330,10 +350,17 @@ def _restore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from webapp.backup import BackupError, restore
+    from webapp.blobs import StorageFull, StoreUnavailable, open_store
+    from webapp.settings import load_settings
 
     try:
-        report = restore(Path(args.backup), Path(args.data_dir))
-    except BackupError as exc:
+        settings = load_settings({"data_dir": args.data_dir})
+        report = restore(
+            Path(args.backup),
+            Path(settings.data_dir),
+            lambda data_dir: open_store(settings.blob_store, data_dir),
+        )
+    except (ValueError, BackupError, StoreUnavailable, StorageFull) as exc:
         return _fail(str(exc))
     return _copy_outcome(report)
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from webapp.blobs import BlobStore
 from webapp.catalog import Catalog
 from webapp.errors import ApiError
 from webapp.ingest import Upload, ingest
 from webapp.settings import Settings
-from webapp.storage import BlobStore
 from webapp.uploadform import safe_name
 
 

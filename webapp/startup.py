@@ -29,6 +29,14 @@ def non_default(settings: Settings) -> dict[str, Any]:
     return changed
 
 
+def _store_location(settings: Settings) -> str:
+    """Where originals live: ``s3://bucket/prefix`` or ``filesystem:<directory>``."""
+    location = settings.blob_store
+    if location.startswith("s3://"):
+        return location
+    return "filesystem:" + os.path.abspath(location or settings.data_dir)
+
+
 def startup_line(settings: Settings, *, bind: str, workers: int, threads: int) -> str:
     """The start-up line of ``cropstack serve`` (JSON, one line)."""
     data_dir = os.path.abspath(settings.data_dir)
@@ -37,7 +45,7 @@ def startup_line(settings: Settings, *, bind: str, workers: int, threads: int) -
         "bind": bind,
         "data_dir": data_dir,
         "catalog": "sqlite:" + os.path.join(data_dir, "catalog.db"),
-        "blob_store": "filesystem:" + os.path.join(data_dir, "blobs"),
+        "blob_store": _store_location(settings),
         "workers": workers,
         "threads": threads,
         "signup": "on" if settings.signup else "off",
