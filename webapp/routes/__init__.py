@@ -20,6 +20,7 @@ RESERVED_NAMES: frozenset[str] = frozenset(
         "billing",
         "memberships",
         "render",
+        "console",
     }
 )
 
@@ -31,9 +32,10 @@ ORIGINAL_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 def register_routes(app: Flask) -> None:
     """Register every blueprint; the render catch-all goes last."""
-    from webapp.routes import accounts, render, service, sourceimages, stacks, utils
+    from webapp.routes import accounts, console, render, service, sourceimages, stacks, utils
 
     app.register_blueprint(service.bp)
+    app.register_blueprint(console.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(sourceimages.bp)
     app.register_blueprint(stacks.bp)
