@@ -111,3 +111,23 @@ def test_scripts_build_no_markup_from_strings():
         source = path.read_text()
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in source, (path.name, sink)
+
+
+def test_render_hosts_render_a_stack_called_console(tmp_path):
+    """On ``{org}.{render_domain}`` the path belongs to renders, not to the console."""
+    from tests.conftest import Account
+    from tests.webapp.images import multipart, png
+    from webapp import create_app
+
+    app = create_app({"data_dir": str(tmp_path / "d"), "render_domain": "img.test"})
+    client = app.test_client()
+    account = Account(client, "acme", "admin@acme.example")
+    form = multipart(png(40, 30))
+    upload = account.request("POST", "/sourceimages/acme", data=form)
+    image = upload.get_json()["items"][0]["hash"]
+    stack = {"operations": [{"name": "resize", "options": {"width": 10}}]}
+    assert account.request("PUT", "/stacks/acme/console", json=stack).status_code == 201
+    rendered = client.get(f"/console/{image}.png", headers={"Host": "acme.img.test"})
+    assert rendered.status_code == 200 and rendered.mimetype == "image/png"
+    assert client.get("/console/", headers={"Host": "acme.img.test"}).status_code == 404
+    assert client.get("/console/", headers={"Host": "api.example"}).mimetype == "text/html"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flask import Blueprint, Response, redirect, send_file
+from flask import Blueprint, Response, redirect, request, send_file
 
 from webapp.errors import not_found
 
@@ -44,19 +44,32 @@ def _file(name: str) -> Response:
     return response
 
 
-@bp.get("/console")
-def console_root() -> Response:
-    """Redirect to ``/console/`` so relative module paths resolve."""
-    return redirect("/console/", code=301)
+def _render_host() -> bool:
+    """Whether this request came to an organization's render host ``{org}.{render_domain}``:
+    there ``/console/...`` is a render through a stack called ``console``, not the console
+    (which belongs to the API's host)."""
+    from webapp.app import settings
+
+    domain = settings().render_domain
+    host = request.host.split(":", 1)[0].lower()
+    return bool(domain) and host.endswith("." + domain.lower())
 
 
-@bp.get("/console/")
-def console_index() -> Response:
-    """The console's single page (``index.html``)."""
-    return _file("index.html")
+def _render(path: str) -> Response:
+    from webapp.routes.render import render
+
+    return render(path)
 
 
+@bp.get("/console", defaults={"name": None})
+@bp.get("/console/", defaults={"name": ""})
 @bp.get("/console/<path:name>")
-def console_file(name: str) -> Response:
-    """One of the console's static files; 404 in the error shape for anything else."""
-    return _file(name)
+def console_file(name: str | None) -> Response:
+    """``/console`` redirects to ``/console/`` (relative module paths need the slash);
+    ``/console/`` is ``index.html``; else one of the console's files, 404 in the error
+    shape for anything else."""
+    if _render_host():
+        return _render("console" + ("" if name is None else "/" + name))
+    if name is None:
+        return redirect("/console/", code=301)
+    return _file(name or "index.html")
