@@ -393,6 +393,14 @@ def test_served_with_csp_and_no_violation(open_page, org, base):
     page.get_by_role("heading", name="Stacks", level=1).wait_for()
     assert [text for _, text in recorder.console if "Content Security Policy" in text] == []
     assert_clean(recorder)
+    # The policy is in force, and a violation would be seen: an inline script is refused.
+    page.evaluate(
+        """() => { const s = document.createElement("script");
+                   s.textContent = "window.inlineRan = true"; document.body.append(s); }"""
+    )
+    page.wait_for_timeout(200)
+    assert page.evaluate("() => window.inlineRan") is None
+    assert [text for _, text in recorder.console if "Content Security Policy" in text]
 
 
 def test_gallery_search_paging_drop_and_names_as_text(open_page, org):
@@ -497,6 +505,8 @@ def test_keyboard_reaches_every_control_and_draws(open_page, org):
     page.locator(".box").focus()
     page.keyboard.press("ArrowRight")  # one percent of the width: 20 px
     assert area_fields(page) == {"x": 710, "y": 340, "width": 120, "height": 120}
+    page.get_by_label("Delete the previous version").focus()
+    page.keyboard.press("Space")
     page.get_by_role("button", name="Save", exact=True).focus()
     page.keyboard.press("Enter")
     wait_saved(page)
@@ -504,6 +514,8 @@ def test_keyboard_reaches_every_control_and_draws(open_page, org):
     assert saved["dynamic_metadata"]["subject_area"] == {
         "x": 710, "y": 340, "width": 120, "height": 120
     }  # fmt: skip
+    # ticked, the image under the old hash is deleted (restorable, not listed)
+    assert org.call("GET", f"/sourceimages/{org.name}/{image['hash']}")[0] == 404
     assert_clean(recorder)
 
 
@@ -554,6 +566,9 @@ def test_narrow_touch_screen(open_page, org, tmp_path):
     assert saved["hash"] != image["hash"]
     assert_covers_feature(saved["dynamic_metadata"]["crop_area"], slack=margin + 2 * tolerance)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    page.goto(f"{org.base}/console/#/stacks/new")
+    loaded(page, 'img[alt="Live preview of the new stack"]')
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
     assert_clean(recorder)
 
 
@@ -595,13 +610,25 @@ def test_named_area_and_stack_previews(open_page, org):
     cx, _, _, _ = red_centre(fetch_bytes(preview_src(page, "16:9")))
     assert abs(cx - 0.5) < 0.03
 
+    # User metadata is edited as JSON and saved without changing the hash.
+    page.get_by_label("User metadata (JSON)", exact=True).fill('{"int:rating": 4, "tag": "x"}')
+    page.get_by_role("button", name="Save user metadata").click()
+    page.get_by_text("User metadata saved (the hash stays the same).").wait_for()
+    assert org.image(new_hash)["user_metadata"] == {"int:rating": 4, "tag": "x"}
+    page.get_by_label("User metadata (JSON)", exact=True).fill('{"int:rating": "four"}')
+    page.get_by_role("button", name="Save user metadata").click()
+    page.get_by_text("Not saved: ").wait_for()  # the API's 400 message
+    assert org.image(new_hash)["user_metadata"] == {"int:rating": 4, "tag": "x"}
+
     # A stack of the organization, chosen from the list, previews through its render URL.
     page.get_by_label("Stack preview", exact=True).select_option("wide")
     stack_img = page.get_by_role("img", name="Stack wide preview")
     loaded(page, 'img[alt="Stack wide preview"]')
     assert stack_img.evaluate("i => i.src") == f"{org.base}/{org.name}/wide/{new_hash}.jpg"
     assert stack_img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [320, 180]
-    assert_clean(recorder)
+    # The refused metadata (400) is the only error the page may have logged.
+    errors = real_errors(recorder)
+    assert len(errors) == 1 and "400" in errors[0], errors
 
 
 def test_stacks_list_view_and_create_with_live_preview(open_page, org, tmp_path):

@@ -25,7 +25,8 @@ export class AreaEditor {
     this.boxElement = h("div", {
       class: "box",
       tabindex: "0",
-      role: "img",
+      role: "group",
+      "aria-roledescription": "area",
       hidden: true,
       onkeydown: (event) => this.key(event),
     }, this.handles);
