@@ -29,12 +29,17 @@ function renderNav() {
   );
 }
 
+/** Show the view of ``hash``: through hashchange when it differs from the current one. */
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
 function signOut() {
   clearSession();
   setOrganization(null);
   organizationLoaded = null;
-  location.hash = "#/";
-  route();
+  go("#/");
 }
 
 /** The sign-in form; a wrong key shows only a message. */
@@ -73,8 +78,7 @@ function showSignIn() {
     try {
       await api("GET", `/sourceimages/${encodeURIComponent(orgName)}`, { query: "limit=0", key: key.value });
       saveSession(orgName, key.value);
-      location.hash = "#/images";
-      await route();
+      go("#/images");
     } catch (exc) {
       error.textContent = signInMessage(exc, orgName);
       key.select();
@@ -105,9 +109,13 @@ async function loadOrganization() {
 }
 
 let organizationLoaded = null;
+// Each navigation's number: a view that finishes loading after a newer navigation began
+// is dropped instead of replacing the newer one.
+let navigation = 0;
 
 /** Show the view the location's hash names. */
 async function route() {
+  const current = ++navigation;
   renderNav();
   if (!session()) {
     showSignIn();
@@ -116,15 +124,19 @@ async function route() {
   organizationLoaded ??= loadOrganization();
   await organizationLoaded;
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  // Views are built off-page and shown once loaded.
+  const view = h("div", { class: "view" });
   try {
-    if (parts[0] === "images" && parts[1]) await showDetail(main, parts[1]);
-    else if (parts[0] === "stacks" && parts[1] === "new") await showStackForm(main);
-    else if (parts[0] === "stacks" && parts[1]) await showStack(main, parts[1]);
-    else if (parts[0] === "stacks") await showStacks(main);
-    else await showGallery(main);
+    if (parts[0] === "images" && parts[1]) await showDetail(view, parts[1]);
+    else if (parts[0] === "stacks" && parts[1] === "new") await showStackForm(view);
+    else if (parts[0] === "stacks" && parts[1]) await showStack(view, parts[1]);
+    else if (parts[0] === "stacks") await showStacks(view);
+    else await showGallery(view);
   } catch (exc) {
-    replace(main, h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { class: "error", role: "alert" }, exc.message));
+    replace(view, h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { class: "error", role: "alert" }, exc.message));
   }
+  if (current !== navigation) return;
+  replace(main, view);
   const heading = main.querySelector("h1");
   if (heading && !main.contains(document.activeElement)) heading.focus();
 }

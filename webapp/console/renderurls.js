@@ -114,7 +114,8 @@ export function definitionPath(operations, options) {
 
 // A busy server answers a render 503 with Retry-After (its render queue is full): the
 // console tries again, a few times, a little later each time.
-const RETRIES = 6;
+const RETRIES = 8;
+const MAX_DELAY = 3000; // ms
 
 /**
  * Follow the loading of render ``img``: a 503 is retried; any other failure puts the
@@ -152,7 +153,7 @@ export function showRenderErrors(img, target = null) {
         if (img.getAttribute("src") !== src) return;
         img.removeAttribute("src");
         img.setAttribute("src", src);
-      }, 500 * tries + Math.random() * 500);
+      }, Math.min(500 * tries, MAX_DELAY) + Math.random() * 500);
       return;
     }
     img.classList.add("broken");
