@@ -115,6 +115,9 @@ export async function showDetail(main, hash) {
     previews.stored(mode);
   }
 
+  areaName.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") namedButton.click();
+  });
   modeButtons.subject_area.addEventListener("click", () => selectMode({ kind: "subject_area", name: null }));
   modeButtons.crop_area.addEventListener("click", () => selectMode({ kind: "crop_area", name: null }));
   namedButton.addEventListener("click", () => {
