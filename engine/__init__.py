@@ -3,6 +3,7 @@
 Call :func:`configure` once per process (after fork) before anything else.
 """
 
+from engine.conversion import converts
 from engine.cost import Budget, Cost
 from engine.errors import (
     EngineError,
@@ -28,6 +29,7 @@ from engine.probe import (
     is_svg,
     probe,
     recognised,
+    refused_kind,
 )
 from engine.sizing import output_size
 
@@ -52,6 +54,7 @@ __all__ = [
     "check_decodable",
     "plan_cost",
     "configure",
+    "converts",
     "inspect",
     "negotiate",
     "sniff",
@@ -61,5 +64,6 @@ __all__ = [
     "is_svg",
     "probe",
     "recognised",
+    "refused_kind",
     "render",
 ]

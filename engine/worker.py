@@ -113,6 +113,10 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any]) -> Any:
         return render(source=blob, **payload)
     if kind == "probe":
         return probe(blob, **payload)
+    if kind == "optimise":
+        from engine.conversion import optimise_source
+
+        return optimise_source(blob, **payload)
     raise ValueError(f"unknown job {kind!r}")
 
 

@@ -170,3 +170,14 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
             "max_decode_pixels": settings.max_render_pixels,
         },
     )
+
+
+def optimise(
+    settings: Settings, data: bytes, info: engine.ImageInfo, target: str
+) -> tuple[bytes, engine.ImageInfo]:
+    """engine/conversion.py's ``optimize_source`` conversion (TIFF/PSD only, else ``data``
+    and ``info`` unchanged), in the expensive lane under the render deadline."""
+    if not engine.converts(info, target):
+        return data, info
+    payload = {"info": info, "target": target, "max_pixels": settings.max_render_pixels}
+    return pool_for(settings).run("expensive", "optimise", data, payload)

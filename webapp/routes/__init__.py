@@ -32,7 +32,16 @@ ORIGINAL_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 def register_routes(app: Flask) -> None:
     """Register every blueprint; the render catch-all goes last."""
-    from webapp.routes import accounts, console, render, service, sourceimages, stacks, utils
+    from webapp.routes import (
+        accounts,
+        console,
+        iiif,
+        render,
+        service,
+        sourceimages,
+        stacks,
+        utils,
+    )
 
     app.register_blueprint(service.bp)
     app.register_blueprint(console.bp)
@@ -40,4 +49,5 @@ def register_routes(app: Flask) -> None:
     app.register_blueprint(sourceimages.bp)
     app.register_blueprint(stacks.bp)
     app.register_blueprint(utils.bp)
+    app.register_blueprint(iiif.bp)
     app.register_blueprint(render.bp)
