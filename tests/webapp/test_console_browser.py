@@ -368,13 +368,23 @@ def test_wrong_key_shows_a_message_and_nothing_else(open_page, org, base, tmp_pa
     alert.get_by_text(f"may not read the images of organization {org.name}").wait_for()
     assert page.evaluate("() => sessionStorage.length") == 0
 
-    # The right key signs in; the key is in sessionStorage only, never in a URL.
+    # The right key signs in. The key is traded for a short-lived token: the key is kept
+    # nowhere (the token is, in sessionStorage only), and neither is ever in a URL.
     page.get_by_label("API key", exact=True).fill(org.key)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Images", level=1).wait_for()
-    assert org.key in page.evaluate("() => JSON.stringify(sessionStorage)")
+    kept = json.loads(page.evaluate("() => JSON.stringify(sessionStorage)"))
+    assert org.key not in json.dumps(kept)
+    token = json.loads(next(iter(kept.values())))["token"]
     assert page.evaluate("() => localStorage.length") == 0
-    assert not [url for url in recorder.requests if org.key in url or other.key in url]
+    assert page.evaluate("() => document.cookie") == ""
+    for secret in (org.key, other.key, token):
+        assert not [url for url in recorder.requests if secret in url]
+    # The token is what the page's API calls carry, and it works as the key does.
+    request = urllib.request.Request(f"{base}/sourceimages/{org.name}?limit=0")
+    request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
     # Signing out forgets it.
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("heading", name="Sign in").wait_for()

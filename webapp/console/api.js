@@ -1,25 +1,34 @@
-// The API of this same server, called with the signed-in key. The key lives only in
-// sessionStorage (this tab, until it closes or the user signs out) and only ever travels
-// in the Api-Key header, never in a URL.
+// The API of this same server, called as the signed-in user. Signing in trades the API key
+// for a short-lived token (GET /user/apikeys/token, bound to this computer's address):
+// only the token is kept, in sessionStorage (this tab, until it closes, the token expires
+// or the user signs out), and it only ever travels in the Authorization header, never in
+// a URL. The API key itself is not stored anywhere.
 
 const STORE = "cropstack.console.session";
+/** Lifetime of a console token, seconds (a working day). */
+export const TOKEN_SECONDS = 8 * 3600;
 
-/** The signed-in session ``{org, key}``, or null. */
+/** The signed-in session ``{org, token, expires}``, or null. */
 export function session() {
   try {
     const value = JSON.parse(sessionStorage.getItem(STORE) || "null");
-    return value && typeof value.org === "string" && typeof value.key === "string" ? value : null;
+    return value && typeof value.org === "string" && typeof value.token === "string" ? value : null;
   } catch {
     return null;
   }
 }
 
-export function saveSession(org, key) {
-  sessionStorage.setItem(STORE, JSON.stringify({ org, key }));
+export function saveSession(org, token, expires) {
+  sessionStorage.setItem(STORE, JSON.stringify({ org, token, expires }));
 }
 
 export function clearSession() {
   sessionStorage.removeItem(STORE);
+}
+
+function authorise(headers, key) {
+  if (key) headers.set("Api-Key", key);
+  else if (session()) headers.set("Authorization", `Bearer ${session().token}`);
 }
 
 /** An answer of the API that was not a success: HTTP status and the error's message. */
@@ -45,15 +54,15 @@ async function errorOf(response) {
 }
 
 /**
- * Call the API: ``path`` starts with "/"; ``json`` is sent as a JSON body; ``key``
- * overrides the session's key (sign-in checks a key before keeping it).
+ * Call the API: ``path`` starts with "/"; ``json`` is sent as a JSON body; ``key`` (an API
+ * key) or ``bearer`` (a token) is sent instead of the session's token (sign-in).
  * Resolves to ``{status, data, headers}`` (``data`` is null without a JSON body);
  * rejects with ApiError.
  */
-export async function api(method, path, { json, query, key } = {}) {
+export async function api(method, path, { json, query, key, bearer } = {}) {
   const headers = new Headers({ Accept: "application/json" });
-  const apiKey = key ?? session()?.key;
-  if (apiKey) headers.set("Api-Key", apiKey);
+  if (bearer) headers.set("Authorization", `Bearer ${bearer}`);
+  else authorise(headers, key);
   let body;
   if (json !== undefined) {
     headers.set("Content-Type", "application/json");
@@ -68,7 +77,7 @@ export async function api(method, path, { json, query, key } = {}) {
   }
   if (!response.ok) {
     const error = await errorOf(response);
-    if (error.invalidAuthentication && !key) {
+    if (error.invalidAuthentication && !key && !bearer) {
       window.dispatchEvent(new CustomEvent("console:signed-out", { detail: error.message }));
     }
     throw error;
@@ -91,7 +100,7 @@ export function uploadFile(file, onProgress) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
     request.open("POST", orgPath("sourceimages"));
-    request.setRequestHeader("Api-Key", session().key);
+    request.setRequestHeader("Authorization", `Bearer ${session().token}`);
     request.setRequestHeader("Accept", "application/json");
     request.responseType = "json";
     request.upload.addEventListener("progress", (event) => {

@@ -1,7 +1,7 @@
 // The console's entry point: sign-in, navigation and the hash router.
 // Views: #/images (gallery), #/images/{hash} (detail), #/stacks, #/stacks/new, #/stacks/{name}.
 
-import { api, ApiError, clearSession, saveSession, session } from "./api.js";
+import { api, ApiError, clearSession, saveSession, session, TOKEN_SECONDS } from "./api.js";
 import { field, h, replace } from "./dom.js";
 import { showGallery } from "./gallery.js";
 import { showDetail } from "./detail.js";
@@ -76,8 +76,18 @@ function showSignIn() {
     }
     button.disabled = true;
     try {
-      await api("GET", `/sourceimages/${encodeURIComponent(orgName)}`, { query: "limit=0", key: key.value });
-      saveSession(orgName, key.value);
+      const issued = await api("GET", "/user/apikeys/token", {
+        query: `expires_in=${TOKEN_SECONDS}&renewable=false`,
+        key: key.value,
+      });
+      const { token, payload } = issued.data;
+      // The token must open this organization's images before it is kept.
+      await api("GET", `/sourceimages/${encodeURIComponent(orgName)}`, {
+        query: "limit=0",
+        bearer: token,
+      });
+      key.value = "";
+      saveSession(orgName, token, payload.exp);
       go("#/images");
     } catch (exc) {
       error.textContent = signInMessage(exc, orgName);
@@ -147,7 +157,7 @@ window.addEventListener("hashchange", () => {
 window.addEventListener("console:signed-out", (event) => {
   clearSession();
   organizationLoaded = null;
-  signedOutMessage = `Signed out: ${event.detail}`;
+  signedOutMessage = `Signed out (sign in again): ${event.detail}`;
   route();
 });
 
