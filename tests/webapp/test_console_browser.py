@@ -710,3 +710,20 @@ def test_protected_image_previews_are_signed(open_page, org):
         fetch_bytes(unsigned)
     assert refused.value.code == 403
     assert_clean(recorder)
+
+
+def test_deleting_the_key_signs_the_tab_out(open_page, org):
+    """The console's token dies with the key that obtained it (docs/accounts.md)."""
+    status, second = org.call("POST", "/user/apikeys", b"{}", "application/json")
+    assert status == 200
+    page, recorder = open_page()
+    sign_in(page, Org(org.base, org.name, second["api_key"]))
+    status, _ = org.call("DELETE", f"/user/apikeys/{second['id']}")
+    assert status == 204
+    page.get_by_role("link", name="Stacks", exact=True).click()
+    page.get_by_role("heading", name="Sign in", level=1).wait_for()
+    page.get_by_role("alert").get_by_text("Signed out (sign in again): ").wait_for()
+    assert page.evaluate("() => sessionStorage.length") == 0
+    # the refused call (401) is the only error the page may have logged
+    errors = real_errors(recorder)
+    assert len(errors) == 1 and "401" in errors[0], errors
