@@ -31,12 +31,17 @@ from engine.probe import (
     recognised,
     refused_kind,
 )
+from engine.resources import IMAGE_FORMATS, Resource, SecondaryRender, secondary_render_key
 from engine.sizing import output_size
 
 __all__ = [
     "Budget",
     "Cost",
     "FORMATS",
+    "IMAGE_FORMATS",
+    "Resource",
+    "SecondaryRender",
+    "secondary_render_key",
     "EngineError",
     "FormatUnavailable",
     "ImageInfo",
