@@ -181,6 +181,9 @@ def main(argv: list[str]) -> int:
 
     configure(concurrency=max(1, int(os.environ.get("CROPSTACK_VIPS_CONCURRENCY", "1"))))
     jobs, replies = int(argv[0]), int(argv[1])
+    # Imports and libvips are ready: the parent starts a job's deadline only from here, so
+    # a process started on a busy machine never spends a render's time budget importing.
+    send_frame(replies, dumps("ready", os.getpid()))
     while True:
         try:
             kind, payload = loads(recv_frame(jobs))

@@ -43,6 +43,8 @@ from webapp.settings import Settings
 _MAX_JOBS = 2000
 _PIPE_BYTES = 1024 * 1024
 _RECYCLE_RSS = 256 * 1024 * 1024
+# Seconds a new render process may take to import and set up libvips (~0.2 s when idle).
+_START_TIMEOUT_S = 30.0
 # Where `python -m engine.worker` must find this checkout's packages.
 _CODE_ROOT = str(Path(worker.__file__).resolve().parents[1])
 
@@ -89,7 +91,20 @@ class RenderProcess:
         self._jobs = to_child_w
         self._replies = from_child_r
         self._closed = False
+        self._ready = False
         self.jobs_done = 0
+
+    def _await_ready(self) -> None:
+        """Wait for the child's "ready" frame (sent once its imports are done), at most
+        ``_START_TIMEOUT_S``: the job deadline then measures the job alone."""
+        if not select.select([self._replies], [], [], _START_TIMEOUT_S)[0]:
+            self.kill()
+            raise RenderCrashed("the render process did not start; retry later")
+        kind, _ = worker.loads(worker.recv_frame(self._replies))
+        if kind != "ready":
+            self.kill()
+            raise RenderCrashed("the render process did not start; retry later")
+        self._ready = True
 
     @property
     def pid(self) -> int:
@@ -105,6 +120,8 @@ class RenderProcess:
         RenderCrashed when the process died.
         """
         try:
+            if not self._ready:
+                self._await_ready()
             worker.send_frame(self._jobs, message)
             worker.send_frame(self._jobs, blob)
             for data in extra:
