@@ -20,6 +20,12 @@ class UnsupportedImage(EngineError):
     status = 422
 
 
+class UnsupportedFont(EngineError):
+    """An uploaded font that is not a valid TrueType/OpenType font, or too large (422)."""
+
+    status = 422
+
+
 class TooManyPixels(EngineError):
     """Source width x height x frames (or frame count) above the configured limit (422)."""
 

@@ -59,13 +59,15 @@ def render(
     dynamic_metadata: Mapping[str, Any] | None = None,
     info: ImageInfo | None = None,
     budget: Budget | None = None,
+    resources: Mapping[str, bytes] | None = None,
 ) -> Rendered:
     """Render ``source`` (original file bytes) through ``plan``.
 
     ``dynamic_metadata`` is the source image's rokka dynamic metadata (subject_area,
     crop_area, multi_areas, detection_face), in display coordinates. ``info`` is the stored
     probe result; without it the header is read again. The plan is checked against
-    ``budget`` (see ``plan_cost``) before any pixel is decoded. Raises EngineError subclasses.
+    ``budget`` (see ``plan_cost``) before any pixel is decoded. ``resources`` are the bytes
+    of the source images options name by hash (``text`` fonts). Raises EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
     info = info or inspect(source)
@@ -74,6 +76,7 @@ def render(
     ctx = RenderContext(
         areas=parse_areas(dynamic_metadata, info.size),
         dpr=float(plan.options.get("dpr") or 1.0),
+        resources=resources or {},
     )
     animate = info.animated and fmt.supports_animation
     try:
@@ -193,7 +196,9 @@ def _run_frames(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContex
     frames = []
     first_ctx = ctx
     for i in range(n):
-        frame_ctx = RenderContext(areas=ctx.areas, dpr=ctx.dpr, resized=ctx.resized)
+        frame_ctx = RenderContext(
+            areas=ctx.areas, dpr=ctx.dpr, resized=ctx.resized, resources=ctx.resources
+        )
         frame = _run(image.crop(0, i * page_height, image.width, page_height), ops, frame_ctx)
         if frames and (frame.width, frame.height) != (frames[0].width, frames[0].height):
             # Pixel-dependent ops (trim, smart crop) may differ per frame; keep frame 0's size.

@@ -23,6 +23,10 @@ ANCHOR_PATTERN = (
     r"|(left|center|right|0|[1-9][0-9]{0,3}|10000)[_-](top|center|bottom|0|[1-9][0-9]{0,3}|10000))$"
 )
 AREA_PATTERN = r"^[a-zA-Z0-9_]+$"
+# A source image reference: its hash or short hash (lowercase hex, 6-40 characters).
+HASH_PATTERN = r"^[0-9a-f]{6,40}$"
+# Text to write: 1-1000 characters (control characters are refused for every string).
+TEXT_PATTERN = r"^.{1,1000}$"
 
 # Upper bound on operations in one plan (basestack + stack, or a dynamic URL): a render
 # URL is untrusted input, and every operation costs a full pass over the pixels.
@@ -274,7 +278,55 @@ _TABLE: tuple[OperationSpec, ...] = (
     _op("circlemask", "Cut the largest centred circle; outside becomes transparent."),
     _later("composition", "Compose with a secondary image or colour."),
     _later("dropshadow", "Add a drop shadow."),
-    _later("text", "Render text onto the image."),
+    _op(
+        "text",
+        "Write text in an uploaded TTF/OTF font onto the image; the image keeps its size.",
+        Param(
+            "font",
+            Kind.STRING,
+            "Hash (or short hash) of a TTF/OTF font uploaded as a source image.",
+            pattern=HASH_PATTERN,
+        ),
+        Param(
+            "text",
+            Kind.STRING,
+            "The text to write (at most 1000 characters).",
+            pattern=TEXT_PATTERN,
+        ),
+        _num("size", 1, 1000, 16, "Font size in pixels."),
+        _color("color", "000000", "Text colour, hex RRGGBB without #."),
+        _int("opacity", 0, 100, 100, "Opacity of the text in percent (0 transparent)."),
+        _num("angle", -360, 360, 0, "Clockwise rotation of the text in degrees."),
+        Param(
+            "anchor",
+            Kind.STRING,
+            "Where to place the text: X_Y pixels of its top-left corner, left|center|right_"
+            "top|center|bottom, or an area keyword (centres the text on that area).",
+            "center_center",
+            pattern=ANCHOR_PATTERN,
+        ),
+        _int("width", 1, 10000, None, "Width of the text box in pixels: lines wrap there."),
+        _int(
+            "height",
+            1,
+            10000,
+            None,
+            "Height of the text box in pixels: text is centred in it, cut off if taller.",
+        ),
+        _int("spacing", 0, 1000, 0, "Extra space between lines, in pixels."),
+        _enum(
+            "align",
+            ("left", "centre", "right"),
+            "left",
+            "How lines are aligned within the width (when width is given).",
+        ),
+        _bool(
+            "resize_to_box",
+            False,
+            "With width and height: choose the font size so the whole text fills that box.",
+        ),
+        required=("font", "text"),
+    ),
     _later("primitive", "Reproduce the image with geometric primitives."),
     _later("glitch", "Glitch effect."),
     _later("addframes", "Add frames to an animation."),

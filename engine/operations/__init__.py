@@ -25,6 +25,7 @@ from engine.operations import (
     rotate,
     sepia,
     sharpen,
+    text,
     trim,
 )
 from engine.operations.context import RenderContext
@@ -47,6 +48,7 @@ _ALL: tuple[OperationKind, ...] = tuple(
         multiply,
         alpha,
         circlemask,
+        text,
         noop,
     )
 )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import pyvips
 
@@ -16,12 +17,14 @@ class RenderContext:
 
     ``areas`` are in the coordinates of the current image. ``dpr`` (1-10) multiplies resize
     targets; once a resize ran (``resized``), pixel-valued options of later operations
-    (crop width/height and pixel anchors) are multiplied by ``dpr`` too.
+    (crop width/height and pixel anchors) are multiplied by ``dpr`` too. ``resources`` are
+    the bytes of source images the operations' options name by hash (fonts for ``text``).
     """
 
     areas: Areas
     dpr: float = 1.0
     resized: bool = False
+    resources: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
 
     def move_areas(self, transform: Callable[[Box], Box | None]) -> None:
         """Carry every area through one geometric step."""

@@ -17,6 +17,7 @@ from engine.operations import KINDS
 from engine.sizing import output_size
 from stacks.operations import OPERATIONS, describe_operations, implemented_operations
 from tests.engine.conftest import op, plan, png, scene
+from tests.fontfiles import block_ttf
 
 
 def test_engine_renders_exactly_the_operations_stacks_accepts():
@@ -71,7 +72,10 @@ EXAMPLES = {
     "alpha": ((op("alpha", mode="apply", opacity=30),), True),
     "circlemask": ((op("circlemask"),), True),
     "noop": ((op("noop"),), True),
+    "text": ((op("text", font="abcdef", text="Hello", width=90, angle=20),), True),
 }
+# Source images that options name by hash (the font of ``text``).
+RESOURCES = {"abcdef": block_ttf()}
 
 
 def test_every_operation_has_a_size_example():
@@ -87,7 +91,7 @@ def test_predicted_size_is_the_rendered_size(name: str, dpr: float):
         p = plan(*lead, *ops, dpr=dpr)
         source = png(scene(400, 300, square=(300, 40, 40)))
         predicted = output_size(p, engine.Size(400, 300))
-        out = engine.render(p, source)
+        out = engine.render(p, source, resources=RESOURCES)
         if exact:
             assert (out.width, out.height) == (predicted.width, predicted.height)
         else:

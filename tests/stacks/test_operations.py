@@ -79,11 +79,24 @@ EXPECTED: dict[str, dict[str, tuple[Kind, object, float | None, float | None]]] 
         "factor_color": (Kind.STRING, None, None, None),
     },
     "circlemask": {},
+    "text": {
+        "font": (Kind.STRING, NONE, None, None),
+        "text": (Kind.STRING, NONE, None, None),
+        "size": (Kind.NUMBER, 16, 1, 1000),
+        "color": (Kind.STRING, "000000", None, None),
+        "opacity": (Kind.INTEGER, 100, 0, 100),
+        "angle": (Kind.NUMBER, 0, -360, 360),
+        "anchor": (Kind.STRING, "center_center", None, None),
+        "width": (Kind.INTEGER, None, 1, 10000),
+        "height": (Kind.INTEGER, None, 1, 10000),
+        "spacing": (Kind.INTEGER, 0, 0, 1000),
+        "align": (Kind.STRING, "left", None, None),
+        "resize_to_box": (Kind.BOOLEAN, False, None, None),
+    },
 }
 NOT_IMPLEMENTED = (
     "composition",
     "dropshadow",
-    "text",
     "primitive",
     "glitch",
     "addframes",
@@ -96,6 +109,7 @@ ENUMS = {
     ("crop", "mode"): ("absolute", "ratio", "box", "area"),
     ("autorotate", "rotation_direction"): ("clockwise", "counterclockwise"),
     ("alpha", "mode"): ("mask", "extract", "remove", "apply"),
+    ("text", "align"): ("left", "centre", "right"),
 }
 
 PARAMS = [(op, name, *spec) for op, params in EXPECTED.items() for name, spec in params.items()]

@@ -1,0 +1,222 @@
+"""Fonts: recognising, validating and installing uploaded TrueType/OpenType fonts.
+
+A font is uploaded like an image (rokka: "upload the fonts as TTF through the normal
+source image operations") and used only by the ``text`` operation. It is hostile input
+like any upload, so:
+
+- it is recognised from its first four bytes (TrueType ``00 01 00 00`` or ``true``,
+  OpenType-CFF ``OTTO``) and never handed to an image decoder;
+- :func:`probe_font` validates it with fontTools in a render process (bounded in time and
+  memory there): every required table present and inside the file, the small tables and
+  every glyph outline decoded, metrics within sane bounds;
+- :func:`installed_font` writes it for libvips to a private temporary file the render
+  process makes itself, under a family name derived from its bytes (so two uploads that
+  call themselves "Arial" can never be confused), and removes the file afterwards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from engine.errors import UnsupportedFont
+from engine.probe import ImageInfo
+
+# First four bytes (sfnt version) -> format. WOFF/WOFF2 (wOFF/wOF2) and collections (ttcf)
+# are refused: rokka documents TTF only, and a collection holds several fonts under one hash.
+_MAGIC = {b"\x00\x01\x00\x00": "ttf", b"true": "ttf", b"OTTO": "otf"}
+MIMETYPES = {"ttf": "font/ttf", "otf": "font/otf"}
+FONT_FORMATS = frozenset(MIMETYPES)
+
+DEFAULT_MAX_FONT_BYTES = 10 * 1024 * 1024
+
+# What a font reports as its width and height. rokka answers uploads through ImageMagick,
+# whose font reader describes a font by an 800 x 480 specimen sheet; no pixel of it is
+# ever rendered here.
+SPECIMEN_WIDTH = 800
+SPECIMEN_HEIGHT = 480
+
+# Metric bounds, in ems: real fonts stay within about -1..2.5 em; a glyph many ems tall
+# would turn a small text into a huge mask.
+_MAX_EXTENT_EM = 8
+_REQUIRED = ("cmap", "head", "hhea", "hmtx", "maxp", "name")
+_OUTLINES = {"ttf": (("glyf", "loca"),), "otf": (("CFF ",), ("CFF2",))}
+
+
+def font_format(prefix: bytes) -> str | None:
+    """``"ttf"`` or ``"otf"`` when ``prefix`` (the first bytes of a file, at least 4) starts
+    like a TrueType or OpenType font; None otherwise. A True answer is not validation."""
+    return _MAGIC.get(bytes(prefix[:4]))
+
+
+@dataclass(frozen=True, slots=True)
+class FontFacts:
+    """What validation learnt: ``format`` ttf/otf, ``family`` as the font names itself,
+    ``glyphs`` count, ``units_per_em`` (16-16384)."""
+
+    format: str
+    family: str
+    glyphs: int
+    units_per_em: int
+
+
+def probe_font(data: bytes, *, max_bytes: int = DEFAULT_MAX_FONT_BYTES) -> ImageInfo:
+    """Validate an uploaded font; its catalog entry (format ttf/otf, a font mimetype, the
+    800 x 480 specimen size). Raises ``UnsupportedFont`` (422) for anything else."""
+    facts = check_font(data, max_bytes=max_bytes)
+    return ImageInfo(
+        width=SPECIMEN_WIDTH,
+        height=SPECIMEN_HEIGHT,
+        format=facts.format,
+        mimetype=MIMETYPES[facts.format],
+        animated=False,
+        n_pages=1,
+        opaque=True,
+        orientation=1,
+    )
+
+
+def check_font(data: bytes, *, max_bytes: int = DEFAULT_MAX_FONT_BYTES) -> FontFacts:
+    """Validate ``data`` as a TrueType or OpenType font of at most ``max_bytes`` bytes.
+
+    Decodes the table directory, the required tables and every glyph outline; refuses
+    (``UnsupportedFont``, 422) wrong magic, truncated or overlapping-the-end tables,
+    missing tables, no Unicode character map, no family name, and metrics beyond
+    8 em. Costs about 0.3 s and 15 MB per MB of font: run it in a render process.
+    """
+    if len(data) > max_bytes:
+        raise UnsupportedFont(f"font too large ({len(data)} bytes > {max_bytes})")
+    kind = font_format(data)
+    if kind is None:
+        raise UnsupportedFont("not a TrueType or OpenType font")
+    try:
+        return _check(data, kind)
+    except UnsupportedFont:
+        raise
+    except Exception as exc:  # fontTools raises anything from struct.error to KeyError
+        raise UnsupportedFont("broken or truncated font") from exc
+
+
+def _check(data: bytes, kind: str) -> FontFacts:
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(io.BytesIO(data), lazy=True, recalcBBoxes=False, recalcTimestamp=False)
+    reader = font.reader
+    for tag in reader.keys():
+        entry = reader.tables[tag]
+        if entry.offset + entry.length > len(data):
+            raise UnsupportedFont(f"broken font: table {tag.strip()} extends past the end")
+    missing = [tag for tag in _REQUIRED if tag not in reader]
+    if not any(all(tag in reader for tag in tags) for tags in _OUTLINES[kind]):
+        missing.append("/".join(t.strip() for tags in _OUTLINES[kind] for t in tags))
+    if missing:
+        raise UnsupportedFont(f"broken font: missing table {', '.join(missing)}")
+    head, hhea = font["head"], font["hhea"]
+    em = int(head.unitsPerEm)
+    if head.magicNumber != 0x5F0F3CF5 or not 16 <= em <= 16384:
+        raise UnsupportedFont("broken font: bad head table")
+    limit = _MAX_EXTENT_EM * em
+    extents = (head.xMin, head.yMin, head.xMax, head.yMax, hhea.advanceWidthMax)
+    if any(abs(int(v)) > limit for v in extents):
+        raise UnsupportedFont(f"font metrics beyond {_MAX_EXTENT_EM} em")
+    glyphs = int(font["maxp"].numGlyphs)
+    font["hmtx"]  # noqa: B018 - decoding is the check
+    cmap = font["cmap"].getBestCmap()
+    if not cmap:
+        raise UnsupportedFont("font has no Unicode character map")
+    family = font["name"].getBestFamilyName()
+    if not family:
+        raise UnsupportedFont("font has no family name")
+    _check_outlines(font, kind)
+    return FontFacts(format=kind, family=str(family), glyphs=glyphs, units_per_em=em)
+
+
+def _check_outlines(font: object, kind: str) -> None:
+    """Decode every glyph outline (composite glyphs resolved), so a broken glyph is found
+    at upload rather than while rendering."""
+    order = font.getGlyphOrder()  # type: ignore[attr-defined]
+    if "glyf" in font:  # type: ignore[operator]
+        glyf = font["glyf"]  # type: ignore[index]
+        for name in order:
+            glyph = glyf[name]
+            glyph.expand(glyf)
+            if glyph.isComposite():
+                glyph.getCoordinates(glyf)
+        return
+    tag = "CFF " if "CFF " in font else "CFF2"  # type: ignore[operator]
+    charstrings = font[tag].cff.topDictIndex[0].CharStrings  # type: ignore[index]
+    for name in order:
+        charstrings[name].decompile()
+
+
+# ----------------------------------------------------------------------------- install
+
+_directory: str | None = None
+
+
+def _private_directory() -> str:
+    """This process's own directory for font files (mode 0700), made on first use and
+    removed at exit."""
+    global _directory
+    if _directory is None or not os.path.isdir(_directory):
+        _directory = tempfile.mkdtemp(prefix="cropstack-fonts-")
+        atexit.register(shutil.rmtree, _directory, True)
+    return _directory
+
+
+@contextmanager
+def installed_font(data: bytes) -> Iterator[tuple[str, str]]:
+    """``(path, family)`` of ``data`` written as a font file libvips can load, for the
+    duration of the ``with`` block; the file is removed afterwards.
+
+    The family is renamed to one derived from the font's bytes, and the file is named
+    after those bytes: libvips registers every font file it is given with fontconfig for
+    the life of the process, so a name (or path) must never stand for two different fonts.
+    Raises ``UnsupportedFont`` (422) when ``data`` is not a valid font.
+    """
+    digest = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+    family = "cropstack" + digest[:24]
+    kind = font_format(data)
+    if kind is None:
+        raise UnsupportedFont("not a TrueType or OpenType font")
+    try:
+        renamed = _renamed(data, family)
+    except Exception as exc:  # fontTools raises anything on a broken font
+        raise UnsupportedFont("broken or truncated font") from exc
+    path = os.path.join(_private_directory(), f"{digest}.{kind}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(renamed)
+        yield path, family
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+# Name IDs that carry a family or full name (fontconfig reads the family from 1, 16, 21
+# and matches full names from 4 and the PostScript name 6).
+_NAME_IDS = (1, 2, 4, 6, 16, 17, 21, 22)
+
+
+def _renamed(data: bytes, family: str) -> bytes:
+    """``data`` with every family, style and full name replaced by ``family`` / Regular."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(io.BytesIO(data), lazy=True, recalcBBoxes=False, recalcTimestamp=False)
+    name = font["name"]
+    name.names = [record for record in name.names if record.nameID not in _NAME_IDS]
+    for name_id, text in ((1, family), (2, "Regular"), (4, family), (6, family)):
+        name.setName(text, name_id, 3, 1, 0x409)
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()
