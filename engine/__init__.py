@@ -12,9 +12,11 @@ from engine.errors import (
     RenderFailed,
     RenderTimeout,
     TooManyPixels,
+    UnsupportedFont,
     UnsupportedImage,
     UnsupportedOperation,
 )
+from engine.fonts import FONT_FORMATS, font_format
 from engine.formats import FORMATS, alpha_fallback, available, negotiate, sniff
 from engine.geometry import Size
 from engine.pipeline import Rendered, plan_cost, render
@@ -34,6 +36,7 @@ from engine.sizing import output_size
 __all__ = [
     "Budget",
     "Cost",
+    "FONT_FORMATS",
     "FORMATS",
     "EngineError",
     "FormatUnavailable",
@@ -45,6 +48,7 @@ __all__ = [
     "Rendered",
     "Size",
     "TooManyPixels",
+    "UnsupportedFont",
     "UnsupportedImage",
     "UnsupportedOperation",
     "alpha_fallback",
@@ -52,6 +56,7 @@ __all__ = [
     "check_decodable",
     "plan_cost",
     "configure",
+    "font_format",
     "inspect",
     "negotiate",
     "sniff",

@@ -84,7 +84,8 @@ def _read_exactly(fd: int, length: int) -> bytearray:
 
 
 def dumps(kind: str, payload: Any) -> bytes:
-    """One message: ``kind`` (``render``, ``probe``, ``ok``, ``error``) and its payload."""
+    """One message: ``kind`` (``render``, ``probe``, ``font``, ``ok``, ``error``) and its
+    payload."""
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((kind, payload))
     return buffer.getvalue()
@@ -106,6 +107,7 @@ def error_from(payload: tuple[str, str]) -> errors.EngineError:
 
 
 def _run(kind: str, blob: bytes, payload: dict[str, Any]) -> Any:
+    from engine.fonts import probe_font
     from engine.pipeline import render
     from engine.probe import probe
 
@@ -113,6 +115,8 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any]) -> Any:
         return render(source=blob, **payload)
     if kind == "probe":
         return probe(blob, **payload)
+    if kind == "font":
+        return probe_font(blob, **payload)
     raise ValueError(f"unknown job {kind!r}")
 
 

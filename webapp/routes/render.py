@@ -105,6 +105,13 @@ def render(path: str) -> Response:
         else bool(org["options"].get("protect_dynamic_stack"))
     )
     signed_until = _check_signature(org, org_prefix) if protected else None
+    if image["format"] in engine.FONT_FORMATS:
+        # A font is an input of the text operation, never an image to render or deliver.
+        raise ApiError(
+            422,
+            f"source image {image['hash']} is a font ({image['format']}); fonts are used by "
+            "the text operation and cannot be rendered",
+        )
 
     preview = req.stack.startswith(PREVIEW_PREFIX)
     # expressions see the image and the request headers, handed over as plain data

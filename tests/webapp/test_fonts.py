@@ -1,0 +1,116 @@
+"""Fonts uploaded as source images: accepted as TTF/OTF files (never as images), listed and
+searchable like images, refused with a 4xx when broken or hostile, never rendered."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from tests.conftest import Account
+from tests.engine.conftest import png, scene
+from tests.fontfiles import block_otf, block_ttf
+from webapp import create_app
+
+
+def _upload(account: Account, data: bytes, name: str):
+    form = {"filedata": (io.BytesIO(data), name)}
+    return account.request(
+        "POST", f"/sourceimages/{account.org}", data=form, content_type="multipart/form-data"
+    )
+
+
+def _error(response, status: int) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] == status
+    return body["error"]["message"]
+
+
+def _count(account: Account) -> int:
+    return account.request("GET", f"/sourceimages/{account.org}").get_json()["total"]
+
+
+@pytest.mark.parametrize(
+    ("make", "fmt", "mime"), [(block_ttf, "ttf", "font/ttf"), (block_otf, "otf", "font/otf")]
+)
+def test_a_font_uploads_as_a_source_image(account, make, fmt: str, mime: str):
+    data = make()
+    response = _upload(account, data, f"Blocks.{fmt}")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    item = response.get_json()["items"][0]
+    assert (item["format"], item["mimetype"], item["name"]) == (fmt, mime, f"Blocks.{fmt}")
+    assert (item["width"], item["height"], item["size"]) == (800, 480, len(data))
+    # fetched back, downloaded byte for byte
+    got = account.request("GET", f"/sourceimages/{account.org}/{item['hash']}")
+    assert got.status_code == 200 and got.get_json()["format"] == fmt
+    download = account.request("GET", f"/sourceimages/{account.org}/{item['hash']}/download")
+    assert download.status_code == 200 and download.data == data
+
+
+def test_fonts_are_listed_and_searchable_by_format(account):
+    _upload(account, png(scene(20, 20)), "a.png")
+    font = _upload(account, block_ttf(), "Blocks.ttf").get_json()["items"][0]
+    listed = account.request("GET", f"/sourceimages/{account.org}?format=ttf").get_json()
+    assert [i["hash"] for i in listed["items"]] == [font["hash"]]
+    facets = account.request("GET", f"/sourceimages/{account.org}?facets=format").get_json()
+    assert sorted(f["value"] for f in facets["facets"]["format"]) == ["png", "ttf"]
+
+
+def test_a_font_in_a_batch_with_an_image_stores_both(account):
+    form = {
+        "a": (io.BytesIO(png(scene(20, 20))), "a.png"),
+        "b": (io.BytesIO(block_ttf()), "b.ttf"),
+    }
+    response = account.request(
+        "POST", f"/sourceimages/{account.org}", data=form, content_type="multipart/form-data"
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [i["format"] for i in response.get_json()["items"]] == ["png", "ttf"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (block_ttf()[:300], "broken"),
+        (block_ttf()[:-200], "broken"),
+        (b"\x00\x01\x00\x00" + bytes(6000), "broken"),
+        (b"OTTO" + b"\xff" * 6000, "broken"),
+    ],
+)
+def test_broken_fonts_are_refused_with_422_and_nothing_is_stored(account, data, message):
+    assert message in _error(_upload(account, data, "bad.ttf"), 422)
+    assert _count(account) == 0
+
+
+def test_wrong_magic_is_not_a_font(account):
+    # WOFF is not accepted (rokka documents TTF), nor is a font with its magic changed
+    for data in (b"wOFF" + block_ttf()[4:], b"wOF2" + bytes(6000)):
+        message = _error(_upload(account, data, "font.woff"), 422)
+        assert message == "not an image, or an unsupported format"
+    assert _count(account) == 0
+
+
+def test_a_font_over_max_font_bytes_is_refused(tmp_path):
+    data = block_ttf()
+    app = create_app({"data_dir": str(tmp_path / "d"), "max_font_bytes": len(data) - 1})
+    account = Account(app.test_client(), "acme", "admin@acme.example")
+    assert "font too large" in _error(_upload(account, data, "big.ttf"), 422)
+    assert _count(account) == 0
+
+
+def test_a_font_is_never_rendered(account):
+    font = _upload(account, block_ttf(), "Blocks.ttf").get_json()["items"][0]
+    # nor delivered by a stack that delivers originals: fonts are often licensed for use,
+    # not for redistribution
+    stack = {"operations": [], "options": {"source_file": True}}
+    created = account.request("PUT", f"/stacks/{account.org}/orig", data=json.dumps(stack))
+    assert created.status_code == 201, created.get_data(as_text=True)
+    for url in (
+        f"/{account.org}/dynamic/noop/{font['hash']}.png",
+        f"/{account.org}/dynamic/resize-width-100/{font['short_hash']}.jpg",
+        f"/{account.org}/orig/{font['hash']}.png",
+    ):
+        message = _error(account.client.get(url), 422)
+        assert "is a font" in message and "text operation" in message
