@@ -11,7 +11,9 @@ decode in progress does not look at libvips' kill flag). Each process:
   renders only use the cores cheap work leaves idle;
 - configures libvips for one render at a time (cache off, ``CROPSTACK_VIPS_CONCURRENCY``
   threads, untrusted loaders blocked) and keeps decoded images in memory, never in
-  temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk.
+  temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk, except the
+  font of a ``text`` operation, which libvips can only read from a file (engine/fonts.py:
+  a private directory of this process, the file removed after the render).
 
 Wire format: a job is a pickled ``(kind, keyword arguments)`` followed by the image bytes as
 a message of their own (no pickling copy of up to 150 MB); a reply is a pickled
