@@ -31,6 +31,7 @@ from engine.probe import (
     probe,
     recognised,
 )
+from engine.resources import IMAGE_FORMATS, Resource
 from engine.sizing import output_size
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "Cost",
     "FONT_FORMATS",
     "FORMATS",
+    "IMAGE_FORMATS",
+    "Resource",
     "EngineError",
     "FormatUnavailable",
     "ImageInfo",

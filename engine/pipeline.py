@@ -9,7 +9,7 @@ operations per frame; to a still format only the first frame is used.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pyvips
@@ -21,6 +21,7 @@ from engine.geometry import Size, offset_box, parse_areas
 from engine.operations import KINDS, RenderContext, crop, resize
 from engine.operations.context import to_srgb
 from engine.probe import ImageInfo, inspect
+from engine.resources import Resource, ResourceImage, image_infos
 
 if TYPE_CHECKING:
     from stacks.plan import Operation, RenderPlan
@@ -37,8 +38,15 @@ class Rendered:
     height: int
 
 
-def plan_cost(plan: RenderPlan, info: ImageInfo, budget: Budget | None = None) -> Cost:
-    """The cost of ``plan`` on the source ``info`` describes, checked against ``budget``.
+def plan_cost(
+    plan: RenderPlan,
+    info: ImageInfo,
+    budget: Budget | None = None,
+    *,
+    images: Mapping[str, ImageInfo] | None = None,
+) -> Cost:
+    """The cost of ``plan`` on the source ``info`` describes, checked against ``budget``;
+    ``images`` describes the images the plan references by hash (engine/resources.py).
 
     Raises ``OverBudget`` (400) past any limit and ``UnsupportedOperation`` (400) for an
     operation the engine cannot render; touches no pixel, so it answers in microseconds.
@@ -47,7 +55,7 @@ def plan_cost(plan: RenderPlan, info: ImageInfo, budget: Budget | None = None) -
         if op.enabled and op.name not in KINDS:
             raise UnsupportedOperation(f"operation {op.name} is not supported")
     fmt = format_for(plan.output_format)
-    cost = estimate(plan, info, animate=info.animated and fmt.supports_animation)
+    cost = estimate(plan, info, animate=info.animated and fmt.supports_animation, images=images)
     check(cost, budget or Budget())
     return cost
 
@@ -59,24 +67,37 @@ def render(
     dynamic_metadata: Mapping[str, Any] | None = None,
     info: ImageInfo | None = None,
     budget: Budget | None = None,
-    resources: Mapping[str, bytes] | None = None,
+    resources: Mapping[str, Resource] | None = None,
 ) -> Rendered:
     """Render ``source`` (original file bytes) through ``plan``.
 
     ``dynamic_metadata`` is the source image's rokka dynamic metadata (subject_area,
     crop_area, multi_areas, detection_face), in display coordinates. ``info`` is the stored
-    probe result; without it the header is read again. The plan is checked against
-    ``budget`` (see ``plan_cost``) before any pixel is decoded. ``resources`` are the bytes
-    of the source images options name by hash (``text`` fonts). Raises EngineError subclasses.
+    probe result; without it the header is read again. ``resources`` holds every source
+    the plan names by hash (``plan.source_references()``; key: the hash as written). The
+    plan is checked against ``budget`` (see ``plan_cost``) before any pixel is decoded.
+    Raises EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
     info = info or inspect(source)
-    plan_cost(plan, info, budget)
+    resources = resources or {}
+    for ref in plan.source_references():
+        given = resources.get(ref.hash)
+        if given is None or (ref.image and given.info is None):
+            raise RenderFailed(
+                f"operation {ref.operation}: {ref.parameter} {ref.hash} was not provided"
+            )
+    plan_cost(plan, info, budget, images=image_infos(resources))
     ops = [op for op in plan.operations if op.enabled]
     ctx = RenderContext(
         areas=parse_areas(dynamic_metadata, info.size),
         dpr=float(plan.options.get("dpr") or 1.0),
-        resources=resources or {},
+        resources={key: r.data for key, r in resources.items()},
+        resource_images={
+            key: ResourceImage(r.info, r.dynamic_metadata)
+            for key, r in resources.items()
+            if r.info is not None
+        },
     )
     animate = info.animated and fmt.supports_animation
     try:
@@ -196,9 +217,7 @@ def _run_frames(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContex
     frames = []
     first_ctx = ctx
     for i in range(n):
-        frame_ctx = RenderContext(
-            areas=ctx.areas, dpr=ctx.dpr, resized=ctx.resized, resources=ctx.resources
-        )
+        frame_ctx = replace(ctx)  # same areas, dpr, resources and memo; its own moves
         frame = _run(image.crop(0, i * page_height, image.width, page_height), ops, frame_ctx)
         if frames and (frame.width, frame.height) != (frames[0].width, frames[0].height):
             # Pixel-dependent ops (trim, smart crop) may differ per frame; keep frame 0's size.

@@ -23,8 +23,6 @@ ANCHOR_PATTERN = (
     r"|(left|center|right|0|[1-9][0-9]{0,3}|10000)[_-](top|center|bottom|0|[1-9][0-9]{0,3}|10000))$"
 )
 AREA_PATTERN = r"^[a-zA-Z0-9_]+$"
-# A source image reference: its hash or short hash (lowercase hex, 6-40 characters).
-HASH_PATTERN = r"^[0-9a-f]{6,40}$"
 # Text to write: 1-1000 characters (control characters are refused for every string).
 TEXT_PATTERN = r"^.{1,1000}$"
 
@@ -283,9 +281,8 @@ _TABLE: tuple[OperationSpec, ...] = (
         "Write text in an uploaded TTF/OTF font onto the image; the image keeps its size.",
         Param(
             "font",
-            Kind.STRING,
+            Kind.FILE_HASH,
             "Hash (or short hash) of a TTF/OTF font uploaded as a source image.",
-            pattern=HASH_PATTERN,
         ),
         Param(
             "text",

@@ -75,7 +75,7 @@ EXAMPLES = {
     "text": ((op("text", font="abcdef", text="Hello", width=90, angle=20),), True),
 }
 # Source images that options name by hash (the font of ``text``).
-RESOURCES = {"abcdef": block_ttf()}
+RESOURCES = {"abcdef": engine.Resource(block_ttf())}
 
 
 def test_every_operation_has_a_size_example():

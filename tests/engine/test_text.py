@@ -13,10 +13,15 @@ from tests.engine.conftest import GREY, decode, op, plan, png, scene
 from tests.fontfiles import block_otf, block_ttf, line_width
 
 FONT = "f0e1d2c3b4a5"
-FONTS = {FONT: block_ttf()}
+FONTS = {FONT: engine.Resource(block_ttf())}
 
 
-def render(*ops, source: bytes | None = None, resources: dict[str, bytes] | None = None, **options):
+def render(
+    *ops,
+    source: bytes | None = None,
+    resources: dict[str, engine.Resource] | None = None,
+    **options,
+):
     body = source or png(scene(200, 100))
     out = engine.render(
         plan(*ops, **options), body, resources=FONTS if resources is None else resources
@@ -217,7 +222,7 @@ def test_alpha_is_kept_and_text_is_opaque_on_transparent_pixels():
 
 def test_an_opentype_cff_font_renders():
     # CFF outlines are antialiased at the bottom edge; the box is still 24 x 20 within 1 px
-    pixels = render(text(anchor="0_0"), resources={FONT: block_otf()})
+    pixels = render(text(anchor="0_0"), resources={FONT: engine.Resource(block_otf())})
     left, top, right, bottom = ink(pixels)
     assert (left, top) == (0, 0) and abs(right - 23) <= 1 and abs(bottom - 19) <= 1
 
@@ -225,8 +230,8 @@ def test_an_opentype_cff_font_renders():
 def test_fonts_with_the_same_family_name_are_never_confused():
     # Two uploads both calling themselves "Blocks" with different glyph widths: libvips
     # registers fonts process-wide, so each must still render with its own outlines.
-    narrow = {FONT: block_ttf("Blocks", block=300)}
-    wide = {FONT: block_ttf("Blocks", block=600)}
+    narrow = {FONT: engine.Resource(block_ttf("Blocks", block=300))}
+    wide = {FONT: engine.Resource(block_ttf("Blocks", block=600))}
     for fonts, width in ((narrow, 12), (wide, 24), (narrow, 12)):
         assert ink(render(text(anchor="0_0"), resources=fonts))[2] + 1 == width
 
@@ -240,7 +245,7 @@ def test_a_font_the_render_was_not_given_is_a_4xx():
 def test_bytes_that_are_no_font_are_a_4xx():
     for bad in (png(scene(20, 20)), b"OTTO" + b"\0" * 40, block_ttf()[:200]):
         with pytest.raises(engine.EngineError) as caught:
-            render(text(), resources={FONT: bad})
+            render(text(), resources={FONT: engine.Resource(bad)})
         assert 400 <= caught.value.status < 500
 
 

@@ -80,7 +80,7 @@ EXPECTED: dict[str, dict[str, tuple[Kind, object, float | None, float | None]]] 
     },
     "circlemask": {},
     "text": {
-        "font": (Kind.STRING, NONE, None, None),
+        "font": (Kind.FILE_HASH, NONE, None, None),
         "text": (Kind.STRING, NONE, None, None),
         "size": (Kind.NUMBER, 16, 1, 1000),
         "color": (Kind.STRING, "000000", None, None),
@@ -160,6 +160,7 @@ WRONG_JSON = {
     Kind.NUMBER: [True, "5", [], {}, float("nan"), float("inf"), float("-inf")],
     Kind.BOOLEAN: [1, 0, "true", [], 1.0],
     Kind.STRING: [5, True, [], {}, 1.5],
+    Kind.FILE_HASH: [5, True, [], {}, 1.5, "ABCDEF", "abc", "g" * 40],
 }
 TYPED = [(op, name, kind, wrong) for op, name, kind, *_ in PARAMS for wrong in WRONG_JSON[kind]]
 

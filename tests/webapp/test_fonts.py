@@ -6,10 +6,11 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pytest
 
 from tests.conftest import Account
-from tests.engine.conftest import png, scene
+from tests.engine.conftest import GREY, decode, png, scene
 from tests.fontfiles import block_otf, block_ttf
 from webapp import create_app
 
@@ -114,3 +115,88 @@ def test_a_font_is_never_rendered(account):
     ):
         message = _error(account.client.get(url), 422)
         assert "is a font" in message and "text operation" in message
+
+
+# -- the text operation through render URLs -------------------------------------------------
+
+
+def _image_and_font(account: Account) -> tuple[str, dict]:
+    image = _upload(account, png(scene(200, 100)), "scene.png").get_json()["items"][0]
+    font = _upload(account, block_ttf(), "Blocks.ttf").get_json()["items"][0]
+    return image["hash"], font
+
+
+def _ink(body: bytes) -> tuple[int, int, int, int]:
+    pixels = decode(body)
+    ys, xs = np.nonzero(np.any(pixels[..., :3] != GREY, axis=-1))
+    assert len(xs), "no text was drawn"
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def test_text_renders_in_the_uploaded_font(account):
+    image, font = _image_and_font(account)
+    for ref in (font["hash"], font["short_hash"]):
+        url = f"/{account.org}/dynamic/text-font-{ref}-text-XX-size-20-anchor-10_5/{image}.png"
+        response = account.client.get(url)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        # two 12 x 20 px blocks with their top-left corner at (10, 5)
+        assert _ink(response.data) == (10, 5, 33, 24)
+
+
+def test_text_from_a_stack_variable_sent_in_the_query(account):
+    # rokka's documented way to put any text in a URL: a variable, sent as JSON in ?v=
+    image, font = _image_and_font(account)
+    stack = {
+        "operations": [
+            {
+                "name": "text",
+                "options": {"font": font["short_hash"], "size": 20, "anchor": "0_0"},
+                "expressions": {"text": "$text1"},
+            }
+        ],
+        "variables": {"text1": "XX"},
+    }
+    created = account.request("PUT", f"/stacks/{account.org}/caption", data=json.dumps(stack))
+    assert created.status_code == 201, created.get_data(as_text=True)
+    default = account.client.get(f"/{account.org}/caption/{image}.png")
+    assert _ink(default.data) == (0, 0, 23, 19)
+    given = account.client.get(
+        f"/{account.org}/caption/{image}.png", query_string={"v": json.dumps({"text1": "X-X & X"})}
+    )
+    assert given.status_code == 200, given.get_data(as_text=True)
+    assert _ink(given.data) == (0, 0, 7 * 12 - 1, 19)
+
+
+def test_a_font_of_another_organization_is_not_found(account, other_account):
+    image, _ = _image_and_font(account)
+    theirs = _upload(other_account, block_ttf("Theirs"), "t.ttf").get_json()["items"][0]
+    url = f"/{account.org}/dynamic/text-font-{theirs['hash']}-text-XX/{image}.png"
+    message = _error(account.client.get(url), 404)
+    assert theirs["hash"] in message
+
+
+def test_an_image_is_not_a_font(account):
+    image, _ = _image_and_font(account)
+    url = f"/{account.org}/dynamic/text-font-{image}-text-XX/{image}.png"
+    assert "not a TTF/OTF font" in _error(account.client.get(url), 400)
+
+
+def test_text_needs_a_font_and_a_text(account):
+    image, font = _image_and_font(account)
+    for ops in ("text-text-XX", f"text-font-{font['hash']}"):
+        message = _error(account.client.get(f"/{account.org}/dynamic/{ops}/{image}.png"), 400)
+        assert "is required" in message
+
+
+def test_too_much_text_is_refused_before_rendering(account):
+    image, font = _image_and_font(account)
+    stack = {
+        "operations": [
+            {"name": "text", "options": {"font": font["hash"], "text": "X" * 1000, "size": 1000}}
+        ]
+    }
+    assert (
+        account.request("PUT", f"/stacks/{account.org}/huge", data=json.dumps(stack)).status_code
+        == 201
+    )
+    assert "too expensive" in _error(account.client.get(f"/{account.org}/huge/{image}.png"), 400)

@@ -152,7 +152,14 @@ def render(path: str) -> Response:
     body = cache.get(key) if cache else None
     if body is None:
         rendered = renderer.render_stored(
-            settings(), plan, image, read_source=lambda: read_original(blobs(), image)
+            settings(),
+            plan,
+            image,
+            read_source=lambda: read_original(blobs(), image),
+            sources=renderer.Sources(
+                find=lambda ref: catalog().images.find(org["id"], ref),
+                read=lambda row: read_original(blobs(), row),
+            ),
         )
         body = rendered.body
         if cache:
