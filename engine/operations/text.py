@@ -185,7 +185,13 @@ def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
     p = parameters(TextParameters, options)
     if not p.text.strip():
         return image  # nothing to write (Pango refuses an empty layout)
-    block = _turned(text_block(p, _font_bytes(p.font, ctx), ctx), float(p.angle))
+    # Every frame of an animation gets the same block: lay it out once (ctx.memo is shared
+    # by the frames; the key holds everything the block depends on).
+    key = ("text", p, ctx.pixels(1.0))
+    block = ctx.memo.get(key)
+    if block is None:
+        block = _turned(text_block(p, _font_bytes(p.font, ctx), ctx), float(p.angle))
+        ctx.memo[key] = block
     x, y = place(image, size_of(block), p.anchor, ctx)
     return paint(image, block, x, y, p.color, float(p.opacity))
 

@@ -267,3 +267,19 @@ def test_large_text_is_refused_by_the_work_budget_before_rendering():
     with pytest.raises(engine.OverBudget):
         render(huge)
     assert text_op.mask_pixels(huge.options) == 1000 * 1000**2
+
+
+def test_every_frame_of_an_animation_gets_the_text():
+    import pyvips
+
+    # frames differ (a red square moves at the right) so the encoder keeps all three
+    frames = [scene(60, 40, square=(36 + 6 * i, 28, 6)) for i in range(3)]
+    strip = pyvips.Image.arrayjoin(frames, across=1).copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", 40)
+    gif = bytes(strip.gifsave_buffer())
+    out = engine.render(plan(text(anchor="5_5"), fmt="gif"), gif, resources=FONTS)
+    decoded = pyvips.Image.new_from_buffer(out.body, "", n=-1).numpy()
+    assert decoded.shape[:2] == (120, 60)
+    for i in range(3):
+        frame = decoded[i * 40 : (i + 1) * 40]
+        assert ink(frame[:, :34]) == (5, 5, 28, 24)

@@ -200,3 +200,45 @@ def test_too_much_text_is_refused_before_rendering(account):
         == 201
     )
     assert "too expensive" in _error(account.client.get(f"/{account.org}/huge/{image}.png"), 400)
+
+
+def test_rokkas_watermark_demo_stack_renders_a_diagonal_watermark(account):
+    # The stack of rokka's "Watermark with Text" demo, with this organization's font.
+    image = _upload(account, png(scene(600, 300)), "wide.png").get_json()["items"][0]["hash"]
+    font = _upload(account, block_ttf(), "Blocks.ttf").get_json()["items"][0]["short_hash"]
+    stack = {
+        "operations": [
+            {
+                "name": "resize",
+                "options": {"mode": "fill", "upscale": False},
+                "expressions": {"width": "$width"},
+            },
+            {
+                "name": "text",
+                "options": {"resize_to_box": True},
+                "expressions": {
+                    "opacity": "$o",
+                    "text": "$t",
+                    "width": "$width - 50",
+                    "height": "$width / 7",
+                    "font": "$font",
+                    "color": "$color",
+                    "angle": "-rad2deg(atan(image.height / image.width))",
+                },
+            },
+        ],
+        "variables": {"width": "500", "t": "My Watermark", "o": 20, "color": "000000"},
+    }
+    stack["variables"]["font"] = font
+    created = account.request("PUT", f"/stacks/{account.org}/watermark", data=json.dumps(stack))
+    assert created.status_code == 201, created.get_data(as_text=True)
+    response = account.client.get(f"/{account.org}/watermark/{image}.png")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    pixels = decode(response.data)
+    assert pixels.shape[:2] == (250, 500)
+    # 20 % black over grey 128 in the middle; the text rises to the right (a negative,
+    # counter-clockwise angle): ink near the bottom left and top right corners only
+    assert np.allclose(pixels[125, 250], 102, atol=2)
+    inked = np.any(pixels != GREY, axis=-1)
+    assert inked[200:240, 20:80].any() and inked[10:50, 420:480].any()
+    assert not inked[0:40, 0:60].any() and not inked[210:250, 440:500].any()
