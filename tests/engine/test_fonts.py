@@ -125,3 +125,30 @@ def test_the_installed_copy_is_private_renamed_and_removed():
     assert not os.path.exists(path)
     with installed_font(block_ttf("Arial", block=300)) as (_, other):
         assert other != family  # another font never shares a family name
+
+
+def test_a_glyph_many_ems_wide_is_refused_even_if_the_head_table_hides_it():
+    data = bytearray(block_ttf())
+    font = TTFont(io.BytesIO(bytes(data)))
+    glyf, offsets = font.reader.tables["glyf"], list(font["loca"])
+    last = next(start for start, end in zip(offsets, offsets[1:], strict=False) if end > start)
+    # the glyph header: numberOfContours, xMin, yMin, xMax, yMax (int16 big-endian)
+    data[glyf.offset + last + 6 : glyf.offset + last + 8] = (30000).to_bytes(2, "big")
+    _refused(bytes(data), "beyond 8 em")
+
+
+def test_glyph_locations_out_of_order_are_refused():
+    # loca offsets that go backwards (a glyph starting before the one before it), written
+    # into the file as they are: fontTools would recompute them when saving a font
+    data = bytearray(block_ttf())
+    font = TTFont(io.BytesIO(bytes(data)))
+    locations = list(font["loca"].locations)
+    locations[2], locations[3] = locations[3], locations[2]
+    short = font["head"].indexToLocFormat == 0
+    packed = b"".join(
+        (v // 2).to_bytes(2, "big") if short else v.to_bytes(4, "big") for v in locations
+    )
+    loca = font.reader.tables["loca"]
+    data[loca.offset : loca.offset + len(packed)] = packed
+    assert locations[2] > locations[3]
+    _refused(bytes(data), "bad glyph locations")
