@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from engine.errors import UnsupportedFont
@@ -255,6 +256,9 @@ def installed_font(data: bytes) -> Iterator[tuple[str, str]]:
 _NAME_IDS = (1, 2, 4, 6, 16, 17, 21, 22)
 
 
+# Renaming re-reads the font (up to ~0.4 s for a large one); the few fonts a process used
+# last are kept renamed, in memory (at most 4 x max_font_bytes).
+@lru_cache(maxsize=4)
 def _renamed(data: bytes, family: str) -> bytes:
     """``data`` with every family, style and full name replaced by ``family`` / Regular."""
     from fontTools.ttLib import TTFont
