@@ -92,9 +92,11 @@ def text_block(p: TextParameters, font: bytes, ctx: RenderContext) -> pyvips.Ima
     else:
         options["dpi"] = _DPI
     with installed_font(font) as (path, family):
-        mask = pyvips.Image.text(
-            escape_markup(p.text), font=f"{family}, {size:.2f}", fontfile=path, **options
-        )
+        # No font fallback: a character the font lacks is drawn as Pango's "missing glyph"
+        # box, never in another font; the other fonts this process knows include other
+        # organizations' uploads.
+        markup = f'<span fallback="false">{escape_markup(p.text)}</span>'
+        mask = pyvips.Image.text(markup, font=f"{family}, {size:.2f}", fontfile=path, **options)
         # Render now, while the font file exists (pyvips images are lazy).
         mask = mask.copy_memory()
     # libvips crops the mask to the ink; xoffset is where the ink starts in a line

@@ -283,3 +283,25 @@ def test_every_frame_of_an_animation_gets_the_text():
     for i in range(3):
         frame = decoded[i * 40 : (i + 1) * 40]
         assert ink(frame[:, :34]) == (5, 5, 28, 24)
+
+
+def test_missing_characters_are_never_drawn_from_another_uploaded_font():
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    from engine.fonts import installed_font
+
+    # Font A maps U+E000 (private use: no system font has it) to a 1.5 em wide block.
+    font = TTFont(io.BytesIO(block_ttf("A", block=1500)))
+    for table in font["cmap"].tables:
+        table.cmap[0xE000] = "g58"
+    out = io.BytesIO()
+    font.save(out)
+    other = engine.Resource(out.getvalue())
+    assert ink(render(text(text="\ue000", anchor="0_0"), resources={FONT: other}))[2] == 29
+    # Font B lacks U+E000. While A's file exists (as during another organization's
+    # render), B's text must not borrow A's glyph: Pango's missing-glyph box instead.
+    with installed_font(other.data):
+        left, _, right, _ = ink(render(text(text="\ue000", anchor="0_0")))
+    assert right - left + 1 < 25
