@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
+from webapp import tokens
 from webapp.catalog import Catalog
 from webapp.errors import (
     INSUFFICIENT_STORAGE,
@@ -99,6 +100,16 @@ def _no_sniffing(response: Response) -> Response:
 def settings() -> Settings:
     """The settings of the current app."""
     return current_app.extensions["cropstack.settings"]
+
+
+def token_secret() -> bytes:
+    """The secret JWTs are signed with (webapp.tokens), read once per app."""
+    secret = current_app.extensions.get("cropstack.token_secret")
+    if secret is None:
+        config = settings()
+        secret = tokens.server_secret(config.token_secret, config.data_dir)
+        current_app.extensions["cropstack.token_secret"] = secret
+    return secret
 
 
 def blobs() -> BlobStore:

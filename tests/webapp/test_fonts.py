@@ -112,6 +112,8 @@ def test_a_font_is_never_rendered(account):
         f"/{account.org}/dynamic/noop/{font['hash']}.png",
         f"/{account.org}/dynamic/resize-width-100/{font['short_hash']}.jpg",
         f"/{account.org}/orig/{font['hash']}.png",
+        f"/{account.org}/_iiif/3/{font['hash']}/info.json",
+        f"/{account.org}/_iiif/3/{font['hash']}/full/max/0/default.png",
     ):
         message = _error(account.client.get(url), 422)
         assert "is a font" in message and "text operation" in message

@@ -232,11 +232,22 @@ def test_protected_stack_needs_signature(client, account, square_image):
 def test_image_cache_purge_route(client, account, square_image, app):
     url = f"/{account.org}/dynamic/resize-width-40/{square_image}.png"
     assert get(client, url).status_code == 200
+    assert get(client, url.replace("width-40", "width-30")).status_code == 200
+    assert get(client, url.replace(".png", ".webp")).status_code == 200
     cache_root = app.extensions["cropstack.render_cache"].root
     assert list(cache_root.rglob("*.png"))
     purge = account.request("DELETE", f"/sourceimages/{account.org}/{square_image[:8]}/cache")
-    assert purge.status_code == 200 and purge.get_json() == {"status": "ok"}
+    assert purge.status_code == 200
+    assert purge.get_json() == {
+        "status": "ok",
+        "items": [
+            f"/{account.org}/dynamic/{square_image}.png",
+            f"/{account.org}/dynamic/{square_image}.webp",
+        ],
+    }
     assert not list(cache_root.rglob("*.png"))
+    again = account.request("DELETE", f"/sourceimages/{account.org}/{square_image}/cache")
+    assert again.get_json() == {"status": "ok", "items": []}
     assert (
         account.request("DELETE", f"/sourceimages/{account.org}/{'0' * 40}/cache").status_code
         == 404

@@ -136,6 +136,14 @@ class Accounts:
             (key_hash,),
         )
 
+    def key_by_id(self, key_id: str) -> sqlite3.Row | None:
+        """The key row (``id``, ``user_id``, ``key_hash``, ``email``) for a key id (tokens)."""
+        return self.catalog.query_one(
+            "SELECT k.id, k.user_id, k.key_hash, u.email FROM api_keys k "
+            "JOIN users u ON u.id = k.user_id WHERE k.id = ?",
+            (key_id,),
+        )
+
     def _insert_user(self, email: str, now: str) -> NewUser:
         from webapp.auth import hash_key, new_api_key
 

@@ -36,7 +36,7 @@ PREVIEW_PREFIX = "_preview"
 NO_STORE = "no-store"
 
 
-def _split_org(path: str) -> tuple[str, str, str]:
+def split_org(path: str) -> tuple[str, str, str]:
     """(organization, path after it, the raw path prefix to sign from)."""
     domain = settings().render_domain
     host = request.host.split(":", 1)[0].lower()
@@ -55,7 +55,34 @@ def _load_stack(org_id: str, name: str) -> StackDefinition:
     return parse_stack_json(stored["definition"], name)
 
 
-def _check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
+def find_image(org: dict[str, Any], image_hash: str) -> dict[str, Any]:
+    """The image ``image_hash`` of ``org``, or else of its ``render_org_fallback``
+    organization (one level: a fallback's own fallback is not followed). Only renders look
+    there; the API and search never show the fallback's images."""
+    image = catalog().images.find(org["id"], image_hash)
+    fallback = org["options"].get("render_org_fallback")
+    if image is None and isinstance(fallback, str) and fallback != org["name"]:
+        other = catalog().accounts.org_by_name(fallback)
+        if other is not None:
+            image = catalog().images.find(other["id"], image_hash)
+    if image is None:
+        raise UrlNotFound(f"image {image_hash} not found")
+    return image
+
+
+def refuse_font(image: dict[str, Any]) -> None:
+    """422 when ``image`` is a font: an input of the text operation, never an image to
+    render or deliver (checked after the signature, so an unsigned request learns nothing
+    of a protected image)."""
+    if image["format"] in engine.FONT_FORMATS:
+        raise ApiError(
+            422,
+            f"source image {image['hash']} is a font ({image['format']}); fonts are used by "
+            "the text operation and cannot be rendered",
+        )
+
+
+def check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
     """403 unless the request URL is signed with one of the organization's keys.
 
     Returns the signature's ``until`` when it is time-limited (None otherwise).
@@ -85,7 +112,7 @@ def _check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
 @bp.route("/<path:path>", methods=["GET", "HEAD"])
 def render(path: str) -> Response:
     """Render one image through a stack; see docs/render.md for every header and status."""
-    org_name, rest, org_prefix = _split_org(path)
+    org_name, rest, org_prefix = split_org(path)
     org = catalog().accounts.org_by_name(org_name)
     if org is None:
         raise UrlNotFound(f"organization {org_name} not found")
@@ -95,23 +122,15 @@ def render(path: str) -> Response:
         stack = _load_stack(org["id"], req.stack)
         if stack.options.get("basestack"):
             basestack = _load_stack(org["id"], stack.options["basestack"])
-    image = catalog().images.find(org["id"], req.hash)
-    if image is None:
-        raise UrlNotFound(f"image {req.hash} not found")
+    image = find_image(org, req.hash)
 
     protected = bool(image["protected"]) or (
         stack.options.get("protected") is True
         if stack is not None
         else bool(org["options"].get("protect_dynamic_stack"))
     )
-    signed_until = _check_signature(org, org_prefix) if protected else None
-    if image["format"] in engine.FONT_FORMATS:
-        # A font is an input of the text operation, never an image to render or deliver.
-        raise ApiError(
-            422,
-            f"source image {image['hash']} is a font ({image['format']}); fonts are used by "
-            "the text operation and cannot be rendered",
-        )
+    signed_until = check_signature(org, org_prefix) if protected else None
+    refuse_font(image)
 
     preview = req.stack.startswith(PREVIEW_PREFIX)
     # expressions see the image and the request headers, handed over as plain data
@@ -133,15 +152,33 @@ def render(path: str) -> Response:
     alpha_ext = engine.alpha_fallback(plan.options, accept) if plan.output_format == "jpg" else None
     if alpha_ext is not None:
         plan = replace(plan, options={**plan.options, "jpg.transparency.autoformat": alpha_ext})
+    vary = bool(plan.options.get("autoformat")) or alpha_ext is not None
+    return answer(
+        org, image, plan, stack=req.stack, signed_until=signed_until, preview=preview, vary=vary
+    )
+
+
+def answer(
+    org: dict[str, Any],
+    image: dict[str, Any],
+    plan: Any,
+    *,
+    stack: str,
+    signed_until: datetime | None = None,
+    preview: bool = False,
+    vary: bool = False,
+    extra_headers: dict[str, str] | None = None,
+) -> Response:
+    """The rendered ``plan`` of ``image``: 304 on a matching ETag, else from the render
+    cache (under ``stack``'s name) or rendered, with the caching headers of a render URL."""
     key = CacheKey.build(
         org_id=org["id"],
-        stack=req.stack,
+        stack=stack,
         image_hash=image["hash"],
         plan=plan.canonical(),
         ext=plan.output_format,
     )
-    vary = bool(plan.options.get("autoformat")) or alpha_ext is not None
-    headers = _headers(key, plan, vary=vary, image=image)
+    headers = {**_headers(key, plan, vary=vary, image=image), **(extra_headers or {})}
     if signed_until is not None:
         headers["Cache-Control"] = _cache_control_until(signed_until)
     if preview:
