@@ -3,6 +3,7 @@
 Call :func:`configure` once per process (after fork) before anything else.
 """
 
+from engine.conversion import converts
 from engine.cost import Budget, Cost
 from engine.errors import (
     EngineError,
@@ -30,6 +31,7 @@ from engine.probe import (
     is_svg,
     probe,
     recognised,
+    refused_kind,
 )
 from engine.resources import IMAGE_FORMATS, Resource
 from engine.sizing import output_size
@@ -59,6 +61,7 @@ __all__ = [
     "check_decodable",
     "plan_cost",
     "configure",
+    "converts",
     "font_format",
     "inspect",
     "negotiate",
@@ -69,5 +72,6 @@ __all__ = [
     "is_svg",
     "probe",
     "recognised",
+    "refused_kind",
     "render",
 ]

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine import foreign
 from engine.errors import OverBudget
 from engine.formats import quantise_quality
 from engine.geometry import MAX_OUTPUT_SIDE, Size
@@ -143,7 +144,8 @@ def estimate(
     images = images or {}
     ops = [op for op in plan.operations if op.enabled]
     sizes = step_sizes(plan, info.size, {key: i.size for key, i in images.items()})
-    if shrinks_on_load(plan):
+    # engine/foreign.py's decoders (HEIC, JPEG XL, PDF, PSD) always decode the whole image
+    if shrinks_on_load(plan) and not foreign.decodes(info.format):
         target = sizes[0][1]
         # The decoder hands the resize at most the target's pixels when shrinking (and the
         # source's when enlarging); what it spends getting there depends on the format.

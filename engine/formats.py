@@ -13,6 +13,7 @@ from typing import Any
 
 import pyvips
 
+from engine import foreign
 from engine.errors import FormatUnavailable
 
 
@@ -59,7 +60,8 @@ FORMATS: dict[str, Format] = {
             {"compression": "hevc"},
         ),
         Format("tiff", "image/tiff", "tiffsave", True, False),
-        Format("jxl", "image/jxl", "jxlsave", True, True, "jxl.quality", 70),
+        # still images only: the bundled libvips has no jxlsave, engine/foreign.py encodes
+        Format("jxl", "image/jxl", "jxlsave", True, False, "jxl.quality", 70),
     )
 }
 
@@ -69,13 +71,24 @@ _AUTOFORMAT_ORDER = ("avif", "webp")
 
 @functools.cache
 def available(ext: str) -> bool:
-    """Whether this libvips can encode ``ext``: the saver exists and a 16x16 encode works.
+    """Whether this server can encode ``ext``: the libvips saver exists and a 16x16 encode
+    works, or engine/foreign.py encodes it (HEIC, JPEG XL).
 
     The trial encode matters for heifsave, which exists but may lack the HEVC encoder.
     Cached per process; call only after :func:`engine.probe.configure` (never at import).
     """
     fmt = FORMATS.get(ext)
-    if fmt is None or not pyvips.type_find("VipsOperation", fmt.saver):
+    if fmt is None:
+        return False
+    if ext in foreign.OUTPUTS and not _libvips_encodes(ext):
+        return True  # engine/foreign.py encodes it
+    return _libvips_encodes(ext)
+
+
+@functools.cache
+def _libvips_encodes(ext: str) -> bool:
+    fmt = FORMATS[ext]
+    if not pyvips.type_find("VipsOperation", fmt.saver):
         return False
     try:
         sample = (pyvips.Image.black(16, 16, bands=3) + 128).cast("uchar")
@@ -288,4 +301,6 @@ def encode(image: pyvips.Image, fmt: Format, options: Mapping[str, Any]) -> byte
         args.update(compression="deflate")
     elif fmt.ext == "jxl":
         args.update(Q=q)
+    if fmt.ext in foreign.OUTPUTS and not _libvips_encodes(fmt.ext):
+        return foreign.encode(image, fmt.ext, q or fmt.default_quality or 80)
     return bytes(getattr(image, f"{fmt.saver}_buffer")(**args))

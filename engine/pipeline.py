@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyvips
 
+from engine import foreign
 from engine.cost import Budget, Cost, check, estimate
 from engine.errors import EngineError, RenderFailed, UnsupportedOperation
 from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
@@ -87,6 +88,10 @@ def render(
             raise RenderFailed(
                 f"operation {ref.operation}: {ref.parameter} {ref.hash} was not provided"
             )
+    if info.format == "pdf" and (plan.options.get("pdf.page") or plan.options.get("pdf.dpi")):
+        # another page or resolution than the stored size: check the budgets on its size
+        page = foreign.header(source, "pdf", plan.options)
+        info = replace(info, width=page.width, height=page.height)
     plan_cost(plan, info, budget, images=image_infos(resources))
     ops = [op for op in plan.operations if op.enabled]
     ctx = RenderContext(
@@ -101,7 +106,12 @@ def render(
     )
     animate = info.animated and fmt.supports_animation
     try:
-        image, ops = _load(source, info, ops, ctx, animate=animate)
+        if foreign.decodes(info.format):
+            # whole-image decoders: no shrink on load; every operation runs on the result
+            limit = (budget or Budget()).max_pixels
+            image = to_srgb(foreign.decode(source, info.format, plan.options, max_pixels=limit))
+        else:
+            image, ops = _load(source, info, ops, ctx, animate=animate)
         image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
         fmt, image = _alpha_format(fmt, image, plan.options)
         image = to_output_pixels(image, fmt, plan.options)

@@ -127,6 +127,10 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
         return probe(blob, **payload)
     if kind == "font":
         return probe_font(blob, **payload)
+    if kind == "optimise":
+        from engine.conversion import optimise_source
+
+        return optimise_source(blob, **payload)
     raise ValueError(f"unknown job {kind!r}")
 
 

@@ -270,3 +270,14 @@ def _probe_font(settings: Settings, data: bytes) -> engine.ImageInfo:
             f"font too large ({len(data)} bytes > {settings.max_font_bytes})"
         )
     return pool_for(settings).run("cheap", "font", data, {"max_bytes": settings.max_font_bytes})
+
+
+def optimise(
+    settings: Settings, data: bytes, info: engine.ImageInfo, target: str
+) -> tuple[bytes, engine.ImageInfo]:
+    """engine/conversion.py's ``optimize_source`` conversion (TIFF/PSD only, else ``data``
+    and ``info`` unchanged), in the expensive lane under the render deadline."""
+    if not engine.converts(info, target):
+        return data, info
+    payload = {"info": info, "target": target, "max_pixels": settings.max_render_pixels}
+    return pool_for(settings).run("expensive", "optimise", data, payload)

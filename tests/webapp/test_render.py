@@ -176,7 +176,6 @@ def test_content_disposition_and_source_file(client, account, square_image):
         ("/{org}/dynamic/resize-width-[$w]/{h}.png", 400),
         ("/{org}/dynamic/resize-width-10000-height-10000-mode-absolute--o-dpr-10/{h}.png", 400),
         ("/{org}/dynamic/noop--o-dpr-2/{h}.png", 400),
-        ("/{org}/dynamic/noop/{h}.jxl", 400),
         ("/{org}/dynamic/noop/{h}.bmp", 400),
         ("/{org}/nostack/{h}.png", 404),
         ("/{org}/dynamic/noop/{missing}.png", 404),
