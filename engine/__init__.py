@@ -33,7 +33,7 @@ from engine.probe import (
     recognised,
     refused_kind,
 )
-from engine.resources import IMAGE_FORMATS, Resource
+from engine.resources import IMAGE_FORMATS, Resource, SecondaryRender, secondary_render_key
 from engine.sizing import output_size
 
 __all__ = [
@@ -43,6 +43,8 @@ __all__ = [
     "FORMATS",
     "IMAGE_FORMATS",
     "Resource",
+    "SecondaryRender",
+    "secondary_render_key",
     "EngineError",
     "FormatUnavailable",
     "ImageInfo",

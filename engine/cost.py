@@ -132,6 +132,7 @@ def estimate(
     *,
     animate: bool,
     images: Mapping[str, ImageInfo] | None = None,
+    rendered: Mapping[str, Size] | None = None,
 ) -> Cost:
     """The cost of rendering ``plan`` on a source described by ``info``.
 
@@ -139,11 +140,14 @@ def estimate(
     ``images`` describes the images the plan references by hash (key: the hash as written):
     each is decoded at full size (a step of its own, checked like the primary's decode) and
     resampled once, work counted once whatever the frame count (it is prepared once).
+    ``rendered`` are the output sizes of the secondary renders the plan names (their own
+    cost is estimated separately, engine/pipeline.py).
     """
     frames = info.n_pages if animate else 1
     images = images or {}
     ops = [op for op in plan.operations if op.enabled]
-    sizes = step_sizes(plan, info.size, {key: i.size for key, i in images.items()})
+    known = {key: i.size for key, i in images.items()} | dict(rendered or {})
+    sizes = step_sizes(plan, info.size, known)
     # engine/foreign.py's decoders (HEIC, JPEG XL, PDF, PSD) always decode the whole image
     if shrinks_on_load(plan) and not foreign.decodes(info.format):
         target = sizes[0][1]

@@ -65,8 +65,10 @@ FORMATS: dict[str, Format] = {
     )
 }
 
-# Autoformat preference, best first (rokka: AVIF, then WebP; JXL when the encoder exists).
-_AUTOFORMAT_ORDER = ("avif", "webp")
+# Autoformat preference, best first (rokka offers WebP, AVIF and JPEG XL). JPEG XL comes
+# after AVIF: browsers that take both (Safari) get AVIF, whose encoder libvips runs in
+# place; JPEG XL goes through engine/foreign.py.
+_AUTOFORMAT_ORDER = ("avif", "jxl", "webp")
 
 
 @functools.cache
@@ -134,7 +136,7 @@ def negotiate(
 ) -> tuple[str, bool]:
     """Output extension for a request: ``(ext, negotiated)``.
 
-    With ``autoformat`` the first of AVIF, WebP that the ``Accept`` header lists (q > 0,
+    With ``autoformat`` the first of AVIF, JPEG XL, WebP that the ``Accept`` header lists (q > 0,
     wildcards ignored as browsers send ``*/*`` everywhere), ``exclude`` (the
     ``autoformat.exclude`` option) does not name and this server can encode wins; GIF only
     switches to WebP, which keeps animation, and so does PNG when ``lossless_to_lossy`` is
@@ -147,7 +149,12 @@ def negotiate(
     accepted = _accepted(accept_header)
     banned = excluded(exclude)
     keep_lossless = requested_ext == "png" and "lossless_to_lossy" in banned
-    candidates = ("webp",) if requested_ext == "gif" or keep_lossless else _AUTOFORMAT_ORDER
+    if requested_ext == "gif":
+        candidates: tuple[str, ...] = ("webp",)  # the one that keeps animation
+    elif keep_lossless:
+        candidates = ("jxl", "webp")  # both have a lossless mode (AVIF here does not)
+    else:
+        candidates = _AUTOFORMAT_ORDER
     for ext in candidates:
         if ext not in banned and FORMATS[ext].mime in accepted and available(ext):
             return ext, ext != requested_ext

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from engine import foreign
 from engine.geometry import Size
 from engine.probe import LOADERS, ImageInfo
 
-# The formats a referenced image may have: those the engine decodes (HEIF is heic or avif).
-IMAGE_FORMATS = frozenset({ext for ext, _ in LOADERS.values()} | {"avif"})
+if TYPE_CHECKING:
+    from stacks.plan import RenderPlan
+
+# The formats a referenced image may have: those the engine decodes (HEIF is heic or avif;
+# JPEG XL, PDF and PSD through engine/foreign.py).
+IMAGE_FORMATS = frozenset({ext for ext, _ in LOADERS.values()} | {"avif"} | foreign.SOURCES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,23 @@ class ResourceImage:
 
     info: ImageInfo
     dynamic_metadata: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecondaryRender:
+    """A stored stack an operation renders its secondary through (composition
+    ``secondary_stack``): the stack's validated ``plan`` and the resource key of the image
+    it renders (``source``; None for the render's own source image). The web layer builds
+    it; the engine renders it to pixels, in the same process and budget, when asked."""
+
+    plan: RenderPlan
+    source: str | None = None
+
+
+def secondary_render_key(stack: str, variables: str | None, image: str | None) -> str:
+    """The key a :class:`SecondaryRender` is found under, from the options that name it:
+    the stack, its variables (query text) and the image it renders (None: the source)."""
+    return f"{stack}?{variables or ''}#{image or ''}"
 
 
 def image_infos(resources: Mapping[str, Resource]) -> dict[str, ImageInfo]:

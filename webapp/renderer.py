@@ -73,6 +73,31 @@ class Sources:
     read: Callable[[Mapping[str, Any]], bytes]
 
 
+# At most this many distinct other sources in one render (watermarks, fonts, secondary
+# stack images): each is a catalog lookup, a blob read and a frame to the render process.
+MAX_REFERENCED_SOURCES = 10
+
+
+def check_referenced(settings: Settings, rows: list[Mapping[str, Any]]) -> None:
+    """400 when a render would read more than :data:`MAX_REFERENCED_SOURCES` other sources
+    or more original bytes than one upload may bring (``max_upload_bytes``, all of them
+    together): the pixel budgets bound their decodes, this bounds the bytes read before."""
+    distinct = {row["hash"]: int(row["size"] or 0) for row in rows}
+    if len(distinct) > MAX_REFERENCED_SOURCES:
+        raise ApiError(
+            400,
+            f"a render may read at most {MAX_REFERENCED_SOURCES} other source images "
+            f"(this one names {len(distinct)})",
+        )
+    total = sum(distinct.values())
+    if total > settings.max_upload_bytes:
+        raise ApiError(
+            400,
+            f"the source images this render names are too large together ({total} bytes; "
+            f"at most {settings.max_upload_bytes})",
+        )
+
+
 def referenced(
     plan: RenderPlan, sources: Sources | None
 ) -> list[tuple[SourceReference, Mapping[str, Any]]]:
@@ -152,10 +177,12 @@ def render(
     cost: engine.Cost,
     dynamic_metadata: Mapping[str, Any] | None,
     resources: Mapping[str, engine.Resource] | None = None,
+    renders: Mapping[str, engine.SecondaryRender] | None = None,
 ) -> engine.Rendered:
     """Render in a render process of the lane ``cost`` and ``info`` (the source) call for,
     under the deadline; the render process reads the header again itself. ``resources``
-    are the sources the plan names by hash (their bytes travel as frames of their own).
+    are the sources the plan names by hash (their bytes travel as frames of their own),
+    ``renders`` the secondary stacks it renders through.
 
     Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503), or the
     engine error of the render.
@@ -171,6 +198,7 @@ def render(
             "dynamic_metadata": dynamic_metadata,
             "budget": budget(settings),
             "resources": described,
+            "renders": dict(renders or {}),
         },
         blobs,
     )
@@ -192,9 +220,11 @@ def render_stored(
     *,
     read_source: Callable[[], bytes],
     sources: Sources | None = None,
+    renders: Mapping[str, engine.SecondaryRender] | None = None,
 ) -> engine.Rendered:
     """Render the catalog image ``image`` (a row) through ``plan``; ``sources`` finds the
-    other sources the plan names by hash (see :func:`referenced`).
+    other sources the plan (and the secondary stacks in ``renders``) names by hash (see
+    :func:`referenced`).
 
     The budgets are checked before ``read_source`` is called for a still image (its size is
     in the row); an animation's frame count is only in its header, so its original is read
@@ -202,11 +232,15 @@ def render_stored(
     render, checked like the source's) and are read only after the check passed.
     ``OverBudget`` (400) past a budget, then as :func:`render`.
     """
+    renders = renders or {}
     refs = referenced(plan, sources)
+    for sub in renders.values():
+        refs += referenced(sub.plan, sources)
+    check_referenced(settings, [row for _, row in refs])
     images = {ref.hash: _referenced_image(row) for ref, row in refs if ref.image}
     source = read_source() if image["animated"] else None
     info = header(settings, source) if source is not None else stored_info(image)
-    cost = engine.plan_cost(plan, info, budget(settings), images=images)
+    cost = engine.plan_cost(plan, info, budget(settings), images=images, renders=renders)
     if source is None:
         source = read_source()
     resources: dict[str, engine.Resource] = {}
@@ -225,6 +259,7 @@ def render_stored(
         cost=cost,
         dynamic_metadata=image["dynamic_metadata"],
         resources=resources,
+        renders=renders,
     )
 
 

@@ -16,7 +16,9 @@ from engine.operations import (
     autorotate,
     blur,
     circlemask,
+    composition,
     crop,
+    dropshadow,
     grayscale,
     modulate,
     multiply,
@@ -50,6 +52,8 @@ _ALL: tuple[OperationKind, ...] = tuple(
         circlemask,
         text,
         noop,
+        composition,
+        dropshadow,
     )
 )
 

@@ -37,6 +37,10 @@ class RenderContext:
         default_factory=lambda: MappingProxyType({})
     )
     memo: dict[Any, Any] = field(default_factory=dict)
+    # secondary_render_key -> renders that stored stack's secondary (engine/pipeline.py)
+    renders: Mapping[str, Callable[[], tuple[pyvips.Image, Areas]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def move_areas(self, transform: Callable[[Box], Box | None]) -> None:
         """Carry every area through one geometric step."""

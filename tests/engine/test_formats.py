@@ -34,6 +34,10 @@ CHROME = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"
         ("jpg", None, True, ("jpg", False)),
         ("gif", CHROME, True, ("webp", True)),
         ("webp", "image/webp", True, ("webp", False)),
+        ("jpg", "image/webp,image/avif,image/jxl,image/heic,*/*", True, ("avif", True)),
+        ("jpg", "image/jxl,image/webp", True, ("jxl", True)),
+        ("png", "image/jxl", True, ("jxl", True)),
+        ("gif", "image/jxl,image/webp", True, ("webp", True)),
     ],
 )
 def test_negotiate(requested, accept, autoformat, expected):

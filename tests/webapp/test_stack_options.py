@@ -272,6 +272,20 @@ def check_autoformat(w: World) -> None:
     assert sniffed(set_q.data) == "webp"
     plain = w.dynamic(w.photo, "jpg", "o-autoformat-true", Accept="*/*")
     assert sniffed(plain.data) == "jpg"
+    # JPEG XL for a client that takes it (and not AVIF); a PNG asked for stays lossless
+    jxl = w.dynamic(w.photo, "jpg", "o-autoformat-true", Accept="image/jxl,image/webp")
+    assert jxl.headers["Content-Type"] == "image/jxl" and jxl.headers["Vary"] == "Accept"
+    lossless = w.dynamic(w.photo, "png", "o-autoformat-true", Accept="image/jxl")
+    assert lossless.headers["Content-Type"] == "image/jxl"
+    assert np.array_equal(_jxl_pixels(lossless.data), decode(w.dynamic(w.photo, "png").data))
+
+
+def _jxl_pixels(body: bytes) -> np.ndarray:
+    import pillow_jxl  # noqa: F401
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(body))
+    return np.asarray(picture.convert("RGBA" if "A" in picture.getbands() else "RGB"))
 
 
 def check_autoformat_exclude(w: World) -> None:
