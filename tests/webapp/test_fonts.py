@@ -244,3 +244,48 @@ def test_rokkas_watermark_demo_stack_renders_a_diagonal_watermark(account):
     inked = np.any(pixels != GREY, axis=-1)
     assert inked[200:240, 20:80].any() and inked[10:50, 420:480].any()
     assert not inked[0:40, 0:60].any() and not inked[210:250, 440:500].any()
+
+
+def test_text_inside_a_secondary_stack_gets_its_font(account):
+    # rokka's template demo: a sub stack draws white text on a coloured box, the main
+    # stack puts that box on the image with composition's secondary_stack.
+    image = _upload(account, png(scene(300, 200)), "scene.png").get_json()["items"][0]["hash"]
+    font = _upload(account, block_ttf(), "Blocks.ttf").get_json()["items"][0]["short_hash"]
+    sub = {
+        "operations": [
+            {
+                "name": "composition",
+                "options": {
+                    "mode": "background",
+                    "width": 120,
+                    "height": 40,
+                    "empty_primary": True,
+                    "secondary_color": "0000FF",
+                },
+            },
+            {
+                "name": "text",
+                "options": {"font": font, "text": "XX", "size": 20, "color": "FFFFFF"},
+            },
+        ]
+    }
+    main = {
+        "operations": [
+            {
+                "name": "composition",
+                "options": {"mode": "background", "secondary_stack": "box", "anchor": "10_10"},
+            }
+        ]
+    }
+    for name, stack in (("box", sub), ("framed", main)):
+        created = account.request("PUT", f"/stacks/{account.org}/{name}", data=json.dumps(stack))
+        assert created.status_code == 201, created.get_data(as_text=True)
+    response = account.client.get(f"/{account.org}/framed/{image}.png")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    pixels = decode(response.data)
+    # the 120 x 40 blue box at (10, 10), the 24 x 20 white text centred in it
+    assert tuple(pixels[12, 12, :3]) == (0, 0, 255)
+    assert tuple(pixels[30, 70, :3]) == (255, 255, 255)
+    white = np.all(pixels[..., :3] == 255, axis=-1)
+    ys, xs = np.nonzero(white)
+    assert (xs.min(), ys.min(), xs.max(), ys.max()) == (58, 20, 81, 39)
