@@ -15,13 +15,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from webapp.blobs import BlobStore
 from webapp.catalog import Catalog
 from webapp.catalog.images import NewImage, locked_error, new_image_from_row, restore_cutoff
 from webapp.errors import ApiError
 from webapp.imageinfo import inspect, optimise
 from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
-from webapp.storage import BlobStore
 
 
 @dataclass
