@@ -5,7 +5,8 @@ of the URL map is described here and every path here is a route
 (tests/webapp/test_openapi.py), and schemathesis drives a live server from this document
 and checks every answer against it (no 5xx, statuses, content types and bodies as
 described). Render URLs (``/{org}/{stack}/...``) and IIIF URLs (``/{org}/_iiif/...``,
-docs/render.md) are not described: they are image protocols, not the JSON API. rokka's
+docs/render.md) are not described: they are image protocols, not the JSON API; nor are
+the browser console's static files (``/console/...``, docs/console.md). rokka's
 ``COPY /sourceimages/{org}/{hash}`` method cannot be written in OpenAPI; its
 ``POST .../copy`` twin is.
 """

@@ -22,6 +22,7 @@ RESERVED_NAMES: frozenset[str] = frozenset(
         "render",
         "metrics",
         "openapi",
+        "console",
     }
 )
 
@@ -35,6 +36,7 @@ def register_routes(app: Flask) -> None:
     """Register every blueprint; the render catch-all goes last."""
     from webapp.routes import (
         accounts,
+        console,
         iiif,
         index,
         operator,
@@ -51,6 +53,7 @@ def register_routes(app: Flask) -> None:
     app.register_blueprint(index.bp)
     app.register_blueprint(operator.bp)
     app.register_blueprint(service.bp)
+    app.register_blueprint(console.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(sourceimages.bp)
     app.register_blueprint(stacks.bp)
