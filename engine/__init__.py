@@ -21,9 +21,11 @@ from engine.errors import (
     RenderFailed,
     RenderTimeout,
     TooManyPixels,
+    UnsupportedFont,
     UnsupportedImage,
     UnsupportedOperation,
 )
+from engine.fonts import FONT_FORMATS, font_format
 from engine.formats import FORMATS, alpha_fallback, available, negotiate, sniff
 from engine.geometry import Size
 from engine.pipeline import Rendered, plan_cost, render
@@ -45,6 +47,7 @@ from engine.sizing import output_size
 __all__ = [
     "Budget",
     "Cost",
+    "FONT_FORMATS",
     "FORMATS",
     "IMAGE_FORMATS",
     "Resource",
@@ -60,6 +63,7 @@ __all__ = [
     "Rendered",
     "Size",
     "TooManyPixels",
+    "UnsupportedFont",
     "UnsupportedImage",
     "UnsupportedOperation",
     "alpha_fallback",
@@ -68,6 +72,7 @@ __all__ = [
     "plan_cost",
     "configure",
     "converts",
+    "font_format",
     "inspect",
     "negotiate",
     "sniff",

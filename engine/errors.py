@@ -20,6 +20,12 @@ class UnsupportedImage(EngineError):
     status = 422
 
 
+class UnsupportedFont(EngineError):
+    """An uploaded font that is not a valid TrueType/OpenType font, or too large (422)."""
+
+    status = 422
+
+
 class UnsupportedMediaType(EngineError):
     """A known kind of file cropstack does not take as a source (EPS, video): 415."""
 

@@ -505,4 +505,3 @@ def autorotate_turns(size: Size, width: int | None, height: int | None) -> bool:
     if not width or not height or width == height or size.width == size.height:
         return False
     return (width > height) != (size.width > size.height)
-

@@ -12,7 +12,9 @@ decode in progress does not look at libvips' kill flag). Each process:
   renders only use the cores cheap work leaves idle;
 - configures libvips for one render at a time (cache off, ``CROPSTACK_VIPS_CONCURRENCY``
   threads, untrusted loaders blocked) and keeps decoded images in memory, never in
-  temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk.
+  temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk, except the
+  font of a ``text`` operation, which libvips can only read from a file (engine/fonts.py:
+  a private directory of this process, the file removed after the render).
 
 Wire format: a job is a pickled ``(kind, keyword arguments)`` followed by the image bytes as
 a message of their own (no pickling copy of up to 150 MB), then, for a render that names
@@ -86,8 +88,8 @@ def _read_exactly(fd: int, length: int) -> bytearray:
 
 
 def dumps(kind: str, payload: Any) -> bytes:
-    """One message: ``kind`` (``render``, ``probe``, ``faces``, ``ok``, ``error``) and its
-    payload."""
+    """One message: ``kind`` (``render``, ``probe``, ``font``, ``faces``, ``optimise``,
+    ``ok``, ``error``) and its payload."""
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((kind, payload))
     return buffer.getvalue()
@@ -114,6 +116,7 @@ def resource_frames(payload: dict[str, Any]) -> int:
 
 
 def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) -> Any:
+    from engine.fonts import probe_font
     from engine.pipeline import render
     from engine.probe import probe
     from engine.resources import join
@@ -123,6 +126,8 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
         return render(source=blob, resources=resources, **payload)
     if kind == "probe":
         return probe(blob, **payload)
+    if kind == "font":
+        return probe_font(blob, **payload)
     if kind == "optimise":
         from engine.conversion import optimise_source
 

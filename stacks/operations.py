@@ -23,6 +23,8 @@ ANCHOR_PATTERN = (
     r"|(left|center|right|0|[1-9][0-9]{0,3}|10000)[_-](top|center|bottom|0|[1-9][0-9]{0,3}|10000))$"
 )
 AREA_PATTERN = r"^[a-zA-Z0-9_]+$"
+# Text to write: 1-1000 characters (control characters are refused for every string).
+TEXT_PATTERN = r"^.{1,1000}$"
 # A stored stack's name (stacks.url.STACK_NAME), for composition's secondary_stack.
 STACK_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,100}$"
 # secondary_stack_variables: rokka sends them "encoded as URL query parameters", name=value
@@ -362,7 +364,54 @@ _TABLE: tuple[OperationSpec, ...] = (
         ),
         _color("color", "000000", "Shadow colour, hex RRGGBB without #."),
     ),
-    _later("text", "Render text onto the image."),
+    _op(
+        "text",
+        "Write text in an uploaded TTF/OTF font onto the image; the image keeps its size.",
+        Param(
+            "font",
+            Kind.FILE_HASH,
+            "Hash (or short hash) of a TTF/OTF font uploaded as a source image.",
+        ),
+        Param(
+            "text",
+            Kind.STRING,
+            "The text to write (at most 1000 characters).",
+            pattern=TEXT_PATTERN,
+        ),
+        _num("size", 1, 1000, 16, "Font size in pixels."),
+        _color("color", "000000", "Text colour, hex RRGGBB without #."),
+        _int("opacity", 0, 100, 100, "Opacity of the text in percent (0 transparent)."),
+        _num("angle", -360, 360, 0, "Clockwise rotation of the text in degrees."),
+        Param(
+            "anchor",
+            Kind.STRING,
+            "Where to place the text: X_Y pixels of its top-left corner, left|center|right_"
+            "top|center|bottom, or an area keyword (centres the text on that area).",
+            "center_center",
+            pattern=ANCHOR_PATTERN,
+        ),
+        _int("width", 1, 10000, None, "Width of the text box in pixels: lines wrap there."),
+        _int(
+            "height",
+            1,
+            10000,
+            None,
+            "Height of the text box in pixels: text is centred in it, cut off if taller.",
+        ),
+        _int("spacing", 0, 1000, 0, "Extra space between lines, in pixels."),
+        _enum(
+            "align",
+            ("left", "centre", "right"),
+            "left",
+            "How lines are aligned within the width (when width is given).",
+        ),
+        _bool(
+            "resize_to_box",
+            False,
+            "With width and height: choose the font size so the whole text fills that box.",
+        ),
+        required=("font", "text"),
+    ),
     _op(
         "primitive",
         "Redraw the image as count translucent geometric shapes (the method of "

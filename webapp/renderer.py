@@ -109,7 +109,7 @@ def referenced(
 
     Raises ApiError 404 when a hash is not an image of the organization (a hash of another
     organization is not found either), 400 when an image is asked for and the source is
-    not one the engine decodes (a font).
+    not one the engine decodes (a font), or a font is asked for and the source is none.
     """
     found = []
     for ref in plan.source_references():
@@ -125,6 +125,13 @@ def referenced(
                 400,
                 f"operation {ref.operation}: {ref.parameter} {ref.hash} is a "
                 f"{row['format']} file, not an image",
+            )
+        # Files handed over as bytes are fonts (text ``font``), the only kind there is.
+        if not ref.image and row["format"] not in engine.FONT_FORMATS:
+            raise ApiError(
+                400,
+                f"operation {ref.operation}: {ref.parameter} {ref.hash} is a "
+                f"{row['format']} image, not a TTF/OTF font",
             )
         found.append((ref, row))
     return found
@@ -266,9 +273,12 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
     A JPEG, PNG or WebP header is read here first: limits decided from it answer at once,
     and its size picks the lane. Other formats' headers cost what the file costs (a 28 MB
     SVG took 1.7 GB to parse), so they go to the expensive lane unread here, and an SVG
-    over ``max_svg_bytes`` is refused before anything parses it.
+    over ``max_svg_bytes`` is refused before anything parses it. A TTF/OTF font is never
+    decoded as an image: it is validated as a font (``engine.fonts``).
     """
     prefix = data[:4096]
+    if engine.font_format(prefix) is not None:
+        return _probe_font(settings, data)
     if engine.is_svg(prefix) and len(data) > settings.max_svg_bytes:
         raise engine.TooManyPixels(
             f"SVG too large ({len(data)} bytes > {settings.max_svg_bytes}): its parse alone "
@@ -289,6 +299,16 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
             "max_decode_pixels": settings.max_render_pixels,
         },
     )
+
+
+def _probe_font(settings: Settings, data: bytes) -> engine.ImageInfo:
+    """A TTF/OTF upload: refused past ``max_font_bytes`` here, validated (fontTools) in a
+    render process of the cheap lane (a font's check is bounded by its size)."""
+    if len(data) > settings.max_font_bytes:
+        raise engine.UnsupportedFont(
+            f"font too large ({len(data)} bytes > {settings.max_font_bytes})"
+        )
+    return pool_for(settings).run("cheap", "font", data, {"max_bytes": settings.max_font_bytes})
 
 
 def optimise(

@@ -74,6 +74,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("max_source_frames", 1000, int, "Most frames an animated source may have (422)."),
     Setting(
+        "max_font_bytes",
+        10 * 1024 * 1024,
+        int,
+        "Largest TTF/OTF font upload, bytes (422): validating costs ~15 MB of memory per MB.",
+    ),
+    Setting(
         "max_svg_bytes",
         5 * 1024 * 1024,
         int,
@@ -124,9 +130,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Render processes of the expensive lane, per worker process.",
     ),
     Setting("render_nice", 15, int, "CPU niceness (0-19) of the expensive lane's processes."),
-    Setting(
-        "render_queue_timeout", 1.0, float, "Seconds a render waits for a process before 503."
-    ),
+    Setting("render_queue_timeout", 1.0, float, "Seconds a render waits for a process before 503."),
     Setting(
         "render_queue_limit",
         4,
@@ -213,6 +217,7 @@ class Settings:
     max_upload_bytes: int
     max_source_pixels: int
     max_source_frames: int
+    max_font_bytes: int
     max_svg_bytes: int
     max_output_side: int
     max_render_pixels: int

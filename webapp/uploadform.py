@@ -168,6 +168,11 @@ _HEADER_BYTES = 16 * 1024 * 1024
 _NOT_AN_IMAGE = "not an image, or an unsupported format"
 
 
+def _recognised(prefix: bytes) -> bool:
+    """An image format libvips loads, or a TTF/OTF font (uploaded for ``text``)."""
+    return engine.recognised(prefix) or engine.font_format(prefix) is not None
+
+
 class _SniffedFile:
     """The spool of one uploaded file part that refuses a non-image early.
 
@@ -192,7 +197,7 @@ class _SniffedFile:
             self._spool.seek(0)
             prefix = self._spool.read(limit)
             self._spool.seek(position)
-            check = engine.recognised if limit == _SNIFF_BYTES else engine.header_in_prefix
+            check = _recognised if limit == _SNIFF_BYTES else engine.header_in_prefix
             if not check(prefix):
                 self._checks.clear()
                 kind = engine.refused_kind(prefix)

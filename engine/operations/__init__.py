@@ -31,6 +31,7 @@ from engine.operations import (
     sharpen,
     svg2bitmap,
     svgdynamic,
+    text,
     trim,
 )
 from engine.operations.context import RenderContext
@@ -53,6 +54,7 @@ _ALL: tuple[OperationKind, ...] = tuple(
         multiply,
         alpha,
         circlemask,
+        text,
         noop,
         glitch,
         primitive,

@@ -37,8 +37,9 @@ def _anchor(anchor: str, ctx: RenderContext) -> str:
     return "_".join(p if not p.isdigit() else str(round(ctx.pixels(int(p)))) for p in parts)
 
 
-def _smart_point(image: pyvips.Image, width: int, height: int) -> Box:
-    # libvips reports where attention peaked; crop_box centres on it like on an area.
+def smart_point(image: pyvips.Image, width: int, height: int) -> Box:
+    """The point (a 1x1 box) libvips' attention finder picks for a ``width`` x ``height``
+    window; crop_box centres on it like on an area."""
     _, found = image.smartcrop(
         width, height, interesting="attention", attention_x=True, attention_y=True
     )
@@ -93,7 +94,7 @@ def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
         p = parameters(CropParameters, options)
         width, height = _box_size(p, ctx)
         w, h = crop_size(size, width=width, height=height, mode=p.mode, scale=float(p.scale))
-        smart = _smart_point(image, w, h)
+        smart = smart_point(image, w, h)
     box = decide_box(size, options, ctx, smart=smart)
     x, y, w, h = box.as_ints()
     if ctx.full_size is not None:

@@ -17,6 +17,7 @@ from engine.operations import KINDS
 from engine.sizing import output_size
 from stacks.operations import OPERATIONS, describe_operations, implemented_operations
 from tests.engine.conftest import op, plan, png, scene
+from tests.fontfiles import block_ttf
 
 
 def test_engine_renders_exactly_the_operations_stacks_accepts():
@@ -103,11 +104,15 @@ EXAMPLES = {
         (op("svgdynamic", changes=[{"id": "r", "attr": "fill", "value": "red"}]),),
         True,
     ),
+    "text": ((op("text", font="f0f0f0", text="Hello", width=90, angle=20),), True),
 }
-
-# The image the composition example names by hash (a 30x20 secondary).
+# The image the composition example names by hash (a 30x20 secondary), and the font of
+# the text example.
 SECONDARY = png(scene(30, 20, square=(0, 0, 10)))
-RESOURCES = {"abcdef": engine.Resource(SECONDARY, engine.inspect(SECONDARY))}
+RESOURCES = {
+    "abcdef": engine.Resource(SECONDARY, engine.inspect(SECONDARY)),
+    "f0f0f0": engine.Resource(block_ttf()),
+}
 IMAGES = {"abcdef": engine.Size(30, 20)}
 
 # Operations that need a source of their own kind (the others get a PNG of the scene).

@@ -103,6 +103,20 @@ EXPECTED: dict[str, dict[str, tuple[Kind, object, float | None, float | None]]] 
         "blur_radius": (Kind.NUMBER, 0, 0, 10000),
         "color": (Kind.STRING, "000000", None, None),
     },
+    "text": {
+        "font": (Kind.FILE_HASH, NONE, None, None),
+        "text": (Kind.STRING, NONE, None, None),
+        "size": (Kind.NUMBER, 16, 1, 1000),
+        "color": (Kind.STRING, "000000", None, None),
+        "opacity": (Kind.INTEGER, 100, 0, 100),
+        "angle": (Kind.NUMBER, 0, -360, 360),
+        "anchor": (Kind.STRING, "center_center", None, None),
+        "width": (Kind.INTEGER, None, 1, 10000),
+        "height": (Kind.INTEGER, None, 1, 10000),
+        "spacing": (Kind.INTEGER, 0, 0, 1000),
+        "align": (Kind.STRING, "left", None, None),
+        "resize_to_box": (Kind.BOOLEAN, False, None, None),
+    },
     "primitive": {
         "count": (Kind.INTEGER, 20, 1, 200),
         "mode": (Kind.INTEGER, 0, 0, 9),
@@ -116,7 +130,6 @@ EXPECTED: dict[str, dict[str, tuple[Kind, object, float | None, float | None]]] 
     "svg2bitmap": {},
 }
 NOT_IMPLEMENTED = (
-    "text",
     "addframes",
     "face",
 )
@@ -131,6 +144,7 @@ ENUMS = {
     ("alpha", "mode"): ("mask", "extract", "remove", "apply"),
     ("composition", "mode"): ("foreground", "background"),
     ("composition", "resize_mode"): ("box", "absolute", "fill"),
+    ("text", "align"): ("left", "centre", "right"),
 }
 
 PARAMS = [(op, name, *spec) for op, params in EXPECTED.items() for name, spec in params.items()]
@@ -193,6 +207,7 @@ WRONG_JSON = {
         [{"id": "a", "attr": "b", "value": "c"}] * 101,
     ],
     Kind.IMAGE_HASH: [5, True, [], {}, 1.5],
+    Kind.FILE_HASH: [5, True, [], {}, 1.5, "ABCDEF", "abc", "g" * 40],
 }
 TYPED = [(op, name, kind, wrong) for op, name, kind, *_ in PARAMS for wrong in WRONG_JSON[kind]]
 

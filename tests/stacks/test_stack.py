@@ -247,8 +247,8 @@ def test_structurally_invalid_bodies(body: Any) -> None:
 
 
 def test_not_implemented_and_unknown_operations() -> None:
-    with pytest.raises(NotImplementedOperation, match="operation text is not implemented"):
-        parse_stack_json({"operations": [{"name": "text"}]}, "s")
+    with pytest.raises(NotImplementedOperation, match="operation addframes is not implemented"):
+        parse_stack_json({"operations": [{"name": "addframes"}]}, "s")
     with pytest.raises(StackError, match="unknown operation"):
         parse_stack_json({"operations": [{"name": "explode"}]}, "s")
 

@@ -17,7 +17,13 @@ from stacks.errors import UrlNotFound
 from stacks.iiif import IiifError, info, parse, plan
 from stacks.url import HASH
 from webapp.app import catalog, settings
-from webapp.routes.render import CACHE_CONTROL, answer, check_signature, find_image
+from webapp.routes.render import (
+    CACHE_CONTROL,
+    answer,
+    check_signature,
+    find_image,
+    refuse_font,
+)
 
 bp = Blueprint("iiif", __name__)
 
@@ -66,6 +72,7 @@ def _serve(org_name: str, rest: str, *, org_prefix: str) -> Response:
     signed_until = None
     if image["protected"] or org["options"].get("protect_dynamic_stack"):
         signed_until = check_signature(org, org_prefix)
+    refuse_font(image)
     base_uri = request.base_url
     if not tail or tail == [""]:
         # the image's base URI: its description, by a 303 as the specification asks

@@ -73,6 +73,18 @@ def find_image(org: dict[str, Any], image_hash: str) -> dict[str, Any]:
     return image
 
 
+def refuse_font(image: dict[str, Any]) -> None:
+    """422 when ``image`` is a font: an input of the text operation, never an image to
+    render or deliver (checked after the signature, so an unsigned request learns nothing
+    of a protected image)."""
+    if image["format"] in engine.FONT_FORMATS:
+        raise ApiError(
+            422,
+            f"source image {image['hash']} is a font ({image['format']}); fonts are used by "
+            "the text operation and cannot be rendered",
+        )
+
+
 def check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
     """403 unless the request URL is signed with one of the organization's keys.
 
@@ -187,6 +199,7 @@ def render(path: str) -> Response:
         else bool(org["options"].get("protect_dynamic_stack"))
     )
     signed_until = check_signature(org, org_prefix) if protected else None
+    refuse_font(image)
 
     preview = req.stack.startswith(PREVIEW_PREFIX)
     # expressions see the image and the request headers, handed over as plain data
