@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from flask import g, request
 
+from webapp.catalog.records import Organization
 from webapp.errors import ApiError
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -105,10 +106,10 @@ def current_principal() -> Principal:
     from webapp.app import catalog
 
     digest = hash_key(secret)
-    row = catalog().accounts.key_by_hash(digest)
-    if row is None or not hmac.compare_digest(row["key_hash"], digest):
+    owner = catalog().accounts.key_by_hash(digest)
+    if owner is None or not hmac.compare_digest(owner.key_hash, digest):
         raise _invalid()
-    principal = Principal(user_id=row["user_id"], email=row["email"], key_id=row["id"])
+    principal = Principal(user_id=owner.user_id, email=owner.email, key_id=owner.id)
     g.principal = principal
     return principal
 
@@ -117,7 +118,7 @@ def current_principal() -> Principal:
 class Grant:
     """An organization and everything the caller's roles there allow."""
 
-    org: dict
+    org: Organization
     permissions: frozenset[str]
 
     def allows(self, permission: str) -> bool:
@@ -125,7 +126,7 @@ class Grant:
         return permission in self.permissions
 
 
-def permissions_of(roles: list[str]) -> frozenset[str]:
+def permissions_of(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
     """The union of the permissions of ``roles`` (unknown role names grant nothing)."""
     granted: set[str] = set()
     for role in roles:
@@ -152,6 +153,6 @@ def authorise(org_name: str, permission: str) -> Grant:
     return grant
 
 
-def require(org_name: str, permission: str) -> dict:
-    """The organization row named ``org_name`` if the caller may ``permission`` there."""
+def require(org_name: str, permission: str) -> Organization:
+    """The organization named ``org_name`` if the caller may ``permission`` there."""
     return authorise(org_name, permission).org

@@ -72,19 +72,30 @@ def _serve(args: argparse.Namespace) -> int:
             for name, value in options.items():
                 if name in self.cfg.settings:
                     self.cfg.set(name, value)
-            # Create the schema once in the master (SQLite only, no libvips), so workers
-            # start on a ready catalog; create_app repeats it idempotently.
+            # Create or upgrade the schema once in the master (no libvips), so workers
+            # start on a ready catalog; create_app checks it again (nothing to apply).
             # A read-only data directory with a catalog starts (reads only).
             from webapp.app import prepare_catalog
+            from webapp.catalog import open_backend
 
-            prepare_catalog(os.path.join(settings.data_dir, "catalog.db"), settings.busy_timeout_ms)
+            backend = open_backend(settings)
+            try:
+                prepare_catalog(backend)
+            finally:
+                backend.close()
 
         def load(self) -> Any:
             from webapp.app import create_app
 
             return create_app(overrides)
 
-    _Server().run()
+    from webapp.catalog.errors import CatalogUnavailable
+
+    try:
+        _Server().run()
+    except CatalogUnavailable as exc:
+        print(f"cropstack: cannot reach the catalog database: {exc.detail}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -96,7 +107,8 @@ def _settings_doc(_args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from webapp.catalog import Catalog
+    from webapp.app import prepare_catalog
+    from webapp.catalog import open_backend
     from webapp.gc import collect
     from webapp.settings import load_settings
 
@@ -104,7 +116,11 @@ def _gc(args: argparse.Namespace) -> int:
     if args.grace is not None:
         overrides["blob_gc_grace_s"] = args.grace
     settings = load_settings(overrides)
-    Catalog.initialise(os.path.join(settings.data_dir, "catalog.db"))
+    backend = open_backend(settings)
+    try:
+        prepare_catalog(backend)
+    finally:
+        backend.close()
     report = collect(settings)
     print(
         f"purged {report.purged_rows} expired images, removed {report.removed_blobs} blobs "
@@ -126,7 +142,9 @@ def _users_create(args: argparse.Namespace) -> int:
     import sqlite3
 
     from webapp.accountfields import parse_email, parse_org_name
-    from webapp.catalog import Catalog, CatalogBusy
+    from webapp.app import prepare_catalog
+    from webapp.catalog import open_backend
+    from webapp.catalog.errors import CatalogBusy, CatalogError, CatalogUnavailable, Conflict
     from webapp.errors import ApiError
     from webapp.settings import load_settings
 
@@ -140,26 +158,34 @@ def _users_create(args: argparse.Namespace) -> int:
         return _fail(exc.message)
     except ValueError as exc:
         return _fail(str(exc))
-    path = os.path.join(settings.data_dir, "catalog.db")
     busy = "cropstack: the catalog is busy (a long write elsewhere); try again"
+    backend = open_backend(settings)
     try:
-        os.makedirs(settings.data_dir, exist_ok=True)
-        Catalog.initialise(path, busy_timeout_ms=settings.busy_timeout_ms)
-        catalog = Catalog(path, busy_timeout_ms=settings.busy_timeout_ms)
-    except CatalogBusy:
-        print(busy, file=sys.stderr)
-        return 1
-    except (OSError, sqlite3.Error) as exc:
-        return _fail(f"cannot open the catalog in {settings.data_dir}: {exc}")
-    try:
-        user = catalog.accounts.signup(email, org_name)
-    except CatalogBusy:
-        print(busy, file=sys.stderr)
-        return 1
-    except ApiError as exc:  # the organization exists (409)
-        return _fail(exc.message)
+        try:
+            if not settings.database_url:
+                os.makedirs(settings.data_dir, exist_ok=True)
+            prepare_catalog(backend)
+            catalog = backend.open()
+        except CatalogBusy:
+            print(busy, file=sys.stderr)
+            return 1
+        except CatalogUnavailable as exc:
+            return _fail(f"cannot reach the catalog database: {exc.detail}")
+        except (OSError, sqlite3.Error, CatalogError) as exc:
+            return _fail(f"cannot open the catalog in {settings.data_dir}: {exc}")
+        try:
+            user = catalog.accounts.signup(email, org_name)
+        except CatalogBusy:
+            print(busy, file=sys.stderr)
+            return 1
+        except Conflict as exc:  # the organization exists
+            return _fail(exc.message)
+        except CatalogError as exc:  # read-only or full data directory
+            return _fail(f"cannot write the catalog in {settings.data_dir}: {exc.message}")
+        finally:
+            catalog.close()
     finally:
-        catalog.close()
+        backend.close()
     print(json.dumps({"id": user.id, "email": user.email, "api_key": user.api_key}))
     return 0
 

@@ -21,6 +21,18 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from webapp.catalog.errors import (
+    CatalogBusy,
+    CatalogError,
+    CatalogFull,
+    CatalogReadOnly,
+    CatalogUnavailable,
+    Conflict,
+    InvalidReference,
+    NotFound,
+    Refused,
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -90,6 +102,25 @@ def storage_fault(exc: BaseException) -> ApiError | None:
     return None
 
 
+def catalog_answer(exc: CatalogError) -> ApiError:
+    """The HTTP answer to a catalog domain error (the one place they meet HTTP)."""
+    if isinstance(exc, NotFound):
+        return ApiError(404, exc.message)
+    if isinstance(exc, Conflict):
+        return ApiError(409, exc.message)
+    if isinstance(exc, (InvalidReference, Refused)):
+        return ApiError(400, exc.message)
+    if isinstance(exc, CatalogBusy):
+        return ApiError(503, exc.message, headers={"Retry-After": "1"})
+    if isinstance(exc, CatalogFull):
+        return ApiError(507, INSUFFICIENT_STORAGE)
+    if isinstance(exc, CatalogReadOnly):
+        return ApiError(503, READ_ONLY)
+    if isinstance(exc, CatalogUnavailable):
+        return ApiError(503, exc.message, headers={"Retry-After": "5"})
+    return ApiError(500, "Internal server error")
+
+
 def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
@@ -119,6 +150,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.message, exc.headers, **exc.extra)
+
+    @app.errorhandler(CatalogError)
+    def _catalog_error(exc: CatalogError) -> Response:
+        answer = catalog_answer(exc)
+        if answer.status >= 500:
+            detail = getattr(exc, "detail", "")
+            log.error("catalog fault, answered %d: %s %s", answer.status, exc.message, detail)
+        return error_response(answer.status, answer.message, answer.headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from webapp.catalog import Catalog
+from webapp.catalog import open_backend
 from webapp.catalog.images import restore_cutoff
 from webapp.settings import Settings
 from webapp.storage import BlobStore
@@ -29,7 +29,8 @@ class GcReport:
 def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
     """Run one collection over ``settings.data_dir``; ``grace_s`` overrides the setting."""
     data_dir = Path(settings.data_dir)
-    catalog = Catalog(data_dir / "catalog.db", busy_timeout_ms=settings.busy_timeout_ms)
+    backend = open_backend(settings)
+    catalog = backend.open()
     try:
         purged = catalog.images.purge_expired(restore_cutoff(settings.restore_days))
         store = BlobStore(data_dir)
@@ -38,4 +39,5 @@ def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
         tmp = store.sweep_tmp()
     finally:
         catalog.close()
+        backend.close()
     return GcReport(purged_rows=purged, removed_blobs=removed, removed_tmp=tmp)
