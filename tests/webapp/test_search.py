@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.conftest import close_app
 from tests.webapp.catalogsql import database
 from tests.webapp.conftest import Member
 from tests.webapp.images import multipart, png
@@ -54,9 +55,17 @@ def user_metadata(i: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """(member of acme, the images as the API answers them, after metadata)."""
-    app = create_app({"data_dir": str(tmp_path_factory.mktemp("search") / "data")})
+def world(tmp_path_factory, catalog_backend, request):
+    """(member of acme, the images as the API answers them, after metadata), on the
+    module's catalog backend."""
+    url = ""
+    if catalog_backend == "postgresql":
+        server = request.getfixturevalue("postgres")
+        url = server.new_database()
+        request.addfinalizer(lambda: server.drop(url))
+    data_dir = tmp_path_factory.mktemp("search") / "data"
+    app = create_app({"data_dir": str(data_dir), "database_url": url})
+    request.addfinalizer(lambda: close_app(app))
     app.testing = True
     client = app.test_client()
     acme = Member(app, client, "acme", ["admin"])
@@ -682,6 +691,7 @@ WALK_FILTERS: list[dict[str, str]] = [
 
 
 @pytest.mark.parametrize("sort", WALK_SORTS)
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("filters", WALK_FILTERS, ids=range(len(WALK_FILTERS)))
 def test_sort_index_walk_pages_like_the_general_plan(world, sort, filters, monkeypatch):
     """Walking the first sort column's index (ties on it ordered by the remaining keys and

@@ -129,7 +129,7 @@ CREATE INDEX IF NOT EXISTS sourceimage_values_text
 CREATE INDEX IF NOT EXISTS sourceimage_values_image
     ON sourceimage_values(organization_id, hash, source, field);
 CREATE INDEX IF NOT EXISTS sourceimage_values_words
-    ON sourceimage_values USING GIN (words) WHERE words IS NOT NULL;
+    ON sourceimage_values USING GIN (words);
 CREATE TABLE IF NOT EXISTS stacks (
     organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     name TEXT COLLATE "C" NOT NULL,

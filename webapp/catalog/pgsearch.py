@@ -1,0 +1,215 @@
+"""Search over source images on PostgreSQL: a validated ``Search`` (webapp/search.py) as
+SQL over ``sourceimages`` and the index ``sourceimage_values`` (pgschema.py).
+
+The same answers as SQLite's (docs/search.md): filters, AND/OR, sort keys ending in the
+hash, offset and keyset paging, facets. Values only ever reach SQL as bound parameters;
+field names only through the allow-lists of webapp/search.py. PostgreSQL plans each
+query itself over the per-column partial indexes (live images), the value indexes and
+the GIN index of the words (``to_tsquery`` under the ``cropstack_words`` configuration).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from webapp.catalog.database import Database
+from webapp.catalog.images import SELECT_COLUMNS, image_record
+from webapp.catalog.postgres import julian_day
+from webapp.catalog.records import SearchPage
+from webapp.search import FACET_VALUES, Condition, Field, Search, SearchError, SortKey
+
+_TOP_CHAR = "\U0010ffff"
+_INDEXED = (
+    "SELECT sv.hash FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
+    "AND sv.source = ? AND sv.field = ? AND sv.type = ?"
+)
+
+
+def _numeric(kind: str) -> bool:
+    return kind in ("int", "num", "bool", "date")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _ts_query(words: tuple[str, ...], prefix: bool) -> str:
+    """A ``to_tsquery`` text requiring every word; each quoted (``\\w`` runs hold no
+    quote), the last one a prefix (``:*``) when asked."""
+    terms = [f"'{w}'" for w in words]
+    if prefix:
+        terms[-1] += ":*"
+    return " & ".join(terms)
+
+
+def _value(fld: Field, value: Any) -> Any:
+    """A filter value as the index holds it (user dates as julian days)."""
+    if fld.column is None and fld.kind == "date":
+        return julian_day(value)
+    return value
+
+
+def _condition(cond: Condition, organization_id: str) -> tuple[str, list[Any]]:
+    fld = cond.field
+    if cond.op == "match":
+        assert fld.source is not None
+        return (
+            f"s.hash IN ({_INDEXED} AND sv.words @@ to_tsquery('cropstack_words', ?))",
+            [organization_id, fld.source, fld.name, fld.type, _ts_query(cond.value, cond.prefix)],
+        )
+    if fld.column is not None:
+        target, cast = f"s.{fld.column}", "?"
+    elif _numeric(fld.kind):
+        target, cast = "sv.value_num", "CAST(? AS NUMERIC)"
+    else:
+        target, cast = "sv.value_text", "?"
+    parts: list[str] = []
+    params: list[Any] = []
+    if cond.op == "eq":
+        parts.append(f"{target} = {cast}")
+        params.append(_value(fld, cond.value))
+    elif cond.op == "prefix":
+        parts.append(f"{target} >= ? AND {target} < ? AND {target} LIKE ? ESCAPE '\\'")
+        params.extend([cond.value, cond.value + _TOP_CHAR, _like_escape(cond.value) + "%"])
+    else:
+        if cond.low is not None:
+            parts.append(f"{target} {'>=' if cond.low_inclusive else '>'} {cast}")
+            params.append(_value(fld, cond.low))
+        if cond.high is not None:
+            parts.append(f"{target} {'<=' if cond.high_inclusive else '<'} {cast}")
+            params.append(_value(fld, cond.high))
+    sql = " AND ".join(parts)
+    if fld.column is not None:
+        return sql, params
+    return f"s.hash IN ({_INDEXED} AND {sql})", [
+        organization_id,
+        fld.source,
+        fld.name,
+        fld.type,
+        *params,
+    ]
+
+
+def _sort_keys(key: SortKey) -> list[tuple[str, list[Any], bool]]:
+    """SQL keys of one sort key: (expression, params, descending); user fields sort the
+    images without the field last (a "missing" key first)."""
+    fld = key.field
+    if fld.column is not None:
+        return [(f"s.{fld.column}", [], key.descending)]
+    column = "sv.value_num" if _numeric(fld.kind) else "sv.value_text"
+    value = (
+        f"(SELECT {column} FROM sourceimage_values AS sv WHERE sv.organization_id = "
+        "s.organization_id AND sv.hash = s.hash AND sv.source = 'user' AND sv.field = ? "
+        "AND sv.type = ? LIMIT 1)"
+    )
+    params = [fld.name, fld.type]
+    return [(f"({value} IS NULL)", params, False), (value, params, key.descending)]
+
+
+def _plain(value: Any) -> Any:
+    """A key value as JSON can hold it (cursors): NUMERIC as int or float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+class PgImageSearch:
+    """The search part of the catalog on PostgreSQL (``Catalog.image_search``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def search(
+        self,
+        search: Search,
+        organization_id: str,
+        *,
+        restore_cutoff: str,
+        binary_hash: str | None = None,
+    ) -> SearchPage:
+        """Total, one page (``limit`` images after ``offset`` or the ``after`` keyset) with
+        each image's sort key values, whether more follow, and value counts per facet.
+        ``SearchError`` when the cursor does not fit the sort."""
+        clauses = ["s.organization_id = ?"]
+        params: list[Any] = [organization_id]
+        if search.deleted:
+            clauses.append("s.deleted_at IS NOT NULL AND s.deleted_at >= ?")
+            params.append(restore_cutoff)
+        else:
+            clauses.append("s.deleted_at IS NULL")
+        if binary_hash is not None:
+            clauses.append("s.binary_hash = ?")
+            params.append(binary_hash)
+        if search.conditions:
+            parts = []
+            for cond in search.conditions:
+                sql, values = _condition(cond, organization_id)
+                parts.append(f"({sql})")
+                params.extend(values)
+            clauses.append("(" + (" OR " if search.any_of else " AND ").join(parts) + ")")
+        where = " AND ".join(clauses)
+        sort = [k for key in search.sort for k in _sort_keys(key)]
+        sort.append(("s.hash", [], sort[-1][2]))
+        if search.after is not None and len(search.after) != len(sort):
+            raise SearchError("offset: the cursor belongs to another sort order")
+        counted = self.db.row(f"SELECT COUNT(*) AS n FROM sourceimages AS s WHERE {where}", params)
+        total = int(counted["n"]) if counted else 0
+        facets = {f.key: self._facet(f, organization_id, where, params) for f in search.facets}
+        if search.limit == 0:
+            return SearchPage(total, [], [], total > 0, facets)
+        rows = self._page(search, sort, where, params)
+        more = len(rows) > search.limit
+        rows = rows[: search.limit]
+        keys = [tuple(_plain(r[f"_k{i}"]) for i in range(len(sort))) for r in rows]
+        return SearchPage(total, [image_record(r) for r in rows], keys, more, facets)
+
+    def _page(
+        self,
+        search: Search,
+        sort: list[tuple[str, list[Any], bool]],
+        where: str,
+        params: list[Any],
+    ) -> list[Any]:
+        selected = ", ".join(f"{sql} AS _k{i}" for i, (sql, _, _) in enumerate(sort))
+        key_params = [p for _, ps, _ in sort for p in ps]
+        order = ", ".join(
+            f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, _, desc) in enumerate(sort)
+        )
+        keyset, keyset_params = "TRUE", []
+        if search.after is not None:
+            alternatives = []
+            for i, (_, _, descending) in enumerate(sort):
+                terms = [f"_k{j} IS NOT DISTINCT FROM ?" for j in range(i)]
+                terms.append(f"_k{i} {'<' if descending else '>'} ?")
+                keyset_params.extend([*search.after[:i], search.after[i]])
+                alternatives.append("(" + " AND ".join(terms) + ")")
+            keyset = "(" + " OR ".join(alternatives) + ")"
+        return self.db.rows(
+            f"SELECT * FROM (SELECT {SELECT_COLUMNS.replace('sourceimages.', 's.')}, "
+            f"{selected} FROM sourceimages AS s WHERE {where}) AS page WHERE {keyset} "
+            f"ORDER BY {order} LIMIT ? OFFSET ?",
+            [*key_params, *params, *keyset_params, search.limit + 1, search.offset],
+        )
+
+    def _facet(
+        self, fld: Field, organization_id: str, where: str, params: list[Any]
+    ) -> list[dict[str, Any]]:
+        """The most frequent values of ``fld`` among the matches (≤ FACET_VALUES)."""
+        if fld.column is not None:
+            rows = self.db.rows(
+                f"SELECT s.{fld.column} AS value, COUNT(*) AS count FROM sourceimages AS s "
+                f"WHERE {where} GROUP BY s.{fld.column} ORDER BY count DESC, value ASC LIMIT ?",
+                [*params, FACET_VALUES],
+            )
+        else:
+            rows = self.db.rows(
+                "SELECT sv.value_text AS value, COUNT(DISTINCT sv.hash) AS count "
+                "FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
+                "AND sv.source = 'user' AND sv.field = ? AND sv.type = ? "
+                "AND sv.value_text IS NOT NULL "
+                f"AND sv.hash IN (SELECT s.hash FROM sourceimages AS s WHERE {where}) "
+                "GROUP BY sv.value_text ORDER BY count DESC, value ASC LIMIT ?",
+                [organization_id, fld.name, fld.type, *params, FACET_VALUES],
+            )
+        return [{"value": r["value"], "count": int(r["count"])} for r in rows]
