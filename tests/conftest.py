@@ -93,14 +93,12 @@ def postgres() -> Iterator[PostgresForTests]:
 @pytest.fixture
 def database_url(catalog_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """The ``database_url`` setting of this test's app: empty (SQLite in the data
-    directory) or a fresh PostgreSQL database, dropped afterwards."""
+    directory) or the session's PostgreSQL database, emptied for this test."""
     if catalog_backend == "sqlite":
         yield ""
         return
     server: PostgresForTests = request.getfixturevalue("postgres")
-    url = server.new_database()
-    yield url
-    server.drop(url)
+    yield server.clean_database()
 
 
 def close_app(application: Flask) -> None:

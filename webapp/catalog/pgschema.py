@@ -9,7 +9,9 @@ The search index (``sourceimage_values``) is written by the catalog in the trans
 that writes the image (``PostgresDatabase.index_image``); word search uses PostgreSQL's
 text search: a stored ``tsvector`` per text value under the ``cropstack_words``
 configuration (English Snowball stemming without a stop-word list, so every word can be
-searched, as with SQLite's porter tokenizer) and a GIN index.
+searched, as with SQLite's porter tokenizer) and a GIN index. Punctuation separates
+words (as in SQLite's unicode61 tokenizer) before PostgreSQL's parser reads the text, so
+``50%_off.png`` holds the words 50, off and png there too.
 """
 
 PG_SCHEMA = """
@@ -115,7 +117,10 @@ CREATE TABLE IF NOT EXISTS sourceimage_values (
     value_num NUMERIC,
     words TSVECTOR GENERATED ALWAYS AS (
         CASE WHEN type IN ('text', 'array_text')
-        THEN to_tsvector('cropstack_words'::regconfig, coalesce(value_text, '')) END
+        THEN to_tsvector(
+            'cropstack_words'::regconfig,
+            regexp_replace(coalesce(value_text, ''), '[[:punct:][:space:]]+', ' ', 'g')
+        ) END
     ) STORED,
     FOREIGN KEY (organization_id, hash) REFERENCES sourceimages(organization_id, hash)
         ON DELETE CASCADE

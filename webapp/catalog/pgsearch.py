@@ -104,7 +104,9 @@ def _sort_keys(key: SortKey) -> list[tuple[str, list[Any], bool]]:
         "AND sv.type = ? LIMIT 1)"
     )
     params = [fld.name, fld.type]
-    return [(f"({value} IS NULL)", params, False), (value, params, key.descending)]
+    # 0 with the field, 1 without (an integer, as cursors hold: webapp/search.py).
+    missing = f"(CASE WHEN {value} IS NULL THEN 1 ELSE 0 END)"
+    return [(missing, params, False), (value, params, key.descending)]
 
 
 def _plain(value: Any) -> Any:
