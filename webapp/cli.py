@@ -37,6 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if not os.path.isdir(settings.data_dir):
         os.makedirs(settings.data_dir)
+    failed = _prepare_catalog(settings)
+    if failed is not None:
+        return failed
 
     from gunicorn.app.base import BaseApplication
 
@@ -72,31 +75,38 @@ def _serve(args: argparse.Namespace) -> int:
             for name, value in options.items():
                 if name in self.cfg.settings:
                     self.cfg.set(name, value)
-            # Create or upgrade the schema once in the master (no libvips), so workers
-            # start on a ready catalog; create_app checks it again (nothing to apply).
-            # A read-only data directory with a catalog starts (reads only).
-            from webapp.app import prepare_catalog
-            from webapp.catalog import open_backend
-
-            backend = open_backend(settings)
-            try:
-                prepare_catalog(backend)
-            finally:
-                backend.close()
 
         def load(self) -> Any:
             from webapp.app import create_app
 
             return create_app(overrides)
 
+    _Server().run()
+    return 0
+
+
+def _prepare_catalog(settings: Any) -> int | None:
+    """Create or upgrade the schema once in the master (no libvips), so workers start on
+    a ready catalog (create_app checks again: nothing to apply). A read-only data
+    directory with a catalog starts (reads only). A database that cannot be reached is
+    a one-line message and exit status 1; a malformed database URL exit status 2."""
+    from webapp.app import prepare_catalog
+    from webapp.catalog import open_backend
     from webapp.catalog.errors import CatalogUnavailable
 
     try:
-        _Server().run()
+        backend = open_backend(settings)
+    except ValueError as exc:
+        print(f"cropstack: {exc}", file=sys.stderr)
+        return 2
+    try:
+        prepare_catalog(backend)
     except CatalogUnavailable as exc:
         print(f"cropstack: cannot reach the catalog database: {exc.detail}", file=sys.stderr)
         return 1
-    return 0
+    finally:
+        backend.close()
+    return None
 
 
 def _settings_doc(_args: argparse.Namespace) -> int:

@@ -64,8 +64,13 @@ def _translated(exc: psycopg.Error) -> Exception:
     if isinstance(exc, psycopg.errors.DiskFull):
         return CatalogFull()
     if isinstance(exc, psycopg.OperationalError):
-        return CatalogUnavailable(str(exc).strip())
+        return CatalogUnavailable(_one_line(exc))
     return exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """A driver message on one line (libpq's span several)."""
+    return " ".join(str(exc).split())
 
 
 def _has_nul(params: Sequence[Any]) -> bool:
@@ -279,7 +284,7 @@ class PostgresBackend(CatalogBackend):
             try:  # one direct connection first: its error says why, the pool's would not
                 psycopg.connect(self.url, connect_timeout=5).close()
             except psycopg.Error as exc:
-                raise CatalogUnavailable(f"{self.description}: {str(exc).strip()}") from exc
+                raise CatalogUnavailable(f"{self.description}: {_one_line(exc)}") from exc
             pool = ConnectionPool(
                 self.url,
                 min_size=1,
