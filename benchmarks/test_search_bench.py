@@ -69,14 +69,14 @@ def _metadata(rng: random.Random, i: int) -> tuple[dict[str, Any], dict[str, Any
 def build_catalog(data_dir: Path) -> tuple[Any, dict[str, str]]:
     """An app whose organization ``bench`` holds ``IMAGES`` images; (client, headers)."""
     from webapp import create_app
-    from webapp.catalog import Catalog
 
     app = create_app({"data_dir": str(data_dir), "signup": True})
     client = app.test_client()
     user = client.post("/users", data=json.dumps({"email": "b@x.example", "organization": "bench"}))
     headers = {"Api-Key": user.get_json()["api_key"]}
-    catalog = Catalog(app.extensions["cropstack.catalog_path"])
-    org_id = catalog.accounts.org_by_name("bench")["id"]
+    catalog = app.extensions["cropstack.catalog"].open()
+    org_id = catalog.accounts.org_by_name("bench").id
+    db = catalog._db  # SQLite: bulk INSERTs straight into the table fire the index triggers
     rng = random.Random(42)
     start = datetime(2019, 1, 1, tzinfo=UTC)
     columns = (
@@ -99,13 +99,13 @@ def build_catalog(data_dir: Path) -> tuple[Any, dict[str, str]]:
             )
         )  # fmt: skip
         if len(batch) == 5000 or i == IMAGES - 1:
-            with catalog.write() as conn:
-                conn.executemany(
+            with catalog.unit_of_work():
+                db.conn.executemany(
                     f"INSERT INTO sourceimages ({columns}) VALUES ({', '.join('?' * 14)})", batch
                 )
             batch = []
-    with catalog.write() as conn:
-        conn.execute("ANALYZE")
+    with catalog.unit_of_work():
+        db.execute("ANALYZE")
     catalog.close()
     return client, headers
 
