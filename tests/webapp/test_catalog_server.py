@@ -164,3 +164,28 @@ def test_healthz_reports_a_database_that_went_away(
         finally:
             _allow_connections(postgres, database, True)
         assert _wait_for(lambda: call(base, "GET", "/healthz")[0] == 200)
+
+
+def test_users_create_and_gc_on_postgresql(tmp_path: Path, database: str):
+    """The operator commands work on the PostgreSQL catalog too."""
+    env = {"PATH": "/usr/bin:/bin", "CROPSTACK_DATABASE_URL": database}
+    argv = [sys.executable, "-m", "webapp.cli", "users", "create", "--email", "a@b.example",
+            "--organization", "pgorg", "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    made = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert made.returncode == 0, made.stderr
+    user = json.loads(made.stdout)
+    again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert again.returncode == 2 and "pgorg already exists" in again.stderr
+    with psycopg.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT o.name FROM memberships m JOIN organizations o ON o.id = m.organization_id "
+            "WHERE m.user_id = %s",
+            (user["id"],),
+        ).fetchall()
+    assert rows == [("pgorg",)]
+    gc = subprocess.run(
+        [sys.executable, "-m", "webapp.cli", "gc", "--data-dir", str(tmp_path / "data")],
+        cwd=REPO, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert gc.returncode == 0, gc.stderr
+    assert gc.stdout.startswith("purged 0 expired images")

@@ -47,6 +47,11 @@ class Database(Protocol):
         """Whether the table ``name`` exists."""
         ...
 
+    def index_image(self, organization_id: str, image_hash: str) -> None:
+        """Rebuild one image's search index rows inside the writing transaction (SQLite's
+        triggers do it by themselves: there it does nothing)."""
+        ...
+
     def json_text(self, column: str, path: Sequence[str]) -> str:
         """SQL for the text at ``path`` (object keys) inside the JSON text ``column``."""
         ...

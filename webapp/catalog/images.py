@@ -8,8 +8,9 @@ becomes ambiguous when later images arrive. Soft-deleted rows keep their ``delet
 until ``purge_expired`` removes them after the restore window.
 
 Every rule (locked images, existing rows) is checked inside the write transaction that
-acts on it. SQLite keeps its search index by triggers; a backend that keeps it in Python
-does so through ``Database.index_image`` in the same transaction.
+acts on it. Every write that changes what search reads calls ``Database.index_image`` in
+the same transaction (PostgreSQL writes the index rows there; SQLite's triggers already
+have).
 """
 
 from __future__ import annotations
@@ -104,10 +105,8 @@ class Images:
         self.db = db
 
     def _reindex(self, organization_id: str, image_hash: str) -> None:
-        """Rebuild the image's search index rows, when the backend keeps them itself."""
-        index = getattr(self.db, "index_image", None)
-        if index is not None:
-            index(organization_id, image_hash)
+        """Rebuild the image's search index rows (a no-op where triggers keep them)."""
+        self.db.index_image(organization_id, image_hash)
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -183,6 +183,9 @@ class SqliteDatabase:
         except sqlite3.OperationalError as exc:
             raise _translated(exc) from exc
 
+    def index_image(self, organization_id: str, image_hash: str) -> None:
+        """Nothing: the triggers of schema.py keep the search index in the same write."""
+
     def has_table(self, name: str) -> bool:
         """Whether the table ``name`` exists."""
         found = self.row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
