@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from webapp.catalog.database import Database
-from webapp.catalog.errors import ImageLocked
+from webapp.catalog.errors import ImageLocked, NotFound
 from webapp.catalog.records import NewImage, SourceImage, new_image_from
 
 _JSON_COLUMNS = ("user_metadata", "dynamic_metadata", "static_metadata")
@@ -109,6 +109,13 @@ class Images:
         self.db.index_image(organization_id, image_hash)
 
     # -- reads ---------------------------------------------------------------------------
+
+    def _written(self, organization_id: str, image_hash: str) -> SourceImage:
+        """The image just written; ``NotFound`` if a concurrent purge removed it first."""
+        image = self.get_exact(organization_id, image_hash)
+        if image is None:
+            raise NotFound(f"Source image {image_hash} not found")
+        return image
 
     def _select(self, where: str, params: tuple[Any, ...], limit: str = "") -> list[SourceImage]:
         rows = self.db.rows(
@@ -264,9 +271,7 @@ class Images:
                 ),
             )
             self._reindex(organization_id, image.hash)
-            row = self.get_exact(organization_id, image.hash)
-            assert row is not None
-            return row
+            return self._written(organization_id, image.hash)
 
     def update(
         self,
@@ -307,9 +312,7 @@ class Images:
                 )
                 if set(changes) - {"locked"}:
                     self._reindex(organization_id, image_hash)
-            row = self.get_exact(organization_id, image_hash)
-            assert row is not None
-            return row
+            return self._written(organization_id, image_hash)
 
     def soft_delete(self, organization_id: str, hashes: list[str]) -> int:
         """Mark live images deleted (restorable); ``ImageLocked`` if any is locked."""
@@ -337,9 +340,7 @@ class Images:
                 "UPDATE sourceimages SET deleted_at = NULL WHERE organization_id = ? AND hash = ?",
                 (organization_id, image_hash),
             )
-            row = self.get_exact(organization_id, image_hash)
-            assert row is not None
-            return row
+            return self._written(organization_id, image_hash)
 
     def copy_to(self, image: SourceImage, destination_id: str, *, overwrite: bool) -> CopyOutcome:
         """Copy ``image`` into organization ``destination_id``, sharing its blob.

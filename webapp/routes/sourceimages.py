@@ -14,7 +14,6 @@ from flask import Blueprint, Response, request
 from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.auth import Grant, authorise, require
-from webapp.catalog.errors import ImageLocked
 from webapp.catalog.images import restore_cutoff
 from webapp.catalog.records import Organization, SourceImage
 from webapp.errors import ApiError, json_response, not_found
@@ -478,10 +477,9 @@ def _user_error(exc: MetadataError) -> ApiError:
 
 
 def _set_user_metadata(org: Organization, image: SourceImage, metadata: dict[str, Any]) -> Response:
+    """Store ``metadata`` (computed from ``image``, read in the same unit of work, so a
+    concurrent change is never lost); 409 if the image is locked."""
     if metadata != image.user_metadata:
-        # The lock is checked again in the transaction that writes.
-        if image.locked:
-            raise ImageLocked()
         catalog().images.update(org.id, image.hash, unless_locked=True, user_metadata=metadata)
     return _no_content()
 
@@ -501,20 +499,22 @@ def write_user_metadata(org: str, ref: str) -> Response:
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "User metadata must be a JSON object")
-    image = _image(organization, ref)
-    current = {} if request.method == "PUT" else image.user_metadata
-    try:
-        metadata = apply_user_patch(current, body)
-    except MetadataError as exc:
-        raise _user_error(exc) from exc
-    return _set_user_metadata(organization, image, metadata)
+    with catalog().unit_of_work():
+        image = _image(organization, ref)
+        current = {} if request.method == "PUT" else image.user_metadata
+        try:
+            metadata = apply_user_patch(current, body)
+        except MetadataError as exc:
+            raise _user_error(exc) from exc
+        return _set_user_metadata(organization, image, metadata)
 
 
 @bp.delete(ONE + "/meta/user")
 def delete_user_metadata(org: str, ref: str) -> Response:
     """Remove every user metadata field; 204, 409 if locked."""
     organization = require(org, "images:write")
-    return _set_user_metadata(organization, _image(organization, ref), {})
+    with catalog().unit_of_work():
+        return _set_user_metadata(organization, _image(organization, ref), {})
 
 
 def _stored_key(metadata: dict[str, Any], field: str) -> str:
@@ -542,19 +542,21 @@ def put_user_field(org: str, ref: str, field: str) -> Response:
     value = json_or_text_body()
     if value is None:
         raise ApiError(400, f"user metadata field {field[:100]}: value must not be null")
-    image = _image(organization, ref)
-    try:
-        metadata = apply_user_patch(image.user_metadata, {field: value})
-    except MetadataError as exc:
-        raise _user_error(exc) from exc
-    return _set_user_metadata(organization, image, metadata)
+    with catalog().unit_of_work():
+        image = _image(organization, ref)
+        try:
+            metadata = apply_user_patch(image.user_metadata, {field: value})
+        except MetadataError as exc:
+            raise _user_error(exc) from exc
+        return _set_user_metadata(organization, image, metadata)
 
 
 @bp.delete(ONE + "/meta/user/<field>")
 def delete_user_field(org: str, ref: str, field: str) -> Response:
     """Remove one field; 204, 404 if it is not set, 409 if locked."""
     organization = require(org, "images:write")
-    image = _image(organization, ref)
-    key = _stored_key(image.user_metadata, field)
-    metadata = {k: v for k, v in image.user_metadata.items() if k != key}
-    return _set_user_metadata(organization, image, metadata)
+    with catalog().unit_of_work():
+        image = _image(organization, ref)
+        key = _stored_key(image.user_metadata, field)
+        metadata = {k: v for k, v in image.user_metadata.items() if k != key}
+        return _set_user_metadata(organization, image, metadata)
