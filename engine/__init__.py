@@ -3,6 +3,7 @@
 Call :func:`configure` once per process (after fork) before anything else.
 """
 
+from engine.conversion import converts
 from engine.cost import Budget, Cost
 from engine.errors import (
     EngineError,
@@ -28,13 +29,19 @@ from engine.probe import (
     is_svg,
     probe,
     recognised,
+    refused_kind,
 )
+from engine.resources import IMAGE_FORMATS, Resource, SecondaryRender, secondary_render_key
 from engine.sizing import output_size
 
 __all__ = [
     "Budget",
     "Cost",
     "FORMATS",
+    "IMAGE_FORMATS",
+    "Resource",
+    "SecondaryRender",
+    "secondary_render_key",
     "EngineError",
     "FormatUnavailable",
     "ImageInfo",
@@ -52,6 +59,7 @@ __all__ = [
     "check_decodable",
     "plan_cost",
     "configure",
+    "converts",
     "inspect",
     "negotiate",
     "sniff",
@@ -61,5 +69,6 @@ __all__ = [
     "is_svg",
     "probe",
     "recognised",
+    "refused_kind",
     "render",
 ]

@@ -16,9 +16,11 @@ on this machine's libvips, not promises; the render deadline bounds whatever the
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine import foreign
 from engine.errors import OverBudget
 from engine.formats import quantise_quality
 from engine.geometry import MAX_OUTPUT_SIDE, Size
@@ -44,6 +46,8 @@ _LOSSLESS_WEBP_PASSES = 32.0
 # Passes per source pixel of decoding a format at full size.
 _DECODE_PASSES = {"jpg": 1.0, "png": 1.5, "gif": 1.0, "tiff": 1.0, "webp": 2.0, "svg": 4.0}
 _SLOW_DECODE_PASSES = 6.0  # HEIF/AVIF
+# A referenced image (an overlay) is resampled to its placed size and composited once.
+_SECONDARY_RESAMPLE_PASSES = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +126,30 @@ def encode_passes(plan: RenderPlan) -> float:
     return _ENCODE_PASSES.get(ext, _SLOW_ENCODE_PASSES)
 
 
-def estimate(plan: RenderPlan, info: ImageInfo, *, animate: bool) -> Cost:
+def estimate(
+    plan: RenderPlan,
+    info: ImageInfo,
+    *,
+    animate: bool,
+    images: Mapping[str, ImageInfo] | None = None,
+    rendered: Mapping[str, Size] | None = None,
+) -> Cost:
     """The cost of rendering ``plan`` on a source described by ``info``.
 
     ``animate`` is True when every frame is rendered (animated source, animated format).
+    ``images`` describes the images the plan references by hash (key: the hash as written):
+    each is decoded at full size (a step of its own, checked like the primary's decode) and
+    resampled once, work counted once whatever the frame count (it is prepared once).
+    ``rendered`` are the output sizes of the secondary renders the plan names (their own
+    cost is estimated separately, engine/pipeline.py).
     """
     frames = info.n_pages if animate else 1
+    images = images or {}
     ops = [op for op in plan.operations if op.enabled]
-    sizes = step_sizes(plan, info.size)
-    if shrinks_on_load(plan):
+    known = {key: i.size for key, i in images.items()} | dict(rendered or {})
+    sizes = step_sizes(plan, info.size, known)
+    # engine/foreign.py's decoders (HEIC, JPEG XL, PDF, PSD) always decode the whole image
+    if shrinks_on_load(plan) and not foreign.decodes(info.format):
         target = sizes[0][1]
         # The decoder hands the resize at most the target's pixels when shrinking (and the
         # source's when enlarging); what it spends getting there depends on the format.
@@ -147,7 +166,15 @@ def estimate(plan: RenderPlan, info: ImageInfo, *, animate: bool) -> Cost:
         steps.append(Step(name, size))
         current = size
     work += _mp(current) * encode_passes(plan)
-    return Cost(steps=tuple(steps), frames=frames, work=work * frames)
+    work *= frames
+    for ref in plan.source_references():
+        secondary = images.get(ref.hash) if ref.image else None
+        if secondary is not None:
+            name = f"{ref.operation} {ref.parameter} {ref.hash}"
+            steps.insert(1, Step(name, secondary.size))
+            decode = _DECODE_PASSES.get(secondary.format, _SLOW_DECODE_PASSES)
+            work += _mp(secondary.size) * (decode + _SECONDARY_RESAMPLE_PASSES)
+    return Cost(steps=tuple(steps), frames=frames, work=work)
 
 
 def probe_work(info: ImageInfo) -> float:

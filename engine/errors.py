@@ -20,6 +20,18 @@ class UnsupportedImage(EngineError):
     status = 422
 
 
+class UnsupportedMediaType(EngineError):
+    """A known kind of file cropstack does not take as a source (EPS, video): 415."""
+
+    status = 415
+
+
+class BadSourceOption(EngineError):
+    """A stack option that does not fit this source, e.g. a ``pdf.page`` past its last (400)."""
+
+    status = 400
+
+
 class TooManyPixels(EngineError):
     """Source width x height x frames (or frame count) above the configured limit (422)."""
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyvips
 
+from engine import foreign
 from engine.errors import FormatUnavailable
 
 
@@ -59,23 +60,37 @@ FORMATS: dict[str, Format] = {
             {"compression": "hevc"},
         ),
         Format("tiff", "image/tiff", "tiffsave", True, False),
-        Format("jxl", "image/jxl", "jxlsave", True, True, "jxl.quality", 70),
+        # still images only: the bundled libvips has no jxlsave, engine/foreign.py encodes
+        Format("jxl", "image/jxl", "jxlsave", True, False, "jxl.quality", 70),
     )
 }
 
-# Autoformat preference, best first (rokka: AVIF, then WebP; JXL when the encoder exists).
-_AUTOFORMAT_ORDER = ("avif", "webp")
+# Autoformat preference, best first (rokka offers WebP, AVIF and JPEG XL). JPEG XL comes
+# after AVIF: browsers that take both (Safari) get AVIF, whose encoder libvips runs in
+# place; JPEG XL goes through engine/foreign.py.
+_AUTOFORMAT_ORDER = ("avif", "jxl", "webp")
 
 
 @functools.cache
 def available(ext: str) -> bool:
-    """Whether this libvips can encode ``ext``: the saver exists and a 16x16 encode works.
+    """Whether this server can encode ``ext``: the libvips saver exists and a 16x16 encode
+    works, or engine/foreign.py encodes it (HEIC, JPEG XL).
 
     The trial encode matters for heifsave, which exists but may lack the HEVC encoder.
     Cached per process; call only after :func:`engine.probe.configure` (never at import).
     """
     fmt = FORMATS.get(ext)
-    if fmt is None or not pyvips.type_find("VipsOperation", fmt.saver):
+    if fmt is None:
+        return False
+    if ext in foreign.OUTPUTS and not _libvips_encodes(ext):
+        return True  # engine/foreign.py encodes it
+    return _libvips_encodes(ext)
+
+
+@functools.cache
+def _libvips_encodes(ext: str) -> bool:
+    fmt = FORMATS[ext]
+    if not pyvips.type_find("VipsOperation", fmt.saver):
         return False
     try:
         sample = (pyvips.Image.black(16, 16, bands=3) + 128).cast("uchar")
@@ -121,7 +136,7 @@ def negotiate(
 ) -> tuple[str, bool]:
     """Output extension for a request: ``(ext, negotiated)``.
 
-    With ``autoformat`` the first of AVIF, WebP that the ``Accept`` header lists (q > 0,
+    With ``autoformat`` the first of AVIF, JPEG XL, WebP that the ``Accept`` header lists (q > 0,
     wildcards ignored as browsers send ``*/*`` everywhere), ``exclude`` (the
     ``autoformat.exclude`` option) does not name and this server can encode wins; GIF only
     switches to WebP, which keeps animation, and so does PNG when ``lossless_to_lossy`` is
@@ -134,7 +149,12 @@ def negotiate(
     accepted = _accepted(accept_header)
     banned = excluded(exclude)
     keep_lossless = requested_ext == "png" and "lossless_to_lossy" in banned
-    candidates = ("webp",) if requested_ext == "gif" or keep_lossless else _AUTOFORMAT_ORDER
+    if requested_ext == "gif":
+        candidates: tuple[str, ...] = ("webp",)  # the one that keeps animation
+    elif keep_lossless:
+        candidates = ("jxl", "webp")  # both have a lossless mode (AVIF here does not)
+    else:
+        candidates = _AUTOFORMAT_ORDER
     for ext in candidates:
         if ext not in banned and FORMATS[ext].mime in accepted and available(ext):
             return ext, ext != requested_ext
@@ -288,4 +308,6 @@ def encode(image: pyvips.Image, fmt: Format, options: Mapping[str, Any]) -> byte
         args.update(compression="deflate")
     elif fmt.ext == "jxl":
         args.update(Q=q)
+    if fmt.ext in foreign.OUTPUTS and not _libvips_encodes(fmt.ext):
+        return foreign.encode(image, fmt.ext, q or fmt.default_quality or 80)
     return bytes(getattr(image, f"{fmt.saver}_buffer")(**args))

@@ -8,19 +8,21 @@ operations per frame; to a still format only the first frame is used.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pyvips
 
-from engine.cost import Budget, Cost, check, estimate
+from engine import foreign
+from engine.cost import Budget, Cost, Step, check, estimate
 from engine.errors import EngineError, RenderFailed, UnsupportedOperation
 from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
-from engine.geometry import Size, offset_box, parse_areas
+from engine.geometry import Areas, Size, offset_box, parse_areas
 from engine.operations import KINDS, RenderContext, crop, resize
 from engine.operations.context import to_srgb
 from engine.probe import ImageInfo, inspect
+from engine.resources import Resource, ResourceImage, SecondaryRender, image_infos
 
 if TYPE_CHECKING:
     from stacks.plan import Operation, RenderPlan
@@ -37,19 +39,52 @@ class Rendered:
     height: int
 
 
-def plan_cost(plan: RenderPlan, info: ImageInfo, budget: Budget | None = None) -> Cost:
-    """The cost of ``plan`` on the source ``info`` describes, checked against ``budget``.
+def plan_cost(
+    plan: RenderPlan,
+    info: ImageInfo,
+    budget: Budget | None = None,
+    *,
+    images: Mapping[str, ImageInfo] | None = None,
+    renders: Mapping[str, SecondaryRender] | None = None,
+) -> Cost:
+    """The cost of ``plan`` on the source ``info`` describes, checked against ``budget``;
+    ``images`` describes the images the plan references by hash, ``renders`` the stored
+    stacks it renders secondaries through (engine/resources.py): their steps and work are
+    part of this render's.
 
     Raises ``OverBudget`` (400) past any limit and ``UnsupportedOperation`` (400) for an
     operation the engine cannot render; touches no pixel, so it answers in microseconds.
     """
-    for op in plan.operations:
-        if op.enabled and op.name not in KINDS:
-            raise UnsupportedOperation(f"operation {op.name} is not supported")
+    images = images or {}
+    for p in (plan, *(sub.plan for sub in (renders or {}).values())):
+        for op in p.operations:
+            if op.enabled and op.name not in KINDS:
+                raise UnsupportedOperation(f"operation {op.name} is not supported")
+    nested_steps: list[Step] = []
+    nested_work = 0.0
+    rendered = {}
+    for key, sub in (renders or {}).items():
+        # A secondary is rendered as a still, once, whatever the main render's frames.
+        source = _still(info if sub.source is None else images[sub.source])
+        nested = estimate(sub.plan, source, animate=False, images=images)
+        rendered[key] = nested.output
+        nested_steps += [Step(f"secondary stack: {s.name}", s.size) for s in nested.steps]
+        nested_work += nested.work
     fmt = format_for(plan.output_format)
-    cost = estimate(plan, info, animate=info.animated and fmt.supports_animation)
+    animate = info.animated and fmt.supports_animation
+    cost = estimate(plan, info, animate=animate, images=images, rendered=rendered)
+    if nested_steps:
+        cost = Cost(
+            steps=(cost.steps[0], *nested_steps, *cost.steps[1:]),
+            frames=cost.frames,
+            work=cost.work + nested_work,
+        )
     check(cost, budget or Budget())
     return cost
+
+
+def _still(info: ImageInfo) -> ImageInfo:
+    return replace(info, animated=False, n_pages=1)
 
 
 def render(
@@ -59,25 +94,63 @@ def render(
     dynamic_metadata: Mapping[str, Any] | None = None,
     info: ImageInfo | None = None,
     budget: Budget | None = None,
+    resources: Mapping[str, Resource] | None = None,
+    renders: Mapping[str, SecondaryRender] | None = None,
 ) -> Rendered:
     """Render ``source`` (original file bytes) through ``plan``.
 
     ``dynamic_metadata`` is the source image's rokka dynamic metadata (subject_area,
     crop_area, multi_areas, detection_face), in display coordinates. ``info`` is the stored
-    probe result; without it the header is read again. The plan is checked against
-    ``budget`` (see ``plan_cost``) before any pixel is decoded. Raises EngineError subclasses.
+    probe result; without it the header is read again. ``resources`` holds every source
+    the plan names by hash (``plan.source_references()``; key: the hash as written), and of
+    those its ``renders`` need; ``renders`` the stored stacks secondaries are rendered
+    through (key: ``secondary_render_key``). The plan is checked against ``budget`` (see
+    ``plan_cost``) before any pixel is decoded. Raises EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
     info = info or inspect(source)
-    plan_cost(plan, info, budget)
+    if info.format == "pdf" and (plan.options.get("pdf.page") or plan.options.get("pdf.dpi")):
+        # another page or resolution than the stored size: check the budgets on its size
+        page = foreign.header(source, "pdf", plan.options)
+        info = replace(info, width=page.width, height=page.height)
+    resources = resources or {}
+    renders = renders or {}
+    for p in (plan, *(sub.plan for sub in renders.values())):
+        for ref in p.source_references():
+            given = resources.get(ref.hash)
+            if given is None or (ref.image and given.info is None):
+                raise RenderFailed(
+                    f"operation {ref.operation}: {ref.parameter} {ref.hash} was not provided"
+                )
+    for sub in renders.values():
+        if sub.source is not None and (
+            sub.source not in resources or resources[sub.source].info is None
+        ):
+            raise RenderFailed(f"secondary stack image {sub.source} was not provided")
+    plan_cost(plan, info, budget, images=image_infos(resources), renders=renders)
     ops = [op for op in plan.operations if op.enabled]
     ctx = RenderContext(
         areas=parse_areas(dynamic_metadata, info.size),
         dpr=float(plan.options.get("dpr") or 1.0),
+        resources={key: r.data for key, r in resources.items()},
+        resource_images={
+            key: ResourceImage(r.info, r.dynamic_metadata)
+            for key, r in resources.items()
+            if r.info is not None
+        },
     )
+    primary = Resource(source, info, dynamic_metadata)
+    limit = (budget or Budget()).max_pixels
+    ctx.renders = {
+        key: _secondary(sub, primary, resources, ctx, limit) for key, sub in renders.items()
+    }
     animate = info.animated and fmt.supports_animation
     try:
-        image, ops = _load(source, info, ops, ctx, animate=animate)
+        if foreign.decodes(info.format):
+            # whole-image decoders: no shrink on load; every operation runs on the result
+            image = to_srgb(foreign.decode(source, info.format, plan.options, max_pixels=limit))
+        else:
+            image, ops = _load(source, info, ops, ctx, animate=animate)
         image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
         fmt, image = _alpha_format(fmt, image, plan.options)
         image = to_output_pixels(image, fmt, plan.options)
@@ -87,6 +160,39 @@ def render(
     except pyvips.Error as exc:
         raise RenderFailed(f"rendering failed: {str(exc).splitlines()[0]}") from exc
     return _rendered(body, fmt, image)
+
+
+def _secondary(
+    sub: SecondaryRender,
+    primary: Resource,
+    resources: Mapping[str, Resource],
+    ctx: RenderContext,
+    max_pixels: int,
+) -> Callable[[], tuple[pyvips.Image, Areas]]:
+    """How to render ``sub`` when an operation asks: its source decoded (shrunk where its
+    plan allows; ``max_pixels`` bounds a whole-image decoder) and its operations run, as a
+    still, areas carried along."""
+
+    def run() -> tuple[pyvips.Image, Areas]:
+        src = primary if sub.source is None else resources[sub.source]
+        assert src.info is not None  # checked by render()
+        info = _still(src.info)
+        sub_ctx = replace(
+            ctx,
+            areas=parse_areas(src.dynamic_metadata, info.size),
+            dpr=float(sub.plan.options.get("dpr") or 1.0),
+            resized=False,
+            renders={},  # a secondary stack renders no secondary stack itself
+        )
+        ops = [op for op in sub.plan.operations if op.enabled]
+        if foreign.decodes(info.format):
+            pixels = foreign.decode(src.data, info.format, sub.plan.options, max_pixels=max_pixels)
+            image = to_srgb(pixels)
+        else:
+            image, ops = _load(src.data, info, ops, sub_ctx, animate=False)
+        return _run(image, ops, sub_ctx), sub_ctx.areas
+
+    return run
 
 
 def _alpha_format(
@@ -193,7 +299,7 @@ def _run_frames(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContex
     frames = []
     first_ctx = ctx
     for i in range(n):
-        frame_ctx = RenderContext(areas=ctx.areas, dpr=ctx.dpr, resized=ctx.resized)
+        frame_ctx = replace(ctx)  # same areas, dpr, resources and memo; its own moves
         frame = _run(image.crop(0, i * page_height, image.width, page_height), ops, frame_ctx)
         if frames and (frame.width, frame.height) != (frames[0].width, frames[0].height):
             # Pixel-dependent ops (trim, smart crop) may differ per frame; keep frame 0's size.

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 
 import pyvips
 
-from engine.errors import TooManyPixels, UnsupportedImage
+from engine import foreign
+from engine.errors import TooManyPixels, UnsupportedImage, UnsupportedMediaType
 from engine.geometry import Size, oriented_size
 
 # libvips loader nickname -> (ext, mimetype). HEIF is split into avif/heic below.
@@ -98,9 +99,22 @@ def recognised(prefix: bytes) -> bool:
     """Whether libvips has a (trusted) loader for a file starting with ``prefix``.
 
     Uses only libvips' magic-byte checks, so the first few hundred bytes of a file decide;
-    a True here is not validation (``probe`` is), a False is a certain refusal.
+    a True here is not validation (``probe`` is), a False is a certain refusal. The
+    formats of engine/foreign.py (JPEG XL, PDF, PSD) are recognised too.
     """
-    return _loader_for(prefix) is not None
+    return (
+        _loader_for(prefix) is not None
+        or foreign.sniff(prefix) is not None
+        # libvips' TIFF check asks libtiff to read the first directory, which many writers
+        # (libvips and libtiff among them) put after the pixel data: from a prefix only
+        # the magic number can tell. The full probe validates the whole file later.
+        or prefix[:4] in (b"II*\x00", b"MM\x00*")
+    )
+
+
+def refused_kind(prefix: bytes) -> str | None:
+    """ "EPS" or "video" for files of a kind cropstack knowingly refuses (415), else None."""
+    return foreign.refused_kind(prefix)
 
 
 # Loaders of formats whose header comes first in the file: a long enough prefix of any
@@ -132,6 +146,9 @@ def header_in_prefix(prefix: bytes) -> bool:
 def _header(data: bytes, **kwargs: object) -> pyvips.Image:
     if not data:
         raise UnsupportedImage("empty file")
+    kind = foreign.refused_kind(data[:64])
+    if kind is not None:
+        raise UnsupportedMediaType(f"{kind} files are not supported as source images")
     try:
         image = pyvips.Image.new_from_buffer(data, "", **kwargs)
     except pyvips.Error as exc:
@@ -164,6 +181,9 @@ def inspect(
     Like :func:`probe` but without validating the pixel data; ``opaque`` is only "has no
     alpha band". Used by render when the caller has no stored ImageInfo.
     """
+    other = foreign.sniff(data[:64]) if _loader_for(data[:4096]) is None else None
+    if other is not None:
+        return _foreign_info(data, other, max_pixels=max_pixels)
     header = _header(data)
     ext, mime = loader_ext(header)
     n_pages = int(_get(header, "n-pages", 1))  # type: ignore[call-overload]
@@ -191,6 +211,25 @@ def inspect(
         whole_frame_decode=ext in _WHOLE_IMAGE_DECODERS
         or (ext == "jpg" and _get(header, "jpeg-multiscan", 0) == 1)
         or (ext == "png" and _get(header, "interlaced", 0) == 1),
+    )
+
+
+def _foreign_info(data: bytes, fmt: str, *, max_pixels: int) -> ImageInfo:
+    declared = foreign.header(data, fmt)
+    if declared.width * declared.height > max_pixels:
+        raise TooManyPixels(
+            f"image too large ({declared.width}x{declared.height} > {max_pixels} pixels)"
+        )
+    return ImageInfo(
+        width=declared.width,
+        height=declared.height,
+        format=fmt,
+        mimetype=foreign.MIMETYPES[fmt],
+        animated=False,
+        n_pages=declared.pages,
+        opaque=not declared.has_alpha,
+        orientation=1,
+        whole_frame_decode=True,  # every foreign decoder holds the whole image
     )
 
 
@@ -227,6 +266,11 @@ def probe(
     """
     info = inspect(data, max_pixels=max_pixels, max_frames=max_frames)
     check_decodable(info, max_decode_pixels)
+    if foreign.decodes(info.format):
+        return replace(
+            info,
+            opaque=_opaque(foreign.decode(data, info.format, {}, max_pixels=max_decode_pixels)),
+        )
     kwargs: dict[str, object] = {"access": "sequential"}
     if info.format != "svg":
         kwargs["fail_on"] = "error"
@@ -246,6 +290,11 @@ def probe(
     except pyvips.Error as exc:
         raise UnsupportedImage("broken or truncated image") from exc
     return replace(info, opaque=opaque)
+
+
+def _opaque(image: pyvips.Image) -> bool:
+    """Whether no alpha value of an 8-bit image is below 255 (True without alpha)."""
+    return not image.hasalpha() or image[image.bands - 1].min() >= 255
 
 
 def check_decodable(info: ImageInfo, max_decode_pixels: int) -> None:

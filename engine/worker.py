@@ -14,8 +14,9 @@ decode in progress does not look at libvips' kill flag). Each process:
   temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk.
 
 Wire format: a job is a pickled ``(kind, keyword arguments)`` followed by the image bytes as
-a message of their own (no pickling copy of up to 150 MB); a reply is a pickled
-``(ok|error, payload)``. Both ends are this code.
+a message of their own (no pickling copy of up to 150 MB), then, for a render that names
+other sources (``resources``, engine/resources.py), one message per resource's bytes; a
+reply is a pickled ``(ok|error, payload)``. Both ends are this code.
 """
 
 from __future__ import annotations
@@ -105,14 +106,25 @@ def error_from(payload: tuple[str, str]) -> errors.EngineError:
     return cls(message)
 
 
-def _run(kind: str, blob: bytes, payload: dict[str, Any]) -> Any:
+def resource_frames(payload: dict[str, Any]) -> int:
+    """How many messages of resource bytes follow a job's source bytes."""
+    return len(payload.get("resources") or ())
+
+
+def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) -> Any:
     from engine.pipeline import render
     from engine.probe import probe
+    from engine.resources import join
 
     if kind == "render":
-        return render(source=blob, **payload)
+        resources = join(payload.pop("resources", None) or {}, extra)
+        return render(source=blob, resources=resources, **payload)
     if kind == "probe":
         return probe(blob, **payload)
+    if kind == "optimise":
+        from engine.conversion import optimise_source
+
+        return optimise_source(blob, **payload)
     raise ValueError(f"unknown job {kind!r}")
 
 
@@ -146,10 +158,11 @@ def main(argv: list[str]) -> int:
         try:
             kind, payload = loads(recv_frame(jobs))
             blob = recv_frame(jobs)  # the image bytes travel unpickled, after the job
+            extra = [recv_frame(jobs) for _ in range(resource_frames(payload))]
         except EOFError:
             return 0
         try:
-            reply = dumps("ok", _run(kind, blob, payload))
+            reply = dumps("ok", _run(kind, blob, payload, extra))
         except errors.EngineError as exc:
             reply = dumps("error", (type(exc).__name__, exc.message))
         except MemoryError:

@@ -23,6 +23,12 @@ ANCHOR_PATTERN = (
     r"|(left|center|right|0|[1-9][0-9]{0,3}|10000)[_-](top|center|bottom|0|[1-9][0-9]{0,3}|10000))$"
 )
 AREA_PATTERN = r"^[a-zA-Z0-9_]+$"
+# A stored stack's name (stacks.url.STACK_NAME), for composition's secondary_stack.
+STACK_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,100}$"
+# secondary_stack_variables: rokka sends them "encoded as URL query parameters", name=value
+# pairs joined by &; names as stack variables, values without & = and control characters.
+_PAIR = r"[A-Za-z0-9_]{1,100}=[^&=]{0,1000}"
+STACK_VARIABLES_PATTERN = rf"^{_PAIR}(&{_PAIR}){{0,49}}$"
 
 # Upper bound on operations in one plan (basestack + stack, or a dynamic URL): a render
 # URL is untrusted input, and every operation costs a full pass over the pixels.
@@ -272,8 +278,79 @@ _TABLE: tuple[OperationSpec, ...] = (
         _color("factor_color", None, "Multiply by this hex colour instead (wins over factor)."),
     ),
     _op("circlemask", "Cut the largest centred circle; outside becomes transparent."),
-    _later("composition", "Compose with a secondary image or colour."),
-    _later("dropshadow", "Add a drop shadow."),
+    _op(
+        "composition",
+        "Put a secondary image or a colour box behind (foreground) or in front of (background)"
+        " the image; the canvas is the larger of both, never smaller than the image.",
+        _enum(
+            "mode",
+            ("foreground", "background"),
+            "foreground",
+            "foreground: the image in front of the secondary (canvas, letterbox); "
+            "background: the secondary in front of the image (watermark).",
+        ),
+        _int("width", 1, 10000, text="Width of the secondary, px (default: the image's)."),
+        _int("height", 1, 10000, text="Height of the secondary, px (default: the image's)."),
+        _enum(
+            "resize_mode",
+            ("box", "absolute", "fill"),
+            "box",
+            "How a secondary image is resized to width x height (as resize's mode).",
+        ),
+        _bool("resize_to_primary", False, "Resize the secondary image to the image's size."),
+        Param(
+            "anchor",
+            Kind.STRING,
+            "Where the smaller of image and secondary sits on the canvas (crop anchor syntax).",
+            "center_center",
+            pattern=ANCHOR_PATTERN,
+        ),
+        _color("secondary_color", "000000", "Colour of the box when no secondary_image is set."),
+        _int("secondary_opacity", 0, 100, 100, "Opacity of the secondary in percent (0 = none)."),
+        Param(
+            "secondary_image",
+            Kind.IMAGE_HASH,
+            "Hash of an image of the same organization to use as the secondary.",
+            None,
+        ),
+        Param(
+            "secondary_stack",
+            Kind.STRING,
+            "Name of a stack of the organization the secondary is rendered through.",
+            None,
+            pattern=STACK_NAME_PATTERN,
+        ),
+        Param(
+            "secondary_stack_variables",
+            Kind.STRING,
+            "Stack variables for secondary_stack, as URL query parameters (w=300&t=hello).",
+            None,
+            pattern=STACK_VARIABLES_PATTERN,
+        ),
+        _num("angle", -360, 360, 0, "Rotate the secondary clockwise by this many degrees."),
+        _bool(
+            "empty_primary",
+            False,
+            "Leave the image out: the result is the secondary alone (rokka's demos).",
+        ),
+        _bool("cache", False, "Accepted for rokka's demos; the whole render is cached anyway."),
+    ),
+    _op(
+        "dropshadow",
+        "Add a drop shadow behind the image's shape; the canvas grows to hold it.",
+        _int("horizontal", -100, 100, 0, "Horizontal offset of the shadow, px (+ = right)."),
+        _int("vertical", -100, 100, 0, "Vertical offset of the shadow, px (+ = down)."),
+        _int("opacity", 0, 100, 100, "Opacity of the shadow in percent (0 = invisible)."),
+        _num("sigma", 0, 10000, 0.5, "Standard deviation of the shadow's Gaussian blur, px."),
+        _num(
+            "blur_radius",
+            0,
+            10000,
+            0,
+            "How far the blur may spread, px (0: three sigma, as far as it is visible).",
+        ),
+        _color("color", "000000", "Shadow colour, hex RRGGBB without #."),
+    ),
     _later("text", "Render text onto the image."),
     _later("primitive", "Reproduce the image with geometric primitives."),
     _later("glitch", "Glitch effect."),

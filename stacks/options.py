@@ -54,6 +54,18 @@ _TABLE: tuple[Param, ...] = (
     _quality("jpg.quality", 80, text="JPEG quality; 10 lower by default when dpr > 1.5."),
     _quality("webp.quality", 80, text="WebP quality (100 = lossless); 10 lower when dpr > 1.5."),
     _quality("avif.quality", 45),
+    _quality("heif.quality", 40, text="HEIC quality (100 = lossless)."),
+    _quality("jxl.quality", 70, text="JPEG XL quality (100 = lossless)."),
+    Param(
+        "pdf.dpi",
+        Kind.INTEGER,
+        "Resolution a PDF page is rendered at; doubled when the page would be narrower than "
+        "1000 px.",
+        200,
+        10,
+        1000,
+    ),
+    Param("pdf.page", Kind.INTEGER, "Page of a PDF source to render (1 = first).", 1, 1, 1000),
     _quality(
         "gif.quality", 70, text="GIF quality: palette depth below 70, lossy frame reuse below 100."
     ),
@@ -145,7 +157,6 @@ _TABLE: tuple[Param, ...] = (
 STACK_OPTIONS: Mapping[str, Param] = MappingProxyType({p.name: p for p in _TABLE})
 
 _NO_VIDEO = "cropstack has no video input or output"
-_NO_PDF = "cropstack does not accept PDF sources"
 _NO_REMOTE = "cropstack does not render remote images"
 _NO_EFFECT = "undocumented by rokka; it would have no effect here"
 
@@ -154,8 +165,6 @@ _NO_EFFECT = "undocumented by rokka; it would have no effect here"
 # They are not in GET /stackoptions.
 REFUSED_OPTIONS: Mapping[str, str] = MappingProxyType(
     {
-        "heif.quality": "this server has no HEIC encoder",
-        "jxl.quality": "this server has no JPEG XL encoder",
         "jp2.quality": "cropstack has no JPEG 2000 output",
         "av1.quality": _NO_VIDEO,
         "webm.quality": _NO_VIDEO,
@@ -164,8 +173,6 @@ REFUSED_OPTIONS: Mapping[str, str] = MappingProxyType(
         "fps": _NO_VIDEO,
         "min_video_width": _NO_VIDEO,
         "min_video_height": _NO_VIDEO,
-        "pdf.dpi": _NO_PDF,
-        "pdf.page": _NO_PDF,
         "remote_fullurl_allow": _NO_REMOTE,
         "remote_fullurl_whitelist": _NO_REMOTE,
         "remote_basepath": _NO_REMOTE,

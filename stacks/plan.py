@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from stacks.operations import OPERATIONS
+from stacks.values import Kind
+
 # ``$name`` inside an expression value (rokka writes ``[$width * 2]``).
 _VARIABLE_REFERENCE = re.compile(r"\$([A-Za-z0-9_]+)")
 
@@ -37,6 +40,23 @@ class Operation:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", _frozen(self.options))
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReference:
+    """A source of the organization that an enabled operation names by hash.
+
+    ``hash`` is the value as written in the options (a full hash, a short hash or a prefix);
+    the engine finds its bytes under that key (``RenderContext.resources``). ``image`` is
+    True when the operation decodes it as an image (its cost and decode checks count in the
+    render's budget), False for files handed over as bytes (fonts). ``operation`` and
+    ``parameter`` say where it was named, for error messages.
+    """
+
+    hash: str
+    image: bool
+    operation: str
+    parameter: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +99,23 @@ class RenderPlan:
             if isinstance(value, str):
                 names.update(_VARIABLE_REFERENCE.findall(value))
         return frozenset(names & set(self.variables))
+
+    def source_references(self) -> tuple[SourceReference, ...]:
+        """Every source an enabled operation names by hash (parameters of kind
+        ``Kind.IMAGE_HASH`` / ``Kind.FILE_HASH``), first mention first, each hash once per
+        use (a hash used as image and as file appears twice)."""
+        found: dict[tuple[str, bool], SourceReference] = {}
+        for op in self.operations:
+            spec = OPERATIONS.get(op.name)
+            if not op.enabled or spec is None:
+                continue
+            for param in spec.params:
+                value = op.options.get(param.name)
+                if param.kind.is_hash and isinstance(value, str):
+                    image = param.kind is Kind.IMAGE_HASH
+                    ref = SourceReference(value, image, op.name, param.name)
+                    found.setdefault((value, image), ref)
+        return tuple(found.values())
 
     def _values(self) -> Iterator[Any]:
         for op in self.operations:

@@ -105,6 +105,12 @@ def build_plan(
     elif fmt == "webp" and request.output_format == "jpg" and "lossy_to_lossless" in exclude:
         # A JPEG asked for stays lossy: webp.quality 100 would be lossless WebP.
         options["webp.quality"] = min(options["webp.quality"], LOSSY_WEBP_MAX_QUALITY)
+    elif fmt == "jxl" and request.output_format == "png":
+        # JPEG XL, like WebP: a PNG asked for is lossless unless the stack sets jxl.quality
+        if "jxl.quality" not in given or "lossless_to_lossy" in exclude:
+            options["jxl.quality"] = 100
+    elif fmt == "jxl" and request.output_format == "jpg" and "lossy_to_lossless" in exclude:
+        options["jxl.quality"] = min(options["jxl.quality"], LOSSY_WEBP_MAX_QUALITY)
     return RenderPlan(
         operations=operations,
         options=options,

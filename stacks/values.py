@@ -25,6 +25,24 @@ class Kind(StrEnum):
     BOOLEAN = "boolean"
     STRING = "string"
     STRING_LIST = "array"
+    # A source of the same organization, named by its hash or short hash (JSON string):
+    # an image the operation decodes (composition ``secondary_image``) ...
+    IMAGE_HASH = "image_hash"
+    # ... or a file handed to the operation as bytes, never decoded as an image (a font).
+    FILE_HASH = "file_hash"
+
+    @property
+    def json_type(self) -> str:
+        """The JSON type published in ``GET /operations`` (hashes are strings)."""
+        return "string" if self in _HASH_KINDS else self.value
+
+    @property
+    def is_hash(self) -> bool:
+        """Whether values of this kind name a source of the organization by hash."""
+        return self in _HASH_KINDS
+
+
+_HASH_KINDS = frozenset({Kind.IMAGE_HASH, Kind.FILE_HASH})
 
 
 class _NoDefault:
@@ -49,6 +67,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHOWN_MAX = 40
 
 HEX_COLOR = r"^[0-9a-fA-F]{6}$"
+# A source image's hash (40 hex digits) or short hash / unambiguous prefix (6+), as in
+# render URLs (stacks.url.HASH).
+SOURCE_HASH = r"^[0-9a-f]{6,40}$"
 
 # rokka's expression language references variables as ``$name``; URL values mark
 # expressions with ``[...]`` (also percent-encoded).
@@ -96,6 +117,13 @@ class Param:
     def nullable(self) -> bool:
         return self.default is None
 
+    @property
+    def text_pattern(self) -> str | None:
+        """The regex a string value must match: ``pattern``, or the hash form for hashes."""
+        if self.pattern is None and self.kind.is_hash:
+            return SOURCE_HASH
+        return self.pattern
+
     def from_text(self, text: str, *, operation: str | None = None) -> Any:
         """Convert a render-URL token (always text) to this parameter's type, or raise."""
         if self.kind is Kind.INTEGER:
@@ -111,7 +139,7 @@ class Param:
             if text not in _BOOLEAN_TEXT:
                 raise self._error(text, operation)
             return _BOOLEAN_TEXT[text]
-        if self.kind is Kind.STRING:
+        if self.kind is Kind.STRING or self.kind.is_hash:
             return self._string(text, operation)
         raise StackError(
             f"{self._where(operation)} {self.name} cannot be set in a render URL",
@@ -147,7 +175,7 @@ class Param:
             return self._in_range(value, operation)
         if self.kind is Kind.BOOLEAN and kind is bool:
             return value
-        if self.kind is Kind.STRING and kind is str:
+        if (self.kind is Kind.STRING or self.kind.is_hash) and kind is str:
             return self._string(value, operation)
         if self.kind is Kind.STRING_LIST and kind is list:
             return [self._string(item, operation) for item in value]
@@ -190,9 +218,8 @@ class Param:
         ``GET /stackoptions`` does for scalars (``GET /operations`` does not).
         """
         nullable_type = null_in_type and self.nullable and self.kind is not Kind.STRING_LIST
-        out: dict[str, Any] = {
-            "type": [self.kind.value, "null"] if nullable_type else self.kind.value
-        }
+        json_type = self.kind.json_type
+        out: dict[str, Any] = {"type": [json_type, "null"] if nullable_type else json_type}
         if self.kind is Kind.STRING_LIST:
             out["items"] = {"type": "string"}
         if self.minimum is not None:
@@ -203,8 +230,8 @@ class Param:
             out["default"] = self.default
         if self.values:
             out["values"] = list(self.values)
-        if self.pattern is not None:
-            out["pattern"] = self.pattern
+        if self.text_pattern is not None:
+            out["pattern"] = self.text_pattern
         out["description"] = self.description
         return out
 
@@ -221,6 +248,8 @@ class Param:
             return "true or false"
         if self.kind is Kind.STRING_LIST:
             return "a list of strings"
+        if self.kind.is_hash:
+            return "the hash or short hash of a source image of this organization"
         if self.values:
             return "one of " + ", ".join(self.values)
         if self.pattern is not None:
@@ -239,7 +268,7 @@ class Param:
             raise self._error(text, operation)
         if self.values and text not in self.values:
             raise self._error(text, operation)
-        if self.pattern is not None and not re.search(self.pattern, text):
+        if self.text_pattern is not None and not re.search(self.text_pattern, text):
             raise self._error(text, operation)
         return text
 

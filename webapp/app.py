@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
+from webapp import tokens
 from webapp.catalog import Catalog, CatalogBackend, SqliteBackend, open_backend
 from webapp.catalog.errors import CatalogFull, CatalogReadOnly
 from webapp.errors import register_error_handlers, storage_fault
@@ -101,6 +102,16 @@ def _no_sniffing(response: Response) -> Response:
 def settings() -> Settings:
     """The settings of the current app."""
     return current_app.extensions["cropstack.settings"]
+
+
+def token_secret() -> bytes:
+    """The secret JWTs are signed with (webapp.tokens), read once per app."""
+    secret = current_app.extensions.get("cropstack.token_secret")
+    if secret is None:
+        config = settings()
+        secret = tokens.server_secret(config.token_secret, config.data_dir)
+        current_app.extensions["cropstack.token_secret"] = secret
+    return secret
 
 
 def blobs() -> BlobStore:

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from flask import g, request
 
+from webapp import tokens
 from webapp.catalog.records import Organization
 from webapp.errors import ApiError
+from webapp.settings import Settings
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -95,12 +97,27 @@ def _invalid() -> ApiError:
     )
 
 
+def _invalid_token(reason: str) -> ApiError:
+    return ApiError(401, f"Invalid token: {reason}", invalid_authentication=True)
+
+
 def current_principal() -> Principal:
-    """The caller identified by the ``Api-Key`` header, or a 403."""
+    """The caller identified by the ``Api-Key`` header (403 when wrong or missing), or,
+    without one, by an ``Authorization: Bearer`` token (401 when invalid, as rokka)."""
     cached = g.get("principal")
     if cached is not None:
         return cached
     secret = request.headers.get("Api-Key", "")
+    bearer = _bearer_token()
+    if not secret and bearer is not None:
+        principal = _token_principal(bearer)
+    else:
+        principal = _key_principal(secret)
+    g.principal = principal
+    return principal
+
+
+def _key_principal(secret: str) -> Principal:
     if not secret or len(secret) > 256:
         raise _invalid()
     from webapp.app import catalog
@@ -109,9 +126,51 @@ def current_principal() -> Principal:
     owner = catalog().accounts.key_by_hash(digest)
     if owner is None or not hmac.compare_digest(owner.key_hash, digest):
         raise _invalid()
-    principal = Principal(user_id=owner.user_id, email=owner.email, key_id=owner.id)
-    g.principal = principal
-    return principal
+    return Principal(user_id=owner.user_id, email=owner.email, key_id=owner.id)
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    if not token.strip() or len(token) > 4096:
+        raise _invalid_token("the token is not a valid JWT")
+    return token.strip()
+
+
+def _token_principal(token: str) -> Principal:
+    from webapp.app import catalog, settings, token_secret
+
+    try:
+        owner = catalog().accounts.key_by_id(tokens.unverified_key_id(token))
+        if owner is None:  # the key that issued it was deleted: its tokens are revoked
+            raise tokens.InvalidToken("the API key of the token no longer exists")
+        claims = tokens.verify(
+            token, token_secret(), key_digest=owner.key_hash, client_ip=client_ip(settings())
+        )
+    except tokens.InvalidToken as exc:
+        raise _invalid_token(str(exc)) from None
+    g.token_claims = claims
+    return Principal(user_id=owner.user_id, email=owner.email, key_id=owner.id)
+
+
+def token_claims() -> tokens.Claims | None:
+    """The verified token of this request, when it authenticated with one."""
+    current_principal()
+    return g.get("token_claims")
+
+
+def client_ip(settings: Settings) -> str:
+    """The caller's address: the connecting one, or with ``proxy_count`` trusted proxies
+    in front, the one they appended to ``X-Forwarded-For`` (counted from the right, so a
+    client can't forge it)."""
+    if settings.proxy_count:
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        hops = [h for h in hops if h]
+        if len(hops) >= settings.proxy_count:
+            return hops[-settings.proxy_count]
+    return request.remote_addr or ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from webapp import renderer
 from webapp.errors import ApiError
 from webapp.settings import Settings
 
-__all__ = ["ImageInfo", "inspect"]
+__all__ = ["ImageInfo", "inspect", "optimise"]
 
 
 def inspect(data: bytes, settings: Settings) -> ImageInfo:
@@ -26,5 +26,16 @@ def inspect(data: bytes, settings: Settings) -> ImageInfo:
     """
     try:
         return renderer.probe(settings, data)
+    except EngineError as exc:
+        raise ApiError(exc.status, exc.message) from exc
+
+
+def optimise(
+    data: bytes, info: ImageInfo, target: str, settings: Settings
+) -> tuple[bytes, ImageInfo]:
+    """``optimize_source``: TIFF and PSD ``data`` converted to ``target`` (``png``/``jpg``)
+    in a render process; other formats unchanged. 4xx ``ApiError`` past the budgets."""
+    try:
+        return renderer.optimise(settings, data, info, target)
     except EngineError as exc:
         raise ApiError(exc.status, exc.message) from exc

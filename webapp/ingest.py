@@ -11,6 +11,7 @@ so the kill -9 durability test drives exactly the code path the upload route use
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from webapp.catalog.errors import Conflict, ImageLocked
 from webapp.catalog.images import restore_cutoff
 from webapp.catalog.interface import CatalogHandle
 from webapp.catalog.records import NewImage, SourceImage, new_image_from
-from webapp.imageinfo import inspect
+from webapp.imageinfo import inspect, optimise
 from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
 from webapp.storage import BlobStore
@@ -37,6 +38,8 @@ class Upload:
     dynamic_metadata: dict[str, Any] = field(default_factory=dict)
     static_metadata: dict[str, Any] | None = None
     protected: bool = False
+    # ``optimize_source``: store TIFF/PSD converted to this format (``png``/``jpg``), or None
+    optimise: str | None = None
 
 
 def ingest(
@@ -52,23 +55,32 @@ def ingest(
 
     ``may_change_existing`` is False for callers who may upload but not write images
     (role ``upload``): an image the organization already has is then returned exactly as
-    it is (no metadata merged), and a deleted one still restorable is a ``Conflict`` rather than
-    brought back, since deleting it was the decision of someone who may write.
+    it is (no metadata merged), and a deleted one still restorable is a ``Conflict``
+    rather than brought back, since deleting it was the decision of someone who may write.
 
     Raises a 422 ``ApiError`` (nothing stored) if any file is not a usable image, a storage
     fault if the disk is full, and ``ImageLocked`` if a re-upload would change a locked
     image's user metadata.
     """
     infos = [inspect(upload.data, settings) for upload in uploads]
+    # optimize_source: the stored file is the converted one, the identity stays the
+    # original's (rokka: "the binary hash … is the one of the original image")
+    binary_hashes = [hashlib.sha1(upload.data).hexdigest() for upload in uploads]
+    contents = [upload.data for upload in uploads]
+    for i, (upload, info) in enumerate(zip(uploads, infos, strict=True)):
+        if upload.optimise is not None:
+            contents[i], infos[i] = optimise(upload.data, info, upload.optimise, settings)
     # A full or read-only disk raises here, before any row is written (put() removes its
     # temporary file); webapp.errors answers it (507, 503) like every storage fault.
-    stored = [blobs.put(upload.data) for upload in uploads]
+    stored = [blobs.put(data) for data in contents]
     rows: list[SourceImage] = []
     with catalog.unit_of_work():
-        for upload, info, blob in zip(uploads, infos, stored, strict=True):
+        for upload, info, blob, binary_hash in zip(
+            uploads, infos, stored, binary_hashes, strict=True
+        ):
             new = NewImage(
-                hash=identity_hash(blob.sha1, upload.dynamic_metadata, upload.protected),
-                binary_hash=blob.sha1,
+                hash=identity_hash(binary_hash, upload.dynamic_metadata, upload.protected),
+                binary_hash=binary_hash,
                 blob_key=blob.key,
                 name=upload.name,
                 format=info.format,

@@ -259,17 +259,26 @@ class RenderCache:
         if _safe(org_id) and _safe(stack):
             _rmtree(self.root / org_id / stack)
 
-    def purge_image(self, org_id: str, image_hash: str) -> None:
-        """Forget every render of one image, through any stack."""
+    def purge_image(self, org_id: str, image_hash: str) -> list[tuple[str, str]]:
+        """Forget every render of one image, through any stack; the distinct
+        ``(stack, extension)`` pairs that were cached, sorted."""
         if not (_safe(org_id) and _safe(image_hash)):
-            return
+            return []
         org_dir = self.root / org_id
         try:
             stack_dirs = list(org_dir.iterdir())
         except FileNotFoundError:
-            return
+            return []
+        purged: set[tuple[str, str]] = set()
         for stack_dir in stack_dirs:
-            _rmtree(stack_dir / image_hash)
+            image_dir = stack_dir / image_hash
+            try:
+                names = os.listdir(image_dir)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            purged.update((stack_dir.name, n.rpartition(".")[2]) for n in names if "." in n)
+            _rmtree(image_dir)
+        return sorted(purged)
 
     def usage(self) -> int:
         """Bytes the entries take now, measured by walking the tree (for tests and ops)."""

@@ -13,11 +13,14 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import engine
 from engine.cost import probe_work, unpredictable
-from stacks.plan import RenderPlan
+from engine.resources import split
+from stacks.plan import RenderPlan, SourceReference
+from webapp.errors import ApiError
 from webapp.renderpool import pool_for
 from webapp.settings import Settings
 
@@ -47,9 +50,85 @@ def budget(settings: Settings) -> engine.Budget:
     )
 
 
-def _lane(settings: Settings, work: float, info: engine.ImageInfo) -> str:
-    expensive = work > settings.expensive_render_work or unpredictable(info)
+def _lane(
+    settings: Settings,
+    work: float,
+    info: engine.ImageInfo,
+    others: Mapping[str, engine.ImageInfo] | None = None,
+) -> str:
+    expensive = work > settings.expensive_render_work or any(
+        unpredictable(i) for i in (info, *(others or {}).values())
+    )
     return "expensive" if expensive else "cheap"
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """How a render finds the other sources its plan names by hash (composition
+    ``secondary_image``, text ``font``): ``find(hash)`` is the catalog row of that hash or
+    short hash *in the render's organization* (None when there is none), ``read(row)`` the
+    verified original bytes of a row."""
+
+    find: Callable[[str], Mapping[str, Any] | None]
+    read: Callable[[Mapping[str, Any]], bytes]
+
+
+# At most this many distinct other sources in one render (watermarks, fonts, secondary
+# stack images): each is a catalog lookup, a blob read and a frame to the render process.
+MAX_REFERENCED_SOURCES = 10
+
+
+def check_referenced(settings: Settings, rows: list[Mapping[str, Any]]) -> None:
+    """400 when a render would read more than :data:`MAX_REFERENCED_SOURCES` other sources
+    or more original bytes than one upload may bring (``max_upload_bytes``, all of them
+    together): the pixel budgets bound their decodes, this bounds the bytes read before."""
+    distinct = {row["hash"]: int(row["size"] or 0) for row in rows}
+    if len(distinct) > MAX_REFERENCED_SOURCES:
+        raise ApiError(
+            400,
+            f"a render may read at most {MAX_REFERENCED_SOURCES} other source images "
+            f"(this one names {len(distinct)})",
+        )
+    total = sum(distinct.values())
+    if total > settings.max_upload_bytes:
+        raise ApiError(
+            400,
+            f"the source images this render names are too large together ({total} bytes; "
+            f"at most {settings.max_upload_bytes})",
+        )
+
+
+def referenced(
+    plan: RenderPlan, sources: Sources | None
+) -> list[tuple[SourceReference, Mapping[str, Any]]]:
+    """Every source ``plan`` names, with its catalog row.
+
+    Raises ApiError 404 when a hash is not an image of the organization (a hash of another
+    organization is not found either), 400 when an image is asked for and the source is
+    not one the engine decodes (a font).
+    """
+    found = []
+    for ref in plan.source_references():
+        row = sources.find(ref.hash) if sources is not None else None
+        if row is None:
+            raise ApiError(
+                404,
+                f"operation {ref.operation}: {ref.parameter} {ref.hash} is not an image of "
+                "this organization",
+            )
+        if ref.image and row["format"] not in engine.IMAGE_FORMATS:
+            raise ApiError(
+                400,
+                f"operation {ref.operation}: {ref.parameter} {ref.hash} is a "
+                f"{row['format']} file, not an image",
+            )
+        found.append((ref, row))
+    return found
+
+
+def _referenced_image(row: Mapping[str, Any]) -> engine.ImageInfo:
+    # A referenced image is used as a still: only its first frame is decoded.
+    return replace(stored_info(row), animated=False, n_pages=1)
 
 
 def header(settings: Settings, source: bytes) -> engine.ImageInfo:
@@ -90,22 +169,31 @@ def render(
     info: engine.ImageInfo,
     cost: engine.Cost,
     dynamic_metadata: Mapping[str, Any] | None,
+    resources: Mapping[str, engine.Resource] | None = None,
+    renders: Mapping[str, engine.SecondaryRender] | None = None,
 ) -> engine.Rendered:
     """Render in a render process of the lane ``cost`` and ``info`` (the source) call for,
-    under the deadline; the render process reads the header again itself.
+    under the deadline; the render process reads the header again itself. ``resources``
+    are the sources the plan names by hash (their bytes travel as frames of their own),
+    ``renders`` the secondary stacks it renders through.
 
     Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503), or the
     engine error of the render.
     """
+    described, blobs = split(resources or {})
+    others = {key: r.info for key, r in described.items() if r.info is not None}
     return pool_for(settings).run(
-        _lane(settings, cost.work, info),
+        _lane(settings, cost.work, info, others),
         "render",
         source,
         {
             "plan": plan,
             "dynamic_metadata": dynamic_metadata,
             "budget": budget(settings),
+            "resources": described,
+            "renders": dict(renders or {}),
         },
+        blobs,
     )
 
 
@@ -124,20 +212,47 @@ def render_stored(
     image: Mapping[str, Any],
     *,
     read_source: Callable[[], bytes],
+    sources: Sources | None = None,
+    renders: Mapping[str, engine.SecondaryRender] | None = None,
 ) -> engine.Rendered:
-    """Render the catalog image ``image`` (a row) through ``plan``.
+    """Render the catalog image ``image`` (a row) through ``plan``; ``sources`` finds the
+    other sources the plan (and the secondary stacks in ``renders``) names by hash (see
+    :func:`referenced`).
 
     The budgets are checked before ``read_source`` is called for a still image (its size is
     in the row); an animation's frame count is only in its header, so its original is read
-    first. ``OverBudget`` (400) past a budget, then as :func:`render`.
+    first. Referenced images count in the same budgets (their decode is a step of the
+    render, checked like the source's) and are read only after the check passed.
+    ``OverBudget`` (400) past a budget, then as :func:`render`.
     """
+    renders = renders or {}
+    refs = referenced(plan, sources)
+    for sub in renders.values():
+        refs += referenced(sub.plan, sources)
+    check_referenced(settings, [row for _, row in refs])
+    images = {ref.hash: _referenced_image(row) for ref, row in refs if ref.image}
     source = read_source() if image["animated"] else None
     info = header(settings, source) if source is not None else stored_info(image)
-    cost = plan_cost(settings, plan, info)
+    cost = engine.plan_cost(plan, info, budget(settings), images=images, renders=renders)
     if source is None:
         source = read_source()
+    resources: dict[str, engine.Resource] = {}
+    for ref, row in refs:
+        if ref.hash not in resources:
+            resources[ref.hash] = engine.Resource(
+                data=sources.read(row) if sources is not None else b"",
+                info=images.get(ref.hash),
+                dynamic_metadata=row["dynamic_metadata"] if ref.hash in images else None,
+            )
     return render(
-        settings, plan, source, info=info, cost=cost, dynamic_metadata=image["dynamic_metadata"]
+        settings,
+        plan,
+        source,
+        info=info,
+        cost=cost,
+        dynamic_metadata=image["dynamic_metadata"],
+        resources=resources,
+        renders=renders,
     )
 
 
@@ -170,3 +285,14 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
             "max_decode_pixels": settings.max_render_pixels,
         },
     )
+
+
+def optimise(
+    settings: Settings, data: bytes, info: engine.ImageInfo, target: str
+) -> tuple[bytes, engine.ImageInfo]:
+    """engine/conversion.py's ``optimize_source`` conversion (TIFF/PSD only, else ``data``
+    and ``info`` unchanged), in the expensive lane under the render deadline."""
+    if not engine.converts(info, target):
+        return data, info
+    payload = {"info": info, "target": target, "max_pixels": settings.max_render_pixels}
+    return pool_for(settings).run("expensive", "optimise", data, payload)

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,9 +94,11 @@ class RenderProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    def run(self, message: bytes, blob: bytes, timeout_s: float) -> Any:
-        """Send one job (and its image bytes, unpickled, uncopied) and wait for its reply;
-        the result, or the engine error it raised.
+    def run(
+        self, message: bytes, blob: bytes, timeout_s: float, extra: Sequence[bytes] = ()
+    ) -> Any:
+        """Send one job (and its image bytes, then the ``extra`` resource bytes, unpickled,
+        uncopied) and wait for its reply; the result, or the engine error it raised.
 
         Raises RenderTimeout (and kills the process) past ``timeout_s`` seconds, and
         RenderCrashed when the process died.
@@ -104,6 +106,8 @@ class RenderProcess:
         try:
             worker.send_frame(self._jobs, message)
             worker.send_frame(self._jobs, blob)
+            for data in extra:
+                worker.send_frame(self._jobs, data)
             if not select.select([self._replies], [], [], timeout_s)[0]:
                 self.kill()
                 raise RenderTimeout(
@@ -342,9 +346,17 @@ class RenderPool:
         self.uploads = Gate(settings.upload_concurrency, limit)
         self._settings = settings
 
-    def run(self, lane: str, kind: str, blob: bytes, payload: dict[str, Any]) -> Any:
+    def run(
+        self,
+        lane: str,
+        kind: str,
+        blob: bytes,
+        payload: dict[str, Any],
+        extra: Sequence[bytes] = (),
+    ) -> Any:
         """Run one job in ``lane``: ``render`` (``blob`` is the source) or ``probe`` (``blob``
-        is the data), with the other ``engine`` keyword arguments in ``payload``.
+        is the data), with the other ``engine`` keyword arguments in ``payload``; ``extra``
+        are the bytes of a render's resources, in the order of ``payload["resources"]``.
 
         Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503) when the
         job passed its deadline or its process died, or the engine error the job raised.
@@ -353,7 +365,7 @@ class RenderPool:
         chosen = self.lanes[lane]
         process = chosen.acquire(self._settings.render_queue_timeout)
         try:
-            return process.run(message, blob, self._settings.render_timeout)
+            return process.run(message, blob, self._settings.render_timeout, extra)
         except (RenderTimeout, RenderCrashed) as exc:
             raise Busy(exc.message) from exc
         finally:

@@ -24,6 +24,13 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _proxy_count(value: Any) -> int:
+    count = int(value)
+    if not 0 <= count <= 10:
+        raise ValueError(f"must be between 0 and 10, not {count}")
+    return count
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting: its name, default, parser and a one-line help text."""
@@ -171,6 +178,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds an unreferenced blob is kept before `cropstack gc` removes it.",
     ),
     Setting("vips_concurrency", 1, int, "libvips worker threads per render (VIPS_CONCURRENCY)."),
+    Setting(
+        "token_secret",
+        "",
+        str,
+        "Secret that signs JWTs from /user/apikeys/token; empty: a random one kept in "
+        "{data_dir}/token-secret. Nodes sharing a catalog must share it.",
+    ),
+    Setting(
+        "proxy_count",
+        0,
+        _proxy_count,
+        "Reverse proxies in front whose X-Forwarded-For is trusted for the client address "
+        "(token IP protection); 0: the connecting address.",
+    ),
 )
 
 
@@ -211,6 +232,8 @@ class Settings:
     remote_fetch_connect_timeout: float
     blob_gc_grace_s: float
     vips_concurrency: int
+    token_secret: str
+    proxy_count: int
 
 
 def load_settings(

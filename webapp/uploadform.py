@@ -5,7 +5,8 @@ File parts count under any field name (rokka clients use ``filedata``, ``filenam
 ``N``. Metadata parts are ``meta_user[N]``, ``meta_dynamic[N]`` (whole object, rokka.js),
 ``meta_dynamic[N][name]`` (PHP, Go, docs), ``meta_static[N]`` and ``options[N]``; ``[]``
 or no index means 0. Values are JSON; rokka.js double-encodes them, so a value that
-decodes to a string is decoded once more. ``optimize_source`` is accepted and ignored.
+decodes to a string is decoded once more. ``optimize_source`` (``true``/``png``/``jpg``)
+asks for TIFF and PSD originals to be stored converted (engine/conversion.py).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def read_uploads(
     for key, text in request.form.items(multi=True):
         match = _FIELD.fullmatch(key)
         if match is None:
-            continue  # optimize_source and unknown fields are ignored
+            continue  # unknown fields are ignored, as rokka does
         kind, index_text, sub = match.groups()
         if index_text:
             index = int(index_text)
@@ -107,6 +108,7 @@ def read_uploads(
         except MetadataError as exc:
             raise ApiError(400, f"{key}: {exc}") from exc
 
+    optimise = _optimise_target(request.form.get("optimize_source"))
     files = [f for _, f in request.files.items(multi=True)]
     if files and urls:
         raise ApiError(400, "Send either files or url[N] fields, not both")
@@ -139,9 +141,22 @@ def read_uploads(
                 dynamic_metadata=entry.get("dynamic", {}),
                 static_metadata=entry.get("static"),
                 protected=entry.get("protected", False),
+                optimise=optimise,
             )
         )
     return uploads
+
+
+def _optimise_target(value: str | None) -> str | None:
+    """``optimize_source``: absent/``false`` → None; ``true``/``png`` → ``png``; ``jpg``."""
+    text = (value or "").strip().lower()
+    if text in ("", "false", "0"):
+        return None
+    if text in ("true", "1", "png"):
+        return "png"
+    if text in ("jpg", "jpeg"):
+        return "jpg"
+    raise ApiError(400, "optimize_source must be true, false, png or jpg")
 
 
 # Bytes of a file part looked at before the rest is parsed: enough for every magic number
@@ -180,6 +195,9 @@ class _SniffedFile:
             check = engine.recognised if limit == _SNIFF_BYTES else engine.header_in_prefix
             if not check(prefix):
                 self._checks.clear()
+                kind = engine.refused_kind(prefix)
+                if kind is not None:
+                    raise ApiError(415, f"{kind} files are not supported as source images")
                 raise ApiError(422, _NOT_AN_IMAGE)
         return written
 

@@ -16,7 +16,9 @@ from engine.operations import (
     autorotate,
     blur,
     circlemask,
+    composition,
     crop,
+    dropshadow,
     grayscale,
     modulate,
     multiply,
@@ -48,6 +50,8 @@ _ALL: tuple[OperationKind, ...] = tuple(
         alpha,
         circlemask,
         noop,
+        composition,
+        dropshadow,
     )
 )
 

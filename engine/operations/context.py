@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import pyvips
 
 from engine.geometry import Areas, Box, Size
+
+if TYPE_CHECKING:
+    from engine.resources import ResourceImage
 
 
 @dataclass(slots=True)
@@ -17,11 +22,25 @@ class RenderContext:
     ``areas`` are in the coordinates of the current image. ``dpr`` (1-10) multiplies resize
     targets; once a resize ran (``resized``), pixel-valued options of later operations
     (crop width/height and pixel anchors) are multiplied by ``dpr`` too.
+
+    ``resources`` holds the original bytes of every source the plan names by hash (key: the
+    hash as written in the options; engine/resources.py); ``resource_images`` the stored
+    header and areas of those used as images. ``memo`` keeps work derived from them (a
+    decoded, resized overlay) for the other frames of an animation; frames share it.
     """
 
     areas: Areas
     dpr: float = 1.0
     resized: bool = False
+    resources: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
+    resource_images: Mapping[str, ResourceImage] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    memo: dict[Any, Any] = field(default_factory=dict)
+    # secondary_render_key -> renders that stored stack's secondary (engine/pipeline.py)
+    renders: Mapping[str, Callable[[], tuple[pyvips.Image, Areas]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def move_areas(self, transform: Callable[[Box], Box | None]) -> None:
         """Carry every area through one geometric step."""

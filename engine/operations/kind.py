@@ -13,7 +13,8 @@ step that moves them, so the two can never disagree.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pyvips
@@ -28,11 +29,13 @@ default filled (stacks/plan.py), ``enabled`` split off."""
 
 @dataclass(frozen=True, slots=True)
 class Sizing:
-    """Geometric state while predicting sizes: the stack's ``dpr`` (1-10) and whether a
-    resize already ran (after one, pixel-valued options are multiplied by ``dpr``)."""
+    """Geometric state while predicting sizes: the stack's ``dpr`` (1-10), whether a
+    resize already ran (after one, pixel-valued options are multiplied by ``dpr``) and the
+    display sizes of the images the plan references by hash (engine/resources.py)."""
 
     dpr: float = 1.0
     resized: bool = False
+    images: Mapping[str, Size] = field(default_factory=lambda: MappingProxyType({}))
 
 
 SizeRule = Callable[[Size, Mapping[str, Any], Sizing], Size]

@@ -970,6 +970,37 @@ async function main() {
     await expectError(second.user.get(), 403)
   })
 
+  await step('JWT tokens (getNewToken, then the token alone)', [
+    'user.getNewToken', 'user.getToken', 'user.isTokenExpiring', 'user.getTokenIsValidFor',
+  ], async () => {
+    const res = await rokka.user.getNewToken(null, { expires_in: 7200 })
+    const body = assertJson(res, 200)
+    assert.equal(body.payload.expt, 7200)
+    assert.equal(body.payload.id, userId)
+    assert.deepEqual(body.payload.ips, ['127.0.0.1'])
+    // a client holding only the token, as a browser would (rokka's callbacks)
+    let stored = body.token
+    const tokenOnly = createClient({
+      apiHost: BASE,
+      renderHost: RENDER_HOST,
+      apiVersion: 1,
+      apiTokenGetCallback: () => stored,
+      apiTokenSetCallback: token => { stored = token },
+      transport: { retries: 0, requestTimeout: 20000 },
+    })
+    assert.equal(tokenOnly.user.getToken(), body.token)
+    assert.equal(tokenOnly.user.isTokenExpiring(3600), false)
+    assert.ok(tokenOnly.user.getTokenIsValidFor() > 7000)
+    const me = assertJson(await tokenOnly.user.get(), 200)
+    assert.equal(me.user_id, userId)
+    const org = assertJson(await tokenOnly.organizations.get(ORG), 200)
+    assert.equal(org.name, ORG)
+    // an invalid token is a 401, and the client clears it
+    stored = `${body.token.slice(0, -4)}AAAA`
+    await expectError(tokenOnly.user.get(), 401)
+    assert.equal(stored, '')
+  })
+
   await step('cache invalidation and copyAll', [
     'sourceimages.invalidateCache', 'stacks.invalidateCache', 'sourceimages.copyAll',
   ], async () => {

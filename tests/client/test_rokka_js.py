@@ -84,6 +84,11 @@ METHODS = (
     "render.getUrlComponents",
     "render.signUrlWithOptions",
     "request",
+    # issue 13: the dashboard's token calls
+    "user.getNewToken",
+    "user.getToken",
+    "user.isTokenExpiring",
+    "user.getTokenIsValidFor",
 )
 
 #: The whole suite (server start, ~40 client steps, renders) stays well under this.

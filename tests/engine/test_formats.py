@@ -15,7 +15,8 @@ def test_every_format_row_is_consistent():
 
 def test_capabilities_are_detected_at_runtime():
     assert available("jpg") and available("png") and available("avif")
-    assert not available("jxl")  # the bundled libvips has no jxlsave
+    # the bundled libvips has no jxlsave and no HEVC encoder: engine/foreign.py encodes both
+    assert available("jxl") and available("heic")
     assert not available("bmp")
 
 
@@ -33,6 +34,10 @@ CHROME = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"
         ("jpg", None, True, ("jpg", False)),
         ("gif", CHROME, True, ("webp", True)),
         ("webp", "image/webp", True, ("webp", False)),
+        ("jpg", "image/webp,image/avif,image/jxl,image/heic,*/*", True, ("avif", True)),
+        ("jpg", "image/jxl,image/webp", True, ("jxl", True)),
+        ("png", "image/jxl", True, ("jxl", True)),
+        ("gif", "image/jxl,image/webp", True, ("webp", True)),
     ],
 )
 def test_negotiate(requested, accept, autoformat, expected):

@@ -71,7 +71,37 @@ EXAMPLES = {
     "alpha": ((op("alpha", mode="apply", opacity=30),), True),
     "circlemask": ((op("circlemask"),), True),
     "noop": ((op("noop"),), True),
+    "composition": (
+        (
+            op("composition", width=450, height=50, anchor="left_top"),
+            op("composition", mode="background", secondary_image="abcdef", angle=30),
+            op(
+                "composition",
+                secondary_image="abcdef",
+                width=500,
+                height=40,
+                resize_mode="fill",
+            ),
+            op("composition", secondary_image="abcdef", width=90, resize_mode="absolute"),
+            op("composition", secondary_image="abcdef", resize_to_primary=True),
+            op("composition", width=20, height=700, empty_primary=True, angle=10),
+        ),
+        True,
+    ),
+    "dropshadow": (
+        (
+            op("dropshadow", horizontal=-7, vertical=12, sigma=2.5),
+            op("dropshadow", horizontal=100, sigma=1, blur_radius=3),
+            op("dropshadow", sigma=0),
+        ),
+        True,
+    ),
 }
+
+# The image the composition example names by hash (a 30x20 secondary).
+SECONDARY = png(scene(30, 20, square=(0, 0, 10)))
+RESOURCES = {"abcdef": engine.Resource(SECONDARY, engine.inspect(SECONDARY))}
+IMAGES = {"abcdef": engine.Size(30, 20)}
 
 
 def test_every_operation_has_a_size_example():
@@ -86,8 +116,8 @@ def test_predicted_size_is_the_rendered_size(name: str, dpr: float):
     for lead in ((), (op("resize", width=200),)):
         p = plan(*lead, *ops, dpr=dpr)
         source = png(scene(400, 300, square=(300, 40, 40)))
-        predicted = output_size(p, engine.Size(400, 300))
-        out = engine.render(p, source)
+        predicted = output_size(p, engine.Size(400, 300), IMAGES)
+        out = engine.render(p, source, resources=RESOURCES)
         if exact:
             assert (out.width, out.height) == (predicted.width, predicted.height)
         else:

@@ -21,6 +21,10 @@ EXPECTED = {
     "jpg.quality": (80, 1, 100),
     "webp.quality": (80, 1, 100),
     "avif.quality": (45, 1, 100),
+    "heif.quality": (40, 1, 100),
+    "jxl.quality": (70, 1, 100),
+    "pdf.dpi": (200, 10, 1000),
+    "pdf.page": (1, 1, 1000),
     "gif.quality": (70, 1, 100),
     "pngquant.quality": (98, 10, 100),
     "png.compression_level": (7, 0, 9),
@@ -43,8 +47,6 @@ EXPECTED = {
 STACK_ONLY = ("basestack", "source_file", "protected")
 # rokka options cropstack refuses (400 naming the option and why), never silently ignores.
 REFUSED = (
-    "heif.quality",
-    "jxl.quality",
     "jp2.quality",
     "av1.quality",
     "webm.quality",
@@ -56,8 +58,6 @@ REFUSED = (
     "timing_origin",
     "timestamp",
     "fps",
-    "pdf.dpi",
-    "pdf.page",
     "min_video_width",
     "min_video_height",
 )

@@ -315,7 +315,7 @@ def test_bad_inline_expressions(path: str) -> None:
     assert error.value.status == 400
 
 
-@pytest.mark.parametrize("name", ["composition", "text", "dropshadow", "glitch"])
+@pytest.mark.parametrize("name", ["text", "svg2bitmap", "glitch"])
 def test_not_implemented_operation_in_url(name: str) -> None:
     with pytest.raises(NotImplementedOperation, match=f"operation {name} is not implemented"):
         parse_render_path(f"dynamic/{name}/abcdef.jpg")

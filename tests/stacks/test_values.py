@@ -122,3 +122,33 @@ def test_stack_option_errors_have_no_operation() -> None:
         Param("jpg.quality", Kind.INTEGER, "", 80, 1, 100).from_text("101")
     assert error.value.operation is None and error.value.parameter == "jpg.quality"
     assert error.value.message.startswith("stack option jpg.quality must be an integer")
+
+
+IMAGE_REF = Param("secondary_image", Kind.IMAGE_HASH, "An image.", None)
+FILE_REF = Param("font", Kind.FILE_HASH, "A font file.")
+
+
+@pytest.mark.parametrize("param", [IMAGE_REF, FILE_REF])
+@pytest.mark.parametrize("text", ["abcdef", "0123456789abcdef0123456789abcdef01234567"])
+def test_hash_parameters_take_hashes_and_short_hashes(param: Param, text: str) -> None:
+    assert param.from_text(text, operation="op") == text
+    assert param.from_json(text, operation="op") == text
+
+
+@pytest.mark.parametrize("param", [IMAGE_REF, FILE_REF])
+@pytest.mark.parametrize(
+    "value", ["abcde", "ABCDEF", "abcdeg", "../etc", "a" * 41, "abcdef\n", 123456, ["abcdef"]]
+)
+def test_hash_parameters_refuse_anything_else(param: Param, value: object) -> None:
+    with pytest.raises(StackError, match="hash"):
+        if isinstance(value, str):
+            param.from_text(value, operation="op")
+        param.from_json(value, operation="op")
+
+
+def test_hash_parameters_are_published_as_strings_with_their_pattern() -> None:
+    described = IMAGE_REF.describe()
+    assert described["type"] == "string"
+    assert described["default"] is None
+    assert described["pattern"] == "^[0-9a-f]{6,40}$"
+    assert IMAGE_REF.describe(null_in_type=True)["type"] == ["string", "null"]

@@ -172,11 +172,10 @@ def test_content_disposition_and_source_file(client, account, square_image):
         ("/{org}/dynamic/resize-width-0/{h}.png", 400),
         ("/{org}/dynamic/resize-width-1_0/{h}.png", 400),
         ("/{org}/dynamic/rotate-angle-nan/{h}.png", 400),
-        ("/{org}/dynamic/composition/{h}.png", 400),
+        ("/{org}/dynamic/svg2bitmap/{h}.png", 400),
         ("/{org}/dynamic/resize-width-[$w]/{h}.png", 400),
         ("/{org}/dynamic/resize-width-10000-height-10000-mode-absolute--o-dpr-10/{h}.png", 400),
         ("/{org}/dynamic/noop--o-dpr-2/{h}.png", 400),
-        ("/{org}/dynamic/noop/{h}.jxl", 400),
         ("/{org}/dynamic/noop/{h}.bmp", 400),
         ("/{org}/nostack/{h}.png", 404),
         ("/{org}/dynamic/noop/{missing}.png", 404),
@@ -232,11 +231,22 @@ def test_protected_stack_needs_signature(client, account, square_image):
 def test_image_cache_purge_route(client, account, square_image, app):
     url = f"/{account.org}/dynamic/resize-width-40/{square_image}.png"
     assert get(client, url).status_code == 200
+    assert get(client, url.replace("width-40", "width-30")).status_code == 200
+    assert get(client, url.replace(".png", ".webp")).status_code == 200
     cache_root = app.extensions["cropstack.render_cache"].root
     assert list(cache_root.rglob("*.png"))
     purge = account.request("DELETE", f"/sourceimages/{account.org}/{square_image[:8]}/cache")
-    assert purge.status_code == 200 and purge.get_json() == {"status": "ok"}
+    assert purge.status_code == 200
+    assert purge.get_json() == {
+        "status": "ok",
+        "items": [
+            f"/{account.org}/dynamic/{square_image}.png",
+            f"/{account.org}/dynamic/{square_image}.webp",
+        ],
+    }
     assert not list(cache_root.rglob("*.png"))
+    again = account.request("DELETE", f"/sourceimages/{account.org}/{square_image}/cache")
+    assert again.get_json() == {"status": "ok", "items": []}
     assert (
         account.request("DELETE", f"/sourceimages/{account.org}/{'0' * 40}/cache").status_code
         == 404

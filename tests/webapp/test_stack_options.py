@@ -174,6 +174,43 @@ def check_avif_quality(w: World) -> None:
     _smaller_at_low_quality(w, "avif", "avif.quality")
 
 
+def check_heif_quality(w: World) -> None:
+    _smaller_at_low_quality(w, "heic", "heif.quality")
+
+
+def check_jxl_quality(w: World) -> None:
+    _smaller_at_low_quality(w, "jxl", "jxl.quality")
+
+
+def _pdf(w: World) -> str:
+    """A two-page PDF (red, then blue) of 300x200 pt, uploaded once."""
+    if not hasattr(w, "pdf_hash"):
+        from PIL import Image
+
+        pages = [
+            Image.new("RGB", (300, 200), (220, 20, 20)),
+            Image.new("RGB", (300, 200), (20, 20, 220)),
+        ]
+        out = io.BytesIO()
+        pages[0].save(out, format="PDF", resolution=72, save_all=True, append_images=pages[1:])
+        w.pdf_hash = w.upload(out.getvalue(), "doc.pdf")
+    return w.pdf_hash
+
+
+def check_pdf_dpi(w: World) -> None:
+    image = _pdf(w)
+    # 300 pt at 200 dpi is 834 px (< 1000, so doubled: 1667); at 500 dpi 2084 px
+    assert decode(w.dynamic(image, "png").data).shape[1] == 1667
+    assert decode(w.dynamic(image, "png", "o-pdf.dpi-500").data).shape[1] == 2084
+
+
+def check_pdf_page(w: World) -> None:
+    image = _pdf(w)
+    first = decode(w.dynamic(image, "png", ops="resize-width-30").data)
+    second = decode(w.dynamic(image, "png", "o-pdf.page-2", ops="resize-width-30").data)
+    assert first[..., 0].mean() > 200 and second[..., 2].mean() > 200
+
+
 def check_gif_quality(w: World) -> None:
     low = w.dynamic(w.photo, "gif", "o-gif.quality-10").data
     default = w.dynamic(w.photo, "gif").data
@@ -235,6 +272,20 @@ def check_autoformat(w: World) -> None:
     assert sniffed(set_q.data) == "webp"
     plain = w.dynamic(w.photo, "jpg", "o-autoformat-true", Accept="*/*")
     assert sniffed(plain.data) == "jpg"
+    # JPEG XL for a client that takes it (and not AVIF); a PNG asked for stays lossless
+    jxl = w.dynamic(w.photo, "jpg", "o-autoformat-true", Accept="image/jxl,image/webp")
+    assert jxl.headers["Content-Type"] == "image/jxl" and jxl.headers["Vary"] == "Accept"
+    lossless = w.dynamic(w.photo, "png", "o-autoformat-true", Accept="image/jxl")
+    assert lossless.headers["Content-Type"] == "image/jxl"
+    assert np.array_equal(_jxl_pixels(lossless.data), decode(w.dynamic(w.photo, "png").data))
+
+
+def _jxl_pixels(body: bytes) -> np.ndarray:
+    import pillow_jxl  # noqa: F401
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(body))
+    return np.asarray(picture.convert("RGBA" if "A" in picture.getbands() else "RGB"))
 
 
 def check_autoformat_exclude(w: World) -> None:
@@ -365,6 +416,10 @@ CHECKS: dict[str, Callable[[World], None]] = {
     "webp.quality": check_webp_quality,
     "avif.quality": check_avif_quality,
     "gif.quality": check_gif_quality,
+    "heif.quality": check_heif_quality,
+    "jxl.quality": check_jxl_quality,
+    "pdf.dpi": check_pdf_dpi,
+    "pdf.page": check_pdf_page,
     "pngquant.quality": check_pngquant_quality,
     "png.compression_level": check_png_compression_level,
     "interlacing.mode": check_interlacing_mode,

@@ -32,7 +32,8 @@ def test_header_first_formats_need_a_header_in_their_prefix():
     tiff = pyvips.Image.black(64, 64).tiffsave_buffer()
     assert engine.header_in_prefix(tiff[:16])  # a TIFF prefix proves nothing: not refused
     assert engine.recognised(b"\x89PNG\r\n\x1a\n" + bytes(100))
-    assert not engine.recognised(b"%PDF-1.7\n" + bytes(100))
+    assert engine.recognised(b"%PDF-1.7\n" + bytes(100))  # engine/foreign.py reads PDF
+    assert not engine.recognised(b"%!PS-Adobe-3.0 EPSF-3.0\n" + bytes(100))
 
 
 @pytest.mark.parametrize(

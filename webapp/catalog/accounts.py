@@ -132,6 +132,20 @@ class Accounts:
             id=row["id"], key_hash=row["key_hash"], user_id=row["user_id"], email=row["email"]
         )
 
+    def key_by_id(self, key_id: str) -> KeyOwner | None:
+        """The key and its user for a key's public id (tokens name the key that issued
+        them)."""
+        row = self.db.row(
+            "SELECT k.id, k.user_id, k.key_hash, u.email FROM api_keys k "
+            "JOIN users u ON u.id = k.user_id WHERE k.id = ?",
+            (key_id,),
+        )
+        if row is None:
+            return None
+        return KeyOwner(
+            id=row["id"], key_hash=row["key_hash"], user_id=row["user_id"], email=row["email"]
+        )
+
     def _insert_user(self, email: str, now: str, *, secret: str | None = None) -> NewUser:
         from webapp.auth import hash_key, new_api_key
 

@@ -31,11 +31,12 @@ ORIGINAL_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 def register_routes(app: Flask) -> None:
     """Register every blueprint; the render catch-all goes last."""
-    from webapp.routes import accounts, render, service, sourceimages, stacks, utils
+    from webapp.routes import accounts, iiif, render, service, sourceimages, stacks, utils
 
     app.register_blueprint(service.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(sourceimages.bp)
     app.register_blueprint(stacks.bp)
     app.register_blueprint(utils.bp)
+    app.register_blueprint(iiif.bp)
     app.register_blueprint(render.bp)

@@ -12,10 +12,11 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from webapp import tokens
 from webapp.accountfields import parse_email as _parse_email
 from webapp.accountfields import parse_org_name as _parse_org_name
-from webapp.app import catalog, settings
-from webapp.auth import ROLES, current_principal, require
+from webapp.app import catalog, settings, token_secret
+from webapp.auth import ROLES, client_ip, current_principal, require, token_claims
 from webapp.errors import ApiError, bad_request, json_response, not_found
 from webapp.views import (
     key_object,
@@ -204,6 +205,33 @@ def current_key() -> Response:
     if key is None:  # deleted by a concurrent request
         raise not_found("API key not found")
     return json_response(key_object(key))
+
+
+@bp.route("/user/apikeys/token", methods=["GET", "POST"])
+def new_token() -> Response:
+    """A JWT for the caller, as rokka's ``GET /user/apikeys/token`` (POST also accepted):
+    ``{"token", "payload"}``. With a token instead of a key, only a renewable token renews,
+    never for longer or from more addresses than it had (403)."""
+    principal = current_principal()
+    owner = catalog().accounts.key_by_id(principal.key_id)
+    if owner is None:  # deleted by a concurrent request
+        raise not_found("API key not found")
+    query = {k: v for k, v in request.args.items() if isinstance(v, str)}
+    try:
+        options = tokens.parse_options(query, client_ip(settings()))
+        current = token_claims()
+        if current is not None:
+            options = tokens.renewal(current, options, query)
+    except tokens.TokenRefused as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    token, payload = tokens.issue(
+        token_secret(),
+        user_id=principal.user_id,
+        key_id=principal.key_id,
+        key_digest=owner.key_hash,
+        options=options,
+    )
+    return json_response({"token": token, "payload": payload})
 
 
 @bp.delete("/user/apikeys/<key_id>")

@@ -8,15 +8,18 @@ plan (stacks), answer from the cache or render (engine), and set the headers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, request
 
 import engine
-from stacks.errors import UrlNotFound
+from stacks.errors import StackError, UrlNotFound
 from stacks.evaluation import RenderContext, header_name, image_fields
+from stacks.plan import RenderPlan
 from stacks.resolve import build_plan
 from stacks.stack import StackDefinition, parse_stack_json
 from stacks.url import RenderRequest, parse_render_path
@@ -36,7 +39,7 @@ PREVIEW_PREFIX = "_preview"
 NO_STORE = "no-store"
 
 
-def _split_org(path: str) -> tuple[str, str, str]:
+def split_org(path: str) -> tuple[str, str, str]:
     """(organization, path after it, the raw path prefix to sign from)."""
     domain = settings().render_domain
     host = request.host.split(":", 1)[0].lower()
@@ -55,7 +58,22 @@ def _load_stack(org_id: str, name: str) -> StackDefinition:
     return parse_stack_json(stored["definition"], name)
 
 
-def _check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
+def find_image(org: dict[str, Any], image_hash: str) -> dict[str, Any]:
+    """The image ``image_hash`` of ``org``, or else of its ``render_org_fallback``
+    organization (one level: a fallback's own fallback is not followed). Only renders look
+    there; the API and search never show the fallback's images."""
+    image = catalog().images.find(org["id"], image_hash)
+    fallback = org["options"].get("render_org_fallback")
+    if image is None and isinstance(fallback, str) and fallback != org["name"]:
+        other = catalog().accounts.org_by_name(fallback)
+        if other is not None:
+            image = catalog().images.find(other["id"], image_hash)
+    if image is None:
+        raise UrlNotFound(f"image {image_hash} not found")
+    return image
+
+
+def check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
     """403 unless the request URL is signed with one of the organization's keys.
 
     Returns the signature's ``until`` when it is time-limited (None otherwise).
@@ -82,10 +100,76 @@ def _check_signature(org: dict[str, Any], org_prefix: str) -> datetime | None:
     raise ApiError(403, str(error))
 
 
+def _secondary_renders(
+    org_id: str, plan: RenderPlan, req: RenderRequest, primary: dict[str, Any]
+) -> tuple[dict[str, engine.SecondaryRender], bool]:
+    """The stored stacks the plan's compositions render their secondary through
+    (``secondary_stack``), each built into a plan of its own.
+
+    A secondary stack renders ``secondary_image`` when set, else the render's own image. Its
+    variables are ``secondary_stack_variables`` (query text), over the render URL's variables
+    the stack declares (rokka passes those on). It may not use ``secondary_stack`` itself
+    (400): one level, like basestacks. A missing stack or image is a 404. The flag is True
+    when one of the stacks is protected (the render then needs a signature).
+    """
+    renders: dict[str, engine.SecondaryRender] = {}
+    protected = False
+    for op in plan.operations:
+        name = op.options.get("secondary_stack") if op.name == "composition" else None
+        if not op.enabled or name is None:
+            continue
+        text, image_ref = op.options.get("secondary_stack_variables"), op.options["secondary_image"]
+        key = engine.secondary_render_key(name, text, image_ref)
+        if key in renders:
+            continue
+        stored = catalog().stacks.get(org_id, name)
+        if stored is None:
+            raise UrlNotFound(f"operation composition: secondary_stack {name} not found")
+        stack = parse_stack_json(stored["definition"], name)
+        protected = protected or stack.options.get("protected") is True
+        basestack = None
+        if stack.options.get("basestack"):
+            basestack = _load_stack(org_id, stack.options["basestack"])
+        row = primary if image_ref is None else catalog().images.find(org_id, image_ref)
+        if row is None:
+            raise UrlNotFound(
+                f"operation composition: secondary_image {image_ref} is not an image of this "
+                "organization"
+            )
+        declared = {*stack.variables, *(basestack.variables if basestack else ())}
+        variables = {k: v for k, v in req.variables.items() if k in declared}
+        variables.update(parse_qsl(text or "", keep_blank_values=True))
+        sub_request = RenderRequest(
+            stack=name, hash=row["hash"], output_format="png", variables=variables
+        )
+        context = RenderContext(image=image_fields(row), headers=dict(request.headers))
+        sub_plan = build_plan(stack, sub_request, basestack=basestack, context=context)
+        if any(o.enabled and o.options.get("secondary_stack") for o in sub_plan.operations):
+            raise StackError(
+                f"operation composition: secondary_stack {name} uses secondary_stack itself "
+                "(one level only)",
+                operation="composition",
+                parameter="secondary_stack",
+            )
+        renders[key] = engine.SecondaryRender(sub_plan, image_ref)
+    return renders, protected
+
+
+def _references_protected(org_id: str, plans: list[RenderPlan]) -> bool:
+    """Whether a source the plans name by hash, or a secondary stack renders, is a protected
+    image: a render that shows it needs a signature as a render of it would."""
+    hashes = {ref.hash for p in plans for ref in p.source_references()}
+    for ref in hashes:
+        row = catalog().images.find(org_id, ref)
+        if row is not None and row["protected"]:
+            return True
+    return False
+
+
 @bp.route("/<path:path>", methods=["GET", "HEAD"])
 def render(path: str) -> Response:
     """Render one image through a stack; see docs/render.md for every header and status."""
-    org_name, rest, org_prefix = _split_org(path)
+    org_name, rest, org_prefix = split_org(path)
     org = catalog().accounts.org_by_name(org_name)
     if org is None:
         raise UrlNotFound(f"organization {org_name} not found")
@@ -95,16 +179,14 @@ def render(path: str) -> Response:
         stack = _load_stack(org["id"], req.stack)
         if stack.options.get("basestack"):
             basestack = _load_stack(org["id"], stack.options["basestack"])
-    image = catalog().images.find(org["id"], req.hash)
-    if image is None:
-        raise UrlNotFound(f"image {req.hash} not found")
+    image = find_image(org, req.hash)
 
     protected = bool(image["protected"]) or (
         stack.options.get("protected") is True
         if stack is not None
         else bool(org["options"].get("protect_dynamic_stack"))
     )
-    signed_until = _check_signature(org, org_prefix) if protected else None
+    signed_until = check_signature(org, org_prefix) if protected else None
 
     preview = req.stack.startswith(PREVIEW_PREFIX)
     # expressions see the image and the request headers, handed over as plain data
@@ -126,15 +208,53 @@ def render(path: str) -> Response:
     alpha_ext = engine.alpha_fallback(plan.options, accept) if plan.output_format == "jpg" else None
     if alpha_ext is not None:
         plan = replace(plan, options={**plan.options, "jpg.transparency.autoformat": alpha_ext})
+    vary = bool(plan.options.get("autoformat")) or alpha_ext is not None
+    renders, stacks_protected = _secondary_renders(org["id"], plan, req, image)
+    if not protected and (
+        stacks_protected
+        or _references_protected(org["id"], [plan, *(r.plan for r in renders.values())])
+    ):
+        # A protected secondary image or stack is shown only through a signed URL too.
+        signed_until = check_signature(org, org_prefix)
+    return answer(
+        org,
+        image,
+        plan,
+        stack=req.stack,
+        signed_until=signed_until,
+        preview=preview,
+        vary=vary,
+        renders=renders,
+    )
+
+
+def answer(
+    org: dict[str, Any],
+    image: dict[str, Any],
+    plan: Any,
+    *,
+    stack: str,
+    signed_until: datetime | None = None,
+    preview: bool = False,
+    vary: bool = False,
+    extra_headers: dict[str, str] | None = None,
+    renders: Mapping[str, engine.SecondaryRender] | None = None,
+) -> Response:
+    """The rendered ``plan`` of ``image``: 304 on a matching ETag, else from the render
+    cache (under ``stack``'s name) or rendered, with the caching headers of a render URL.
+    ``renders`` are the secondary stacks the plan's compositions render through."""
+    renders = renders or {}
+    # A secondary stack's plan shapes the output too (the stack may be replaced).
+    identity = plan.canonical() + "".join(r.plan.canonical() for r in renders.values())
     key = CacheKey.build(
         org_id=org["id"],
-        stack=req.stack,
+        stack=stack,
         image_hash=image["hash"],
-        plan=plan.canonical(),
+        plan=identity,
         ext=plan.output_format,
     )
-    vary = bool(plan.options.get("autoformat")) or alpha_ext is not None
-    headers = _headers(key, plan, vary=vary, image=image)
+    read = [*plan.request_headers, *(h for r in renders.values() for h in r.plan.request_headers)]
+    headers = {**_headers(key, plan, vary=vary, image=image, read=read), **(extra_headers or {})}
     if signed_until is not None:
         headers["Cache-Control"] = _cache_control_until(signed_until)
     if preview:
@@ -145,7 +265,15 @@ def render(path: str) -> Response:
     body = cache.get(key) if cache else None
     if body is None:
         rendered = renderer.render_stored(
-            settings(), plan, image, read_source=lambda: read_original(blobs(), image)
+            settings(),
+            plan,
+            image,
+            read_source=lambda: read_original(blobs(), image),
+            sources=renderer.Sources(
+                find=lambda ref: catalog().images.find(org["id"], ref),
+                read=lambda row: read_original(blobs(), row),
+            ),
+            renders=renders,
         )
         body = rendered.body
         if cache:
@@ -171,10 +299,13 @@ def _limit_caching(response: Response, until: datetime | None, *, preview: bool)
     return response
 
 
-def _headers(key: CacheKey, plan: Any, *, vary: bool, image: dict[str, Any]) -> dict[str, str]:
+def _headers(
+    key: CacheKey, plan: Any, *, vary: bool, image: dict[str, Any], read: list[str]
+) -> dict[str, str]:
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": key.etag}
-    # Accept for autoformat, and every header an expression read to build this plan
-    varies = (["Accept"] if vary else []) + [header_name(h) for h in plan.request_headers]
+    # Accept for autoformat, and every header an expression read to build this plan (and
+    # the plans of its secondary stacks)
+    varies = (["Accept"] if vary else []) + [header_name(h) for h in read]
     if varies:
         headers["Vary"] = ", ".join(dict.fromkeys(varies))
     if plan.options.get("content_disposition") == "attachment":

@@ -305,11 +305,14 @@ def delete_image(org: str, ref: str) -> Response:
 
 @bp.delete(ONE + "/cache")
 def purge_image_cache(org: str, ref: str) -> Response:
-    """Forget every cached render of the image, through any stack; 200 ``{"status": "ok"}``."""
+    """Forget every cached render of the image, through any stack: 200 with ``status`` and
+    ``items``, the render paths (``/{org}/{stack}/{hash}.{ext}``) that were cached, as
+    rokka lists the paths it invalidates."""
     organization = require(org, "images:write")
     image = _image(organization, ref)
-    render_cache().purge_image(organization.id, image.hash)
-    return json_response({"status": "ok"})
+    purged = render_cache().purge_image(organization.id, image.hash)
+    items = [f"/{org}/{stack}/{image.hash}.{ext}" for stack, ext in purged]
+    return json_response({"status": "ok", "items": items})
 
 
 @bp.post(ONE + "/restore")
