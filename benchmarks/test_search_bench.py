@@ -113,10 +113,8 @@ def build_catalog(data_dir: Path, database_url: str = "") -> tuple[Any, dict[str
             batch = []
     if database_url:
         _copy_into_postgresql(db, columns, batch)
-        db.conn.execute("ANALYZE")
-    else:
-        with catalog.unit_of_work():
-            db.execute("ANALYZE")
+    with catalog.unit_of_work():
+        db.execute("ANALYZE")
     catalog.close()
     return client, headers
 

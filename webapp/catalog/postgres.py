@@ -2,7 +2,8 @@
 
 psycopg 3 with a ``psycopg_pool.ConnectionPool`` per server process (created after the
 fork, checked connections, autocommit; transactions are explicit). A catalog handle
-borrows one connection on first use and gives it back when closed.
+borrows a connection for one statement, or for one write transaction, and gives it back
+at once: a request that renders for seconds holds none meanwhile.
 
 Writes: every write transaction first takes one transaction-scoped advisory lock, so
 catalog writers are serialised across all nodes exactly as SQLite serialises writers of
@@ -152,21 +153,31 @@ class PostgresDatabase:
         self._conn: psycopg.Connection[Any] | None = None
         self._in_write = False
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The transaction's connection, or one borrowed from the pool for one statement
+        (so a handle held through a long render pins no connection)."""
+        if self._conn is not None:
+            yield self._conn
+            return
+        try:
+            conn = self._pool.getconn(timeout=self.busy_timeout_ms / 1000)
+        except PoolTimeout as exc:
+            raise CatalogUnavailable(f"no database connection in time: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            self._pool.putconn(conn)
+
     @property
     def conn(self) -> psycopg.Connection[Any]:
-        """The borrowed connection, taken from the pool on first use."""
-        if self._conn is None:
-            try:
-                self._conn = self._pool.getconn(timeout=self.busy_timeout_ms / 1000)
-            except PoolTimeout as exc:
-                raise CatalogUnavailable(f"no database connection in time: {exc}") from exc
+        """The connection of the open write transaction."""
+        assert self._conn is not None, "only inside transaction()"
         return self._conn
 
     def close(self) -> None:
-        """Give the connection back to the pool (a broken one is discarded by it)."""
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            self._pool.putconn(conn)
+        """Nothing to give back: connections return to the pool after each statement
+        or transaction."""
 
     @staticmethod
     def json_text(column: str, path: Sequence[str]) -> str:
@@ -182,7 +193,8 @@ class PostgresDatabase:
         if _has_nul(params):
             return []
         try:
-            return self.conn.execute(_pg_sql(sql), params).fetchall()
+            with self._connection() as conn:
+                return conn.execute(_pg_sql(sql), params).fetchall()
         except psycopg.Error as exc:
             raise _translated(exc) from exc
 
@@ -216,16 +228,15 @@ class PostgresDatabase:
         if self._in_write:
             yield
             return
-        conn = self.conn
         try:
-            with conn.transaction():
+            with self._connection() as conn, conn.transaction():
                 conn.execute(f"SET LOCAL lock_timeout = {int(self.busy_timeout_ms)}")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                self._in_write = True
+                self._conn, self._in_write = conn, True
                 try:
                     yield
                 finally:
-                    self._in_write = False
+                    self._conn, self._in_write = None, False
         except psycopg.Error as exc:
             raise _translated(exc) from exc
 
