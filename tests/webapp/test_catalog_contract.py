@@ -42,14 +42,17 @@ def _backend(
     return made
 
 
-def _same_catalog(backend: CatalogBackend, *, busy_timeout_ms: int) -> CatalogBackend:
-    """Another backend on the catalog of ``backend``, with another busy timeout."""
+def _same_catalog(
+    backend: CatalogBackend, *, busy_timeout_ms: int, pool_size: int = 8
+) -> CatalogBackend:
+    """Another backend on the catalog of ``backend``, with another busy timeout (and,
+    on PostgreSQL, pool size)."""
     if isinstance(backend, SqliteBackend):
         return SqliteBackend(backend.path, busy_timeout_ms=busy_timeout_ms)
     from webapp.catalog.postgres import PostgresBackend
 
     assert isinstance(backend, PostgresBackend)
-    return PostgresBackend(backend.url, busy_timeout_ms=busy_timeout_ms)
+    return PostgresBackend(backend.url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
 
 
 @pytest.fixture
@@ -396,6 +399,25 @@ def test_a_held_write_lock_makes_other_writers_busy(backend: CatalogBackend, org
         holder.close()
         waiter.close()
         slow.close()
+
+
+def test_open_handles_hold_no_connection(backend: CatalogBackend, org: Organization):
+    """Handles kept open (a request that renders for seconds keeps its handle) do not
+    hold database connections: with a pool of one, many open handles that have read
+    still let another handle read and write."""
+    small = _same_catalog(backend, busy_timeout_ms=1000, pool_size=1)
+    idle = [small.open() for _ in range(3)]
+    try:
+        for handle in idle:
+            assert handle.accounts.org_by_name("acme") is not None
+        worker = small.open()
+        worker.images.insert(org.id, image(8))
+        assert worker.images.get_exact(org.id, image(8).hash) is not None
+        worker.close()
+    finally:
+        for handle in idle:
+            handle.close()
+        small.close()
 
 
 # -- search -------------------------------------------------------------------------------
