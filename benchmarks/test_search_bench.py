@@ -112,9 +112,16 @@ def build_catalog(data_dir: Path, database_url: str = "") -> tuple[Any, dict[str
                 )
             batch = []
     if database_url:
+        import psycopg
+
         _copy_into_postgresql(db, columns, batch)
-    with catalog.unit_of_work():
-        db.execute("ANALYZE")
+        # What autovacuum does soon after a bulk load: statistics and the visibility map
+        # (without it, index-only scans read every heap page).
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+    else:
+        with catalog.unit_of_work():
+            db.execute("ANALYZE")
     catalog.close()
     return client, headers
 

@@ -91,22 +91,22 @@ def _condition(cond: Condition, organization_id: str) -> tuple[str, list[Any]]:
     ]
 
 
-def _sort_keys(key: SortKey) -> list[tuple[str, list[Any], bool]]:
-    """SQL keys of one sort key: (expression, params, descending); user fields sort the
-    images without the field last (a "missing" key first)."""
+def _sort_keys(key: SortKey, n: int) -> tuple[list[tuple[str, bool]], str, list[Any]]:
+    """SQL keys of one sort key (expression, descending), and for a user field the join
+    that brings its value (alias ``sk<n>``) with its parameters. Images without the field
+    sort last in either direction (a "missing" key first, 0 or 1 as cursors hold)."""
     fld = key.field
     if fld.column is not None:
-        return [(f"s.{fld.column}", [], key.descending)]
-    column = "sv.value_num" if _numeric(fld.kind) else "sv.value_text"
-    value = (
-        f"(SELECT {column} FROM sourceimage_values AS sv WHERE sv.organization_id = "
-        "s.organization_id AND sv.hash = s.hash AND sv.source = 'user' AND sv.field = ? "
-        "AND sv.type = ? LIMIT 1)"
+        return [(f"s.{fld.column}", key.descending)], "", []
+    column = f"sk{n}.value_num" if _numeric(fld.kind) else f"sk{n}.value_text"
+    # Sortable user fields hold one value, so the join adds at most one row per image.
+    join = (
+        f" LEFT JOIN sourceimage_values AS sk{n} ON sk{n}.organization_id = s.organization_id "
+        f"AND sk{n}.hash = s.hash AND sk{n}.source = 'user' AND sk{n}.field = ? "
+        f"AND sk{n}.type = ?"
     )
-    params = [fld.name, fld.type]
-    # 0 with the field, 1 without (an integer, as cursors hold: webapp/search.py).
-    missing = f"(CASE WHEN {value} IS NULL THEN 1 ELSE 0 END)"
-    return [(missing, params, False), (value, params, key.descending)]
+    missing = f"(CASE WHEN {column} IS NULL THEN 1 ELSE 0 END)"
+    return [(missing, False), (column, key.descending)], join, [fld.name, fld.type]
 
 
 def _plain(value: Any) -> Any:
@@ -151,8 +151,14 @@ class PgImageSearch:
                 params.extend(values)
             clauses.append("(" + (" OR " if search.any_of else " AND ").join(parts) + ")")
         where = " AND ".join(clauses)
-        sort = [k for key in search.sort for k in _sort_keys(key)]
-        sort.append(("s.hash", [], sort[-1][2]))
+        sort: list[tuple[str, bool]] = []
+        joins, join_params = "", []
+        for n, key in enumerate(search.sort):
+            keys, join, params_of_join = _sort_keys(key, n)
+            sort.extend(keys)
+            joins += join
+            join_params.extend(params_of_join)
+        sort.append(("s.hash", sort[-1][1]))
         if search.after is not None and len(search.after) != len(sort):
             raise SearchError("offset: the cursor belongs to another sort order")
         counted = self.db.row(f"SELECT COUNT(*) AS n FROM sourceimages AS s WHERE {where}", params)
@@ -160,7 +166,7 @@ class PgImageSearch:
         facets = {f.key: self._facet(f, organization_id, where, params) for f in search.facets}
         if search.limit == 0:
             return SearchPage(total, [], [], total > 0, facets)
-        rows = self._page(search, sort, where, params)
+        rows = self._page(search, sort, joins, [*join_params, *params], where)
         more = len(rows) > search.limit
         rows = rows[: search.limit]
         keys = [tuple(_plain(r[f"_k{i}"]) for i in range(len(sort))) for r in rows]
@@ -169,19 +175,18 @@ class PgImageSearch:
     def _page(
         self,
         search: Search,
-        sort: list[tuple[str, list[Any], bool]],
-        where: str,
+        sort: list[tuple[str, bool]],
+        joins: str,
         params: list[Any],
+        where: str,
     ) -> list[Any]:
-        selected = ", ".join(f"{sql} AS _k{i}" for i, (sql, _, _) in enumerate(sort))
-        key_params = [p for _, ps, _ in sort for p in ps]
-        order = ", ".join(
-            f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, _, desc) in enumerate(sort)
-        )
+        """``limit + 1`` images after the offset or keyset, in sort order, with ``_kN``."""
+        selected = ", ".join(f"{sql} AS _k{i}" for i, (sql, _) in enumerate(sort))
+        order = ", ".join(f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(sort))
         keyset, keyset_params = "TRUE", []
         if search.after is not None:
             alternatives = []
-            for i, (_, _, descending) in enumerate(sort):
+            for i, (_, descending) in enumerate(sort):
                 terms = [f"_k{j} IS NOT DISTINCT FROM ?" for j in range(i)]
                 terms.append(f"_k{i} {'<' if descending else '>'} ?")
                 keyset_params.extend([*search.after[:i], search.after[i]])
@@ -189,9 +194,9 @@ class PgImageSearch:
             keyset = "(" + " OR ".join(alternatives) + ")"
         return self.db.rows(
             f"SELECT * FROM (SELECT {SELECT_COLUMNS.replace('sourceimages.', 's.')}, "
-            f"{selected} FROM sourceimages AS s WHERE {where}) AS page WHERE {keyset} "
+            f"{selected} FROM sourceimages AS s{joins} WHERE {where}) AS page WHERE {keyset} "
             f"ORDER BY {order} LIMIT ? OFFSET ?",
-            [*key_params, *params, *keyset_params, search.limit + 1, search.offset],
+            [*params, *keyset_params, search.limit + 1, search.offset],
         )
 
     def _facet(
