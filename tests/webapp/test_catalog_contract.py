@@ -459,3 +459,50 @@ def test_search_filters_words_facets_and_cursors(catalog: Catalog, org: Organiza
     cursor = encode_cursor("user:int:n:desc", first.keys[-1])
     rest = search(("sort", "user:int:n desc"), ("limit", "1"), ("offset", cursor))
     assert [i.hash for i in rest.images] == [image(1).hash] and not rest.more
+
+
+def test_unfiltered_totals_and_facets_follow_every_write(catalog: Catalog, org: Organization):
+    """Unfiltered searches answer totals and facets from maintained counts; after every
+    kind of write they equal what counting the images (a filter every image passes) says."""
+    owner = catalog.accounts.memberships(org.id)[0].user_id
+    other = catalog.accounts.create_org(
+        "counted", display_name="c", billing_email="c@c.example", master_organization=None,
+        admin_user_id=owner,
+    )  # fmt: skip
+    images = catalog.images
+    steps = [
+        lambda: images.insert(org.id, image(11, user_metadata={"color": "red"})),
+        lambda: images.insert(
+            org.id,
+            image(
+                12,
+                format="jpg",
+                mimetype="image/jpeg",
+                user_metadata={"array:labels": ["a", "b", "a"]},
+            ),
+        ),  # fmt: skip
+        lambda: images.insert(org.id, image(13, user_metadata={"color": "red", "int:n": 3})),
+        lambda: images.update(org.id, image(11).hash, user_metadata={"color": "blue"}),
+        lambda: images.soft_delete(org.id, [image(13).hash]),
+        lambda: images.restore(org.id, image(13).hash),
+        lambda: images.soft_delete(org.id, [image(12).hash]),
+        lambda: images.revive(org.id, image(12, user_metadata={"array:labels": ["c"]})),
+        lambda: images.copy_to(images.get_exact(org.id, image(11).hash), other.id, overwrite=False),
+        lambda: images.soft_delete(org.id, [image(11).hash]),
+        lambda: images.purge_expired("9999-01-01T00:00:00+00:00"),
+    ]
+    facets = ("facets", "user:str:color,user:array:labels,format,mimetype")
+
+    def answer(*params: tuple[str, str]) -> tuple[int, dict]:
+        page = catalog.image_search.search(
+            parse_search([facets, ("limit", "0"), *params]), org.id, restore_cutoff="2000"
+        )
+        return page.total, page.facets
+
+    for step in steps:
+        step()
+        assert answer() == answer(("size", "[0,}"))
+    total, counted = answer()
+    assert total == 2
+    assert counted["user:array:labels"] == [{"value": "c", "count": 1}]
+    assert counted["user:str:color"] == [{"value": "red", "count": 1}]

@@ -135,6 +135,57 @@ CREATE INDEX IF NOT EXISTS sourceimage_values_image
     ON sourceimage_values(organization_id, hash, source, field);
 CREATE INDEX IF NOT EXISTS sourceimage_values_words
     ON sourceimage_values USING GIN (words);
+-- Facet counts of live images, as on SQLite (schema.py): per organization, facet
+-- ('format', 'mimetype', 'user:str:<name>', 'user:array:<name>') and value, the number of
+-- live images holding it (once per image and value), kept by a trigger in the writing
+-- transaction; rows reaching 0 are removed. Unfiltered searches read totals and facets here.
+CREATE TABLE IF NOT EXISTS sourceimage_facet_counts (
+    organization_id TEXT NOT NULL,
+    facet TEXT COLLATE "C" NOT NULL,
+    value TEXT COLLATE "C" NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (organization_id, facet, value)
+);
+CREATE OR REPLACE FUNCTION cropstack_facet_values(format TEXT, mimetype TEXT, metadata TEXT)
+RETURNS TABLE (facet TEXT, value TEXT) LANGUAGE sql IMMUTABLE AS $f$
+    SELECT 'format', format
+    UNION SELECT 'mimetype', mimetype
+    UNION SELECT 'user:' || k.kind || ':' || k.name, e.value #>> '{}'
+    FROM jsonb_each(metadata::jsonb) AS u
+    CROSS JOIN LATERAL (SELECT
+        CASE WHEN position(':' IN u.key) > 0 THEN split_part(u.key, ':', 1) ELSE 'str' END,
+        CASE WHEN position(':' IN u.key) > 0 THEN substr(u.key, position(':' IN u.key) + 1)
+             ELSE u.key END) AS k (kind, name)
+    CROSS JOIN LATERAL jsonb_array_elements(
+        CASE WHEN jsonb_typeof(u.value) = 'array' THEN u.value ELSE jsonb_build_array(u.value) END
+    ) AS e (value)
+    WHERE jsonb_typeof(e.value) = 'string' AND k.kind IN ('str', 'array')
+$f$;
+CREATE OR REPLACE FUNCTION cropstack_facet_counts() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.deleted_at IS NULL THEN
+        UPDATE sourceimage_facet_counts AS c SET count = c.count - 1
+        FROM cropstack_facet_values(OLD.format, OLD.mimetype, OLD.user_metadata) AS v
+        WHERE c.organization_id = OLD.organization_id AND c.facet = v.facet
+            AND c.value = v.value;
+        DELETE FROM sourceimage_facet_counts
+        WHERE organization_id = OLD.organization_id AND count <= 0;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.deleted_at IS NULL THEN
+        INSERT INTO sourceimage_facet_counts (organization_id, facet, value, count)
+        SELECT NEW.organization_id, v.facet, v.value, 1
+        FROM cropstack_facet_values(NEW.format, NEW.mimetype, NEW.user_metadata) AS v
+        ON CONFLICT (organization_id, facet, value)
+        DO UPDATE SET count = sourceimage_facet_counts.count + 1;
+    END IF;
+    RETURN NULL;
+END
+$f$;
+DROP TRIGGER IF EXISTS sourceimages_facet_counts ON sourceimages;
+CREATE TRIGGER sourceimages_facet_counts
+    AFTER INSERT OR DELETE
+        OR UPDATE OF organization_id, format, mimetype, user_metadata, deleted_at
+    ON sourceimages FOR EACH ROW EXECUTE FUNCTION cropstack_facet_counts();
 CREATE TABLE IF NOT EXISTS stacks (
     organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     name TEXT COLLATE "C" NOT NULL,

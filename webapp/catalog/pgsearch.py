@@ -161,9 +161,26 @@ class PgImageSearch:
         sort.append(("s.hash", sort[-1][1]))
         if search.after is not None and len(search.after) != len(sort):
             raise SearchError("offset: the cursor belongs to another sort order")
-        counted = self.db.row(f"SELECT COUNT(*) AS n FROM sourceimages AS s WHERE {where}", params)
+        # Every live image of the organization: totals and facets from the counts the
+        # trigger keeps (pgschema.py), not from counting the images.
+        unfiltered = not search.conditions and binary_hash is None and not search.deleted
+        if unfiltered:
+            counted = self.db.row(
+                "SELECT COALESCE(SUM(count), 0) AS n FROM sourceimage_facet_counts "
+                "WHERE organization_id = ? AND facet = 'format'",
+                (organization_id,),
+            )
+        else:
+            counted = self.db.row(
+                f"SELECT COUNT(*) AS n FROM sourceimages AS s WHERE {where}", params
+            )
         total = int(counted["n"]) if counted else 0
-        facets = {f.key: self._facet(f, organization_id, where, params) for f in search.facets}
+        facets = {
+            f.key: self._counted_facet(f, organization_id)
+            if unfiltered
+            else self._facet(f, organization_id, where, params)
+            for f in search.facets
+        }
         if search.limit == 0:
             return SearchPage(total, [], [], total > 0, facets)
         rows = self._page(search, sort, joins, [*join_params, *params], where)
@@ -198,6 +215,16 @@ class PgImageSearch:
             f"ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, *keyset_params, search.limit + 1, search.offset],
         )
+
+    def _counted_facet(self, fld: Field, organization_id: str) -> list[dict[str, Any]]:
+        """The most frequent values of ``fld`` among all live images, from the counts."""
+        facet = fld.column if fld.column is not None else f"user:{fld.type}:{fld.name}"
+        rows = self.db.rows(
+            "SELECT value, count FROM sourceimage_facet_counts WHERE organization_id = ? "
+            "AND facet = ? AND count > 0 ORDER BY count DESC, value ASC LIMIT ?",
+            (organization_id, facet, FACET_VALUES),
+        )
+        return [{"value": r["value"], "count": int(r["count"])} for r in rows]
 
     def _facet(
         self, fld: Field, organization_id: str, where: str, params: list[Any]
