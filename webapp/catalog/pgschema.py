@@ -168,8 +168,10 @@ BEGIN
         FROM cropstack_facet_values(OLD.format, OLD.mimetype, OLD.user_metadata) AS v
         WHERE c.organization_id = OLD.organization_id AND c.facet = v.facet
             AND c.value = v.value;
-        DELETE FROM sourceimage_facet_counts
-        WHERE organization_id = OLD.organization_id AND count <= 0;
+        DELETE FROM sourceimage_facet_counts AS c
+        USING cropstack_facet_values(OLD.format, OLD.mimetype, OLD.user_metadata) AS v
+        WHERE c.organization_id = OLD.organization_id AND c.facet = v.facet
+            AND c.value = v.value AND c.count <= 0;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.deleted_at IS NULL THEN
         INSERT INTO sourceimage_facet_counts (organization_id, facet, value, count)
