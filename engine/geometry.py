@@ -125,8 +125,9 @@ def parse_box(raw: Mapping[str, Any], size: Size) -> Box:
 
 
 def _face_box(raw: Any, size: Size) -> Box | None:
-    # rokka does not document the detection_face payload; accept a single box, a list of
-    # boxes or {"faces": [...]} and use the bounding box of all faces.
+    # cropstack stores {width, height, x, y, faces: [...]} ({"faces": []} when none was
+    # found); rokka stores one box. Accept a single box, a list of boxes or {"faces": [...]}
+    # and use the bounding box of all faces.
     if isinstance(raw, Mapping) and "faces" in raw:
         raw = raw["faces"]
     boxes = raw if isinstance(raw, list) else [raw]

@@ -1,4 +1,5 @@
-"""A render process: runs renders and upload checks sent over a pipe, one at a time.
+"""A render process: runs renders, upload checks and face detections sent over a pipe, one
+at a time.
 
 The web layer (webapp/renderpool.py) starts ``python -m engine.worker READ_FD WRITE_FD``
 with these limits in the environment, then sends jobs; a job that passes its deadline is
@@ -85,7 +86,8 @@ def _read_exactly(fd: int, length: int) -> bytearray:
 
 
 def dumps(kind: str, payload: Any) -> bytes:
-    """One message: ``kind`` (``render``, ``probe``, ``ok``, ``error``) and its payload."""
+    """One message: ``kind`` (``render``, ``probe``, ``faces``, ``ok``, ``error``) and its
+    payload."""
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((kind, payload))
     return buffer.getvalue()
@@ -125,7 +127,32 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
         from engine.conversion import optimise_source
 
         return optimise_source(blob, **payload)
+    if kind == "faces":
+        return _faces(blob, payload)
     raise ValueError(f"unknown job {kind!r}")
+
+
+def _faces(blob: bytes, payload: dict[str, Any]) -> Any:
+    import pyvips
+
+    from engine.faces import MIN_ADDRESS_SPACE_MB, detect_faces, detector_fits
+
+    if not detector_fits():
+        print(f"face detection needs render_memory_mb >= {MIN_ADDRESS_SPACE_MB}", file=sys.stderr)
+        raise errors.RenderCrashed(
+            "face detection is unavailable: render processes have too little memory for the "
+            "detector on this server"
+        )
+    try:
+        return detect_faces(blob, **payload)
+    except pyvips.Error as exc:
+        first = (str(exc).splitlines() or ["undecodable image"])[0]
+        raise errors.RenderFailed(f"face detection failed: {first}") from exc
+    except ImportError as exc:  # a broken install: the operator's problem, logged for them
+        print(f"face detection: OpenCV could not be loaded: {exc}", file=sys.stderr)
+        raise errors.RenderCrashed(
+            "face detection is unavailable: the render process could not load its detector"
+        ) from exc
 
 
 def _limit() -> None:

@@ -93,12 +93,15 @@ def image_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     """The ``image.*`` object rokka documents, from a source image record.
 
     ``row`` needs ``hash``, ``width``, ``height``, ``format``, ``size``; optional
-    ``animated``, ``dynamic_metadata`` (``subject_area``) and ``user_metadata``.
-    Face detection does not exist in cropstack: ``hasDetectionFace`` is false and
-    ``detection_face``/``face_detection`` are null. ``entropy`` is not computed (null).
+    ``animated``, ``dynamic_metadata`` (``subject_area``, ``detection_face``) and
+    ``user_metadata``. ``detection_face`` (alias ``face_detection``) is the stored box
+    around the detected faces, ``{width, height, x, y}`` in display pixels, or null when
+    detection did not run or found no face (then ``hasDetectionFace`` is false).
+    ``entropy`` is not computed (null).
     """
     dynamic = row.get("dynamic_metadata") or {}
     subject = dynamic.get("subject_area")
+    face = _face_box(dynamic.get("detection_face"))
     return {
         "hash": row.get("hash"),
         "width": row.get("width"),
@@ -109,12 +112,23 @@ def image_fields(row: Mapping[str, Any]) -> dict[str, Any]:
         "isAnimated": bool(row.get("animated")),
         "hasSubjectArea": subject is not None,
         "subject_area": dict(subject) if subject is not None else None,
-        "hasDetectionFace": False,
-        "detection_face": None,
-        "face_detection": None,
+        "hasDetectionFace": face is not None,
+        "detection_face": face,
+        "face_detection": dict(face) if face is not None else None,
         "entropy": None,
         "meta_user": _user_fields(row.get("user_metadata") or {}),
     }
+
+
+_BOX_KEYS = ("width", "height", "x", "y")
+
+
+def _face_box(stored: Any) -> dict[str, Any] | None:
+    """``{width, height, x, y}`` of stored ``detection_face`` metadata, or None when it
+    holds no box (no face found: ``{"faces": []}``)."""
+    if not isinstance(stored, Mapping) or not all(k in stored for k in _BOX_KEYS):
+        return None
+    return {key: stored[key] for key in _BOX_KEYS}
 
 
 def _user_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:

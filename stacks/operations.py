@@ -53,6 +53,7 @@ class OperationSpec:
     required: tuple[str, ...] = ()
     one_of: tuple[str, ...] = ()
     implemented: bool = True
+    why: str = ""  # why a known operation is not implemented (added to its 400)
 
     def param(self, key: str) -> Param:
         """The parameter called ``key``, or a StackError naming operation and parameter."""
@@ -128,9 +129,9 @@ def _op(
     return OperationSpec(name, description, (*params, ENABLED), required, one_of)
 
 
-def _later(name: str, description: str) -> OperationSpec:
+def _later(name: str, description: str, why: str = "") -> OperationSpec:
     """A rokka operation cropstack recognises but does not render (parse-time 400)."""
-    return OperationSpec(name, description, (ENABLED,), implemented=False)
+    return OperationSpec(name, description, (ENABLED,), implemented=False, why=why)
 
 
 def _int(name: str, low: int, high: int, default: Any = NO_DEFAULT, text: str = "") -> Param:
@@ -355,7 +356,12 @@ _TABLE: tuple[OperationSpec, ...] = (
     _later("primitive", "Reproduce the image with geometric primitives."),
     _later("glitch", "Glitch effect."),
     _later("addframes", "Add frames to an animation."),
-    _later("face", "Place a secondary image on detected face features."),
+    _later(
+        "face",
+        "Place a secondary image on detected face features.",
+        why="it aligns to eye and mouth landmarks (rokka's detection_eyemouth), which "
+        "cropstack's face detection does not find; detection_face boxes steer crops only",
+    ),
     _later("svgdynamic", "Change attributes of an SVG source."),
     _later("svg2bitmap", "Rasterise an SVG source in a browser engine."),
 )
@@ -373,7 +379,8 @@ def lookup_operation(name: str) -> OperationSpec:
     if spec is None:
         raise UnknownOperation(f"unknown operation {shown(name)}", operation=name)
     if not spec.implemented:
-        raise NotImplementedOperation(f"operation {name} is not implemented", operation=name)
+        why = f": {spec.why}" if spec.why else ""
+        raise NotImplementedOperation(f"operation {name} is not implemented{why}", operation=name)
     return spec
 
 

@@ -46,10 +46,12 @@ def markdown_reference() -> str:
         lines += ["", "| parameter | type | default | accepts |", "| --- | --- | --- | --- |"]
         lines += [_row(param) for param in spec.params]
         lines.append("")
-    later = [spec.name for spec in OPERATIONS.values() if not spec.implemented]
+    later = [spec for spec in OPERATIONS.values() if not spec.implemented]
     lines.append(
         "Known rokka operations that are **not implemented** (400 "
-        '"operation X is not implemented"): ' + ", ".join(f"`{n}`" for n in later) + "."
+        '"operation X is not implemented[: why]"): '
+        + ", ".join(f"`{s.name}`" + (f" ({s.why})" if s.why else "") for s in later)
+        + "."
     )
     lines += ["", "### Stack options", ""]
     lines += [

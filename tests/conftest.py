@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,58 @@ def postgres() -> Iterator[PostgresForTests]:
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-compatible server (moto's standalone server) on loopback for the session,
+    with bucket ``tests.s3server.BUCKET``; yields its endpoint URL.
+
+    The standard AWS variables point at it for the rest of the session (test credentials),
+    so boto3 in this process and in ``cropstack serve`` children finds it.
+    """
+    import boto3
+
+    from tests.s3server import BUCKET, moto_server
+
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with moto_server(log) as endpoint, pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ENDPOINT_URL", endpoint)
+        env.setenv("AWS_ACCESS_KEY_ID", "cropstack-test")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "cropstack-test")
+        env.setenv("AWS_REGION", "us-east-1")
+        boto3.session.Session().client("s3").create_bucket(Bucket=BUCKET)
+        yield endpoint
+
+
+@pytest.fixture
+def s3_location(s3_server: str) -> str:
+    """A fresh ``s3://bucket/prefix`` on the session's S3 server (a new prefix per test)."""
+    from tests.s3server import BUCKET
+
+    return f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def on_s3(s3_location: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every app this test creates (and every server it starts) keeps its originals on
+    the S3 server: ``CROPSTACK_BLOB_STORE`` is set; the location."""
+    monkeypatch.setenv("CROPSTACK_BLOB_STORE", s3_location)
+    return s3_location
+
+
+@pytest.fixture
+def on_local_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Originals in the data dir, also under ``CROPSTACK_TEST_BLOB_STORE=s3``: for tests
+    about the local disk itself (request it before ``app``)."""
+    monkeypatch.delenv("CROPSTACK_BLOB_STORE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _blob_store_under_test(request: pytest.FixtureRequest) -> None:
+    """``CROPSTACK_TEST_BLOB_STORE=s3`` runs every test with originals on S3."""
+    if os.environ.get("CROPSTACK_TEST_BLOB_STORE") == "s3":
+        request.getfixturevalue("on_s3")
 
 
 @pytest.fixture

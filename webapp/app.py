@@ -11,13 +11,13 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 
 from webapp import tokens
+from webapp.blobs import BlobStore, StorageFull, StoreReadOnly, StoreUnavailable, open_store
 from webapp.catalog import Catalog, CatalogBackend, SqliteBackend, open_backend
-from webapp.catalog.errors import CatalogFull, CatalogReadOnly
+from webapp.catalog.errors import CatalogFull, CatalogReadOnly, CatalogUnavailable
 from webapp.errors import register_error_handlers, storage_fault
 from webapp.httpworker import finish_body
 from webapp.rendercache import RenderCache
 from webapp.settings import Settings, load_settings
-from webapp.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     data_dir = Path(settings.data_dir)
     if not data_dir.is_dir():
         data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        (data_dir / "tmp").mkdir(exist_ok=True)  # the health probe's (any blob store)
+    except OSError:
+        pass  # a read-only data directory: the health probe reports it
     app = Flask("webapp")
     from webapp.uploadform import UploadRequest
 
@@ -39,10 +43,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Non-file multipart fields (metadata JSON) may be large-ish, but bounded.
     app.config["MAX_FORM_MEMORY_SIZE"] = 16 * 1024 * 1024
     app.extensions["cropstack.settings"] = settings
-    app.extensions["cropstack.blobs"] = BlobStore(data_dir)
+    app.extensions["cropstack.blobs"] = start_store(settings, required=False)
     backend = open_backend(settings)
     app.extensions["cropstack.catalog"] = backend
-    prepare_catalog(backend)
+    try:
+        prepare_catalog(backend)
+    except CatalogUnavailable as exc:
+        # As for the blob store: `cropstack serve` checked the database before starting;
+        # a worker recycled while it is briefly away answers 503 (and /healthz says so)
+        # instead of failing to boot, which would stop the whole server.
+        log.error("catalog unavailable (%s): answering 503 until it is back", exc.detail)
     if isinstance(backend, SqliteBackend):
         app.extensions["cropstack.catalog_path"] = backend.path
         # Held for the app's life: while one connection is open SQLite keeps the -shm
@@ -50,7 +60,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         anchor = backend.open()
         anchor.ping()
         app.extensions["cropstack.catalog_anchor"] = anchor
-    app.extensions["cropstack.blobs"].sweep_tmp()
+    app.extensions["cropstack.blobs"].sweep_partial()
     app.extensions["cropstack.render_cache"] = RenderCache(
         data_dir / "cache", settings.render_cache_max_bytes
     )
@@ -64,6 +74,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_routes(app)
     return app
+
+
+def start_store(settings: Settings, *, required: bool = True) -> BlobStore:
+    """The blob store of ``settings``, checked.
+
+    ``required``: raise ``StoreUnavailable`` when it cannot be reached (``cropstack
+    serve`` checks this once, before starting: a node without its originals must not
+    start). Worker processes start with ``required=False`` and log the error instead: a
+    worker recycled while the store is briefly away must not take the whole server down
+    (gunicorn stops when a worker fails to boot); /healthz reports the store meanwhile.
+    A store that answers but refuses writes (read-only, full) is served as it is, like a
+    read-only data directory: reads work, writes answer 503/507.
+    """
+    store = open_store(settings.blob_store, settings.data_dir)
+    try:
+        store.probe()
+    except (StoreReadOnly, StorageFull) as exc:
+        log.warning("%s: serving reads, refusing writes", exc)
+    except StoreUnavailable as exc:
+        if required:
+            raise
+        log.error("%s: answering 503 until it is back", exc)
+    return store
 
 
 def prepare_catalog(backend: CatalogBackend) -> bool:

@@ -37,6 +37,16 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if not os.path.isdir(settings.data_dir):
         os.makedirs(settings.data_dir)
+    from webapp.app import start_store
+    from webapp.blobs import StoreUnavailable
+
+    # Checked in the master (each worker checks again): an unreachable store is one
+    # clear line and exit status 1, not a worker boot failure with a stack trace.
+    try:
+        start_store(settings)
+    except StoreUnavailable as exc:
+        print(f"cropstack: cannot start: {exc}", file=sys.stderr)
+        return 1
     failed = _prepare_catalog(settings)
     if failed is not None:
         return failed
@@ -118,6 +128,7 @@ def _settings_doc(_args: argparse.Namespace) -> int:
 
 def _gc(args: argparse.Namespace) -> int:
     from webapp.app import prepare_catalog
+    from webapp.blobs import StorageFull, StoreUnavailable
     from webapp.catalog import open_backend
     from webapp.gc import collect
     from webapp.settings import load_settings
@@ -131,7 +142,11 @@ def _gc(args: argparse.Namespace) -> int:
         prepare_catalog(backend)
     finally:
         backend.close()
-    report = collect(settings)
+    try:
+        report = collect(settings)
+    except (StoreUnavailable, StorageFull) as exc:
+        print(f"cropstack: gc stopped: {exc}", file=sys.stderr)
+        return 1
     print(
         f"purged {report.purged_rows} expired images, removed {report.removed_blobs} blobs "
         f"and {report.removed_tmp} temporary files"

@@ -7,7 +7,9 @@ Every error answer, everywhere, is ``{"error": {"code": N, "message": "..."}}`` 
 Storage faults are answered, not crashed (docs/operations.md, "Faults"): a full disk or
 quota (``ENOSPC``, ``EDQUOT``, SQLite ``SQLITE_FULL``) is 507; a read-only data directory
 (``EROFS``, ``EACCES``, ``EPERM``, SQLite ``SQLITE_READONLY``) and other storage I/O
-errors are 503. Both are logged at ERROR, since an operator has to act.
+errors are 503. Both are logged at ERROR, since an operator has to act. The blob store's
+own errors (webapp/blobs) are mapped here too: ``StorageFull`` 507, ``StoreReadOnly`` and
+``StoreUnavailable`` 503, the same answers on local disk and on S3.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from webapp.blobs import StorageFull, StoreReadOnly, StoreUnavailable
 from webapp.catalog.errors import (
     CatalogBusy,
     CatalogError,
@@ -71,6 +74,7 @@ def bad_request(message: str) -> ApiError:
 INSUFFICIENT_STORAGE = "Insufficient storage: the server cannot store this now, retry later"
 READ_ONLY = "Storage is read-only: the server accepts no writes now, retry later"
 STORAGE_ERROR = "Storage error: the server cannot store this now, retry later"
+STORE_UNAVAILABLE = "Blob store unavailable: originals cannot be read or stored now, retry later"
 
 # SQLite primary result codes (the low byte of an extended code).
 _SQLITE_READONLY = 8
@@ -83,6 +87,12 @@ _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 def storage_fault(exc: BaseException) -> ApiError | None:
     """The answer to a storage exception (507 full, 503 read-only or I/O), else None."""
+    if isinstance(exc, StorageFull):
+        return ApiError(507, INSUFFICIENT_STORAGE)
+    if isinstance(exc, StoreReadOnly):
+        return ApiError(503, READ_ONLY)
+    if isinstance(exc, StoreUnavailable):
+        return ApiError(503, STORE_UNAVAILABLE)
     if isinstance(exc, sqlite3.OperationalError):
         code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
         if code == _SQLITE_FULL:
@@ -119,6 +129,21 @@ def catalog_answer(exc: CatalogError) -> ApiError:
     if isinstance(exc, CatalogUnavailable):
         return ApiError(503, exc.message, headers={"Retry-After": "5"})
     return ApiError(500, "Internal server error")
+
+
+class OriginalUnavailable(ApiError):
+    """503: an image's original cannot be served (missing or damaged in the blob store).
+
+    Not a 4xx (the request is fine) and not a 404 (the image exists and a re-upload or a
+    restore from back-up brings it back); ``no-store`` keeps caches from keeping it.
+    """
+
+    def __init__(self, image_hash: str) -> None:
+        super().__init__(
+            503,
+            f"Original of image {image_hash} is unavailable",
+            headers={"Cache-Control": "no-store"},
+        )
 
 
 def json_response(

@@ -2,19 +2,24 @@
 
 Blobs are shared by every organization, so a blob is removed only when no row of any
 organization (soft-deleted rows still inside the restore window included) references
-it, and only when it is older than the grace period — an upload writes its blob before
-its row commits, and must not lose the blob in between.
+it, and only when its write time is older than the grace period — an upload writes its
+blob before its row commits, and must not lose the blob in between. The write time is
+the store's (webapp/blobs), renewed by every ``put``, also of bytes already stored; and
+the delete keeps a blob written since the collection began, so an upload of the same
+bytes racing with a collection (on any node) keeps its blob.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from webapp.blobs import BlobStore, open_store
 from webapp.catalog import open_backend
 from webapp.catalog.images import restore_cutoff
 from webapp.settings import Settings
-from webapp.storage import BlobStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +38,31 @@ def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
     catalog = backend.open()
     try:
         purged = catalog.images.purge_expired(restore_cutoff(settings.restore_days))
-        store = BlobStore(data_dir)
+        store = open_store(settings.blob_store, data_dir)
         grace = settings.blob_gc_grace_s if grace_s is None else grace_s
-        removed = store.gc(catalog.images.blob_referenced, grace_s=grace)
-        tmp = store.sweep_tmp()
+        removed = remove_unreferenced(store, catalog.images.blob_referenced, grace_s=grace)
+        tmp = store.sweep_partial()
     finally:
         catalog.close()
         backend.close()
     return GcReport(purged_rows=purged, removed_blobs=removed, removed_tmp=tmp)
+
+
+def remove_unreferenced(
+    store: BlobStore, referenced: Callable[[str], bool], *, grace_s: float
+) -> int:
+    """Delete the blobs of ``store`` that ``referenced(key)`` says no row needs and that
+    were last written more than ``grace_s`` seconds ago; the number removed.
+
+    ``referenced`` is asked only for old blobs, and the delete itself keeps a blob that an
+    upload wrote or confirmed after this collection began (its row may commit after the
+    ``referenced`` check).
+    """
+    cutoff = time.time() - grace_s
+    removed = 0
+    for info in list(store.list()):
+        if info.written_at >= cutoff or referenced(info.key):
+            continue
+        if store.delete(info.key, unless_written_since=cutoff):
+            removed += 1
+    return removed

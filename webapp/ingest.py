@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from webapp.blobs import BlobStore
 from webapp.catalog.errors import Conflict, ImageLocked
 from webapp.catalog.images import restore_cutoff
 from webapp.catalog.interface import CatalogHandle
@@ -22,7 +23,6 @@ from webapp.catalog.records import NewImage, SourceImage, new_image_from
 from webapp.imageinfo import inspect, optimise
 from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
-from webapp.storage import BlobStore
 
 
 @dataclass

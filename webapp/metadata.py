@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,16 @@ EMPTY_SERIALISED = "a:0:{}"
 #: Appended to the serialised metadata of protected images so their hash differs.
 PROTECTED_MARKER = ";protected"
 
-DYNAMIC_NAMES: tuple[str, ...] = ("subject_area", "crop_area", "multi_areas", "version")
+DYNAMIC_NAMES: tuple[str, ...] = (
+    "subject_area",
+    "crop_area",
+    "multi_areas",
+    "version",
+    "detection_face",
+)
+#: Dynamic metadata cropstack computes itself: set by ``PUT`` with an empty body, never
+#: from a value a client sends.
+DETECTED_NAMES: frozenset[str] = frozenset({"detection_face"})
 _AREA_NAME = re.compile(r"[A-Za-z0-9_]+")
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 
@@ -139,9 +149,33 @@ def validate_dynamic(name: str, value: Any) -> Any:
         return _multi_areas(value, name)
     if name == "version":
         return _version(value, name)
+    if name in DETECTED_NAMES:
+        raise MetadataError(
+            f"{name} is detected, not sent: PUT /sourceimages/{{org}}/{{hash}}/meta/dynamic/"
+            f"{name} with an empty body after the upload"
+        )
     raise MetadataError(
         f"Unknown dynamic metadata {name[:100]!r}; known: {', '.join(DYNAMIC_NAMES)}"
     )
+
+
+def face_metadata(faces: Sequence[Any]) -> dict[str, Any]:
+    """The stored ``detection_face`` value for detected ``faces`` (objects with ``x``,
+    ``y``, ``width``, ``height`` in display pixels, largest first).
+
+    rokka stores one box ``{width, height, x, y}`` (its PHP client's ``DetectionFace``,
+    what ``image.detection_face.*`` reads): here the box around all faces, followed by
+    ``faces``, each face's own box. No face gives ``{"faces": []}``: the detection ran
+    (the hash records it) and found nothing, so the ``face`` anchor falls back.
+    """
+    boxes = [{"width": f.width, "height": f.height, "x": f.x, "y": f.y} for f in faces]
+    if not boxes:
+        return {"faces": []}
+    left = min(b["x"] for b in boxes)
+    top = min(b["y"] for b in boxes)
+    right = max(b["x"] + b["width"] for b in boxes)
+    bottom = max(b["y"] + b["height"] for b in boxes)
+    return {"width": right - left, "height": bottom - top, "x": left, "y": top, "faces": boxes}
 
 
 def validate_dynamic_object(value: Any) -> dict[str, Any]:

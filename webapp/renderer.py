@@ -9,6 +9,7 @@ libvips configured once per process after any fork (``ensure_engine``).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -18,8 +19,11 @@ from typing import Any
 
 import engine
 from engine.cost import probe_work, unpredictable
+from engine.faces import DETECT_SIDE, Face, cascade_work
 from engine.resources import split
 from stacks.plan import RenderPlan, SourceReference
+from stacks.resolve import build_plan
+from stacks.url import parse_render_path
 from webapp.errors import ApiError
 from webapp.renderpool import pool_for
 from webapp.settings import Settings
@@ -296,3 +300,58 @@ def optimise(
         return data, info
     payload = {"info": info, "target": target, "max_pixels": settings.max_render_pixels}
     return pool_for(settings).run("expensive", "optimise", data, payload)
+
+
+@functools.cache
+def _detection_plan() -> RenderPlan:
+    # Detection decodes like a render that starts with this resize (engine/faces.py), so
+    # its decode is costed and refused by the same model; the JPEG encode the plan adds
+    # to the estimate stands in for handing the pixels to the detector.
+    side = DETECT_SIDE
+    return build_plan(
+        None,
+        parse_render_path(
+            f"dynamic/resize-width-{side}-height-{side}-upscale-false/{'0' * 40}.jpg"
+        ),
+    )
+
+
+def detection_cost(settings: Settings, info: engine.ImageInfo) -> float:
+    """Estimated work (megapixel passes) of detecting faces on a source ``info`` describes:
+    the bounded decode as for a render, plus the cascade scan. ``OverBudget`` (400) past
+    any render budget, decided before the original is read (for a still image)."""
+    cost = plan_cost(settings, _detection_plan(), info)
+    work = cost.work + cascade_work(cost.output)
+    if work > settings.max_render_work:
+        raise engine.OverBudget(
+            f"face detection too expensive (about {work:.0f} megapixel passes, at most "
+            f"{settings.max_render_work:.0f})"
+        )
+    return work
+
+
+def detect_faces(
+    settings: Settings, image: Mapping[str, Any], *, read_source: Callable[[], bytes]
+) -> tuple[Face, ...]:
+    """The faces in catalog image ``image`` (a row), in its display pixels, largest first.
+
+    Runs in a render process of the lane its work calls for, under the render deadline
+    and memory cap: ``Busy``/RenderTimeout/RenderCrashed (503) and ``OverBudget`` (400)
+    as for a render; an original libvips cannot decode is ``RenderFailed`` (422).
+    """
+    source = read_source() if image["animated"] else None
+    info = header(settings, source) if source is not None else stored_info(image)
+    work = detection_cost(settings, info)
+    if source is None:
+        source = read_source()
+    return pool_for(settings).run(
+        _lane(settings, work, info),
+        "faces",
+        source,
+        {
+            "width": image["width"],
+            "height": image["height"],
+            "fmt": image["format"],
+            "max_pixels": settings.max_render_pixels,
+        },
+    )

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from webapp.blobs import check_location
+
 
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
@@ -43,6 +45,14 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "./cropstack-data", str, "Directory holding the catalog and blobs."),
+    Setting(
+        "blob_store",
+        "",
+        check_location,
+        "Where originals are stored: empty = the data dir; a directory; or "
+        "`s3://bucket/prefix`, configured by `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, "
+        "`AWS_SECRET_ACCESS_KEY`, `AWS_REGION` (docs/storage.md).",
+    ),
     Setting(
         "signup",
         False,
@@ -200,6 +210,7 @@ class Settings:
     """The resolved settings of one app instance; field names match ``SETTINGS``."""
 
     data_dir: str
+    blob_store: str
     signup: bool
     max_upload_bytes: int
     max_source_pixels: int

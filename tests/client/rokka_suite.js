@@ -711,6 +711,19 @@ async function main() {
     assertJson(await rokka.sourceimages.get(ORG, image.hash), 200)
   })
 
+  await step('sourceimages.addDynamicMetaData (detection_face)', ['sourceimages.addDynamicMetaData', 'sourceimages.deleteDynamicMetaData'], async () => {
+    // rokka's documented call: an empty object; the detector runs, this image has no face.
+    const res = await rokka.sourceimages.addDynamicMetaData(ORG, s.image.hash, 'detection_face', {})
+    const image = assertJson(res, 201)
+    assert.deepEqual(image.dynamic_metadata.detection_face, { faces: [] })
+    assert.equal(res.response.headers.get('location'), `/sourceimages/${ORG}/${image.hash}`)
+    const removed = await rokka.sourceimages.deleteDynamicMetaData(
+      ORG, image.hash, 'detection_face', { deletePrevious: true },
+    )
+    assert.equal(assertJson(removed, 201).hash, s.image.hash)
+    await expectError(rokka.sourceimages.get(ORG, image.hash), 404)
+  })
+
   await step('sourceimages.putName', ['sourceimages.putName'], async () => {
     assertNoContent(await rokka.sourceimages.putName(ORG, s.image.hash, 'renamed image.png'))
     const image = assertJson(await rokka.sourceimages.get(ORG, s.image.hash), 200)

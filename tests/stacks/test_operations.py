@@ -293,8 +293,18 @@ def test_unknown_parameter_names_operation_and_parameter() -> None:
 def test_known_but_not_implemented(name: str) -> None:
     with pytest.raises(NotImplementedOperation) as error:
         lookup_operation(name)
-    assert error.value.message == f"operation {name} is not implemented"
+    assert error.value.message.startswith(f"operation {name} is not implemented")
     assert error.value.status == 400
+
+
+def test_not_implemented_face_says_why() -> None:
+    with pytest.raises(NotImplementedOperation) as error:
+        lookup_operation("face")
+    assert error.value.message == (
+        "operation face is not implemented: it aligns to eye and mouth landmarks (rokka's "
+        "detection_eyemouth), which cropstack's face detection does not find; "
+        "detection_face boxes steer crops only"
+    )
 
 
 @pytest.mark.parametrize("name", ["resizer", "", "RESIZE", "o", "__class__"])

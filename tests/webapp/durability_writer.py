@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from webapp.blobs import open_store  # noqa: E402
 from webapp.catalog import open_backend  # noqa: E402
 from webapp.ingest import Upload, ingest  # noqa: E402
 from webapp.settings import load_settings  # noqa: E402
-from webapp.storage import BlobStore  # noqa: E402
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -43,7 +43,7 @@ def main() -> int:
     data_dir, org_id, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     settings = load_settings({"data_dir": data_dir})
     catalog = open_backend(settings).open()
-    blobs = BlobStore(data_dir)
+    blobs = open_store(settings.blob_store, data_dir)
     rng = random.Random(os.getpid())
     if mode == "same":
         data = random_png(random.Random(1))

@@ -4,7 +4,7 @@ Mounting needs root with CAP_SYS_ADMIN. Where it is not permitted (a container w
 it), or when ``CROPSTACK_TEST_NO_MOUNT=1`` asks to exercise that path, the same faults
 are injected at the storage layer instead, raising what the kernel and SQLite raise:
 
-* files: ``open`` in ``webapp.storage``, ``webapp.rendercache`` and the health probe;
+* files: ``open`` in ``webapp.blobs.local``, ``webapp.rendercache`` and the health probe;
   a write to a full disk fails with ENOSPC (the file was created), on a read-only disk
   the open fails with EROFS;
 * SQLite: a read-only disk is ``PRAGMA query_only`` (SQLITE_READONLY, as SQLite says);
@@ -31,12 +31,12 @@ from typing import Any
 
 import pytest
 
+import webapp.blobs.local
 import webapp.catalog.sqlite
 import webapp.rendercache
 import webapp.routes.service
-import webapp.storage
 
-_OPEN_USERS = (webapp.storage, webapp.rendercache, webapp.routes.service)
+_OPEN_USERS = (webapp.blobs.local, webapp.rendercache, webapp.routes.service)
 
 
 @functools.cache

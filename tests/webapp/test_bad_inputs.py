@@ -32,7 +32,7 @@ def rows_and_blobs(app: Flask) -> tuple[int, int]:
 
     with database(app) as db:
         rows = db.rows("SELECT COUNT(*) AS n FROM sourceimages")[0]["n"]
-    blobs = len(list(app.extensions["cropstack.blobs"].keys()))
+    blobs = len(list(app.extensions["cropstack.blobs"].list()))
     return rows, blobs
 
 
@@ -112,7 +112,7 @@ def test_upload_over_limit_is_413_and_leaves_no_tmp(tmp_path: Path):
     response = post(member, png(64, 64, seed=3))
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == 413
-    assert list((tmp_path / "d" / "tmp").iterdir()) == []
+    assert app.extensions["cropstack.blobs"].sweep_partial(older_than_s=0) == 0
     assert rows_and_blobs(app) == (0, 0)
     # A huge JSON body anywhere is refused before parsing too.
     small = post(member, png(4, 4, seed=3)).get_json()["items"][0]
@@ -130,18 +130,18 @@ def test_deeply_nested_json_is_400(acme):
     assert response.status_code == 400
 
 
-def test_disk_full_is_507_and_stores_nothing(app, acme, monkeypatch):
-    import webapp.storage
+def test_disk_full_is_507_and_stores_nothing(on_local_disk, app, acme, monkeypatch):
+    import webapp.blobs.local
 
     def no_space(_fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(webapp.storage.os, "fsync", no_space)
+    monkeypatch.setattr(webapp.blobs.local.os, "fsync", no_space)
     response = post(acme, png(seed=5))
     assert response.status_code == 507
     monkeypatch.undo()
     assert rows_and_blobs(app) == (0, 0)
-    assert list(app.extensions["cropstack.blobs"].tmp.iterdir()) == []
+    assert app.extensions["cropstack.blobs"].sweep_partial(older_than_s=0) == 0
     assert post(acme, png(seed=5)).status_code == 200
 
 

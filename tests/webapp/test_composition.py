@@ -412,3 +412,44 @@ def test_protected_secondary_stack_needs_a_signed_url(client, account, images):
     )
     assert _error(client.get(path), 403)
     assert client.get(_signed(path, _signing_key(account))).status_code == 200
+
+
+def test_operations_listing_publishes_composition_and_dropshadow(client):
+    listed = client.get("/operations").get_json()
+    composition = listed["composition"]["properties"]
+    assert composition["secondary_image"]["type"] == "string"
+    assert composition["secondary_image"]["pattern"] == "^[0-9a-f]{6,40}$"
+    assert composition["anchor"]["default"] == "center_center"
+    assert composition["secondary_opacity"] == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 100,
+        "default": 100,
+        "description": composition["secondary_opacity"]["description"],
+    }
+    shadow = listed["dropshadow"]["properties"]
+    assert set(shadow) == {
+        "horizontal",
+        "vertical",
+        "opacity",
+        "sigma",
+        "blur_radius",
+        "color",
+        "enabled",
+    }
+    assert shadow["sigma"]["default"] == 0.5 and shadow["opacity"]["default"] == 100
+
+
+def test_stack_with_a_watermark_is_stored_as_written(account, images):
+    _, mark = images
+    stack = {
+        "operations": [
+            {
+                "name": "composition",
+                "options": {"mode": "background", "secondary_image": mark["short_hash"]},
+            }
+        ]
+    }
+    _put_stack(account, "wm", stack)
+    stored = account.request("GET", f"/stacks/{account.org}/wm").get_json()
+    assert stored["stack_operations"][0]["options"] == stack["operations"][0]["options"]

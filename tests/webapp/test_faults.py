@@ -33,6 +33,7 @@ from flask.testing import FlaskClient
 from tests.conftest import Account
 from tests.engine.conftest import decode, png, scene
 from tests.realserver import running_server
+from tests.webapp.blobmedia import lose, overwrite
 from tests.webapp.catalogsql import reading
 from tests.webapp.storagefaults import (
     can_mount,
@@ -66,7 +67,8 @@ class Site:
     @classmethod
     def build(cls, data: Path, **settings: Any) -> Site:
         # Signup on: the write probes include POST /users.
-        app = create_app({"data_dir": str(data), "signup": True, **settings})
+        # Everything in the data dir (originals too): these faults are the data dir's.
+        app = create_app({"data_dir": str(data), "blob_store": "", "signup": True, **settings})
         client = app.test_client()
         account = Account(client, "acme", "admin@acme.example")
         original = png(scene(120, 90))
@@ -82,7 +84,9 @@ class Site:
     def reopen(self, **settings: Any) -> None:
         """A new app on the same data (as a restarted server), keeping the API key."""
         self.close()
-        self.app = create_app({"data_dir": str(self.data), "signup": True, **settings})
+        self.app = create_app(
+            {"data_dir": str(self.data), "blob_store": "", "signup": True, **settings}
+        )
         self.client = self.app.test_client()
         self.account.client = self.client
 
@@ -95,7 +99,11 @@ class Site:
             return int(db.rows("SELECT count(*) AS n FROM sourceimages")[0]["n"])
 
     def blobs(self) -> set[str]:
-        return {p.name for p in (self.data / "blobs").glob("??/??/*")}
+        return {info.key for info in self.app.extensions["cropstack.blobs"].list()}
+
+    def partial_writes(self) -> int:
+        """Leftovers of interrupted blob writes (removed while counting)."""
+        return self.app.extensions["cropstack.blobs"].sweep_partial(older_than_s=0)
 
     def cache_entries(self) -> int:
         root = self.data / "cache"
@@ -187,7 +195,7 @@ def test_disk_full_writes_answer_507_and_leave_nothing_behind(full_disk: FullDis
     for name, response in _writes(site).items():
         message = _error(response, 507)
         assert "Insufficient storage" in message, name
-    assert list((site.data / "tmp").iterdir()) == []  # no temporary file left
+    assert site.partial_writes() == 0  # no temporary file left
     assert site.blobs() == blobs  # no new blob
     assert site.rows() == rows  # no row without its blob, none half-written
     full_disk.make_free()
@@ -296,7 +304,11 @@ def test_a_real_server_starts_on_a_read_only_data_dir(tmp_path: Path, monkeypatc
         assert _error(site.client.get("/healthz"), 503)
         site.close()
         return
-    with read_only_mount(site.data), running_server(tmp_path, workers=1, ready=(503,)) as base:
+    local = {"CROPSTACK_BLOB_STORE": ""}  # the site's originals are in its data dir
+    with (
+        read_only_mount(site.data),
+        running_server(tmp_path, workers=1, ready=(503,), env=local) as base,
+    ):
         status, body = _http(base + "/healthz")
         assert status == 503 and json.loads(body)["error"]["reason"] == "read_only"
         status, body = _http(base + site.cached_url)
@@ -326,7 +338,15 @@ def _http(
 # -- a missing or damaged original -----------------------------------------------------------
 
 
-def test_a_damaged_or_missing_original_is_never_served(client, account, caplog):
+@pytest.fixture(params=["local", "s3"])
+def any_store(request: pytest.FixtureRequest) -> str:
+    """Run the test with originals on local disk, then on the S3 server."""
+    if request.param == "s3":
+        request.getfixturevalue("on_s3")
+    return request.param
+
+
+def test_a_damaged_or_missing_original_is_never_served(any_store, client, account, caplog):
     original = png(scene(120, 90, square=(20, 20, 30)))
     image = _upload(account, original).get_json()["items"][0]["hash"]
     put = account.request(
@@ -337,10 +357,9 @@ def test_a_damaged_or_missing_original_is_never_served(client, account, caplog):
     assert put.status_code == 201
     cached = client.get(f"/acme/dynamic/resize-width-30/{image}.png")
     assert cached.status_code == 200
-    blob = client.application.extensions["cropstack.blobs"].path(
-        hashlib.sha256(original).hexdigest()
-    )
-    blob.write_bytes(original[: len(original) // 2])  # truncated on disk
+    store = client.application.extensions["cropstack.blobs"]
+    key = hashlib.sha256(original).hexdigest()
+    overwrite(store, key, original[: len(original) // 2])  # truncated on the medium
 
     urls = {
         "render": f"/acme/dynamic/resize-width-31/{image}.png",
@@ -363,11 +382,11 @@ def test_a_damaged_or_missing_original_is_never_served(client, account, caplog):
 
     # Uploading the same bytes again repairs the blob.
     assert _upload(account, original).status_code == 200
-    assert blob.read_bytes() == original
+    assert store.get(key) == original
     repaired = client.get(urls["render"])
     assert repaired.status_code == 200 and decode(repaired.data).shape[1] == 31
 
-    blob.unlink()  # gone from disk
+    lose(store, key)  # gone from the medium
     caplog.clear()
     with caplog.at_level(logging.ERROR):
         _error(client.get(f"/acme/dynamic/resize-width-32/{image}.png"), 503)

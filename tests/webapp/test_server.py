@@ -104,6 +104,8 @@ def test_real_server_under_concurrent_requests(server):
         (["--threads", "0"], {}),
         (["--port", "70000"], {}),
         ([], {"CROPSTACK_BUSY_TIMEOUT_MS": "soon"}),
+        ([], {"CROPSTACK_BLOB_STORE": "ftp://files.example/originals"}),
+        ([], {"CROPSTACK_BLOB_STORE": "s3://No_Such_Bucket!/x"}),
     ],
 )
 def test_serve_rejects_bad_arguments_fast(tmp_path, argv, env):

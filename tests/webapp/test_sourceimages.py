@@ -562,7 +562,7 @@ def test_keep_hash(acme):
         ("multi_areas", '{"ok": {"subject_area": {"y": 0}}}', "multi_areas.ok.subject_area.x"),
         ("version", '{"text": 5}', "version.text"),
         ("version", '"v1"', "version"),
-        ("detection_face", "{}", "detection_face"),
+        ("detection_face", '{"x": 1, "y": 1, "width": 5, "height": 5}', "detection_face"),
         ("whatever", "{}", "whatever"),
     ],
 )

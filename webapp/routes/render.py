@@ -25,11 +25,11 @@ from stacks.stack import StackDefinition, parse_stack_json
 from stacks.url import RenderRequest, parse_render_path
 from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
+from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
 from webapp.rendercache import CacheKey
 from webapp.routes import ORIGINAL_CSP, RESERVED_NAMES
 from webapp.signing import SignatureError, verify
-from webapp.storage import read_original
 
 bp = Blueprint("render", __name__)
 

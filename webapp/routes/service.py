@@ -12,6 +12,7 @@ from flask import Blueprint, Response
 
 from stacks.operations import describe_operations
 from stacks.options import describe_stack_options
+from webapp.blobs import StorageFull, StoreReadOnly, StoreUnavailable
 from webapp.errors import error_response, json_response, storage_fault
 
 bp = Blueprint("service", __name__)
@@ -20,11 +21,13 @@ log = logging.getLogger(__name__)
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """200 ``{"status": "ok"}`` when the catalog answers and the data directory takes
-    writes; else 503 in the error shape with ``reason`` ``catalog_unavailable``,
-    ``read_only`` or ``disk_full`` (renders may still be served: see docs/operations.md).
+    """200 ``{"status": "ok"}`` when the catalog answers, the data directory takes
+    writes and the blob store answers; else 503 in the error shape with ``reason``
+    ``catalog_unavailable``, ``read_only``, ``disk_full``, ``blob_store_unavailable``,
+    ``blob_store_read_only`` or ``blob_store_full`` (renders may still be served: see
+    docs/operations.md).
     """
-    from webapp.app import catalog, settings
+    from webapp.app import blobs, catalog, settings
 
     try:
         catalog().ping()
@@ -46,6 +49,17 @@ def healthz() -> Response:
             f"Data directory is nearly full ({free} bytes free, "
             f"{settings().health_min_free_bytes} needed)",
         )
+    try:
+        blobs().probe()
+    except StorageFull as exc:
+        log.error("healthz: %s", exc)
+        return _unhealthy("blob_store_full", "Blob store is full")
+    except StoreReadOnly as exc:
+        log.error("healthz: %s", exc)
+        return _unhealthy("blob_store_read_only", "Blob store is read-only")
+    except StoreUnavailable as exc:
+        log.error("healthz: %s", exc)
+        return _unhealthy("blob_store_unavailable", "Blob store unavailable")
     return json_response({"status": "ok"})
 
 

@@ -14,21 +14,23 @@ from flask import Blueprint, Response, request
 from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.auth import Grant, authorise, require
+from webapp.blobs.originals import read_original
 from webapp.catalog.images import restore_cutoff
 from webapp.catalog.records import Organization, SourceImage
 from webapp.errors import ApiError, json_response, not_found
 from webapp.httpworker import body_time_limit
 from webapp.ingest import derive, ingest, keep_hash_update
 from webapp.metadata import (
+    DETECTED_NAMES,
     DYNAMIC_NAMES,
     MetadataError,
     apply_user_patch,
+    face_metadata,
     find_user_key,
     validate_dynamic,
 )
 from webapp.routes import ORIGINAL_CSP
 from webapp.search import SearchError, encode_cursor, parse_search
-from webapp.storage import read_original
 from webapp.uploadform import read_uploads, safe_name
 from webapp.views import image_object
 from webapp.wire import json_body, json_or_text_body, parse_bool, query_bool
@@ -450,12 +452,30 @@ def put_dynamic(org: str, ref: str, name: str) -> Response:
     """Set dynamic metadata ``name``: 201 + image under its new hash + Location; 204 if same."""
     organization = require(org, "images:write")
     image = _image(organization, ref)
-    try:
-        value = validate_dynamic(name, json_body())
-    except MetadataError as exc:
-        raise ApiError(400, str(exc)) from exc
+    if name in DETECTED_NAMES:
+        value = _detected(name, image)
+    else:
+        try:
+            value = validate_dynamic(name, json_body())
+        except MetadataError as exc:
+            raise ApiError(400, str(exc)) from exc
     new_dm = {**image.dynamic_metadata, name: value}
     return _change_dynamic(organization, image, new_dm, _delete_previous())
+
+
+def _detected(name: str, image: SourceImage) -> Any:
+    """The value of computed dynamic metadata ``name`` (``detection_face``) for ``image``.
+
+    The body must be empty, ``{}`` or ``null`` (rokka's example sends ``{}``); the detector
+    runs in a render process under the render budgets (webapp.renderer.detect_faces).
+    """
+    body = json_body(allow_empty=True, max_bytes=1024)
+    if body not in (None, {}):
+        raise ApiError(400, f"{name} takes no value: send an empty body or {{}}")
+    faces = renderer.detect_faces(
+        settings(), image, read_source=lambda: read_original(blobs(), image)
+    )
+    return face_metadata(faces)
 
 
 @bp.delete(ONE + "/meta/dynamic/<name>")

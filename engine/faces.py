@@ -1,0 +1,178 @@
+"""Face detection: where the frontal faces of a source image are, in display pixels.
+
+The detector is OpenCV's Haar cascade ``haarcascade_frontalface_alt2.xml``, which the
+``opencv-python-headless`` wheel ships under ``cv2.data.haarcascades`` (nothing is
+downloaded at run time; README "Dependencies" says why this one). It finds upright
+frontal faces; profiles, strongly turned or tiny faces are not found.
+
+It runs in a render process (engine/worker.py, job ``faces``) under the same deadline and
+memory cap as a render. The image is decoded the way a render with a leading
+``resize-width-S-height-S-upscale-false`` decodes it (shrink-on-load, EXIF orientation
+applied, ICC to sRGB, first frame of an animation; the formats engine/foreign.py reads are
+decoded whole, as renders decode them), so the detector never sees more than
+``DETECT_SIDE`` pixels a side, and the boxes are scaled back to the display size, the grid
+every area of the image is stored on (engine/geometry.py).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import pyvips
+
+from engine import foreign
+from engine.cost import DEFAULT_MAX_PIXELS
+from engine.geometry import Size
+from engine.operations.context import to_srgb
+
+#: The long side, px, an image is shrunk to (never enlarged) before detection.
+DETECT_SIDE = 1024
+#: Most faces kept (the largest); a crowd photo does not make metadata unbounded.
+MAX_FACES = 32
+#: Estimated megapixel passes (engine/cost.py units) of the cascade per megapixel it scans:
+#: measured 0.6-0.9 s for 1 MP on one core here, i.e. 60-90 passes of ~10 ms.
+CASCADE_PASSES_PER_MP = 90.0
+#: Address space (RLIMIT_AS, ``render_memory_mb``) a render process needs to load OpenCV
+#: (about 250 MB of libraries mapped) and detect, MiB. Below it detection is refused
+#: before the import: a failed half-loaded import was seen to break later PNG renders.
+MIN_ADDRESS_SPACE_MB = 512
+#: The cascade file inside opencv-python-headless.
+CASCADE = "haarcascade_frontalface_alt2.xml"
+# Detector tuning. scaleFactor 1.1 is the usual step between window sizes; 5 neighbours
+# (overlapping hits) keeps the cascade's false positives on textures (coins, retina
+# photographs) out while the test photographs' faces are still found.
+_SCALE_FACTOR = 1.1
+_MIN_NEIGHBOURS = 5
+# Faces smaller than this share of the short side (at detection size) are not looked
+# for: they cost most of the scan and are too small to steer a crop.
+_MIN_FACE_SHARE = 0.03
+_MIN_FACE_PX = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """One detected face: its box in display pixels of the source image (whole pixels,
+    inside the image, width and height >= 1)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def detection_size(size: Size, side: int = DETECT_SIDE) -> Size:
+    """The size (px) detection runs at for a source of display ``size``: the long side
+    shrunk to ``side`` at most, aspect kept (as ``resize`` box mode without upscale)."""
+    scale = min(1.0, side / max(size.width, size.height))
+    return Size(max(1, round(size.width * scale)), max(1, round(size.height * scale)))
+
+
+def cascade_work(size: Size) -> float:
+    """Estimated megapixel passes of scanning an image of ``size`` (detection size)."""
+    return size.pixels / 1e6 * CASCADE_PASSES_PER_MP
+
+
+def detector_fits() -> bool:
+    """Whether this process's address-space limit leaves room for the detector."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return soft == resource.RLIM_INFINITY or soft >= MIN_ADDRESS_SPACE_MB * 1024 * 1024
+
+
+def _load_cv2() -> Any:
+    """OpenCV, loaded on first use: only render processes that detect faces carry it.
+
+    Its bundled OpenBLAS reserves buffers for one thread per core when it loads (180 MB of
+    address space on this machine, counted against the render process's RLIMIT_AS); the
+    detector uses no BLAS, so one thread is asked for first.
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import cv2
+
+    return cv2
+
+
+@cache
+def _classifier() -> Any:
+    cv2 = _load_cv2()
+
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
+    if classifier.empty():
+        raise RuntimeError(f"OpenCV cascade {CASCADE} could not be loaded")
+    return classifier
+
+
+def _grey(source: bytes, target: Size, fmt: str, max_pixels: int) -> pyvips.Image:
+    """The source at (about) ``target`` size as one 8-bit luminance band, in display
+    orientation; transparent parts are shown over white, as most pages show them.
+
+    Formats libvips cannot read (engine/foreign.py: HEIC, JPEG XL, PDF page 1, PSD) are
+    decoded whole, as a render decodes them, refused past ``max_pixels``, then shrunk.
+    """
+    if foreign.decodes(fmt):
+        image = foreign.decode(source, fmt, None, max_pixels=max_pixels)
+        image = image.thumbnail_image(target.width, height=target.height, size="down")
+    else:
+        image = pyvips.Image.thumbnail_buffer(
+            source, target.width, height=target.height, size="down"
+        )
+    image = to_srgb(image)
+    if image.hasalpha():
+        image = image.flatten(background=[255, 255, 255])
+    return image.colourspace("b-w")[0].cast("uchar")
+
+
+def detect_faces(
+    source: bytes,
+    *,
+    width: int,
+    height: int,
+    fmt: str = "",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    side: int = DETECT_SIDE,
+) -> tuple[Face, ...]:
+    """The frontal faces in ``source`` (image bytes), largest first, at most ``MAX_FACES``.
+
+    ``width``/``height`` are the source's display size in pixels (the stored size); boxes
+    are returned on that grid. ``fmt`` is the stored format (``jpg``, ``pdf``, …);
+    ``max_pixels`` bounds a whole-image decode (the render pixel budget). The image is
+    scanned at :func:`detection_size`. Raises ``pyvips.Error`` for undecodable bytes (the
+    caller maps it) and engine errors from the foreign decoders.
+    """
+    import numpy as np
+
+    cv2 = _load_cv2()
+    display = Size(width, height)
+    grey = _grey(source, detection_size(display, side), fmt, max_pixels)
+    pixels = np.ndarray(
+        buffer=grey.write_to_memory(), dtype=np.uint8, shape=(grey.height, grey.width)
+    )
+    # OpenCV's own thread pool would take every core; a render process gets what libvips
+    # was given (CROPSTACK_VIPS_CONCURRENCY).
+    cv2.setNumThreads(max(1, pyvips.concurrency_get()))
+    min_side = max(_MIN_FACE_PX, round(min(grey.width, grey.height) * _MIN_FACE_SHARE))
+    found = _classifier().detectMultiScale(
+        cv2.equalizeHist(pixels),
+        scaleFactor=_SCALE_FACTOR,
+        minNeighbors=_MIN_NEIGHBOURS,
+        minSize=(min_side, min_side),
+    )
+    sx, sy = width / grey.width, height / grey.height
+    faces = [_scaled(box, sx, sy, display) for box in found]
+    faces.sort(key=lambda f: (-f.width * f.height, f.y, f.x))
+    return tuple(faces[:MAX_FACES])
+
+
+def _scaled(box: Any, sx: float, sy: float, image: Size) -> Face:
+    x, y, w, h = (int(v) for v in box)
+    left = min(max(0, round(x * sx)), image.width - 1)
+    top = min(max(0, round(y * sy)), image.height - 1)
+    return Face(
+        x=left,
+        y=top,
+        width=max(1, min(round(w * sx), image.width - left)),
+        height=max(1, min(round(h * sy), image.height - top)),
+    )
