@@ -3,7 +3,15 @@
 Call :func:`configure` once per process (after fork) before anything else.
 """
 
-from engine.conversion import converts
+import os
+
+# One render runs on one core (render processes are single-job; libvips' own threads are
+# set by configure): numpy's BLAS threads (matrix products of primitive's search) would only
+# contend for the cores, measured 10x slower on a busy machine. Read by OpenBLAS when numpy
+# is first imported, which the imports below do.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from engine.conversion import converts  # noqa: E402
 from engine.cost import Budget, Cost
 from engine.errors import (
     EngineError,

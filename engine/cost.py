@@ -15,7 +15,6 @@ on this machine's libvips, not promises; the render deadline bounds whatever the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,10 +22,11 @@ from typing import TYPE_CHECKING
 from engine import foreign
 from engine.errors import OverBudget
 from engine.formats import quantise_quality
-from engine.geometry import MAX_OUTPUT_SIDE, Size
-from engine.operations import KINDS
+from engine.geometry import MAX_OUTPUT_SIDE, Areas, Size
+from engine.operations import KINDS, RenderContext
 from engine.operations.kind import one_pass
 from engine.probe import ImageInfo
+from engine.shrink import allowed_ratio, decoded_size
 from engine.sizing import step_sizes
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ DEFAULT_MAX_ANIMATION_PIXELS = 50_000_000
 DEFAULT_MAX_WORK = 1_000.0
 
 # Passes per output pixel of encoding, by format (AVIF/HEIC encoders are slow by design).
-_ENCODE_PASSES = {"jpg": 1.0, "png": 4.0, "tiff": 1.0, "gif": 12.0, "webp": 6.0}
+# ``blur`` (a BlurHash) converts the output to linear light and reduces it to 32 px.
+_ENCODE_PASSES = {"jpg": 1.0, "png": 4.0, "tiff": 1.0, "gif": 12.0, "webp": 6.0, "blur": 3.0}
 _SLOW_ENCODE_PASSES = 60.0
 # Palette quantisation (PNG, pngquant.quality < 100) and lossless WebP, measured on 1 MP
 # against a JPEG encode at 1 pass: 21 and 16-32 passes.
@@ -97,14 +98,14 @@ class Cost:
         return max(self.steps, key=lambda s: s.size.pixels)
 
 
-def shrinks_on_load(plan: RenderPlan) -> bool:
-    """Whether the decoder may shrink: the plan's first enabled operation is a resize.
-
-    The same rule the pipeline's load step follows (``thumbnail`` decodes at the target scale
-    where the format allows: JPEG DCT scaling, WebP, SVG; the others stream at full size).
-    """
-    first = next((op for op in plan.operations if op.enabled), None)
-    return first is not None and first.name == "resize"
+def decode_ratio(plan: RenderPlan, info: ImageInfo) -> float | None:
+    """How much smaller the decoder may hand over the source for ``plan``: the same rule the
+    load step follows (engine/shrink.py), asked without the image's areas (a crop's box is
+    then placed by its fallback; its size, which is all that matters here, is the same for
+    the absolute and ratio modes)."""
+    ops = [op for op in plan.operations if op.enabled]
+    ctx = RenderContext(areas=Areas(), dpr=float(plan.options.get("dpr") or 1.0))
+    return allowed_ratio(ops, info.size, ctx)
 
 
 def encode_passes(plan: RenderPlan) -> float:
@@ -148,13 +149,17 @@ def estimate(
     ops = [op for op in plan.operations if op.enabled]
     known = {key: i.size for key, i in images.items()} | dict(rendered or {})
     sizes = step_sizes(plan, info.size, known)
+    ratio = decode_ratio(plan, info)
     # engine/foreign.py's decoders (HEIC, JPEG XL, PDF, PSD) always decode the whole image
-    if shrinks_on_load(plan) and not foreign.decodes(info.format):
-        target = sizes[0][1]
-        # The decoder hands the resize at most the target's pixels when shrinking (and the
-        # source's when enlarging); what it spends getting there depends on the format.
-        decoded = Step("decode-shrunk", target if target.pixels < info.size.pixels else info.size)
-        passes, current = _shrunk_decode(info.format, info.size, decoded.size)
+    if ratio is not None and sizes and not foreign.decodes(info.format):
+        # The decode streams into the leading steps (engine/shrink.py): the decoder hands
+        # over a shrunk image where the format allows, else lines that the first step
+        # consumes as they come (a 225 MP PNG resized to 300 px never exists whole).
+        shrunk = decoded_size(info.format, info.size, ratio)
+        held = shrunk if shrunk != info.size else sizes[0][1]
+        decoded = Step("decode-shrunk", min(held, info.size, key=lambda s: s.pixels))
+        # What the decoder spends getting there depends on the format.
+        passes, current = _shrunk_decode(info.format, info.size, shrunk)
         work = _mp(info.size) * passes
     else:
         decoded = Step("decode", info.size)
@@ -227,22 +232,20 @@ def _mp(size: Size) -> float:
     return size.pixels / 1e6
 
 
-def _shrunk_decode(fmt: str, source: Size, target: Size) -> tuple[float, Size]:
-    """(passes per source pixel, size handed to the resize) when the decoder may shrink.
+def _shrunk_decode(fmt: str, source: Size, decoded: Size) -> tuple[float, Size]:
+    """(passes per source pixel, size the next step's work is counted from) of decoding
+    ``source`` at the size ``decoded``.
 
     Only JPEG decodes less when it shrinks (DCT scaling, at most 1/8; entropy decoding still
-    reads every coefficient, about a tenth of a pass), and SVG is rasterised at the target
-    size. WebP and HEIF decode every pixel and scale afterwards; PNG, GIF and TIFF stream
-    at full size through the resize.
+    reads every coefficient, about a tenth of a pass), and SVG is rasterised at the decoded
+    size. WebP decodes every pixel and scales inside the decoder, counted as the scaling
+    step's work on the full size.
     """
+    ratio = decoded.pixels / max(source.pixels, 1)
     if fmt == "svg":
-        ratio = min(target.pixels / max(source.pixels, 1), 1.0)
-        return _DECODE_PASSES[fmt] * ratio, target
+        return _DECODE_PASSES[fmt] * ratio, decoded
     if fmt == "jpg":
-        linear = max(source.width / max(target.width, 1), 1.0)
-        shrink = min(2 ** int(math.log2(linear)), 8) if linear >= 2 else 1
-        decoded = Size(max(1, source.width // shrink), max(1, source.height // shrink))
-        return 0.1 + _DECODE_PASSES[fmt] / shrink**2, decoded
+        return 0.1 + _DECODE_PASSES[fmt] * ratio, decoded
     return _DECODE_PASSES.get(fmt, _SLOW_DECODE_PASSES), source
 
 

@@ -13,8 +13,11 @@ from typing import Any
 
 import pyvips
 
-from engine import foreign
+from engine import foreign, placeholder
 from engine.errors import FormatUnavailable
+
+# The pseudo saver of the ``blur`` format: the blurhash package, not libvips.
+BLURHASH_SAVER = "blurhash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,9 @@ FORMATS: dict[str, Format] = {
         Format("tiff", "image/tiff", "tiffsave", True, False),
         # still images only: the bundled libvips has no jxlsave, engine/foreign.py encodes
         Format("jxl", "image/jxl", "jxlsave", True, False, "jxl.quality", 70),
+        # Not an image: the BlurHash text of the rendered image (engine/placeholder.py).
+        # Alpha is flattened as for JPEG; an animation hashes its first frame.
+        Format("blur", placeholder.MIME, BLURHASH_SAVER, False, False),
     )
 }
 
@@ -82,6 +88,8 @@ def available(ext: str) -> bool:
     fmt = FORMATS.get(ext)
     if fmt is None:
         return False
+    if fmt.saver == BLURHASH_SAVER:
+        return True
     if ext in foreign.OUTPUTS and not _libvips_encodes(ext):
         return True  # engine/foreign.py encodes it
     return _libvips_encodes(ext)
@@ -144,7 +152,8 @@ def negotiate(
     ``stacks.resolve``). ``negotiated`` is True when the result differs from
     ``requested_ext`` (the caller then adds ``Vary: Accept``).
     """
-    if not autoformat:
+    if not autoformat or requested_ext == "blur":
+        # A BlurHash is text: no image format stands in for it.
         return requested_ext, False
     accepted = _accepted(accept_header)
     banned = excluded(exclude)
@@ -275,6 +284,8 @@ def gif_bitdepth(q: int) -> int:
 
 def encode(image: pyvips.Image, fmt: Format, options: Mapping[str, Any]) -> bytes:
     """Encode output-ready pixels (see :func:`to_output_pixels`) with the stack options."""
+    if fmt.saver == BLURHASH_SAVER:
+        return placeholder.encode(image)
     interlaced = str(options.get("interlacing.mode") or "none") != "none"
     q = quality(fmt, options)
     palette_q = quantise_quality(options)

@@ -1,9 +1,9 @@
 """render(): one RenderPlan + source bytes -> encoded image.
 
-Phases: check geometry (before any pixel) -> load (shrink-on-load when the plan starts with
-a resize; EXIF autorotation; sRGB working space) -> operations in order, carrying the areas
--> finalize to 8-bit sRGB -> encode. Animated input to an animated format runs the
-operations per frame; to a still format only the first frame is used.
+Phases: check geometry (before any pixel) -> load (as small as the leading operations allow,
+see engine/shrink.py; EXIF autorotation; sRGB working space) -> every operation in order,
+carrying the areas -> finalize to 8-bit sRGB -> encode. Animated input to an animated format
+runs the operations per frame; to a still format only the first frame is used.
 """
 
 from __future__ import annotations
@@ -16,13 +16,20 @@ import pyvips
 
 from engine import foreign
 from engine.cost import Budget, Cost, Step, check, estimate
-from engine.errors import EngineError, RenderFailed, UnsupportedOperation
+from engine.errors import (
+    EngineError,
+    RenderFailed,
+    TooManyPixels,
+    UnsupportedImage,
+    UnsupportedOperation,
+)
 from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
-from engine.geometry import Areas, Size, offset_box, parse_areas
-from engine.operations import KINDS, RenderContext, crop, resize
+from engine.geometry import Areas, parse_areas
+from engine.operations import KINDS, RenderContext
 from engine.operations.context import to_srgb
 from engine.probe import ImageInfo, inspect
 from engine.resources import Resource, ResourceImage, SecondaryRender, image_infos
+from engine.shrink import allowed_ratio, loader_options
 
 if TYPE_CHECKING:
     from stacks.plan import Operation, RenderPlan
@@ -108,7 +115,8 @@ def render(
     ``plan_cost``) before any pixel is decoded. Raises EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
-    info = info or inspect(source)
+    ops = [op for op in plan.operations if op.enabled]
+    source, info = _edited_source(source, info, ops)
     if info.format == "pdf" and (plan.options.get("pdf.page") or plan.options.get("pdf.dpi")):
         # another page or resolution than the stored size: check the budgets on its size
         page = foreign.header(source, "pdf", plan.options)
@@ -128,7 +136,6 @@ def render(
         ):
             raise RenderFailed(f"secondary stack image {sub.source} was not provided")
     plan_cost(plan, info, budget, images=image_infos(resources), renders=renders)
-    ops = [op for op in plan.operations if op.enabled]
     ctx = RenderContext(
         areas=parse_areas(dynamic_metadata, info.size),
         dpr=float(plan.options.get("dpr") or 1.0),
@@ -150,7 +157,7 @@ def render(
             # whole-image decoders: no shrink on load; every operation runs on the result
             image = to_srgb(foreign.decode(source, info.format, plan.options, max_pixels=limit))
         else:
-            image, ops = _load(source, info, ops, ctx, animate=animate)
+            image = _load(source, info, ops, ctx, animate=animate)
         image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
         fmt, image = _alpha_format(fmt, image, plan.options)
         image = to_output_pixels(image, fmt, plan.options)
@@ -160,6 +167,23 @@ def render(
     except pyvips.Error as exc:
         raise RenderFailed(f"rendering failed: {str(exc).splitlines()[0]}") from exc
     return _rendered(body, fmt, image)
+
+
+def _edited_source(
+    source: bytes, info: ImageInfo | None, ops: Sequence[Operation]
+) -> tuple[bytes, ImageInfo]:
+    """The source after the operations that change the file itself (svgdynamic), and what
+    it is; an edited file's header is read again, since an edit may change its size."""
+    edits = [(KINDS[op.name].edit_source, op) for op in ops if op.name in KINDS]
+    edits = [(edit, op) for edit, op in edits if edit is not None]
+    if not edits:
+        return source, info or inspect(source)
+    for edit, op in edits:
+        source = edit(source, op.options)
+    try:
+        return source, inspect(source)
+    except (UnsupportedImage, TooManyPixels) as exc:
+        raise UnsupportedOperation(f"the changed source cannot be rendered: {exc}") from exc
 
 
 def _secondary(
@@ -176,20 +200,25 @@ def _secondary(
     def run() -> tuple[pyvips.Image, Areas]:
         src = primary if sub.source is None else resources[sub.source]
         assert src.info is not None  # checked by render()
-        info = _still(src.info)
+        ops = [op for op in sub.plan.operations if op.enabled]
+        data, edited = _edited_source(src.data, src.info, ops)
+        info = _still(edited)
+        if data is not src.data:
+            # svgdynamic in a secondary stack (rokka's use of it): check what it now decodes
+            plan_cost(sub.plan, info, Budget(max_pixels=max_pixels), images=image_infos(resources))
         sub_ctx = replace(
             ctx,
             areas=parse_areas(src.dynamic_metadata, info.size),
             dpr=float(sub.plan.options.get("dpr") or 1.0),
             resized=False,
             renders={},  # a secondary stack renders no secondary stack itself
+            full_size=None,
         )
-        ops = [op for op in sub.plan.operations if op.enabled]
         if foreign.decodes(info.format):
-            pixels = foreign.decode(src.data, info.format, sub.plan.options, max_pixels=max_pixels)
+            pixels = foreign.decode(data, info.format, sub.plan.options, max_pixels=max_pixels)
             image = to_srgb(pixels)
         else:
-            image, ops = _load(src.data, info, ops, sub_ctx, animate=False)
+            image = _load(data, info, ops, sub_ctx, animate=False)
         return _run(image, ops, sub_ctx), sub_ctx.areas
 
     return run
@@ -211,79 +240,41 @@ def _alpha_format(
 
 def _load(
     source: bytes, info: ImageInfo, ops: list[Operation], ctx: RenderContext, *, animate: bool
-) -> tuple[pyvips.Image, list[Operation]]:
-    """Decode in display orientation and sRGB, shrinking while decoding where the plan allows.
+) -> pyvips.Image:
+    """Decode in display orientation and sRGB, as small as the leading operations allow.
 
-    Work is decided in source coordinates first: a leading resize, or a leading crop
-    followed by a downsizing resize, tells how small the image may be decoded, so a 24 MP
-    JPEG never exists at full size when the output is small. Returns the image and the
-    operations still to run.
+    Shrink-on-load only chooses the decode's size (engine/shrink.py): a leading resize, or
+    a geometric crop followed by one, lets a 24 MP JPEG be decoded at 1/8 when the output is
+    small. Every operation then runs on the result; while it is smaller than its geometry,
+    ``ctx.full_size`` says so.
     """
-    pages = {"option_string": "n=-1"} if animate else {}
-    if ops and ops[0].name == "resize":
-        # thumbnail_buffer shrinks while decoding (JPEG DCT scaling, WebP/SVG/HEIF at the
-        # target scale), autorotates and imports the ICC profile.
-        target = resize.target_size(info.size, ops[0].options, ctx.dpr)
-        image = pyvips.Image.thumbnail_buffer(
-            source, target.width, height=target.height, size="force", **pages
-        )
-        # The scaling is done; the rest of the resize step (sharpen, areas) runs as usual.
-        return resize.finish(to_srgb(image), info.size, ops[0].options, ctx), ops[1:]
-    shrunk = None if animate else _crop_then_resize(source, info, ops, ctx)
-    if shrunk is not None:
-        return shrunk, ops[2:]
-    return _decode(source, **({"n": -1} if animate else {})), ops
+    ratio = allowed_ratio(ops, info.size, ctx)
+    load = loader_options(info.format, ratio)
+    if ratio is not None:
+        # The leading steps read top to bottom (as libvips' thumbnail does): stream the decode.
+        load["access"] = "sequential"
+    if animate:
+        load["n"] = -1
+    image = _decode(source, **load)
+    if (image.width, _page_height(image)) != (info.width, info.height):
+        ctx.full_size = info.size
+    return image
 
 
 def _decode(source: bytes, **load: Any) -> pyvips.Image:
     """The whole image in display orientation, converted to sRGB through its ICC profile."""
-    image = pyvips.Image.new_from_buffer(source, "", **load).autorot()
+    image = pyvips.Image.new_from_buffer(source, "", **load)
+    if load.get("access") == "sequential" and image.get_typeof("orientation") != 0:
+        if int(image.get("orientation")) not in (0, 1):
+            # Turning reads out of order; keep the (shrunk) decode, as libvips' thumbnail does.
+            image = image.copy_memory()
+    image = image.autorot()
     if image.get_typeof("icc-profile-data") != 0:
         try:
             image = image.icc_transform("srgb", embedded=True, intent="perceptual")
         except pyvips.Error:
             pass  # a broken profile: fall back to the interpretation libvips guessed
     return to_srgb(image)
-
-
-# JPEG decoders scale by 1/2, 1/4 or 1/8 in the DCT domain, almost for free.
-_JPEG_SHRINKS = (8, 4, 2)
-
-
-def _crop_then_resize(
-    source: bytes, info: ImageInfo, ops: list[Operation], ctx: RenderContext
-) -> pyvips.Image | None:
-    """A leading geometric crop and the downsizing resize after it, on a JPEG shrunk on load.
-
-    The crop box and the resize target are computed on the full-size geometry (so the
-    output is the one the unshrunk path gives), then the JPEG is decoded at the largest
-    1/2^n scale that still leaves at least the target's pixels inside the box. None when
-    the plan or the format does not allow it (the caller decodes at full size).
-    """
-    if (
-        info.format != "jpg"
-        or len(ops) < 2
-        or ops[0].name != "crop"
-        or ops[1].name != "resize"
-        or crop.needs_pixels(ops[0].options)
-    ):
-        return None
-    box = crop.decide_box(info.size, ops[0].options, ctx)
-    x, y, w, h = box.as_ints()
-    target = resize.target_size(Size(w, h), ops[1].options, ctx.dpr)
-    shrink = next((s for s in _JPEG_SHRINKS if w >= target.width * s and h >= target.height * s), 1)
-    if shrink == 1:
-        return None
-    image = _decode(source, shrink=shrink)
-    sx, sy = image.width / info.width, image.height / info.height
-    left, top = min(int(x * sx), image.width - 1), min(int(y * sy), image.height - 1)
-    cw = max(1, min(round(w * sx), image.width - left))
-    ch = max(1, min(round(h * sy), image.height - top))
-    image = image.crop(left, top, cw, ch).resize(target.width / cw, vscale=target.height / ch)
-    if (image.width, image.height) != (target.width, target.height):
-        image = image.gravity("centre", target.width, target.height, extend="copy")
-    ctx.move_areas(lambda b: offset_box(b, box))
-    return resize.finish(image, Size(w, h), ops[1].options, ctx)
 
 
 def _run(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> pyvips.Image:

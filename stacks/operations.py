@@ -34,6 +34,15 @@ STACK_VARIABLES_PATTERN = rf"^{_PAIR}(&{_PAIR}){{0,49}}$"
 # URL is untrusted input, and every operation costs a full pass over the pixels.
 MAX_OPERATIONS = 50
 
+# At most this many attribute changes in one svgdynamic operation (each value at most
+# MAX_OBJECT_TEXT characters): the SVG grows by at most about 100 KB.
+MAX_SVG_CHANGES = 100
+
+ADDFRAMES_REASON = (
+    "rokka documents it as experimental and does not say what the frames parameter holds, "
+    "so there is nothing to reproduce faithfully"
+)
+
 ENABLED = Param(
     "enabled", Kind.BOOLEAN, "If false, the operation is skipped when rendering.", default=True
 )
@@ -44,7 +53,8 @@ class OperationSpec:
     """One operation: its parameters, constraints and whether cropstack renders it.
 
     ``required`` parameters must all be given; of ``one_of`` at least one must be given.
-    Every spec's ``params`` ends with ``enabled``.
+    Every spec's ``params`` ends with ``enabled``. ``why`` says why an operation that
+    is not ``implemented`` cannot be rendered (part of its 400 message).
     """
 
     name: str
@@ -353,17 +363,56 @@ _TABLE: tuple[OperationSpec, ...] = (
         _color("color", "000000", "Shadow colour, hex RRGGBB without #."),
     ),
     _later("text", "Render text onto the image."),
-    _later("primitive", "Reproduce the image with geometric primitives."),
-    _later("glitch", "Glitch effect."),
-    _later("addframes", "Add frames to an animation."),
+    _op(
+        "primitive",
+        "Redraw the image as count translucent geometric shapes (the method of "
+        "fogleman/primitive, with a smaller search).",
+        _int("count", 1, 200, 20, "How many shapes."),
+        _int(
+            "mode",
+            0,
+            9,
+            0,
+            "Kind of shape: 0 combo, 1 triangle, 2 rectangle, 3 ellipse, 4 circle, "
+            "5 rotated rectangle, 6 bezier, 7 rotated ellipse, 8 polygon (9: none, refused).",
+        ),
+    ),
+    _op(
+        "glitch",
+        "Glitch effect: bytes of the image's JPEG data are corrupted, the way databending does.",
+        _int("amount", 0, 10, 4, "How much to glitch (0 = not at all)."),
+        Param(
+            "random",
+            Kind.STRING,
+            "Any text: another text gives another glitch, the same text the same one.",
+            None,
+            pattern=r"^.{0,256}$",
+        ),
+    ),
+    _later("addframes", "Add frames to an animation.", ADDFRAMES_REASON),
     _later(
         "face",
         "Place a secondary image on detected face features.",
         why="it aligns to eye and mouth landmarks (rokka's detection_eyemouth), which "
         "cropstack's face detection does not find; detection_face boxes steer crops only",
     ),
-    _later("svgdynamic", "Change attributes of an SVG source."),
-    _later("svg2bitmap", "Rasterise an SVG source in a browser engine."),
+    _op(
+        "svgdynamic",
+        "Change attributes of elements (by id) of an SVG source image before it is rasterised.",
+        Param(
+            "changes",
+            Kind.OBJECT_LIST,
+            "Changes in order: id (of the element), attr (the attribute), value (its new value).",
+            maximum=MAX_SVG_CHANGES,
+            keys=("id", "attr", "value"),
+        ),
+        required=("changes",),
+    ),
+    _op(
+        "svg2bitmap",
+        "Rasterise an SVG source. cropstack rasterises every SVG with librsvg (no browser "
+        "engine), so the result is the one without this operation.",
+    ),
 )
 
 OPERATIONS: Mapping[str, OperationSpec] = MappingProxyType({spec.name: spec for spec in _TABLE})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from stacks.operations import OPERATIONS, implemented_operations
 from stacks.options import REFUSED_OPTIONS, STACK_OPTIONS, URL_ALIASES
-from stacks.values import Param
+from stacks.values import Kind, Param
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m stacks.reference docs/stacks.md) -->"
 END = "<!-- END GENERATED REFERENCE -->"
@@ -29,7 +29,8 @@ def _default(param: Param) -> str:
 
 def _row(param: Param, extra: str = "") -> str:
     accepts = param.expected().replace("|", "\\|")
-    return f"| `{param.name}` | {param.kind.value} | {_default(param)} | {accepts} |{extra}"
+    kind = "array" if param.kind is Kind.OBJECT_LIST else param.kind.value
+    return f"| `{param.name}` | {kind} | {_default(param)} | {accepts} |{extra}"
 
 
 def markdown_reference() -> str:

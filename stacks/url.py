@@ -49,6 +49,8 @@ OUTPUT_EXTENSIONS: Mapping[str, str] = MappingProxyType(
         "tiff": "tiff",
         "heic": "heic",
         "jxl": "jxl",
+        # rokka's BlurHash "format": the text placeholder of the rendered image.
+        "blur": "blur",
     }
 )
 

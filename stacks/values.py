@@ -25,6 +25,9 @@ class Kind(StrEnum):
     BOOLEAN = "boolean"
     STRING = "string"
     STRING_LIST = "array"
+    # A list of objects whose keys are the parameter's ``keys`` (svgdynamic ``changes``);
+    # published as an array of objects.
+    OBJECT_LIST = "object-list"
     # A source of the same organization, named by its hash or short hash (JSON string):
     # an image the operation decodes (composition ``secondary_image``) ...
     IMAGE_HASH = "image_hash"
@@ -34,6 +37,8 @@ class Kind(StrEnum):
     @property
     def json_type(self) -> str:
         """The JSON type published in ``GET /operations`` (hashes are strings)."""
+        if self is Kind.OBJECT_LIST:
+            return "array"
         return "string" if self in _HASH_KINDS else self.value
 
     @property
@@ -67,6 +72,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHOWN_MAX = 40
 
 HEX_COLOR = r"^[0-9a-fA-F]{6}$"
+# Longest text of one value in an object of an OBJECT_LIST parameter, characters.
+MAX_OBJECT_TEXT = 1000
 # A source image's hash (40 hex digits) or short hash / unambiguous prefix (6+), as in
 # render URLs (stacks.url.HASH).
 SOURCE_HASH = r"^[0-9a-f]{6,40}$"
@@ -97,6 +104,9 @@ class Param:
     - ``default``: ``NO_DEFAULT`` when there is none; a ``None`` default means JSON ``null``
       is accepted as "unset".
     - ``url_settable``: False for stack options a render URL must not change (security).
+    - ``keys``: the keys every object of an ``OBJECT_LIST`` has (all required, values
+      strings or numbers, read as text of at most :data:`MAX_OBJECT_TEXT` characters);
+      ``maximum`` is then the most objects the list may hold.
     """
 
     name: str
@@ -108,6 +118,7 @@ class Param:
     values: tuple[str, ...] = ()
     pattern: str | None = None
     url_settable: bool = True
+    keys: tuple[str, ...] = ()
 
     @property
     def has_default(self) -> bool:
@@ -179,7 +190,25 @@ class Param:
             return self._string(value, operation)
         if self.kind is Kind.STRING_LIST and kind is list:
             return [self._string(item, operation) for item in value]
+        if self.kind is Kind.OBJECT_LIST and kind is list:
+            if self.maximum is not None and len(value) > self.maximum:
+                raise self._error(f"{len(value)} items", operation)
+            return [self._object(item, operation) for item in value]
         raise self._error(value, operation)
+
+    def _object(self, item: Any, operation: str | None) -> dict[str, str]:
+        """One object of an ``OBJECT_LIST``: exactly ``keys``, each a string or a number."""
+        if type(item) is not dict or set(item) != set(self.keys):
+            raise self._error(item, operation)
+        out = {}
+        for key in self.keys:
+            value = item[key]
+            if type(value) in (int, float) and math.isfinite(value):
+                value = str(value)
+            if type(value) is not str or len(value) > MAX_OBJECT_TEXT or _CONTROL.search(value):
+                raise self._error(item, operation)
+            out[key] = value
+        return out
 
     def from_value(self, value: Any, *, operation: str | None, expression: str) -> Any:
         """Check the value an expression evaluated to, as strictly as a literal.
@@ -217,14 +246,23 @@ class Param:
         ``null_in_type``: publish a ``None`` default as ``"type": [kind, "null"]``, as rokka's
         ``GET /stackoptions`` does for scalars (``GET /operations`` does not).
         """
-        nullable_type = null_in_type and self.nullable and self.kind is not Kind.STRING_LIST
+        lists = (Kind.STRING_LIST, Kind.OBJECT_LIST)
+        nullable_type = null_in_type and self.nullable and self.kind not in lists
         json_type = self.kind.json_type
         out: dict[str, Any] = {"type": [json_type, "null"] if nullable_type else json_type}
         if self.kind is Kind.STRING_LIST:
             out["items"] = {"type": "string"}
+        if self.kind is Kind.OBJECT_LIST:
+            out["items"] = {
+                "type": "object",
+                "properties": {key: {"type": ["string", "number"]} for key in self.keys},
+                "required": list(self.keys),
+            }
+            if self.maximum is not None:
+                out["maxItems"] = self.maximum
         if self.minimum is not None:
             out["minimum"] = self.minimum
-        if self.maximum is not None:
+        if self.maximum is not None and self.kind is not Kind.OBJECT_LIST:
             out["maximum"] = self.maximum
         if self.has_default:
             out["default"] = self.default
@@ -248,6 +286,9 @@ class Param:
             return "true or false"
         if self.kind is Kind.STRING_LIST:
             return "a list of strings"
+        if self.kind is Kind.OBJECT_LIST:
+            most = f"at most {self.maximum} " if self.maximum is not None else ""
+            return f"a list of {most}objects with the keys {', '.join(self.keys)}"
         if self.kind.is_hash:
             return "the hash or short hash of a source image of this organization"
         if self.values:

@@ -11,7 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+# As engine/__init__.py does for render processes, before anything imports numpy: one BLAS
+# thread, or primitive's matrix products contend for the cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 from flask import Flask
 from flask.testing import FlaskClient
 

@@ -56,7 +56,7 @@ def running_server(
     argv = [
         sys.executable, "-m", "webapp.cli", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--data-dir", str(tmp / "data"), "--workers", str(workers),
-        *extra_args,
+        "--init", *extra_args,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""The ``cropstack`` command line: ``serve``, ``users create``, ``gc`` and ``settings-doc``.
+"""The ``cropstack`` command line: serve, import, users, keys, orgs, gc and settings-doc.
 
 ``serve`` runs the app under gunicorn (a production WSGI server) with N worker
 processes, each with a few threads. The app is created inside each worker after the
@@ -27,6 +27,8 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["signup"] = args.signup
     if args.render_domain is not None:
         overrides["render_domain"] = args.render_domain
+    if args.access_log is not None:
+        overrides["access_log"] = args.access_log
 
     from webapp.settings import load_settings
 
@@ -35,8 +37,27 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"cropstack: {exc}", file=sys.stderr)
         return 2
-    if not os.path.isdir(settings.data_dir):
-        os.makedirs(settings.data_dir)
+    from webapp.datadir import NotADataDir, require_data_dir
+
+    try:
+        require_data_dir(
+            settings.data_dir, init=args.init, catalog_elsewhere=bool(settings.database_url)
+        )
+    except NotADataDir as exc:
+        return _fail(str(exc))
+    # Before anything imports prometheus_client: the workers (forked from here) count
+    # into files in this private directory, and /metrics sums them (webapp/metrics.py).
+    from webapp.startup import prepare_metrics_dir, startup_line
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(settings.data_dir))
+
+    print(
+        startup_line(
+            settings, bind=f"{args.host}:{args.port}", workers=args.workers, threads=args.threads
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
     from webapp.app import start_store
     from webapp.blobs import StoreUnavailable
 
@@ -71,7 +92,9 @@ def _serve(args: argparse.Namespace) -> int:
                 # the jitter keeps them from restarting all at once.
                 "max_requests": args.max_requests,
                 "max_requests_jitter": max(args.max_requests // 10, 0),
-                "accesslog": "-" if args.access_log else None,
+                # Requests are logged by the app (webapp/accesslog.py), as JSON.
+                "accesslog": None,
+                "child_exit": _child_exit,
                 # gunicorn >= 23 opens ~/.gunicorn/gunicorn.ctl by default; two servers on
                 # one host would fight over it, and we do not use it.
                 "control_socket_disable": True,
@@ -119,6 +142,12 @@ def _prepare_catalog(settings: Any) -> int | None:
     return None
 
 
+def _child_exit(_server: Any, worker: Any) -> None:
+    from webapp.metrics import worker_exited
+
+    worker_exited(worker.pid)
+
+
 def _settings_doc(_args: argparse.Namespace) -> int:
     from webapp.settings import settings_markdown
 
@@ -136,8 +165,14 @@ def _gc(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"data_dir": args.data_dir}
     if args.grace is not None:
         overrides["blob_gc_grace_s"] = args.grace
-    settings = load_settings(overrides)
-    backend = open_backend(settings)
+    from webapp.datadir import NotADataDir, require_data_dir
+
+    try:
+        settings = load_settings(overrides)
+        require_data_dir(settings.data_dir, catalog_elsewhere=bool(settings.database_url))
+    except (ValueError, NotADataDir) as exc:
+        return _fail(str(exc))
+    backend = open_backend(settings)  # schema upgrades
     try:
         prepare_catalog(backend)
     finally:
@@ -215,10 +250,202 @@ def _users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_catalog(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(settings, catalog) of an existing data directory; ``CommandError`` otherwise."""
+    from webapp.app import prepare_catalog
+    from webapp.catalog import open_backend
+    from webapp.catalog.errors import CatalogUnavailable
+    from webapp.datadir import NotADataDir, require_data_dir
+    from webapp.settings import load_settings
+
+    try:
+        settings = load_settings({"data_dir": args.data_dir})
+        require_data_dir(settings.data_dir, catalog_elsewhere=bool(settings.database_url))
+    except (ValueError, NotADataDir) as exc:
+        raise CommandError(str(exc)) from exc
+    backend = open_backend(settings)
+    try:
+        prepare_catalog(backend)  # schema upgrades
+        return settings, _ClosingCatalog(backend)
+    except CatalogUnavailable as exc:
+        backend.close()
+        raise CommandError(f"cannot reach the catalog database: {exc.detail}") from exc
+
+
+class _ClosingCatalog:
+    """A catalog handle that also closes its backend (a PostgreSQL pool) when closed."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self._handle = backend.open()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def close(self) -> None:
+        self._handle.close()
+        self._backend.close()
+
+
+class CommandError(Exception):
+    """A one-line refusal for the operator (exit status 2)."""
+
+
+def _import(args: argparse.Namespace) -> int:
+    """Upload every file under DIR into the organization; a summary on stdout; exit 1 when
+    some files failed (listed on stderr), 0 otherwise."""
+    from pathlib import Path
+
+    from webapp.blobs import open_store
+    from webapp.importer import Progress, files_under, import_tree
+
+    root = Path(args.directory)
+    if not root.is_dir():
+        return _fail(f"{os.path.abspath(root)} is not a directory")
+    if args.organization is None:
+        return _fail("import needs --organization")
+    try:
+        settings, catalog = _open_catalog(args)
+    except CommandError as exc:
+        return _fail(str(exc))
+    try:
+        org = catalog.accounts.org_by_name(args.organization)
+        if org is None:
+            return _fail(f"organization {args.organization} does not exist (see orgs list)")
+        total = sum(1 for _ in files_under(root))
+        progress = Progress(total)
+        try:
+            report = import_tree(
+                root, org["id"], catalog, open_store(settings.blob_store, settings.data_dir),
+                settings, progress=progress,
+            )
+        finally:
+            progress.close()
+    finally:
+        catalog.close()
+    for path, reason in report.failed:
+        print(f"cropstack: {path}: {reason}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    """A new API key for a user (by id, or by an email only one user has); prints
+    ``{"id", "api_key", "comment", "created"}`` as JSON."""
+    import json
+
+    if args.user is None:
+        return _fail("keys create needs --user (a user id or email)")
+    try:
+        _settings, catalog = _open_catalog(args)
+    except CommandError as exc:
+        return _fail(str(exc))
+    try:
+        ids = catalog.accounts.user_ids(args.user)
+        if not ids:
+            return _fail(f"no user {args.user}")
+        if len(ids) > 1:
+            return _fail(f"{len(ids)} users have the email {args.user}; pass a user id: "
+                         + ", ".join(ids))  # fmt: skip
+        from webapp.catalog.errors import Conflict
+
+        try:
+            key = catalog.accounts.add_key(ids[0], args.comment)
+        except Conflict as exc:  # past the key limit
+            return _fail(exc.message)
+    finally:
+        catalog.close()
+    print(json.dumps(key.as_dict()))
+    return 0
+
+
+def _orgs_list(args: argparse.Namespace) -> int:
+    """One JSON line per organization: name, display_name, created, members, images."""
+    import json
+
+    try:
+        _settings, catalog = _open_catalog(args)
+    except CommandError as exc:
+        return _fail(str(exc))
+    try:
+        summaries = catalog.accounts.organization_summaries()
+    finally:
+        catalog.close()
+    for summary in summaries:
+        print(json.dumps(summary.as_dict()))
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    """Back up the data directory into an empty directory while the server may run."""
+    from pathlib import Path
+
+    from webapp.backup import BackupError, backup
+    from webapp.blobs import StorageFull, StoreUnavailable, open_store
+    from webapp.datadir import NotADataDir, require_data_dir
+    from webapp.settings import load_settings
+
+    try:
+        settings = load_settings({"data_dir": args.data_dir})
+        if settings.database_url:
+            return _fail(
+                "the catalog is in PostgreSQL (database_url): back it up with pg_dump or "
+                "your provider's point-in-time recovery; backup copies SQLite data directories"
+            )
+        require_data_dir(settings.data_dir)
+        store = open_store(settings.blob_store, settings.data_dir)
+        report = backup(Path(settings.data_dir), store, Path(args.target))
+    except (ValueError, NotADataDir, BackupError, StoreUnavailable, StorageFull) as exc:
+        return _fail(str(exc))
+    return _copy_outcome(report)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    """Check a backup and copy it into a data directory that holds no catalog yet."""
+    from pathlib import Path
+
+    from webapp.backup import BackupError, restore
+    from webapp.blobs import StorageFull, StoreUnavailable, open_store
+    from webapp.settings import load_settings
+
+    try:
+        settings = load_settings({"data_dir": args.data_dir})
+        report = restore(
+            Path(args.backup),
+            Path(settings.data_dir),
+            lambda data_dir: open_store(settings.blob_store, data_dir),
+        )
+    except (ValueError, BackupError, StoreUnavailable, StorageFull) as exc:
+        return _fail(str(exc))
+    return _copy_outcome(report)
+
+
+def _copy_outcome(report: Any) -> int:
+    for name in report.missing:
+        print(f"cropstack: blob {name} is referenced but missing", file=sys.stderr)
+    for name in report.damaged:
+        print(f"cropstack: blob {name} is damaged (its bytes do not match its name)",
+              file=sys.stderr)  # fmt: skip
+    print(report.summary())
+    return 1 if report.missing or report.damaged else 0
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("CROPSTACK_DATA_DIR", "./cropstack-data"),
+        help="Catalog and blob directory (./cropstack-data, or CROPSTACK_DATA_DIR).",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cropstack`` command."""
-    parser = argparse.ArgumentParser(prog="cropstack", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="cropstack",
+        description="cropstack: a self-hosted image service that speaks the rokka API.",
+        epilog="Run 'cropstack COMMAND --help' for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="Run the HTTP service.")
     serve.add_argument("--host", default="127.0.0.1", help="Address to bind (127.0.0.1).")
     serve.add_argument("--port", type=int, default=8000, help="Port to bind (8000).")
@@ -252,7 +479,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-signup", dest="signup", action="store_false", help="Refuse POST /users (default)."
     )
     serve.add_argument("--render-domain", default=None, help="Serve {org}.DOMAIN render hosts.")
-    serve.add_argument("--access-log", action="store_true", help="Log requests to stdout.")
+    serve.add_argument(
+        "--init",
+        action="store_true",
+        help="Create the data directory and its catalog if the path holds none "
+        "(else such a path is refused: a mistyped --data-dir must not serve an empty catalog).",
+    )
+    access = serve.add_mutually_exclusive_group()
+    access.add_argument(
+        "--access-log",
+        dest="access_log",
+        action="store_true",
+        default=None,
+        help="Log each request as a JSON line on stderr (default; CROPSTACK_ACCESS_LOG).",
+    )
+    access.add_argument(
+        "--no-access-log", dest="access_log", action="store_false", help="Do not log requests."
+    )
     serve.set_defaults(func=_serve)
     doc = sub.add_parser("settings-doc", help="Print docs/settings.md, generated from SETTINGS.")
     doc.set_defaults(func=_settings_doc)
@@ -266,8 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=None, help="Keep unreferenced blobs younger than this (s)."
     )
     gc.set_defaults(func=_gc)
-    users = sub.add_parser("users", help="Manage accounts from the command line.")
-    users_sub = users.add_subparsers(dest="users_command", required=True)
+    users = sub.add_parser(
+        "users", help="users create: a user, its API key and a new organization."
+    )
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
     create = users_sub.add_parser(
         "create",
         help="Create a user, its API key and a new organization it administers; "
@@ -284,6 +529,58 @@ def build_parser() -> argparse.ArgumentParser:
         help="Catalog and blob directory (./cropstack-data).",
     )
     create.set_defaults(func=_users_create)
+
+    importer = sub.add_parser(
+        "import",
+        help="Upload every file under a directory into an organization (resumable).",
+        description="Upload every file under DIRECTORY (recursively; hidden files left out) "
+        "into an organization. Files whose bytes the organization already holds are "
+        "skipped, so an interrupted import can be run again.",
+    )
+    importer.add_argument("directory", metavar="DIRECTORY", help="The folder to import.")
+    importer.add_argument("--organization", default=None, help="Target organization (required).")
+    _add_data_dir(importer)
+    importer.set_defaults(func=_import)
+
+    keys = sub.add_parser("keys", help="keys create: a new API key for a user.")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    key_create = keys_sub.add_parser(
+        "create",
+        help='Create an API key for a user; prints {"id", "api_key", "comment", "created"}.',
+    )
+    key_create.add_argument("--user", default=None, help="User id, or an email (required).")
+    key_create.add_argument("--comment", default=None, help="A note shown in key listings.")
+    _add_data_dir(key_create)
+    key_create.set_defaults(func=_keys_create)
+
+    orgs = sub.add_parser("orgs", help="orgs list: every organization.")
+    orgs_sub = orgs.add_subparsers(dest="orgs_command", required=True, metavar="COMMAND")
+    orgs_list = orgs_sub.add_parser(
+        "list", help="One JSON line per organization (name, members, images)."
+    )
+    _add_data_dir(orgs_list)
+    orgs_list.set_defaults(func=_orgs_list)
+
+    saving = sub.add_parser(
+        "backup",
+        help="Copy the catalog and blobs into an empty directory, while serving.",
+        description="Copy the data directory's catalog (SQLite online backup) and then its "
+        "blobs (each verified by its hash) into TARGET, an empty or new directory. Safe "
+        "while the server runs. The backup is itself a data directory.",
+    )
+    saving.add_argument("target", metavar="TARGET", help="An empty or new directory.")
+    _add_data_dir(saving)
+    saving.set_defaults(func=_backup)
+
+    restoring = sub.add_parser(
+        "restore",
+        help="Check a backup and copy it into an empty data directory.",
+        description="Check BACKUP (catalog integrity, every referenced blob present and "
+        "intact) and copy it into --data-dir, which must be empty or new.",
+    )
+    restoring.add_argument("backup", metavar="BACKUP", help="A directory made by backup.")
+    _add_data_dir(restoring)
+    restoring.set_defaults(func=_restore)
     return parser
 
 

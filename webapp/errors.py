@@ -35,6 +35,7 @@ from webapp.catalog.errors import (
     NotFound,
     Refused,
 )
+from webapp.metrics import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,23 @@ _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def storage_fault(exc: BaseException) -> ApiError | None:
-    """The answer to a storage exception (507 full, 503 read-only or I/O), else None."""
+    """The answer to a storage exception (507 full, 503 read-only or I/O), else None.
+
+    Counted in ``cropstack_storage_errors_total`` (webapp/metrics.py) when it is one.
+    """
+    answer = _storage_answer(exc)
+    if answer is not None:
+        part = "catalog" if isinstance(exc, sqlite3.Error) else "store"
+        if answer.status == 507:
+            kind = "full"
+        else:
+            kinds = {READ_ONLY: "read_only", STORE_UNAVAILABLE: "unavailable"}
+            kind = kinds.get(answer.message, "io")
+        STORAGE_ERRORS.labels(part, kind).inc()
+    return answer
+
+
+def _storage_answer(exc: BaseException) -> ApiError | None:
     if isinstance(exc, StorageFull):
         return ApiError(507, INSUFFICIENT_STORAGE)
     if isinstance(exc, StoreReadOnly):
@@ -169,16 +186,38 @@ def error_response(
     return json_response(payload, status, headers)
 
 
+# ApiError subclasses that stand for a storage fault: (part, kind) of the metric. By name,
+# since catalog and storage import this module.
+#: Catalog faults counted in ``cropstack_storage_errors_total`` (part ``catalog``).
+_CATALOG_FAULTS: dict[type, str] = {
+    CatalogBusy: "busy",
+    CatalogFull: "full",
+    CatalogReadOnly: "read_only",
+    CatalogUnavailable: "unavailable",
+}
+_FAULT_KINDS = {
+    "CatalogBusy": ("catalog", "busy"),
+    "OriginalUnavailable": ("store", "unavailable"),
+}
+
+
 def register_error_handlers(app: Flask) -> None:
     """Answer every exception with the JSON error shape; nothing escapes as HTML."""
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
+        # Faults met before they became ApiErrors (storage_fault counts its own).
+        fault = _FAULT_KINDS.get(type(exc).__name__)
+        if fault is not None:
+            STORAGE_ERRORS.labels(*fault).inc()
         return error_response(exc.status, exc.message, exc.headers, **exc.extra)
 
     @app.errorhandler(CatalogError)
     def _catalog_error(exc: CatalogError) -> Response:
         answer = catalog_answer(exc)
+        kind = _CATALOG_FAULTS.get(type(exc))
+        if kind is not None:
+            STORAGE_ERRORS.labels("catalog", kind).inc()
         if answer.status >= 500:
             detail = getattr(exc, "detail", "")
             log.error("catalog fault, answered %d: %s %s", answer.status, exc.message, detail)

@@ -41,6 +41,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from webapp.metrics import CACHE_EVICTIONS, CACHE_REQUESTS
+
 log = logging.getLogger(__name__)
 
 BLOCK = 4096  # bytes; entries are accounted in whole blocks, as the filesystem stores them
@@ -121,7 +123,9 @@ class RenderCache:
                 body = fh.read()
                 mtime = os.fstat(fh.fileno()).st_mtime
         except OSError:
+            CACHE_REQUESTS.labels("miss").inc()
             return None
+        CACHE_REQUESTS.labels("hit").inc()
         if time.time() - mtime > TOUCH_AFTER_S:
             try:
                 os.utime(path)  # recency for LRU; mtime, since atime is often not kept
@@ -181,6 +185,7 @@ class RenderCache:
                 if measured <= target:
                     break
                 _unlink_quietly(entry)
+                CACHE_EVICTIONS.inc()
                 measured -= entry_size
                 _remove_empty_dirs(entry.parent, stop=self.root)
             with self._locked(_USAGE) as fd:
@@ -279,6 +284,18 @@ class RenderCache:
             purged.update((stack_dir.name, n.rpartition(".")[2]) for n in names if "." in n)
             _rmtree(image_dir)
         return sorted(purged)
+
+    def counted_bytes(self) -> int | None:
+        """The usage counter shared by every process, bytes (an over-estimate between
+        evictions, see above); None before the first store or when unreadable."""
+        try:
+            fd = os.open(self.root / _USAGE, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            return _read_counter(fd)
+        finally:
+            os.close(fd)
 
     def usage(self) -> int:
         """Bytes the entries take now, measured by walking the tree (for tests and ops)."""

@@ -37,6 +37,7 @@ from typing import Any, Literal, TypeVar
 from engine import worker
 from engine.errors import RenderCrashed, RenderTimeout
 from webapp.errors import ApiError
+from webapp.metrics import BUSY, JOB_DURATION, QUEUE_WAIT
 from webapp.settings import Settings
 
 _MAX_JOBS = 2000
@@ -160,27 +161,33 @@ class _Queue:
     the waiters' limit, 503 after ``wait_s`` seconds when nothing freed.
     """
 
-    def __init__(self, cond: threading.Condition, limit: int, what: str) -> None:
+    def __init__(self, cond: threading.Condition, limit: int, what: str, label: str) -> None:
         self._cond = cond
         self._limit = limit
         self._what = what
+        self._label = label  # the ``queue`` label of the metrics (webapp/metrics.py)
         self._waiting = 0
 
     def take(self, attempt: Callable[[], _T | None], wait_s: float) -> _T:
         """``attempt()``'s first non-None result; call with the condition held."""
         got = attempt()
         if got is not None:
+            QUEUE_WAIT.labels(self._label).observe(0.0)
             return got
         if self._waiting >= self._limit:
+            BUSY.labels(self._label, "queue_full").inc()
             raise Busy(f"Too many {self._what} waiting, retry shortly")
-        deadline = time.monotonic() + wait_s
+        started = time.monotonic()
+        deadline = started + wait_s
         self._waiting += 1
         try:
             while (got := attempt()) is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    BUSY.labels(self._label, "wait_timeout").inc()
                     raise Busy(f"Too many {self._what} in progress, retry shortly")
                 self._cond.wait(left)
+            QUEUE_WAIT.labels(self._label).observe(time.monotonic() - started)
             return got
         finally:
             self._waiting -= 1
@@ -205,7 +212,7 @@ class Lane:
         self._cond = threading.Condition()
         self._idle: list[RenderProcess] = []
         self._free_slots = config.size  # slots with no process started yet
-        self._queue = _Queue(self._cond, config.queue_limit, "renders")
+        self._queue = _Queue(self._cond, config.queue_limit, "renders", config.name)
         self._all: set[RenderProcess] = set()
         self.peak_bytes = 0  # the largest VmHWM a process of this lane reached after a job
 
@@ -235,6 +242,7 @@ class Lane:
         except OSError as exc:
             # Out of processes or memory for a moment: the client retries, as for a full lane.
             self._give_back_slot()
+            BUSY.labels(self.config.name, "start_failed").inc()
             raise Busy("No render process could be started, retry shortly") from exc
         with self._cond:
             self._all.add(process)
@@ -288,7 +296,7 @@ class Gate:
         self._queue_limit = queue_limit
         self._held: dict[str, int] = {}
         self._cond = threading.Condition()
-        self._queue = _Queue(self._cond, queue_limit, "uploads")
+        self._queue = _Queue(self._cond, queue_limit, "uploads", "upload")
 
     def _free(self, key: str) -> bool | None:
         if sum(self._held.values()) < self._size and self._held.get(key, 0) < self._per_key:
@@ -364,11 +372,15 @@ class RenderPool:
         message = worker.dumps(kind, payload)
         chosen = self.lanes[lane]
         process = chosen.acquire(self._settings.render_queue_timeout)
+        started = time.monotonic()
         try:
             return process.run(message, blob, self._settings.render_timeout, extra)
         except (RenderTimeout, RenderCrashed) as exc:
+            reason = "deadline" if isinstance(exc, RenderTimeout) else "crashed"
+            BUSY.labels(lane, reason).inc()
             raise Busy(exc.message) from exc
         finally:
+            JOB_DURATION.labels(kind, lane).observe(time.monotonic() - started)
             chosen.release(process)
 
     def pids(self) -> list[int]:

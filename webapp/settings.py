@@ -27,7 +27,10 @@ def _bool(value: Any) -> bool:
 
 
 def _proxy_count(value: Any) -> int:
-    count = int(value)
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a whole number from 0 to 10, not {str(value)[:100]!r}") from None
     if not 0 <= count <= 10:
         raise ValueError(f"must be between 0 and 10, not {count}")
     return count
@@ -189,6 +192,20 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("vips_concurrency", 1, int, "libvips worker threads per render (VIPS_CONCURRENCY)."),
     Setting(
+        "access_log",
+        True,
+        _bool,
+        "Write one JSON line per request to stderr (route, status, duration, bytes, org; "
+        "never a key or signature).",
+    ),
+    Setting(
+        "metrics",
+        True,
+        _bool,
+        "Answer GET /metrics (Prometheus text format, no authentication: keep it off the "
+        "public internet at the proxy); off: 404.",
+    ),
+    Setting(
         "token_secret",
         "",
         str,
@@ -243,6 +260,8 @@ class Settings:
     remote_fetch_connect_timeout: float
     blob_gc_grace_s: float
     vips_concurrency: int
+    access_log: bool
+    metrics: bool
     token_secret: str
     proxy_count: int
 
@@ -270,9 +289,24 @@ def load_settings(
         try:
             values[setting.name] = setting.parse(raw)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"setting {setting.name}: {exc}") from exc
+            # The setting, where it came from and what is allowed; never Python's own
+            # wording ("invalid literal for int() with base 10").
+            allowed = _ALLOWED.get(setting.parse)
+            if allowed is None:  # a parser of this module, whose message says the range
+                raise ValueError(f"setting {setting.name} ({env_var(setting)}) {exc}") from exc
+            raise ValueError(
+                f"setting {setting.name} ({env_var(setting)}) must be {allowed}; "
+                f"got {str(raw)[:100]!r}"
+            ) from exc
     assert {f.name for f in fields(Settings)} == known, "Settings and SETTINGS differ"
     return Settings(**values)
+
+
+_ALLOWED: dict[Callable[[Any], Any], str] = {
+    int: "a whole number",
+    float: "a number",
+    _bool: "true or false (also 1/0, yes/no, on/off)",
+}
 
 
 def env_var(setting: Setting) -> str:

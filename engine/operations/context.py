@@ -23,6 +23,10 @@ class RenderContext:
     targets; once a resize ran (``resized``), pixel-valued options of later operations
     (crop width/height and pixel anchors) are multiplied by ``dpr`` too.
 
+    ``full_size`` is set while the pixels are a shrunk decode: the size (pixels) the current
+    image has at full decode, in which every geometric decision and the areas are made.
+    Only operations with a ``decode_shrink`` rule ever see it set; a resize clears it.
+
     ``resources`` holds the original bytes of every source the plan names by hash (key: the
     hash as written in the options; engine/resources.py); ``resource_images`` the stored
     header and areas of those used as images. ``memo`` keeps work derived from them (a
@@ -41,6 +45,11 @@ class RenderContext:
     renders: Mapping[str, Callable[[], tuple[pyvips.Image, Areas]]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    full_size: Size | None = None
+
+    def geometry(self, image: pyvips.Image) -> Size:
+        """The size (pixels) geometric decisions about ``image`` are made in."""
+        return self.full_size or size_of(image)
 
     def move_areas(self, transform: Callable[[Box], Box | None]) -> None:
         """Carry every area through one geometric step."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
 from engine.geometry import Box, Size, crop_box, crop_size, offset_box, parse_anchor
-from engine.operations.context import RenderContext, size_of
+from engine.operations.context import RenderContext
 from engine.operations.kind import OperationKind, Sizing, megapixels, parameters
 
 
@@ -86,8 +86,9 @@ def _box_size(p: CropParameters, ctx: RenderContext) -> tuple[float, float]:
 
 
 def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
-    size = size_of(image)
+    size = ctx.geometry(image)
     smart = None
+    # decode_shrink refuses smart anchors, so the pixels here are full size.
     if needs_pixels(options):
         p = parameters(CropParameters, options)
         width, height = _box_size(p, ctx)
@@ -95,10 +96,41 @@ def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -
         smart = _smart_point(image, w, h)
     box = decide_box(size, options, ctx, smart=smart)
     x, y, w, h = box.as_ints()
-    if (x, y, w, h) != (0, 0, size.width, size.height):
+    if ctx.full_size is not None:
+        image = _cut_shrunk(image, size, (x, y, w, h))
+        ctx.full_size = Size(w, h)
+    elif (x, y, w, h) != (0, 0, size.width, size.height):
         image = image.crop(x, y, w, h)
     ctx.move_areas(lambda b: offset_box(b, box))
     return image
+
+
+def _cut_shrunk(image: pyvips.Image, full: Size, box: tuple[int, int, int, int]) -> pyvips.Image:
+    """The pixels of ``box`` (in the ``full``-size geometry) out of a shrunk ``image``."""
+    x, y, w, h = box
+    sx, sy = image.width / full.width, image.height / full.height
+    left, top = min(int(x * sx), image.width - 1), min(int(y * sy), image.height - 1)
+    cw = max(1, min(round(w * sx), image.width - left))
+    ch = max(1, min(round(h * sy), image.height - top))
+    return image.crop(left, top, cw, ch)
+
+
+def decode_shrink(
+    before: Size,
+    options: Mapping[str, Any],
+    ctx: RenderContext,
+    rest: Callable[[Size, RenderContext], float | None],
+) -> float | None:
+    """A cut by geometry alone passes on what the operations after it allow for its box
+    (the areas moved as the cut moves them); a smart anchor needs the full-size pixels."""
+    if needs_pixels(options):
+        return None
+    box = decide_box(before, options, ctx)
+    _, _, w, h = box.as_ints()
+    after = RenderContext(
+        areas=ctx.areas.map(lambda b: offset_box(b, box)), dpr=ctx.dpr, resized=ctx.resized
+    )
+    return rest(Size(w, h), after)
 
 
 def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
@@ -125,4 +157,6 @@ def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     return 3.0 * megapixels(before) if smart else 0.2 * megapixels(after)
 
 
-KIND = OperationKind("crop", apply, CropParameters, size=size, passes=passes)
+KIND = OperationKind(
+    "crop", apply, CropParameters, size=size, passes=passes, decode_shrink=decode_shrink
+)

@@ -45,6 +45,25 @@ the result does not depend on pixels; otherwise an upper bound (such steps never
 PassRule = Callable[[Mapping[str, Any], Size, Size], float]
 """``passes(options, before, after) -> work`` in megapixel passes (engine/cost.py)."""
 
+ShrinkRule = Callable[
+    [Size, Mapping[str, Any], RenderContext, Callable[[Size, RenderContext], float | None]],
+    float | None,
+]
+"""``decode_shrink(before, options, ctx, rest) -> ratio``: how many times smaller per side
+the image this operation receives may be decoded without changing the render (1 = full
+size; below 1 a vector source may be rasterised larger; None = no say, decode at full
+size). ``before`` is the full-size geometry in pixels; ``rest(size, ctx)`` is what the
+operations after this one allow for an image of ``size``, this operation's result, with
+``ctx`` as it is after this operation (areas moved); ``ctx`` itself must not be changed
+(engine/shrink.py). An operation with this rule also
+renders a shrunk image correctly: it reads the full-size geometry from
+``RenderContext.full_size`` (see engine/operations/context.py)."""
+
+
+SourceRule = Callable[[bytes, Mapping[str, Any]], bytes]
+"""``edit_source(source, options) -> source``: changes the source file itself before it is
+decoded (svgdynamic); raises an EngineError (400) when it cannot."""
+
 
 P = TypeVar("P")
 
@@ -78,6 +97,10 @@ class OperationKind:
     ``parameters`` is the frozen dataclass ``apply`` reads its options through (None for
     operations without parameters); its fields are the parameters stacks declares.
     ``resizes`` marks the operation after which pixel-valued options are dpr-scaled.
+    ``decode_shrink`` (None: the decoder must not shrink before it) lets the load step
+    decode the source smaller; only the decode's size is decided there, the operations
+    themselves all run. ``edit_source`` changes the source file before anything is
+    decoded (the pipeline then reads the edited file's header and checks the budgets).
     """
 
     name: str
@@ -86,3 +109,5 @@ class OperationKind:
     size: SizeRule = same_size
     passes: PassRule = one_pass
     resizes: bool = False
+    decode_shrink: ShrinkRule | None = None
+    edit_source: SourceRule | None = None

@@ -1,20 +1,20 @@
 """rokka ``resize``: box, fill or absolute, with upscale, upscale_dpr, sharpen and the stack dpr.
 
-The step is two halves: *scaling* the pixels to the target size, and *finishing* (sharpen,
-moving the areas, marking the render as resized). The load step may do the scaling while
-decoding (shrink-on-load); it then calls :func:`finish`, so every option is honoured either way.
+The target size is decided on the full-size geometry; the pixels may arrive shrunk by the
+decoder (``decode_shrink`` allows up to the ratio of input to output), and are then scaled
+from whatever size they have to the target, so every option is honoured either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
 from engine.geometry import Size, resize_size, scale_box
-from engine.operations.context import RenderContext, size_of
+from engine.operations.context import RenderContext
 from engine.operations.kind import OperationKind, Sizing, megapixels, parameters
 
 # rokka sharpens a downsized image only "if entropy > 5" (bits per pixel of its histogram,
@@ -59,23 +59,37 @@ def entropy(image: pyvips.Image) -> float:
 
 
 def apply(image: pyvips.Image, options: Mapping[str, Any], ctx: RenderContext) -> pyvips.Image:
-    before = size_of(image)
+    # A shrunk decode arrives smaller than its geometry; the target comes from the geometry.
+    before = ctx.geometry(image)
     target = target_size(before, options, ctx.dpr)
-    fx, fy = target.width / before.width, target.height / before.height
-    if (fx, fy) != (1.0, 1.0):
+    ctx.full_size = None
+    if (image.width, image.height) != (target.width, target.height):
+        image = scale_to(image, target)
+    return _finish(image, before, options, ctx)
+
+
+def scale_to(image: pyvips.Image, target: Size) -> pyvips.Image:
+    """``image`` resampled (Lanczos 3) to exactly ``target`` pixels; colours with alpha are
+    scaled premultiplied, so transparent pixels do not bleed their colour into the edges."""
+    fx, fy = target.width / image.width, target.height / image.height
+    if image.hasalpha():
+        fmt = image.format
+        image = image.premultiply().resize(fx, vscale=fy).unpremultiply().cast(fmt)
+    else:
         image = image.resize(fx, vscale=fy)
-        # resize rounds; pin the exact size the geometry promised.
-        if (image.width, image.height) != (target.width, target.height):
-            image = image.gravity("centre", target.width, target.height, extend="copy")
-    return finish(image, before, options, ctx)
+    # resize rounds; pin the exact size the geometry promised.
+    if (image.width, image.height) != (target.width, target.height):
+        image = image.gravity("centre", target.width, target.height, extend="copy")
+    return image
 
 
-def finish(
+def _finish(
     image: pyvips.Image, before: Size, options: Mapping[str, Any], ctx: RenderContext
 ) -> pyvips.Image:
     """Everything of the resize after scaling: ``image`` is already the target size and
-    ``before`` the size (pixels) it was scaled from. Sharpens when ``sharpen`` is set, the
-    image got smaller and its entropy is above :data:`SHARPEN_MIN_ENTROPY`; moves the areas."""
+    ``before`` the full-size geometry (pixels) it was scaled from. Sharpens when ``sharpen``
+    is set, the image got smaller and its entropy is above :data:`SHARPEN_MIN_ENTROPY`;
+    moves the areas."""
     fx, fy = image.width / before.width, image.height / before.height
     if parameters(ResizeParameters, options).sharpen and fx < 1:
         # The entropy pass reads every pixel; keep them (the output size is within the
@@ -93,6 +107,18 @@ def size(before: Size, options: Mapping[str, Any], sizing: Sizing) -> Size:
     return target_size(before, options, sizing.dpr)
 
 
+def decode_shrink(
+    before: Size,
+    options: Mapping[str, Any],
+    ctx: RenderContext,
+    rest: Callable[[Size, RenderContext], float | None],
+) -> float:
+    """The decoder may shrink down to the target on both sides (the scaling that remains is
+    this operation's own); what comes after the resize sees its output, whatever was decoded."""
+    target = target_size(before, options, ctx.dpr)
+    return min(before.width / target.width, before.height / target.height)
+
+
 def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     """Resampling reads and writes the larger side; sharpen (downsizing only) adds the
     entropy histogram and a sharpen of the output."""
@@ -103,4 +129,12 @@ def passes(options: Mapping[str, Any], before: Size, after: Size) -> float:
     return work
 
 
-KIND = OperationKind("resize", apply, ResizeParameters, size=size, passes=passes, resizes=True)
+KIND = OperationKind(
+    "resize",
+    apply,
+    ResizeParameters,
+    size=size,
+    passes=passes,
+    resizes=True,
+    decode_shrink=decode_shrink,
+)

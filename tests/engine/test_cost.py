@@ -27,7 +27,18 @@ def test_every_image_of_the_chain_gets_its_size():
     ]
     shrunk = estimate(plan(op("resize", width=300), fmt="jpg"), _info(4000, 3000), animate=False)
     assert shrunk.steps[0].name == "decode-shrunk"
-    assert (shrunk.steps[0].size.width, shrunk.steps[0].size.height) == (300, 225)
+    # 4000/300 > 8: the JPEG decoder hands over 1/8 of each side.
+    assert (shrunk.steps[0].size.width, shrunk.steps[0].size.height) == (500, 375)
+    crop_first = estimate(
+        plan(op("crop", width=2000, height=2000), op("resize", width=250), fmt="jpg"),
+        _info(4000, 3000),
+        animate=False,
+    )
+    assert [(s.name, s.size.width, s.size.height) for s in crop_first.steps] == [
+        ("decode-shrunk", 500, 375),
+        ("crop", 2000, 2000),
+        ("resize", 250, 250),
+    ]
 
 
 def test_shrinking_saves_work_only_where_the_decoder_does_less():

@@ -96,12 +96,26 @@ EXAMPLES = {
         ),
         True,
     ),
+    "glitch": ((op("glitch", amount=10, random="x"),), True),
+    "primitive": ((op("primitive", count=5, mode=4),), True),
+    "svg2bitmap": ((op("svg2bitmap"),), True),
+    "svgdynamic": (
+        (op("svgdynamic", changes=[{"id": "r", "attr": "fill", "value": "red"}]),),
+        True,
+    ),
 }
 
 # The image the composition example names by hash (a 30x20 secondary).
 SECONDARY = png(scene(30, 20, square=(0, 0, 10)))
 RESOURCES = {"abcdef": engine.Resource(SECONDARY, engine.inspect(SECONDARY))}
 IMAGES = {"abcdef": engine.Size(30, 20)}
+
+# Operations that need a source of their own kind (the others get a PNG of the scene).
+SVG_SCENE = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="400" height="300">'
+    b'<rect id="r" x="300" y="40" width="40" height="40" fill="blue"/></svg>'
+)
+SOURCES = {"svgdynamic": SVG_SCENE, "svg2bitmap": SVG_SCENE}
 
 
 def test_every_operation_has_a_size_example():
@@ -115,7 +129,7 @@ def test_predicted_size_is_the_rendered_size(name: str, dpr: float):
     # After a resize too, where pixel-valued options become dpr-scaled.
     for lead in ((), (op("resize", width=200),)):
         p = plan(*lead, *ops, dpr=dpr)
-        source = png(scene(400, 300, square=(300, 40, 40)))
+        source = SOURCES.get(name) or png(scene(400, 300, square=(300, 40, 40)))
         predicted = output_size(p, engine.Size(400, 300), IMAGES)
         out = engine.render(p, source, resources=RESOURCES)
         if exact:

@@ -106,6 +106,10 @@ FIRST_OPERATIONS = [
     (op("alpha", mode="apply", opacity=60), op("resize", width=300)),
     (op("circlemask"), op("resize", width=300)),
     (op("noop"), op("resize", width=300)),
+    (op("glitch", amount=3, random="r"), op("resize", width=300)),
+    (op("svg2bitmap"), op("resize", width=300)),
+    (op("primitive", count=5), op("resize", width=300)),
+    # svgdynamic changes SVG sources only (tests/engine/test_svgdynamic.py).
 ]
 
 
@@ -161,3 +165,64 @@ def test_sharpen_does_nothing_when_enlarging():
     plain = engine.render(plan(op("resize", width=400)), source)
     sharp = engine.render(plan(op("resize", width=400, sharpen=True)), source)
     assert np.array_equal(decode(sharp.body), decode(plain.body))
+
+
+@pytest.mark.parametrize(
+    ("operations", "shrink"),
+    [
+        ((op("resize", width=300),), 8),  # 2400 / 300 = 8
+        ((op("resize", width=700),), 2),  # 3.4
+        ((op("resize", width=200, height=200, mode="fill"),), 8),  # 1600 / 200
+        ((op("crop", width=1200, height=800), op("resize", width=300)), 4),
+        ((op("resize", width=2000),), 1),
+        ((op("blur", sigma=1), op("resize", width=300)), 1),
+        ((op("crop", width=600, height=600, anchor="smart"), op("resize", width=150)), 1),
+        ((op("crop", width=1200, height=800),), 1),
+    ],
+    ids=["8", "2", "fill", "crop-resize", "small-ratio", "blur-first", "smart", "crop-alone"],
+)
+def test_decoder_shrinks_as_much_as_the_leading_operations_allow(operations, shrink, monkeypatch):
+    jpg, _ = _pair(_detailed(W, H))
+    shrinks: list[int] = []
+    load = pyvips.Image.new_from_buffer
+
+    def spy(data, options, **kwargs):  # noqa: ANN001, ANN202
+        shrinks.append(kwargs.get("shrink", 1))
+        return load(data, options, **kwargs)
+
+    monkeypatch.setattr(pyvips.Image, "new_from_buffer", staticmethod(spy))
+    out = engine.render(plan(*operations), jpg)
+    assert shrinks[-1] == shrink  # (the first read is the header)
+    predicted = engine.output_size(plan(*operations), engine.Size(W, H))
+    assert (out.width, out.height) == (predicted.width, predicted.height)
+
+
+def test_svg_is_rasterised_at_the_resize_target():
+    # A leading resize renders the vector at the target scale: a 1 px line at 10x is 10 px
+    # of solid colour, not a blurred upscale of a 1 px raster.
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+        b'<rect width="40" height="20" fill="#fff"/>'
+        b'<rect x="20" width="1" height="20" fill="#000"/>'
+        b"</svg>"
+    )
+    out = decode(engine.render(plan(op("resize", width=400)), svg).body)
+    assert out.shape[:2] == (200, 400)
+    row = out[100, :, 0].astype(int)
+    assert (row < 20).sum() == 10
+
+
+def test_two_crops_then_resize_match_full_size_decode():
+    # The second crop is placed by the subject area as the first cut moved it.
+    operations = (
+        op("crop", width=2000, height=1200, anchor="400_100"),
+        op("crop", width=4, height=3, mode="box"),
+        op("resize", width=100),
+    )
+    jpg, same_png = _pair(scene(W, H, square=SQUARE))
+    shrunk = engine.render(plan(*operations), jpg, dynamic_metadata=SUBJECT)
+    full = engine.render(plan(*operations), same_png, dynamic_metadata=SUBJECT)
+    assert (shrunk.width, shrunk.height) == (full.width, full.height)
+    a, b = decode(shrunk.body).astype(int), decode(full.body).astype(int)
+    assert np.abs(a - b).mean() < 3.0
+    assert red_centre(a) == pytest.approx(red_centre(b), abs=2.0)

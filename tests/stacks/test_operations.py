@@ -103,16 +103,27 @@ EXPECTED: dict[str, dict[str, tuple[Kind, object, float | None, float | None]]] 
         "blur_radius": (Kind.NUMBER, 0, 0, 10000),
         "color": (Kind.STRING, "000000", None, None),
     },
+    "primitive": {
+        "count": (Kind.INTEGER, 20, 1, 200),
+        "mode": (Kind.INTEGER, 0, 0, 9),
+    },
+    "glitch": {
+        "amount": (Kind.INTEGER, 4, 0, 10),
+        "random": (Kind.STRING, None, None, None),
+    },
+    # (for a list, the maximum is the most items it may hold)
+    "svgdynamic": {"changes": (Kind.OBJECT_LIST, NONE, None, 100)},
+    "svg2bitmap": {},
 }
 NOT_IMPLEMENTED = (
     "text",
-    "primitive",
-    "glitch",
     "addframes",
     "face",
-    "svgdynamic",
-    "svg2bitmap",
 )
+# Not implemented because they cannot be, and the 400 says why.
+NOT_POSSIBLE = {
+    "addframes": "does not say what the frames parameter holds",
+}
 ENUMS = {
     ("resize", "mode"): ("box", "absolute", "fill"),
     ("crop", "mode"): ("absolute", "ratio", "box", "area"),
@@ -170,6 +181,17 @@ WRONG_JSON = {
     Kind.NUMBER: [True, "5", [], {}, float("nan"), float("inf"), float("-inf")],
     Kind.BOOLEAN: [1, 0, "true", [], 1.0],
     Kind.STRING: [5, True, [], {}, 1.5],
+    Kind.OBJECT_LIST: [
+        "x",
+        {},
+        [1],
+        [{"id": "a", "attr": "b"}],
+        [{"id": "a", "attr": "b", "value": "c", "extra": "d"}],
+        [{"id": ["a"], "attr": "b", "value": "c"}],
+        [{"id": "a", "attr": "b", "value": "x" * 1001}],
+        [{"id": "a", "attr": "b", "value": "line\nbreak"}],
+        [{"id": "a", "attr": "b", "value": "c"}] * 101,
+    ],
     Kind.IMAGE_HASH: [5, True, [], {}, 1.5],
 }
 TYPED = [(op, name, kind, wrong) for op, name, kind, *_ in PARAMS for wrong in WRONG_JSON[kind]]
@@ -294,7 +316,30 @@ def test_known_but_not_implemented(name: str) -> None:
     with pytest.raises(NotImplementedOperation) as error:
         lookup_operation(name)
     assert error.value.message.startswith(f"operation {name} is not implemented")
+    if name in NOT_POSSIBLE:
+        assert NOT_POSSIBLE[name] in error.value.message
     assert error.value.status == 400
+
+
+def test_svgdynamic_changes_are_objects_of_texts() -> None:
+    spec = OPERATIONS["svgdynamic"]
+    given = [
+        {"id": "line", "attr": "stroke-width", "value": 5},
+        {"id": "a", "attr": "b", "value": ""},
+    ]
+    assert spec.options_from_json({"changes": given}) == {
+        "changes": [
+            {"id": "line", "attr": "stroke-width", "value": "5"},
+            {"id": "a", "attr": "b", "value": ""},
+        ]
+    }
+    with pytest.raises(StackError, match="cannot be set in a render URL"):
+        spec.options_from_text({"changes": "x"})
+    with pytest.raises(StackError, match="changes is required"):
+        spec.complete({})
+    described = spec.describe()["properties"]["changes"]
+    assert described["type"] == "array" and described["maxItems"] == 100
+    assert described["items"]["required"] == ["id", "attr", "value"]
 
 
 def test_not_implemented_face_says_why() -> None:

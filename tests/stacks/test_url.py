@@ -147,7 +147,7 @@ def test_output_formats(extension: str, output_format: str) -> None:
     assert parse_render_path(f"s/abcdef.{extension}").output_format == output_format
 
 
-@pytest.mark.parametrize("extension", ["bmp", "svg", "exe", "jpg%00", "mp4", "blur", "jp2"])
+@pytest.mark.parametrize("extension", ["bmp", "svg", "exe", "jpg%00", "mp4", "blurhash", "jp2"])
 def test_unsupported_output_format_is_400(extension: str) -> None:
     with pytest.raises(StackError, match="unsupported output format") as error:
         parse_render_path(f"s/abcdef.{extension}")
@@ -315,7 +315,12 @@ def test_bad_inline_expressions(path: str) -> None:
     assert error.value.status == 400
 
 
-@pytest.mark.parametrize("name", ["text", "svg2bitmap", "glitch"])
+def test_blur_is_rokkas_blurhash_format() -> None:
+    assert parse_render_path("dynamic/resize-width-10/abcdef.blur").output_format == "blur"
+    assert parse_render_path("thumb/abcdef/slug.BLUR").output_format == "blur"
+
+
+@pytest.mark.parametrize("name", ["text", "addframes", "face"])
 def test_not_implemented_operation_in_url(name: str) -> None:
     with pytest.raises(NotImplementedOperation, match=f"operation {name} is not implemented"):
         parse_render_path(f"dynamic/{name}/abcdef.jpg")

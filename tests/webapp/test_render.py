@@ -172,7 +172,7 @@ def test_content_disposition_and_source_file(client, account, square_image):
         ("/{org}/dynamic/resize-width-0/{h}.png", 400),
         ("/{org}/dynamic/resize-width-1_0/{h}.png", 400),
         ("/{org}/dynamic/rotate-angle-nan/{h}.png", 400),
-        ("/{org}/dynamic/svg2bitmap/{h}.png", 400),
+        ("/{org}/dynamic/addframes/{h}.png", 400),
         ("/{org}/dynamic/resize-width-[$w]/{h}.png", 400),
         ("/{org}/dynamic/resize-width-10000-height-10000-mode-absolute--o-dpr-10/{h}.png", 400),
         ("/{org}/dynamic/noop--o-dpr-2/{h}.png", 400),

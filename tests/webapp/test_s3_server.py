@@ -148,7 +148,7 @@ def test_serve_without_its_store_exits_with_a_clear_message(
         location = "s3://no-such-bucket-here/originals"
     env["CROPSTACK_BLOB_STORE"] = location
     argv = [sys.executable, "-m", "webapp.cli", "serve", "--port", str(free_port()),
-            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+            "--data-dir", str(tmp_path / "data"), "--init"]  # fmt: skip
     result = subprocess.run(
         argv, cwd=REPO, env=_env(env), capture_output=True, text=True, timeout=60
     )

@@ -69,7 +69,7 @@ def test_create_twice_without_overwrite_is_409(account):
     [
         ({"operations": [{"name": "resize", "options": {"width": 0}}]}, "width"),
         ({"operations": [{"name": "nope"}]}, "nope"),
-        ({"operations": [{"name": "svg2bitmap"}]}, "not implemented"),
+        ({"operations": [{"name": "addframes"}]}, "not implemented"),
         ({"operations": [], "options": {"jpg.quality": 101}}, "jpg.quality"),
         ({"operations": [], "options": {"basestack": "missing"}}, "basestack"),
         ({"operations": [], "options": {"dpr": 2}}, "resize"),

@@ -25,6 +25,7 @@ from webapp.catalog.records import (
     NewMember,
     NewUser,
     Organization,
+    OrganizationSummary,
     Provisioned,
     SigningKey,
 )
@@ -160,6 +161,31 @@ class Accounts:
             (new_id(), user_id, hash_key(secret), now),
         )
         return NewUser(id=user_id, email=email, api_key=secret)
+
+    def user_ids(self, id_or_email: str) -> list[str]:
+        """The ids of the users with this id or (case-insensitively) this email, sorted."""
+        rows = self.db.rows(
+            "SELECT id FROM users WHERE id = ? OR lower(email) = lower(?)",
+            (id_or_email, id_or_email),
+        )
+        return sorted({row["id"] for row in rows})
+
+    def organization_summaries(self) -> list[OrganizationSummary]:
+        """Every organization with its number of members and live images, by name."""
+        rows = self.db.rows(
+            "SELECT o.name, o.display_name, o.created, "
+            "(SELECT count(*) FROM memberships m WHERE m.organization_id = o.id) AS members, "
+            "(SELECT count(*) FROM sourceimages s WHERE s.organization_id = o.id "
+            " AND s.deleted_at IS NULL) AS images "
+            "FROM organizations o ORDER BY o.name"
+        )
+        return [
+            OrganizationSummary(
+                name=r["name"], display_name=r["display_name"], created=r["created"],
+                members=int(r["members"]), images=int(r["images"]),
+            )  # fmt: skip
+            for r in rows
+        ]
 
     def user_exists(self, user_id: str) -> bool:
         """Whether a user with this id exists."""

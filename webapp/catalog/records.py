@@ -63,6 +63,17 @@ class Organization(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class OrganizationSummary(Record):
+    """One line of ``cropstack orgs list``: members and live images of an organization."""
+
+    name: str
+    display_name: str
+    created: str
+    members: int
+    images: int
+
+
+@dataclass(frozen=True, slots=True)
 class KeyOwner(Record):
     """Who an API key belongs to: the key's public ``id``, its digest, the user."""
 

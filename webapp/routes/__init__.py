@@ -20,6 +20,8 @@ RESERVED_NAMES: frozenset[str] = frozenset(
         "billing",
         "memberships",
         "render",
+        "metrics",
+        "openapi",
     }
 )
 
@@ -31,8 +33,23 @@ ORIGINAL_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 def register_routes(app: Flask) -> None:
     """Register every blueprint; the render catch-all goes last."""
-    from webapp.routes import accounts, iiif, render, service, sourceimages, stacks, utils
+    from webapp.routes import (
+        accounts,
+        iiif,
+        index,
+        operator,
+        render,
+        service,
+        sourceimages,
+        stacks,
+        utils,
+    )
 
+    # A trailing slash answers as the path without it (people and docs type both); set
+    # before the rules are bound, which read the map's default.
+    app.url_map.strict_slashes = False
+    app.register_blueprint(index.bp)
+    app.register_blueprint(operator.bp)
     app.register_blueprint(service.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(sourceimages.bp)

@@ -279,7 +279,9 @@ def answer(
         if cache:
             cache.put(key, body)  # never raises: a failed write is logged, not answered
     # The bytes tell the format: jpg.transparency.autoformat may have left JPEG.
-    sent = engine.sniff(body) or plan.output_format
+    # (A BlurHash is text, told by the plan: no image signature can be read from it.)
+    text = plan.output_format == "blur"
+    sent = plan.output_format if text else engine.sniff(body) or plan.output_format
     if "Content-Disposition" in headers:
         headers["Content-Disposition"] = _attachment(image, sent)
     return Response(body, status=200, headers=headers, mimetype=engine.FORMATS[sent].mime)

@@ -1,0 +1,108 @@
+"""Per-request bookkeeping: the JSON access log line and the request metrics.
+
+One line per request on stderr, a JSON object::
+
+    {"time": "2026-11-30T05:31:02.123Z", "event": "request", "method": "GET",
+     "route": "/sourceimages/<org>", "status": 200, "duration_ms": 12.3, "bytes": 512,
+     "org": "acme", "remote": "127.0.0.1", "pid": 4242}
+
+``route`` is the URL rule (``render`` for render URLs, ``unmatched`` for paths no route
+takes), never the raw path or query: so no API key, signing key, ``sig`` parameter or
+``Authorization`` header can reach the log, whatever a client puts where. ``org`` is the
+organization named by the URL (as sent, at most 64 characters; null when none);
+``remote`` the client's address (``webapp.auth.client_ip``: the connecting address, or
+the one trusted proxies appended to ``X-Forwarded-For`` when ``proxy_count`` is set).
+``bytes`` is the answer's body length (null when streamed without a length).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime
+
+from flask import Flask, Response, current_app, g, request
+
+from webapp.auth import client_ip
+from webapp.metrics import HTTP_DURATION, HTTP_REQUESTS, route_label
+
+log = logging.getLogger("cropstack.access")
+_configured = False
+_ORG_MAX = 64
+# Methods any route of this service takes; others are labelled "other" (a client can
+# send any token as a method, and each distinct label is a new time series).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "COPY", "OPTIONS"})
+
+
+def _configure_logger() -> None:
+    """Log lines as they are, to stderr, once per process; not through the root logger
+    (gunicorn's or pytest's formatting would wrap the JSON)."""
+    global _configured
+    if not _configured:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        _configured = True
+
+
+def install(app: Flask) -> None:
+    """Time every request of ``app``, count it, and log it when ``access_log`` is on.
+
+    Registered before the app's other ``after_request`` functions, so it runs after them
+    (Flask runs them in reverse order) and sees the final answer.
+    """
+    _configure_logger()
+    app.before_request(_start)
+    app.after_request(_finish)
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+
+
+def _org() -> str | None:
+    args = request.view_args or {}
+    org = args.get("org", args.get("org_name"))  # org_name: IIIF by path
+    if org is None and request.endpoint and request.endpoint.startswith("accounts."):
+        org = args.get("name")  # /organizations/<name>
+    if org is None and request.endpoint == "render.render":
+        settings = current_app.extensions["cropstack.settings"]
+        host = request.host.split(":", 1)[0].lower()
+        domain = settings.render_domain.lower()
+        if domain and host.endswith("." + domain):
+            org = host[: -len(domain) - 1]
+        else:
+            org = str(args.get("path", "")).partition("/")[0]
+    return None if org is None else str(org)[:_ORG_MAX]
+
+
+def _finish(response: Response) -> Response:
+    started = g.get("started")
+    duration = time.perf_counter() - started if started is not None else 0.0
+    rule = request.url_rule.rule if request.url_rule is not None else None
+    route = route_label(rule, request.endpoint)
+    method = request.method if request.method in _METHODS else "other"
+    HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+    HTTP_DURATION.labels(method, route).observe(duration)
+    settings = current_app.extensions["cropstack.settings"]
+    if settings.access_log:
+        now = datetime.now(UTC)
+        line = {
+            "time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "event": "request",
+            "method": method,
+            "route": route,
+            "status": response.status_code,
+            "duration_ms": round(duration * 1000, 1),
+            "bytes": response.content_length,
+            "org": _org(),
+            "remote": client_ip(settings)[:64],
+            "pid": os.getpid(),
+        }
+        log.info(json.dumps(line, ensure_ascii=True, separators=(",", ":")))
+    return response
