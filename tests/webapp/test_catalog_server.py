@@ -112,16 +112,19 @@ def test_serve_on_postgresql(tmp_path: Path, database: str):
 def test_serve_exits_when_the_database_cannot_be_reached(tmp_path: Path):
     closed = f"postgresql://cropstack@127.0.0.1:{free_port()}/catalog"
     argv = [sys.executable, "-m", "webapp.cli", "serve", "--port", str(free_port()),
-            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+            "--data-dir", str(tmp_path / "data"), "--init"]  # fmt: skip
     result = subprocess.run(
         argv, cwd=REPO, capture_output=True, text=True, timeout=60,
         env={"PATH": "/usr/bin:/bin", "CROPSTACK_DATABASE_URL": closed},
     )  # fmt: skip
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
+    # The JSON start-up line (webapp/startup.py), then one line saying why it stopped.
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("{")]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("cropstack: cannot reach the catalog database")
     assert "127.0.0.1" in lines[0] and "Traceback" not in result.stderr
+    start = json.loads(result.stderr.splitlines()[0])
+    assert start["catalog"].startswith("postgresql:") and "127.0.0.1" in start["catalog"]
 
 
 def _allow_connections(postgres: PostgresForTests, url: str, allowed: bool) -> None:
@@ -183,6 +186,7 @@ def test_users_create_and_gc_on_postgresql(tmp_path: Path, database: str):
             (user["id"],),
         ).fetchall()
     assert rows == [("pgorg",)]
+    (tmp_path / "data").mkdir()  # blobs and the render cache live there; no catalog.db
     gc = subprocess.run(
         [sys.executable, "-m", "webapp.cli", "gc", "--data-dir", str(tmp_path / "data")],
         cwd=REPO, capture_output=True, text=True, timeout=60, env=env,
