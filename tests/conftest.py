@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest  # noqa: E402
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.postgres import PostgresForTests
 from webapp import create_app
 from webapp.app import catalog
 
@@ -35,6 +38,61 @@ def _find_shared() -> Path:
 
 SHARED = _find_shared()
 RECORDINGS = SHARED / "conformance" / "rokka-js-recordings"
+
+
+#: Suites that run on both catalog backends in the default run (their app-based tests
+#: are parametrized ``[sqlite]``/``[postgresql]``); every other suite runs on SQLite.
+#: ``CROPSTACK_TEST_DATABASE=postgresql`` (or ``sqlite``) runs every app on that one.
+BOTH_BACKENDS = frozenset(
+    {
+        "test_accounts",
+        "test_catalog_contract",
+        "test_metadata",
+        "test_search",
+        "test_sourceimages",
+        "test_stacks_api",
+        "test_user_metadata",
+    }
+)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the suites of ``BOTH_BACKENDS`` on SQLite and on PostgreSQL."""
+    if "catalog_backend" not in metafunc.fixturenames:
+        return
+    forced = os.environ.get("CROPSTACK_TEST_DATABASE", "").strip()
+    if forced:
+        if forced not in BACKENDS:
+            raise pytest.UsageError(f"CROPSTACK_TEST_DATABASE must be one of {BACKENDS}")
+        chosen: tuple[str, ...] = (forced,)
+    elif metafunc.definition.get_closest_marker("sqlite_only"):
+        chosen = ("sqlite",)
+    elif metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_BACKENDS:
+        chosen = BACKENDS
+    else:
+        return  # the fixture's default: SQLite, test ids unchanged
+    metafunc.parametrize("catalog_backend", chosen, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def catalog_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: the catalog the test's app uses."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresForTests]:
+    """One real PostgreSQL server for the session (tests/postgres.py).
+
+    Its data directory is not under pytest's temporary root: every pytest run makes that
+    root private to root again (mode 0700), which would lock out the server's own user
+    while another test run on the machine starts."""
+    root = Path(tempfile.mkdtemp(prefix="cropstack-pg-"))
+    server = PostgresForTests(root / "data")
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -90,11 +148,28 @@ def _blob_store_under_test(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
+def database_url(catalog_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The ``database_url`` setting of this test's app: empty (SQLite in the data
+    directory) or the session's PostgreSQL database, emptied for this test."""
+    if catalog_backend == "sqlite":
+        yield ""
+        return
+    server: PostgresForTests = request.getfixturevalue("postgres")
+    yield server.clean_database()
+
+
+def close_app(application: Flask) -> None:
+    """Release what an app holds of its catalog (a PostgreSQL pool)."""
+    application.extensions["cropstack.catalog"].close()
+
+
+@pytest.fixture
+def app(tmp_path: Path, database_url: str) -> Iterator[Flask]:
     """A fresh app with its own catalog and blobs under ``tmp_path``."""
-    application = create_app({"data_dir": str(tmp_path / "data")})
+    application = create_app({"data_dir": str(tmp_path / "data"), "database_url": database_url})
     application.testing = True
     yield application
+    close_app(application)
 
 
 @pytest.fixture

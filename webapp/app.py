@@ -12,14 +12,9 @@ from flask import Flask, Response, current_app, g, request
 
 from webapp import accesslog, tokens
 from webapp.blobs import BlobStore, StorageFull, StoreReadOnly, StoreUnavailable, open_store
-from webapp.catalog import Catalog
-from webapp.errors import (
-    INSUFFICIENT_STORAGE,
-    READ_ONLY,
-    ApiError,
-    register_error_handlers,
-    storage_fault,
-)
+from webapp.catalog import Catalog, CatalogBackend, SqliteBackend, open_backend
+from webapp.catalog.errors import CatalogFull, CatalogReadOnly, CatalogUnavailable
+from webapp.errors import register_error_handlers, storage_fault
 from webapp.httpworker import finish_body
 from webapp.rendercache import RenderCache
 from webapp.settings import Settings, load_settings
@@ -48,14 +43,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Non-file multipart fields (metadata JSON) may be large-ish, but bounded.
     app.config["MAX_FORM_MEMORY_SIZE"] = 16 * 1024 * 1024
     app.extensions["cropstack.settings"] = settings
-    app.extensions["cropstack.catalog_path"] = str(data_dir / "catalog.db")
     app.extensions["cropstack.blobs"] = start_store(settings, required=False)
-    prepare_catalog(app.extensions["cropstack.catalog_path"], settings.busy_timeout_ms)
-    # Held for the app's life: while one connection is open SQLite keeps the -shm file,
-    # so reads keep working when the disk fills up (a new -shm would need free space).
-    app.extensions["cropstack.catalog_anchor"] = Catalog(
-        app.extensions["cropstack.catalog_path"], busy_timeout_ms=settings.busy_timeout_ms
-    )
+    backend = open_backend(settings)
+    app.extensions["cropstack.catalog"] = backend
+    try:
+        prepare_catalog(backend)
+    except CatalogUnavailable as exc:
+        # As for the blob store: `cropstack serve` checked the database before starting;
+        # a worker recycled while it is briefly away answers 503 (and /healthz says so)
+        # instead of failing to boot, which would stop the whole server.
+        log.error("catalog unavailable (%s): answering 503 until it is back", exc.detail)
+    if isinstance(backend, SqliteBackend):
+        app.extensions["cropstack.catalog_path"] = backend.path
+        # Held for the app's life: while one connection is open SQLite keeps the -shm
+        # file, so reads keep working when the disk fills up (a new -shm needs space).
+        anchor = backend.open()
+        anchor.ping()
+        app.extensions["cropstack.catalog_anchor"] = anchor
     app.extensions["cropstack.blobs"].sweep_partial()
     app.extensions["cropstack.render_cache"] = RenderCache(
         data_dir / "cache", settings.render_cache_max_bytes
@@ -96,25 +100,29 @@ def start_store(settings: Settings, *, required: bool = True) -> BlobStore:
     return store
 
 
-def prepare_catalog(path: str, busy_timeout_ms: int) -> bool:
-    """Create or upgrade the catalog schema; False when the data directory refuses writes.
+def prepare_catalog(backend: CatalogBackend) -> bool:
+    """Create or upgrade the catalog schema; False when the catalog refuses writes.
 
-    A read-only or full data directory that already holds a catalog is served as it is
-    (reads work, writes answer 503/507); without a readable catalog, start-up fails.
+    A read-only or full SQLite data directory that already holds a catalog is served as
+    it is (reads work, writes answer 503/507); without a readable catalog, start-up
+    fails. A database that cannot be reached raises ``CatalogUnavailable``.
     """
     try:
-        Catalog.initialise(path, busy_timeout_ms=busy_timeout_ms)
+        backend.migrate()
         return True
-    except (sqlite3.OperationalError, ApiError) as exc:
-        refused = exc if isinstance(exc, ApiError) else storage_fault(exc)
-        if refused is None or refused.message not in (READ_ONLY, INSUFFICIENT_STORAGE):
+    except (sqlite3.OperationalError, CatalogReadOnly, CatalogFull) as exc:
+        if isinstance(exc, sqlite3.OperationalError):
+            fault = storage_fault(exc)
+            if fault is None or fault.status not in (503, 507):
+                raise
+        if not isinstance(backend, SqliteBackend):
             raise
-        catalog = Catalog(path, busy_timeout_ms=busy_timeout_ms)
-        try:
-            catalog.query("SELECT 1 FROM sourceimages LIMIT 1")  # raises if no schema
-        finally:
-            catalog.close()
-        log.warning("catalog %s cannot be written (%s): serving reads, refusing writes", path, exc)
+        from webapp.catalog.sqlite import open_read_only_check
+
+        open_read_only_check(backend.path, backend.busy_timeout_ms)  # raises if no schema
+        log.warning(
+            "catalog %s cannot be written (%s): serving reads, refusing writes", backend.path, exc
+        )
         return False
 
 
@@ -150,13 +158,15 @@ def render_cache() -> RenderCache:
     return current_app.extensions["cropstack.render_cache"]
 
 
+def catalog_backend() -> CatalogBackend:
+    """The catalog backend of the current app (SQLite file or PostgreSQL pool)."""
+    return current_app.extensions["cropstack.catalog"]
+
+
 def catalog() -> Catalog:
     """This request's catalog handle, opened on first use and closed at teardown."""
     if "catalog" not in g:
-        g.catalog = Catalog(
-            current_app.extensions["cropstack.catalog_path"],
-            busy_timeout_ms=settings().busy_timeout_ms,
-        )
+        g.catalog = catalog_backend().open()
     return g.catalog
 
 

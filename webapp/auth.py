@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from flask import g, request
 
 from webapp import tokens
+from webapp.catalog.records import Organization
 from webapp.errors import ApiError
 from webapp.settings import Settings
 
@@ -122,10 +123,10 @@ def _key_principal(secret: str) -> Principal:
     from webapp.app import catalog
 
     digest = hash_key(secret)
-    row = catalog().accounts.key_by_hash(digest)
-    if row is None or not hmac.compare_digest(row["key_hash"], digest):
+    owner = catalog().accounts.key_by_hash(digest)
+    if owner is None or not hmac.compare_digest(owner.key_hash, digest):
         raise _invalid()
-    return Principal(user_id=row["user_id"], email=row["email"], key_id=row["id"])
+    return Principal(user_id=owner.user_id, email=owner.email, key_id=owner.id)
 
 
 def _bearer_token() -> str | None:
@@ -142,16 +143,16 @@ def _token_principal(token: str) -> Principal:
     from webapp.app import catalog, settings, token_secret
 
     try:
-        row = catalog().accounts.key_by_id(tokens.unverified_key_id(token))
-        if row is None:  # the key that issued it was deleted: its tokens are revoked
+        owner = catalog().accounts.key_by_id(tokens.unverified_key_id(token))
+        if owner is None:  # the key that issued it was deleted: its tokens are revoked
             raise tokens.InvalidToken("the API key of the token no longer exists")
         claims = tokens.verify(
-            token, token_secret(), key_digest=row["key_hash"], client_ip=client_ip(settings())
+            token, token_secret(), key_digest=owner.key_hash, client_ip=client_ip(settings())
         )
     except tokens.InvalidToken as exc:
         raise _invalid_token(str(exc)) from None
     g.token_claims = claims
-    return Principal(user_id=row["user_id"], email=row["email"], key_id=row["id"])
+    return Principal(user_id=owner.user_id, email=owner.email, key_id=owner.id)
 
 
 def token_claims() -> tokens.Claims | None:
@@ -176,7 +177,7 @@ def client_ip(settings: Settings) -> str:
 class Grant:
     """An organization and everything the caller's roles there allow."""
 
-    org: dict
+    org: Organization
     permissions: frozenset[str]
 
     def allows(self, permission: str) -> bool:
@@ -184,7 +185,7 @@ class Grant:
         return permission in self.permissions
 
 
-def permissions_of(roles: list[str]) -> frozenset[str]:
+def permissions_of(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
     """The union of the permissions of ``roles`` (unknown role names grant nothing)."""
     granted: set[str] = set()
     for role in roles:
@@ -211,6 +212,6 @@ def authorise(org_name: str, permission: str) -> Grant:
     return grant
 
 
-def require(org_name: str, permission: str) -> dict:
-    """The organization row named ``org_name`` if the caller may ``permission`` there."""
+def require(org_name: str, permission: str) -> Organization:
+    """The organization named ``org_name`` if the caller may ``permission`` there."""
     return authorise(org_name, permission).org

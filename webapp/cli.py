@@ -40,7 +40,9 @@ def _serve(args: argparse.Namespace) -> int:
     from webapp.datadir import NotADataDir, require_data_dir
 
     try:
-        require_data_dir(settings.data_dir, init=args.init)
+        require_data_dir(
+            settings.data_dir, init=args.init, catalog_elsewhere=bool(settings.database_url)
+        )
     except NotADataDir as exc:
         return _fail(str(exc))
     # Before anything imports prometheus_client: the workers (forked from here) count
@@ -66,6 +68,9 @@ def _serve(args: argparse.Namespace) -> int:
     except StoreUnavailable as exc:
         print(f"cropstack: cannot start: {exc}", file=sys.stderr)
         return 1
+    failed = _prepare_catalog(settings)
+    if failed is not None:
+        return failed
 
     from gunicorn.app.base import BaseApplication
 
@@ -103,12 +108,6 @@ def _serve(args: argparse.Namespace) -> int:
             for name, value in options.items():
                 if name in self.cfg.settings:
                     self.cfg.set(name, value)
-            # Create the schema once in the master (SQLite only, no libvips), so workers
-            # start on a ready catalog; create_app repeats it idempotently.
-            # A read-only data directory with a catalog starts (reads only).
-            from webapp.app import prepare_catalog
-
-            prepare_catalog(os.path.join(settings.data_dir, "catalog.db"), settings.busy_timeout_ms)
 
         def load(self) -> Any:
             from webapp.app import create_app
@@ -117,6 +116,30 @@ def _serve(args: argparse.Namespace) -> int:
 
     _Server().run()
     return 0
+
+
+def _prepare_catalog(settings: Any) -> int | None:
+    """Create or upgrade the schema once in the master (no libvips), so workers start on
+    a ready catalog (create_app checks again: nothing to apply). A read-only data
+    directory with a catalog starts (reads only). A database that cannot be reached is
+    a one-line message and exit status 1; a malformed database URL exit status 2."""
+    from webapp.app import prepare_catalog
+    from webapp.catalog import open_backend
+    from webapp.catalog.errors import CatalogUnavailable
+
+    try:
+        backend = open_backend(settings)
+    except ValueError as exc:
+        print(f"cropstack: {exc}", file=sys.stderr)
+        return 2
+    try:
+        prepare_catalog(backend)
+    except CatalogUnavailable as exc:
+        print(f"cropstack: cannot reach the catalog database: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        backend.close()
+    return None
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
@@ -133,8 +156,9 @@ def _settings_doc(_args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
+    from webapp.app import prepare_catalog
     from webapp.blobs import StorageFull, StoreUnavailable
-    from webapp.catalog import Catalog
+    from webapp.catalog import open_backend
     from webapp.gc import collect
     from webapp.settings import load_settings
 
@@ -145,10 +169,14 @@ def _gc(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(overrides)
-        require_data_dir(settings.data_dir)
+        require_data_dir(settings.data_dir, catalog_elsewhere=bool(settings.database_url))
     except (ValueError, NotADataDir) as exc:
         return _fail(str(exc))
-    Catalog.initialise(os.path.join(settings.data_dir, "catalog.db"))  # schema upgrades
+    backend = open_backend(settings)  # schema upgrades
+    try:
+        prepare_catalog(backend)
+    finally:
+        backend.close()
     try:
         report = collect(settings)
     except (StoreUnavailable, StorageFull) as exc:
@@ -174,7 +202,9 @@ def _users_create(args: argparse.Namespace) -> int:
     import sqlite3
 
     from webapp.accountfields import parse_email, parse_org_name
-    from webapp.catalog import Catalog, CatalogBusy
+    from webapp.app import prepare_catalog
+    from webapp.catalog import open_backend
+    from webapp.catalog.errors import CatalogBusy, CatalogError, CatalogUnavailable, Conflict
     from webapp.errors import ApiError
     from webapp.settings import load_settings
 
@@ -188,44 +218,73 @@ def _users_create(args: argparse.Namespace) -> int:
         return _fail(exc.message)
     except ValueError as exc:
         return _fail(str(exc))
-    path = os.path.join(settings.data_dir, "catalog.db")
     busy = "cropstack: the catalog is busy (a long write elsewhere); try again"
+    backend = open_backend(settings)
     try:
-        os.makedirs(settings.data_dir, exist_ok=True)
-        Catalog.initialise(path, busy_timeout_ms=settings.busy_timeout_ms)
-        catalog = Catalog(path, busy_timeout_ms=settings.busy_timeout_ms)
-    except CatalogBusy:
-        print(busy, file=sys.stderr)
-        return 1
-    except (OSError, sqlite3.Error) as exc:
-        return _fail(f"cannot open the catalog in {settings.data_dir}: {exc}")
-    try:
-        user = catalog.accounts.signup(email, org_name)
-    except CatalogBusy:
-        print(busy, file=sys.stderr)
-        return 1
-    except ApiError as exc:  # the organization exists (409)
-        return _fail(exc.message)
+        try:
+            if not settings.database_url:
+                os.makedirs(settings.data_dir, exist_ok=True)
+            prepare_catalog(backend)
+            catalog = backend.open()
+        except CatalogBusy:
+            print(busy, file=sys.stderr)
+            return 1
+        except CatalogUnavailable as exc:
+            return _fail(f"cannot reach the catalog database: {exc.detail}")
+        except (OSError, sqlite3.Error, CatalogError) as exc:
+            return _fail(f"cannot open the catalog in {settings.data_dir}: {exc}")
+        try:
+            user = catalog.accounts.signup(email, org_name)
+        except CatalogBusy:
+            print(busy, file=sys.stderr)
+            return 1
+        except Conflict as exc:  # the organization exists
+            return _fail(exc.message)
+        except CatalogError as exc:  # read-only or full data directory
+            return _fail(f"cannot write the catalog in {settings.data_dir}: {exc.message}")
+        finally:
+            catalog.close()
     finally:
-        catalog.close()
+        backend.close()
     print(json.dumps({"id": user.id, "email": user.email, "api_key": user.api_key}))
     return 0
 
 
 def _open_catalog(args: argparse.Namespace) -> tuple[Any, Any]:
     """(settings, catalog) of an existing data directory; ``CommandError`` otherwise."""
-    from webapp.catalog import Catalog
+    from webapp.app import prepare_catalog
+    from webapp.catalog import open_backend
+    from webapp.catalog.errors import CatalogUnavailable
     from webapp.datadir import NotADataDir, require_data_dir
     from webapp.settings import load_settings
 
     try:
         settings = load_settings({"data_dir": args.data_dir})
-        require_data_dir(settings.data_dir)
+        require_data_dir(settings.data_dir, catalog_elsewhere=bool(settings.database_url))
     except (ValueError, NotADataDir) as exc:
         raise CommandError(str(exc)) from exc
-    path = os.path.join(settings.data_dir, "catalog.db")
-    Catalog.initialise(path, busy_timeout_ms=settings.busy_timeout_ms)  # schema upgrades
-    return settings, Catalog(path, busy_timeout_ms=settings.busy_timeout_ms)
+    backend = open_backend(settings)
+    try:
+        prepare_catalog(backend)  # schema upgrades
+        return settings, _ClosingCatalog(backend)
+    except CatalogUnavailable as exc:
+        backend.close()
+        raise CommandError(f"cannot reach the catalog database: {exc.detail}") from exc
+
+
+class _ClosingCatalog:
+    """A catalog handle that also closes its backend (a PostgreSQL pool) when closed."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self._handle = backend.open()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def close(self) -> None:
+        self._handle.close()
+        self._backend.close()
 
 
 class CommandError(Exception):
@@ -282,24 +341,21 @@ def _keys_create(args: argparse.Namespace) -> int:
     except CommandError as exc:
         return _fail(str(exc))
     try:
-        rows = catalog.query(
-            "SELECT id FROM users WHERE id = ? OR lower(email) = lower(?)", (args.user, args.user)
-        )
-        ids = sorted({row["id"] for row in rows})
+        ids = catalog.accounts.user_ids(args.user)
         if not ids:
             return _fail(f"no user {args.user}")
         if len(ids) > 1:
             return _fail(f"{len(ids)} users have the email {args.user}; pass a user id: "
                          + ", ".join(ids))  # fmt: skip
-        from webapp.errors import ApiError
+        from webapp.catalog.errors import Conflict
 
         try:
             key = catalog.accounts.add_key(ids[0], args.comment)
-        except ApiError as exc:  # past the key limit (409)
+        except Conflict as exc:  # past the key limit
             return _fail(exc.message)
     finally:
         catalog.close()
-    print(json.dumps(key))
+    print(json.dumps(key.as_dict()))
     return 0
 
 
@@ -312,17 +368,11 @@ def _orgs_list(args: argparse.Namespace) -> int:
     except CommandError as exc:
         return _fail(str(exc))
     try:
-        rows = catalog.query(
-            "SELECT o.name, o.display_name, o.created, "
-            "(SELECT count(*) FROM memberships m WHERE m.organization_id = o.id) AS members, "
-            "(SELECT count(*) FROM sourceimages s WHERE s.organization_id = o.id "
-            " AND s.deleted_at IS NULL) AS images "
-            "FROM organizations o ORDER BY o.name"
-        )
+        summaries = catalog.accounts.organization_summaries()
     finally:
         catalog.close()
-    for row in rows:
-        print(json.dumps(dict(row)))
+    for summary in summaries:
+        print(json.dumps(summary.as_dict()))
     return 0
 
 
@@ -337,6 +387,11 @@ def _backup(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings({"data_dir": args.data_dir})
+        if settings.database_url:
+            return _fail(
+                "the catalog is in PostgreSQL (database_url): back it up with pg_dump or "
+                "your provider's point-in-time recovery; backup copies SQLite data directories"
+            )
         require_data_dir(settings.data_dir)
         store = open_store(settings.blob_store, settings.data_dir)
         report = backup(Path(settings.data_dir), store, Path(args.target))

@@ -19,17 +19,22 @@ class NotADataDir(Exception):
     """The path is not a data directory; the message says what to do."""
 
 
-def is_data_dir(path: str | Path) -> bool:
-    """Whether ``path`` holds a catalog."""
+def is_data_dir(path: str | Path, *, catalog_elsewhere: bool = False) -> bool:
+    """Whether ``path`` holds a catalog; with ``catalog_elsewhere`` (a PostgreSQL catalog,
+    ``database_url``) any existing directory is one, as nothing of the catalog is in it."""
+    if catalog_elsewhere:
+        return Path(path).is_dir()
     return (Path(path) / CATALOG_FILE).is_file()
 
 
-def require_data_dir(path: str | Path, *, init: bool = False) -> Path:
-    """``path`` as a data directory: as it is when it holds a catalog; created (the
-    directory; the catalog is created by whoever opens it) when ``init``; else
-    ``NotADataDir`` naming the absolute path and ``--init``."""
+def require_data_dir(
+    path: str | Path, *, init: bool = False, catalog_elsewhere: bool = False
+) -> Path:
+    """``path`` as a data directory: as it is when it holds a catalog (or exists, with
+    ``catalog_elsewhere``); created (the directory; the catalog is created by whoever
+    opens it) when ``init``; else ``NotADataDir`` naming the absolute path and ``--init``."""
     where = Path(path)
-    if is_data_dir(where):
+    if is_data_dir(where, catalog_elsewhere=catalog_elsewhere):
         return where
     shown = os.path.abspath(where)
     if init:

@@ -24,6 +24,17 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from webapp.blobs import StorageFull, StoreReadOnly, StoreUnavailable
+from webapp.catalog.errors import (
+    CatalogBusy,
+    CatalogError,
+    CatalogFull,
+    CatalogReadOnly,
+    CatalogUnavailable,
+    Conflict,
+    InvalidReference,
+    NotFound,
+    Refused,
+)
 from webapp.metrics import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -118,6 +129,25 @@ def _storage_answer(exc: BaseException) -> ApiError | None:
     return None
 
 
+def catalog_answer(exc: CatalogError) -> ApiError:
+    """The HTTP answer to a catalog domain error (the one place they meet HTTP)."""
+    if isinstance(exc, NotFound):
+        return ApiError(404, exc.message)
+    if isinstance(exc, Conflict):
+        return ApiError(409, exc.message)
+    if isinstance(exc, (InvalidReference, Refused)):
+        return ApiError(400, exc.message)
+    if isinstance(exc, CatalogBusy):
+        return ApiError(503, exc.message, headers={"Retry-After": "1"})
+    if isinstance(exc, CatalogFull):
+        return ApiError(507, INSUFFICIENT_STORAGE)
+    if isinstance(exc, CatalogReadOnly):
+        return ApiError(503, READ_ONLY)
+    if isinstance(exc, CatalogUnavailable):
+        return ApiError(503, exc.message, headers={"Retry-After": "5"})
+    return ApiError(500, "Internal server error")
+
+
 class OriginalUnavailable(ApiError):
     """503: an image's original cannot be served (missing or damaged in the blob store).
 
@@ -158,6 +188,13 @@ def error_response(
 
 # ApiError subclasses that stand for a storage fault: (part, kind) of the metric. By name,
 # since catalog and storage import this module.
+#: Catalog faults counted in ``cropstack_storage_errors_total`` (part ``catalog``).
+_CATALOG_FAULTS: dict[type, str] = {
+    CatalogBusy: "busy",
+    CatalogFull: "full",
+    CatalogReadOnly: "read_only",
+    CatalogUnavailable: "unavailable",
+}
 _FAULT_KINDS = {
     "CatalogBusy": ("catalog", "busy"),
     "OriginalUnavailable": ("store", "unavailable"),
@@ -174,6 +211,17 @@ def register_error_handlers(app: Flask) -> None:
         if fault is not None:
             STORAGE_ERRORS.labels(*fault).inc()
         return error_response(exc.status, exc.message, exc.headers, **exc.extra)
+
+    @app.errorhandler(CatalogError)
+    def _catalog_error(exc: CatalogError) -> Response:
+        answer = catalog_answer(exc)
+        kind = _CATALOG_FAULTS.get(type(exc))
+        if kind is not None:
+            STORAGE_ERRORS.labels("catalog", kind).inc()
+        if answer.status >= 500:
+            detail = getattr(exc, "detail", "")
+            log.error("catalog fault, answered %d: %s %s", answer.status, exc.message, detail)
+        return error_response(answer.status, answer.message, answer.headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webapp.blobs import BlobStore, open_store
-from webapp.catalog import Catalog
+from webapp.catalog import open_backend
 from webapp.catalog.images import restore_cutoff
 from webapp.settings import Settings
 
@@ -34,7 +34,8 @@ class GcReport:
 def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
     """Run one collection over ``settings.data_dir``; ``grace_s`` overrides the setting."""
     data_dir = Path(settings.data_dir)
-    catalog = Catalog(data_dir / "catalog.db", busy_timeout_ms=settings.busy_timeout_ms)
+    backend = open_backend(settings)
+    catalog = backend.open()
     try:
         purged = catalog.images.purge_expired(restore_cutoff(settings.restore_days))
         store = open_store(settings.blob_store, data_dir)
@@ -43,6 +44,7 @@ def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
         tmp = store.sweep_partial()
     finally:
         catalog.close()
+        backend.close()
     return GcReport(purged_rows=purged, removed_blobs=removed, removed_tmp=tmp)
 
 

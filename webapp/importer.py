@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from webapp.blobs import BlobStore
-from webapp.catalog import Catalog
+from webapp.catalog.interface import CatalogHandle
 from webapp.errors import ApiError
 from webapp.ingest import Upload, ingest
 from webapp.settings import Settings
@@ -57,7 +57,7 @@ def files_under(root: Path) -> Iterator[Path]:
 def import_tree(
     root: Path,
     org_id: str,
-    catalog: Catalog,
+    catalog: CatalogHandle,
     blobs: BlobStore,
     settings: Settings,
     *,

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webapp.blobs import BlobStore
-from webapp.catalog import Catalog
-from webapp.catalog.images import NewImage, locked_error, new_image_from_row, restore_cutoff
-from webapp.errors import ApiError
+from webapp.catalog.errors import Conflict, ImageLocked
+from webapp.catalog.images import restore_cutoff
+from webapp.catalog.interface import CatalogHandle
+from webapp.catalog.records import NewImage, SourceImage, new_image_from
 from webapp.imageinfo import inspect, optimise
 from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
@@ -42,23 +43,24 @@ class Upload:
 
 
 def ingest(
-    catalog: Catalog,
+    catalog: CatalogHandle,
     blobs: BlobStore,
     settings: Settings,
     organization_id: str,
     uploads: list[Upload],
     *,
     may_change_existing: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[SourceImage]:
     """Store ``uploads`` in the organization; their rows, in order.
 
     ``may_change_existing`` is False for callers who may upload but not write images
     (role ``upload``): an image the organization already has is then returned exactly as
-    it is (no metadata merged), and a deleted one still restorable is a 409 rather than
-    brought back, since deleting it was the decision of someone who may write.
+    it is (no metadata merged), and a deleted one still restorable is a ``Conflict``
+    rather than brought back, since deleting it was the decision of someone who may write.
 
-    Raises a 422 ``ApiError`` (nothing stored) if any file is not a usable image, 507 if
-    the disk is full, and 409 if a re-upload would change a locked image's user metadata.
+    Raises a 422 ``ApiError`` (nothing stored) if any file is not a usable image, a storage
+    fault if the disk is full, and ``ImageLocked`` if a re-upload would change a locked
+    image's user metadata.
     """
     infos = [inspect(upload.data, settings) for upload in uploads]
     # optimize_source: the stored file is the converted one, the identity stays the
@@ -71,8 +73,8 @@ def ingest(
     # A full or read-only disk raises here, before any row is written (put() removes its
     # temporary file); webapp.errors answers it (507, 503) like every storage fault.
     stored = [blobs.put(data) for data in contents]
-    rows: list[dict[str, Any]] = []
-    with catalog.write():
+    rows: list[SourceImage] = []
+    with catalog.unit_of_work():
         for upload, info, blob, binary_hash in zip(
             uploads, infos, stored, binary_hashes, strict=True
         ):
@@ -103,45 +105,44 @@ def ingest(
 
 
 def _reupload(
-    catalog: Catalog,
+    catalog: CatalogHandle,
     organization_id: str,
-    row: dict[str, Any],
+    row: SourceImage,
     new: NewImage,
     upload: Upload,
-) -> dict[str, Any]:
+) -> SourceImage:
     """Bytes (and dynamic metadata) the organization already has: merge what was given."""
-    if row["deleted_at"] is not None:
+    if row.deleted_at is not None:
         return catalog.images.revive(organization_id, new)
     changes: dict[str, Any] = {}
     if upload.user_metadata:
         # Already validated by the upload form; a name replaces that name under any type.
-        merged = apply_user_patch(row["user_metadata"], upload.user_metadata)
-        if merged != row["user_metadata"]:
-            if row["locked"]:
-                raise locked_error()
+        merged = apply_user_patch(row.user_metadata, upload.user_metadata)
+        if merged != row.user_metadata:
+            if row.locked:
+                raise ImageLocked()
             changes["user_metadata"] = merged
     if upload.static_metadata:
-        changes["static_metadata"] = {**row["static_metadata"], **upload.static_metadata}
+        changes["static_metadata"] = {**row.static_metadata, **upload.static_metadata}
     if not changes:
         return row
-    return catalog.images.update(organization_id, row["hash"], **changes)
+    return catalog.images.update(organization_id, row.hash, **changes)
 
 
 def _existing_for_uploader(
-    catalog: Catalog,
+    catalog: CatalogHandle,
     organization_id: str,
-    row: dict[str, Any],
+    row: SourceImage,
     new: NewImage,
     settings: Settings,
-) -> dict[str, Any]:
+) -> SourceImage:
     """Bytes the organization already has, sent by a caller without write access."""
-    if row["deleted_at"] is None:
+    if row.deleted_at is None:
         return row
-    if row["deleted_at"] >= restore_cutoff(settings.restore_days):
-        raise ApiError(
-            409,
-            f"Source image {row['hash']} was deleted in this organization; "
-            "a key with write access can restore it",
+    if row.deleted_at >= restore_cutoff(settings.restore_days):
+        raise Conflict(
+            f"Source image {row.hash} was deleted in this organization; "
+            "a key with write access can restore it"
         )
     # Past the restore window the deleted image is gone for good (only `cropstack gc`
     # has not purged the row yet): the bytes are a new upload like any other.
@@ -149,42 +150,42 @@ def _existing_for_uploader(
 
 
 def derive(
-    catalog: Catalog,
+    catalog: CatalogHandle,
     organization_id: str,
-    row: dict[str, Any],
+    row: SourceImage,
     *,
     dynamic_metadata: dict[str, Any],
     protected: bool,
     delete_previous: bool,
-) -> dict[str, Any] | None:
+) -> SourceImage | None:
     """The image with the same bytes but other dynamic metadata or protection.
 
     Returns None when nothing changes. If an image with the new hash exists it is reused
     as it is (restored if it was deleted); otherwise a new row copies the old one's name,
     user and static metadata and ``created``. ``delete_previous`` soft-deletes the old
-    image (409 if it is locked).
+    image (``ImageLocked`` if it is locked).
     """
-    new_hash = identity_hash(row["binary_hash"], dynamic_metadata, protected)
-    if new_hash == row["hash"]:
+    new_hash = identity_hash(row.binary_hash, dynamic_metadata, protected)
+    if new_hash == row.hash:
         return None
-    with catalog.write():
-        if delete_previous and row["locked"]:
-            raise locked_error()
-        new = new_image_from_row(
+    with catalog.unit_of_work():
+        if delete_previous and row.locked:
+            raise ImageLocked()
+        new = new_image_from(
             row, hash=new_hash, dynamic_metadata=dynamic_metadata, protected=protected
         )
-        result, created = catalog.images.insert(organization_id, new, created=row["created"])
-        if not created and result["deleted_at"] is not None:
+        result, created = catalog.images.insert(organization_id, new, created=row.created)
+        if not created and result.deleted_at is not None:
             result = catalog.images.restore(organization_id, new_hash)
         if delete_previous:
-            catalog.images.soft_delete(organization_id, [row["hash"]])
+            catalog.images.soft_delete(organization_id, [row.hash])
     return result
 
 
 def keep_hash_update(
-    catalog: Catalog, organization_id: str, row: dict[str, Any], dynamic_metadata: dict[str, Any]
-) -> dict[str, Any] | None:
+    catalog: CatalogHandle, organization_id: str, row: SourceImage, dynamic_metadata: dict[str, Any]
+) -> SourceImage | None:
     """``keepHash=true``: change the dynamic metadata in place; None if unchanged."""
-    if dynamic_metadata == row["dynamic_metadata"]:
+    if dynamic_metadata == row.dynamic_metadata:
         return None
-    return catalog.images.update(organization_id, row["hash"], dynamic_metadata=dynamic_metadata)
+    return catalog.images.update(organization_id, row.hash, dynamic_metadata=dynamic_metadata)

@@ -1,5 +1,5 @@
 """Search over source images: the query string of ``GET /sourceimages/{org}`` parsed into
-a typed, validated ``Search``. Pure Python; ``webapp.catalog.images`` turns it into SQL.
+a typed, validated ``Search``. Pure Python; each catalog backend turns it into its SQL.
 
 Grammar (docs/search.md): ``<field>=<value>`` where value is exact (``bar``, ``'quoted'``),
 a prefix (``plan*``) or a range (``[a,b]`` inclusive, ``{a,b}`` exclusive, mixed and open
@@ -67,7 +67,8 @@ class Field:
 @dataclass(frozen=True, slots=True)
 class Condition:
     """One filter. ``op`` ``eq``/``prefix`` use ``value``; ``range`` uses ``low``/``high``
-    (None = open) and the inclusive flags; ``match`` uses ``value`` (an FTS5 query)."""
+    (None = open) and the inclusive flags; ``match`` uses ``value`` (a tuple of words,
+    all of which must occur) and ``prefix`` (the last word is a prefix)."""
 
     field: Field
     op: Literal["eq", "prefix", "range", "match"]
@@ -76,6 +77,7 @@ class Condition:
     high: Any = None
     low_inclusive: bool = True
     high_inclusive: bool = True
+    prefix: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,18 +271,15 @@ def _created_bound(value: str, *, upper: bool, inclusive: bool) -> tuple[str, bo
     return when.isoformat(), inclusive
 
 
-def _words(field: Field, text: str, prefix: bool) -> str:
-    """An FTS5 query matching every word of ``text`` (each quoted, so no FTS syntax
-    reaches the engine); the last word as a prefix when ``prefix``."""
+def _words(field: Field, text: str) -> tuple[str, ...]:
+    """The words of ``text`` (``\\w+`` runs) a word condition must all find; each backend
+    quotes them for its own text search, so no query syntax reaches the engine."""
     words = re.findall(r"\w+", text)
     if not words:
         raise SearchError(f"{field.key}: no words to search for")
     if len(words) > MAX_WORDS:
         raise SearchError(f"{field.key}: at most {MAX_WORDS} words")
-    quoted = ['"' + w.replace('"', '""') + '"' for w in words]
-    if prefix:
-        quoted[-1] += "*"
-    return " ".join(quoted)
+    return tuple(words)
 
 
 def parse_condition(key: str, raw: str) -> Condition:
@@ -299,7 +298,7 @@ def parse_condition(key: str, raw: str) -> Condition:
     elif not quoted and text.endswith("\\*"):
         text = text[:-2] + "*"
     if field.kind == "words":
-        return Condition(field, "match", _words(field, text, prefix))
+        return Condition(field, "match", _words(field, text), prefix=prefix)
     if prefix:
         if field.kind not in ("text", "hex"):
             raise SearchError(f"{field.key}: prefix search (*) only works on string fields")

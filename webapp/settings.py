@@ -163,7 +163,26 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "GET /healthz answers 503 when the data dir has less free space, bytes.",
     ),
-    Setting("busy_timeout_ms", 5000, int, "SQLite busy timeout, ms; past it writes answer 503."),
+    Setting(
+        "busy_timeout_ms",
+        5000,
+        int,
+        "Longest wait for the catalog's write lock, ms (SQLite busy timeout, PostgreSQL "
+        "lock timeout); past it writes answer 503.",
+    ),
+    Setting(
+        "database_url",
+        "",
+        str,
+        "Catalog database: empty for SQLite in the data dir, or postgresql://user:pass@host"
+        "/db (docs/server.md).",
+    ),
+    Setting(
+        "database_pool_size",
+        8,
+        int,
+        "Most PostgreSQL connections one server process holds (its pool's max_size).",
+    ),
     Setting("restore_days", 30, int, "Days a deleted source image can be restored."),
     Setting("remote_fetch_allow_private", False, _bool, "Allow url[N] uploads from private IPs."),
     Setting("remote_fetch_timeout", 20.0, float, "Total seconds for one url[N] fetch."),
@@ -237,6 +256,8 @@ class Settings:
     render_cache_max_bytes: int
     health_min_free_bytes: int
     busy_timeout_ms: int
+    database_url: str
+    database_pool_size: int
     restore_days: int
     remote_fetch_allow_private: bool
     remote_fetch_timeout: float

@@ -37,6 +37,15 @@ def _store_location(settings: Settings) -> str:
     return "filesystem:" + os.path.abspath(location or settings.data_dir)
 
 
+def _catalog_location(settings: Settings, data_dir: str) -> str:
+    """Where the catalog is: the SQLite file, or the PostgreSQL database (no password)."""
+    if settings.database_url:
+        from webapp.catalog.postgres import describe
+
+        return "postgresql:" + describe(settings.database_url)
+    return "sqlite:" + os.path.join(data_dir, "catalog.db")
+
+
 def startup_line(settings: Settings, *, bind: str, workers: int, threads: int) -> str:
     """The start-up line of ``cropstack serve`` (JSON, one line)."""
     data_dir = os.path.abspath(settings.data_dir)
@@ -44,7 +53,7 @@ def startup_line(settings: Settings, *, bind: str, workers: int, threads: int) -
         "event": "start",
         "bind": bind,
         "data_dir": data_dir,
-        "catalog": "sqlite:" + os.path.join(data_dir, "catalog.db"),
+        "catalog": _catalog_location(settings, data_dir),
         "blob_store": _store_location(settings),
         "workers": workers,
         "threads": threads,

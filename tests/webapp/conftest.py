@@ -1,13 +1,12 @@
 """Fixtures for the source image tests: members of organizations made in the catalog.
 
-POST /users belongs to another issue; these helpers insert organizations, users, keys and
-memberships directly, and return objects with the same interface as the shared
+These helpers seed organizations, users, keys and memberships through the catalog
+(``Accounts.provision``), and return objects with the same interface as the shared
 ``account`` fixture (``.org``, ``.headers``, ``.request``).
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -15,8 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import RECORDINGS, Caller
-from webapp.auth import hash_key, new_api_key
-from webapp.catalog import Catalog, now_iso
+from webapp.auth import new_api_key
 
 
 class Member(Caller):
@@ -26,35 +24,15 @@ class Member(Caller):
         self.client = client
         self.org = org
         self.api_key = new_api_key()
-        self.user_id = str(uuid.uuid4())
-        catalog = Catalog(app.extensions["cropstack.catalog_path"])
+        catalog = app.extensions["cropstack.catalog"].open()
         try:
-            with catalog.write() as conn:
-                row = conn.execute("SELECT id FROM organizations WHERE name = ?", (org,)).fetchone()
-                if row is None:
-                    self.org_id = str(uuid.uuid4())
-                    conn.execute(
-                        "INSERT INTO organizations (id, name, display_name, billing_email, "
-                        "created) VALUES (?, ?, ?, ?, ?)",
-                        (self.org_id, org, org, f"billing@{org}.example", now_iso()),
-                    )
-                else:
-                    self.org_id = row["id"]
-                conn.execute(
-                    "INSERT INTO users (id, email, created) VALUES (?, ?, ?)",
-                    (self.user_id, f"{self.user_id}@{org}.example", now_iso()),
-                )
-                conn.execute(
-                    "INSERT INTO api_keys (id, user_id, key_hash, created) VALUES (?, ?, ?, ?)",
-                    (str(uuid.uuid4()), self.user_id, hash_key(self.api_key), now_iso()),
-                )
-                conn.execute(
-                    "INSERT INTO memberships (organization_id, user_id, roles, created) "
-                    "VALUES (?, ?, ?, ?)",
-                    (self.org_id, self.user_id, json.dumps(roles), now_iso()),
-                )
+            made = catalog.accounts.provision(
+                org, f"{uuid.uuid4()}@{org}.example", roles, self.api_key
+            )
         finally:
             catalog.close()
+        self.org_id = made.organization_id
+        self.user_id = made.user_id
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from webapp.blobs import open_store  # noqa: E402
-from webapp.catalog import Catalog  # noqa: E402
+from webapp.catalog import open_backend  # noqa: E402
 from webapp.ingest import Upload, ingest  # noqa: E402
 from webapp.settings import load_settings  # noqa: E402
 
@@ -42,7 +42,7 @@ def random_png(rng: random.Random) -> bytes:
 def main() -> int:
     data_dir, org_id, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     settings = load_settings({"data_dir": data_dir})
-    catalog = Catalog(Path(data_dir) / "catalog.db", busy_timeout_ms=settings.busy_timeout_ms)
+    catalog = open_backend(settings).open()
     blobs = open_store(settings.blob_store, data_dir)
     rng = random.Random(os.getpid())
     if mode == "same":

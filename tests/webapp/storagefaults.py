@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 import webapp.blobs.local
-import webapp.catalog
+import webapp.catalog.sqlite
 import webapp.rendercache
 import webapp.routes.service
 
@@ -186,18 +186,18 @@ def inject_disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    monkeypatch.setattr(webapp.catalog, "_connect", connect)
+    monkeypatch.setattr(webapp.catalog.sqlite, "_connect", connect)
 
 
 def inject_read_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every file write and catalog write of the app fails as on a read-only disk."""
     for module in _OPEN_USERS:
         monkeypatch.setattr(module, "open", _failing_open(errno.EROFS), raising=False)
-    real_connect = webapp.catalog._connect
+    real_connect = webapp.catalog.sqlite._connect
 
     def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
         conn = real_connect(path, busy_timeout_ms)
         conn.execute("PRAGMA query_only=ON")
         return conn
 
-    monkeypatch.setattr(webapp.catalog, "_connect", connect)
+    monkeypatch.setattr(webapp.catalog.sqlite, "_connect", connect)

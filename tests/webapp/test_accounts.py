@@ -7,13 +7,14 @@ default (off) is checked in ``test_signup_is_off_by_default``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from tests.conftest import Account, load_recording
+from tests.conftest import Account, close_app, load_recording
 from webapp import create_app
 from webapp.app import catalog
 from webapp.wire import loads_strict
@@ -22,11 +23,13 @@ TEXT_PLAIN = {"Content-Type": "text/plain;charset=UTF-8"}  # what rokka.js sends
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Flask:
+def app(tmp_path: Path, database_url: str) -> Iterator[Flask]:
     """A fresh app with open signup (``signup = true``), as rokka runs."""
-    application = create_app({"data_dir": str(tmp_path / "data"), "signup": True})
+    data_dir = str(tmp_path / "data")
+    application = create_app({"data_dir": data_dir, "signup": True, "database_url": database_url})
     application.testing = True
-    return application
+    yield application
+    close_app(application)
 
 
 def post_json(client, path: str, body: Any, headers: dict[str, str] | None = None):

@@ -28,13 +28,10 @@ HUGE_SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="100000" height="1000
 
 
 def rows_and_blobs(app: Flask) -> tuple[int, int]:
-    from webapp.catalog import Catalog
+    from tests.webapp.catalogsql import database
 
-    catalog = Catalog(app.extensions["cropstack.catalog_path"])
-    try:
-        rows = catalog.query_one("SELECT COUNT(*) AS n FROM sourceimages")["n"]
-    finally:
-        catalog.close()
+    with database(app) as db:
+        rows = db.rows("SELECT COUNT(*) AS n FROM sourceimages")[0]["n"]
     blobs = len(list(app.extensions["cropstack.blobs"].list()))
     return rows, blobs
 

@@ -18,11 +18,12 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.webapp.catalogsql import database
 from tests.webapp.conftest import Member
 from tests.webapp.images import multipart, png
 from webapp import create_app
 from webapp.blobs import open_store
-from webapp.catalog import Catalog, now_iso
+from webapp.catalog import SqliteBackend, now_iso
 from webapp.gc import collect
 from webapp.settings import load_settings
 
@@ -30,30 +31,24 @@ WRITER = Path(__file__).with_name("durability_writer.py")
 
 
 def _make_org(data_dir: Path) -> str:
-    Catalog.initialise(data_dir / "catalog.db")
-    catalog = Catalog(data_dir / "catalog.db")
+    backend = SqliteBackend(data_dir / "catalog.db")
+    backend.migrate()
     org_id = str(uuid.uuid4())
-    try:
-        with catalog.write() as conn:
-            conn.execute(
-                "INSERT INTO organizations (id, name, display_name, billing_email, created) "
-                "VALUES (?, 'crash', 'crash', 'b@crash.example', ?)",
-                (org_id, now_iso()),
-            )
-    finally:
-        catalog.close()
+    with database(backend) as db:
+        db.execute(
+            "INSERT INTO organizations (id, name, display_name, billing_email, created) "
+            "VALUES (?, 'crash', 'crash', 'b@crash.example', ?)",
+            (org_id, now_iso()),
+        )
     return org_id
 
 
 def _check(data_dir: Path) -> int:
     """Assert integrity and that every row's blob is whole; the number of rows."""
-    catalog = Catalog(data_dir / "catalog.db")
     blobs = open_store(load_settings({"data_dir": str(data_dir)}).blob_store, data_dir)
-    try:
-        assert catalog.query_one("PRAGMA integrity_check")[0] == "ok"
-        rows = catalog.query("SELECT hash, binary_hash, blob_key, size FROM sourceimages")
-    finally:
-        catalog.close()
+    with database(SqliteBackend(data_dir / "catalog.db")) as db:
+        assert db.rows("PRAGMA integrity_check")[0][0] == "ok"
+        rows = db.rows("SELECT hash, binary_hash, blob_key, size FROM sourceimages")
     for row in rows:
         data = blobs.get(row["blob_key"])  # BlobUnavailable = a dangling or damaged row
         assert hashlib.sha256(data).hexdigest() == row["blob_key"], "truncated blob"
@@ -95,11 +90,8 @@ def test_kill_minus_9_never_leaves_a_row_without_its_blob(tmp_path: Path):
     time.sleep(1.1)  # write times on S3 are whole seconds (CROPSTACK_TEST_BLOB_STORE=s3)
     collect(settings, grace_s=0)
     assert _check(data_dir) == rows
-    catalog = Catalog(data_dir / "catalog.db")
-    try:
-        referenced = {r["blob_key"] for r in catalog.query("SELECT blob_key FROM sourceimages")}
-    finally:
-        catalog.close()
+    with database(SqliteBackend(data_dir / "catalog.db")) as db:
+        referenced = {r["blob_key"] for r in db.rows("SELECT blob_key FROM sourceimages")}
     assert {info.key for info in store.list()} == referenced
     assert store.sweep_partial(older_than_s=0) == 0  # no half-written blob left
 
@@ -176,15 +168,11 @@ def test_gc_keeps_blobs_of_soft_deleted_and_other_orgs(tmp_path: Path):
     # Past the restore window, a's rows go, the blob only a used goes, b's stays.
     for image_hash in hashes:
         a.request("DELETE", f"/sourceimages/a/{image_hash}")
-    catalog = Catalog(tmp_path / "data" / "catalog.db")
-    try:
-        with catalog.write() as conn:
-            conn.execute(
-                "UPDATE sourceimages SET deleted_at = '2000-01-01T00:00:00+00:00' "
-                "WHERE deleted_at IS NOT NULL"
-            )
-    finally:
-        catalog.close()
+    with database(SqliteBackend(tmp_path / "data" / "catalog.db")) as db:
+        db.execute(
+            "UPDATE sourceimages SET deleted_at = '2000-01-01T00:00:00+00:00' "
+            "WHERE deleted_at IS NOT NULL"
+        )
     report = collect(settings, grace_s=0)
     assert report.purged_rows == 2 and report.removed_blobs == 1
     b_hash = b.request("GET", "/sourceimages/b").get_json()["items"][0]["hash"]

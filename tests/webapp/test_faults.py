@@ -34,6 +34,7 @@ from tests.conftest import Account
 from tests.engine.conftest import decode, png, scene
 from tests.realserver import running_server
 from tests.webapp.blobmedia import lose, overwrite
+from tests.webapp.catalogsql import reading
 from tests.webapp.storagefaults import (
     can_mount,
     fill,
@@ -44,7 +45,7 @@ from tests.webapp.storagefaults import (
     truncate_wal,
 )
 from webapp import create_app
-from webapp.catalog import Catalog
+from webapp.catalog import SqliteBackend
 
 MiB = 1024 * 1024
 
@@ -94,11 +95,8 @@ class Site:
         self.app.extensions["cropstack.catalog_anchor"].close()
 
     def rows(self) -> int:
-        catalog = Catalog(self.data / "catalog.db")
-        try:
-            return catalog.query_one("SELECT count(*) FROM sourceimages")[0]
-        finally:
-            catalog.close()
+        with reading(SqliteBackend(self.data / "catalog.db")) as db:
+            return int(db.rows("SELECT count(*) AS n FROM sourceimages")[0]["n"])
 
     def blobs(self) -> set[str]:
         return {info.key for info in self.app.extensions["cropstack.blobs"].list()}

@@ -72,18 +72,15 @@ def world(client, member):
     admin = member("rokka-js-tests")
     dest = member("rokka-js-tests-new2")
     # The admin must be able to write to the copy destination.
-    from webapp.catalog import Catalog, now_iso
+    from tests.webapp.catalogsql import database
+    from webapp.catalog import now_iso
 
-    catalog = Catalog(client.application.extensions["cropstack.catalog_path"])
-    try:
-        with catalog.write() as conn:
-            conn.execute(
-                "INSERT INTO memberships (organization_id, user_id, roles, created) "
-                "VALUES (?, ?, '[\"admin\"]', ?)",
-                (dest.org_id, admin.user_id, now_iso()),
-            )
-    finally:
-        catalog.close()
+    with database(client.application) as db:
+        db.execute(
+            "INSERT INTO memberships (organization_id, user_id, roles, created) "
+            "VALUES (?, ?, '[\"admin\"]', ?)",
+            (dest.org_id, admin.user_id, now_iso()),
+        )
     return admin
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.webapp.catalogsql import database
 from tests.webapp.images import multipart, png
 from webapp.app import catalog
-from webapp.catalog import Catalog
 
 UNPROTECTED_DOWNLOADERS = [
     ["admin"],
@@ -140,13 +140,12 @@ def test_protected_originals_cannot_leave_by_copy(acme, member, protected):
     writer = member("acme", ["write"])
     elsewhere = member("elsewhere", ["admin"])
     # Give the writer's user an admin membership of "elsewhere" too (fresh org, same user).
-    with elsewhere.client.application.app_context():
-        with catalog().write() as conn:
-            conn.execute(
-                "INSERT INTO memberships (organization_id, user_id, roles, created) "
-                "VALUES (?, ?, '[\"admin\"]', '2020-01-01T00:00:00+00:00')",
-                (elsewhere.org_id, writer.user_id),
-            )
+    with database(elsewhere.client.application) as db:
+        db.execute(
+            "INSERT INTO memberships (organization_id, user_id, roles, created) "
+            "VALUES (?, ?, '[\"admin\"]', '2020-01-01T00:00:00+00:00')",
+            (elsewhere.org_id, writer.user_id),
+        )
     copy = {"Destination": "elsewhere"}
     one = writer.request("POST", f"/sourceimages/acme/{image['hash']}/copy", headers=copy)
     assert_error(one, 403, contains="copy")
@@ -165,13 +164,12 @@ def test_protected_originals_cannot_leave_by_copy(acme, member, protected):
         "POST", f"/sourceimages/acme/{plain['hash']}/copy", headers=copy
     ).status_code in (201, 204)
     admin_of_both = member("acme", ["admin"])
-    with elsewhere.client.application.app_context():
-        with catalog().write() as conn:
-            conn.execute(
-                "INSERT INTO memberships (organization_id, user_id, roles, created) "
-                "VALUES (?, ?, '[\"admin\"]', '2020-01-01T00:00:00+00:00')",
-                (elsewhere.org_id, admin_of_both.user_id),
-            )
+    with database(elsewhere.client.application) as db:
+        db.execute(
+            "INSERT INTO memberships (organization_id, user_id, roles, created) "
+            "VALUES (?, ?, '[\"admin\"]', '2020-01-01T00:00:00+00:00')",
+            (elsewhere.org_id, admin_of_both.user_id),
+        )
     copied = admin_of_both.request("POST", f"/sourceimages/acme/{image['hash']}/copy", headers=copy)
     assert copied.status_code == 201, copied.get_data(as_text=True)
 
@@ -284,12 +282,8 @@ def test_upload_only_after_the_restore_window_uploads_afresh(app, acme, member, 
     assert acme.request("DELETE", f"/sourceimages/acme/{image['hash']}").status_code == 204
     # Age the deletion past restore_days (30): the image can no longer be restored.
     long_ago = (datetime.now(UTC) - timedelta(days=40)).replace(microsecond=0).isoformat()
-    handle = Catalog(app.extensions["cropstack.catalog_path"])
-    try:
-        with handle.write() as conn:
-            conn.execute("UPDATE sourceimages SET deleted_at = ?", (long_ago,))
-    finally:
-        handle.close()
+    with database(app) as db:
+        db.execute("UPDATE sourceimages SET deleted_at = ?", (long_ago,))
     uploader = member("acme", ["upload"])
     item = uploaded(uploader, data, "fresh.png", **{"meta_user[0]": {"by": "uploader"}})
     assert item["hash"] == image["hash"]

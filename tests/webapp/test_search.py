@@ -17,10 +17,12 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.conftest import close_app
+from tests.webapp.catalogsql import database
 from tests.webapp.conftest import Member
 from tests.webapp.images import multipart, png
 from webapp import create_app
-from webapp.catalog import Catalog
+from webapp.catalog import SqliteBackend
 
 COLORS = ["red", "green", "blue", "Red"]
 LABELS = ["mountain", "lake", "city", "snow"]
@@ -53,9 +55,17 @@ def user_metadata(i: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """(member of acme, the images as the API answers them, after metadata)."""
-    app = create_app({"data_dir": str(tmp_path_factory.mktemp("search") / "data")})
+def world(tmp_path_factory, catalog_backend, request):
+    """(member of acme, the images as the API answers them, after metadata), on the
+    module's catalog backend."""
+    url = ""
+    if catalog_backend == "postgresql":
+        server = request.getfixturevalue("postgres")
+        url = server.new_database()
+        request.addfinalizer(lambda: server.drop(url))
+    data_dir = tmp_path_factory.mktemp("search") / "data"
+    app = create_app({"data_dir": str(data_dir), "database_url": url})
+    request.addfinalizer(lambda: close_app(app))
     app.testing = True
     client = app.test_client()
     acme = Member(app, client, "acme", ["admin"])
@@ -78,16 +88,10 @@ def world(tmp_path_factory):
         assert response.status_code == 200, response.get_data(as_text=True)
         fields_by_hash[response.get_json()["items"][0]["hash"]] = i
     # Spread creation times (pairs share a second, to exercise the hash tie-break).
-    catalog = Catalog(app.extensions["cropstack.catalog_path"])
-    try:
-        with catalog.write() as conn:
-            for image_hash, i in fields_by_hash.items():
-                created = (BASE + timedelta(hours=i // 2)).isoformat()
-                conn.execute(
-                    "UPDATE sourceimages SET created = ? WHERE hash = ?", (created, image_hash)
-                )
-    finally:
-        catalog.close()
+    with database(app) as db:
+        for image_hash, i in fields_by_hash.items():
+            created = (BASE + timedelta(hours=i // 2)).isoformat()
+            db.execute("UPDATE sourceimages SET created = ? WHERE hash = ?", (created, image_hash))
     # globex has an image too: it must never appear in acme's searches.
     other = Member(app, client, "globex", ["admin"])
     response = other.request(
@@ -603,27 +607,27 @@ def test_index_follows_metadata_changes(world):
 
 
 def test_startup_backfills_images_written_before_the_index(tmp_path):
-    """Rows without index entries (a catalog from before the search index) are indexed
-    when the schema is applied again at start-up."""
-    path = tmp_path / "catalog.db"
-    Catalog.initialise(path)
-    catalog = Catalog(path)
-    try:
-        with catalog.write() as conn:
-            conn.execute(
-                "INSERT INTO organizations (id, name, display_name, billing_email, created) "
-                "VALUES ('o', 'o', 'o', 'b@o.example', '2020-01-01T00:00:00+00:00')"
-            )
-            conn.execute(
-                "INSERT INTO sourceimages (organization_id, hash, short_hash, binary_hash, "
-                "blob_key, name, format, mimetype, size, width, height, user_metadata, created) "
-                "VALUES ('o', ?, 'aaaaaa', ?, 'k', 'Old Lake.png', 'png', 'image/png', 1, 1, 1, "
-                '\'{"int:n": 5, "text:t": "quiet lake"}\', \'2020-01-01T00:00:00+00:00\')',
-                ("a" * 40, "b" * 40),
-            )
-            conn.execute("DELETE FROM sourceimage_values")  # as if written before the index
-        Catalog.initialise(path)
-        rows = catalog.query(
+    """Rows without index entries (a catalog from before the search index, and so from
+    before versioned migrations) are indexed when migration 1 runs at start-up."""
+    backend = SqliteBackend(tmp_path / "catalog.db")
+    backend.migrate()
+    with database(backend) as db:
+        db.execute(
+            "INSERT INTO organizations (id, name, display_name, billing_email, created) "
+            "VALUES ('o', 'o', 'o', 'b@o.example', '2020-01-01T00:00:00+00:00')"
+        )
+        db.execute(
+            "INSERT INTO sourceimages (organization_id, hash, short_hash, binary_hash, "
+            "blob_key, name, format, mimetype, size, width, height, user_metadata, created) "
+            "VALUES ('o', ?, 'aaaaaa', ?, 'k', 'Old Lake.png', 'png', 'image/png', 1, 1, 1, "
+            '\'{"int:n": 5, "text:t": "quiet lake"}\', \'2020-01-01T00:00:00+00:00\')',
+            ("a" * 40, "b" * 40),
+        )
+        db.execute("DELETE FROM sourceimage_values")  # as if written before the index
+        db.execute("DROP TABLE schema_migrations")  # ... by a release before migrations
+    assert backend.migrate() == [1]
+    with database(backend) as db:
+        rows = db.rows(
             "SELECT source, field, type, value_text, value_num FROM sourceimage_values "
             "ORDER BY source, field"
         )
@@ -632,15 +636,15 @@ def test_startup_backfills_images_written_before_the_index(tmp_path):
             ("user", "n", "int", None, 5),
             ("user", "t", "text", "quiet lake", None),
         ]
-        fts = catalog.query(
+        fts = db.rows(
             "SELECT rowid >> 32 AS k FROM sourceimage_words WHERE sourceimage_words MATCH 'lake'"
         )
-        key = catalog.query_one("SELECT id FROM sourceimage_keys WHERE hash = ?", ("a" * 40,))
+        key = db.row("SELECT id FROM sourceimage_keys WHERE hash = ?", ("a" * 40,))
+        assert key is not None
         assert [r["k"] for r in fts] == [key["id"], key["id"]]
-        Catalog.initialise(path)  # idempotent
-        assert len(catalog.query("SELECT * FROM sourceimage_values")) == 3
-    finally:
-        catalog.close()
+    assert backend.migrate() == []  # up to date: nothing applied again
+    with database(backend) as db:
+        assert len(db.rows("SELECT * FROM sourceimage_values")) == 3
 
 
 @pytest.mark.parametrize("sort", ["user:int:n desc", "user:str:color,created desc"])
@@ -687,20 +691,21 @@ WALK_FILTERS: list[dict[str, str]] = [
 
 
 @pytest.mark.parametrize("sort", WALK_SORTS)
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("filters", WALK_FILTERS, ids=range(len(WALK_FILTERS)))
 def test_sort_index_walk_pages_like_the_general_plan(world, sort, filters, monkeypatch):
     """Walking the first sort column's index (ties on it ordered by the remaining keys and
     the hash) gives the same pages, cursors and ``more`` as SQLite's own plan, by offset and
     by cursor, with filters of every selectivity."""
-    from webapp.catalog.imagesearch import _SORT_INDEXES, ImageSearch, compile_search
+    from webapp.catalog.imagesearch import _SORT_INDEXES, SqliteImageSearch, compile_search
     from webapp.search import encode_cursor, parse_search
 
     acme, images = world
-    catalog = Catalog(acme.client.application.extensions["cropstack.catalog_path"])
-    org_id = catalog.accounts.org_by_name("acme")["id"]
+    catalog = acme.client.application.extensions["cropstack.catalog"].open()
+    org_id = catalog.accounts.org_by_name("acme").id
     walked: list[str | None] = []
 
-    def forced(self: ImageSearch, query: Any, total: int) -> str | None:
+    def forced(self: SqliteImageSearch, query: Any, total: int) -> str | None:
         index = None if mode == "general" else _SORT_INDEXES[query.sort[0][0]]
         walked.append(index)
         return index
@@ -710,18 +715,18 @@ def test_sort_index_walk_pages_like_the_general_plan(world, sort, filters, monke
         for limit in (1, 3, 7, 100):
             for offset in (0, 2, 5):
                 search = parse_search([*params, ("limit", str(limit)), ("offset", str(offset))])
-                result = catalog.image_search.search(
+                result = catalog.image_search.run(
                     compile_search(search, org_id, restore_cutoff="2000")
                 )
-                answers.append((result.total, hashes(result.rows), result.keys, result.more))
+                answers.append((result.total, hashes(result.images), result.keys, result.more))
             # Cursor paging to the end, three images per page.
             search = parse_search([*params, ("limit", "3")])
             seen: list[Any] = []
             for _ in range(N + 2):
-                result = catalog.image_search.search(
+                result = catalog.image_search.run(
                     compile_search(search, org_id, restore_cutoff="2000")
                 )
-                seen.append((hashes(result.rows), result.keys, result.more))
+                seen.append((hashes(result.images), result.keys, result.more))
                 if not result.more:
                     break
                 cursor = encode_cursor(search.sort_signature(), result.keys[-1])
@@ -730,7 +735,7 @@ def test_sort_index_walk_pages_like_the_general_plan(world, sort, filters, monke
         return answers
 
     params = [*filters.items(), ("sort", sort)]
-    monkeypatch.setattr(ImageSearch, "_sort_walk", forced)
+    monkeypatch.setattr(SqliteImageSearch, "_sort_walk", forced)
     try:
         mode = "general"
         expected = pages(params)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from webapp.catalog import Catalog
+from tests.webapp.catalogsql import database
+from webapp.catalog import Catalog, SqliteBackend
 from webapp.catalog.images import NewImage, restore_cutoff
 from webapp.catalog.imagesearch import ImageQuery, compile_search
 from webapp.search import parse_search
@@ -37,7 +38,7 @@ def _image(n: int, **user: Any) -> NewImage:
 
 def _recount(catalog: Catalog) -> set[tuple[str, str, str, int]]:
     """Facet counts computed from scratch over live images (what the table must hold)."""
-    rows = catalog.query(
+    rows = catalog._db.rows(
         "SELECT s.organization_id, 'user:' || v.type || ':' || v.field AS facet, "
         "v.value_text AS value, COUNT(DISTINCT s.hash) AS n FROM sourceimages AS s "
         "JOIN sourceimage_values AS v ON v.organization_id = s.organization_id "
@@ -53,7 +54,7 @@ def _recount(catalog: Catalog) -> set[tuple[str, str, str, int]]:
 
 
 def _table(catalog: Catalog) -> set[tuple[str, str, str, int]]:
-    rows = catalog.query(
+    rows = catalog._db.rows(
         "SELECT organization_id, facet, value, count FROM sourceimage_facet_counts"
     )
     return {tuple(r) for r in rows}
@@ -61,12 +62,12 @@ def _table(catalog: Catalog) -> set[tuple[str, str, str, int]]:
 
 @pytest.fixture
 def catalog(tmp_path: Path):
-    path = tmp_path / "catalog.db"
-    Catalog.initialise(path)
-    catalog = Catalog(path)
-    with catalog.write() as conn:
+    backend = SqliteBackend(tmp_path / "catalog.db")
+    backend.migrate()
+    catalog = backend.open()
+    with database(backend) as db:
         for org in ("o1", "o2"):
-            conn.execute(
+            db.execute(
                 "INSERT INTO organizations (id, name, display_name, billing_email, created) "
                 "VALUES (?, ?, ?, 'b@o.example', '2020-01-01T00:00:00+00:00')",
                 (org, org, org),
@@ -108,8 +109,8 @@ def test_facet_counts_follow_every_write(catalog: Catalog):
     assert ("o1", "user:str:color", "gone", 1) in _table(catalog)
     assert ("o1", "user:str:color", "green", 1) not in _table(catalog)  # purged: row removed
     assert all(count > 0 for *_, count in _table(catalog))
-    with catalog.write() as conn:  # hard delete of a live image, organization cascade
-        conn.execute("DELETE FROM organizations WHERE id = 'o2'")
+    with catalog.unit_of_work():  # hard delete of a live image, organization cascade
+        catalog._db.execute("DELETE FROM organizations WHERE id = 'o2'")
     assert _table(catalog) == _recount(catalog)
     assert {org for org, *_ in _table(catalog)} == {"o1"}
 
@@ -121,7 +122,7 @@ def test_facet_counts_answer_unfiltered_searches(catalog: Catalog):
     search = parse_search([("facets", "user:str:color,format"), ("limit", "0")])
     query = compile_search(search, "o1", restore_cutoff=restore_cutoff(30))
     assert query.unfiltered
-    result = catalog.image_search.search(query, search.facets)
+    result = catalog.image_search.run(query, search.facets)
     assert result.total == 6
     assert result.facets == {
         "user:str:color": [{"value": "blue", "count": 3}, {"value": "red", "count": 3}],
@@ -130,7 +131,7 @@ def test_facet_counts_answer_unfiltered_searches(catalog: Catalog):
     # The filtered path (recount) agrees with the maintained counts.
     filtered = ImageQuery("o1", limit=0, where=["1"])
     assert not filtered.unfiltered
-    again = catalog.image_search.search(filtered, search.facets)
+    again = catalog.image_search.run(filtered, search.facets)
     assert again.total == result.total and again.facets == result.facets
 
 
@@ -140,9 +141,11 @@ def test_startup_backfills_facet_counts(catalog: Catalog):
     catalog.images.soft_delete("o1", [f"{4:040x}"])
     expected = _table(catalog)
     assert expected == _recount(catalog)
-    with catalog.write() as conn:
-        conn.execute("DELETE FROM sourceimage_facet_counts")  # as if from before the table
-    Catalog.initialise(catalog.path)
+    with catalog.unit_of_work():
+        catalog._db.execute("DELETE FROM sourceimage_facet_counts")  # as if from before it
+        catalog._db.execute("DROP TABLE schema_migrations")  # ... and before migrations
+    backend = SqliteBackend(catalog._db.path)
+    assert backend.migrate() == [1]
     assert _table(catalog) == expected
-    Catalog.initialise(catalog.path)  # idempotent
+    assert backend.migrate() == []  # up to date
     assert _table(catalog) == expected

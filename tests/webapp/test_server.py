@@ -23,8 +23,9 @@ import pytest
 
 from tests.conftest import Account
 from tests.realserver import REPO, running_server
+from tests.webapp.catalogsql import database
 from webapp import create_app
-from webapp.catalog import Catalog
+from webapp.catalog import SqliteBackend
 
 
 def http(
@@ -129,33 +130,28 @@ WRITES_PER_PROCESS = 150
 
 def _writer(path: str, tag: str) -> int:
     """Child process: many small write transactions, incl. a read-modify-write counter."""
-    catalog = Catalog(path)
-    try:
-        for i in range(WRITES_PER_PROCESS):
-            with catalog.write() as conn:
-                conn.execute(
-                    "INSERT INTO users (id, email, created) VALUES (?, ?, ?)",
-                    (f"{tag}-{i}", f"{tag}@x.example", "2020-01-01T00:00:00+00:00"),
-                )
-                (raw,) = conn.execute(
-                    "SELECT options FROM organizations WHERE id = 'counter'"
-                ).fetchone()
-                count = json.loads(raw)["n"] + 1
-                conn.execute(
-                    "UPDATE organizations SET options = ? WHERE id = 'counter'",
-                    (json.dumps({"n": count}),),
-                )
-    finally:
-        catalog.close()
+    backend = SqliteBackend(path)
+    for i in range(WRITES_PER_PROCESS):
+        with database(backend) as db:
+            db.execute(
+                "INSERT INTO users (id, email, created) VALUES (?, ?, ?)",
+                (f"{tag}-{i}", f"{tag}@x.example", "2020-01-01T00:00:00+00:00"),
+            )
+            raw = db.rows("SELECT options FROM organizations WHERE id = 'counter'")[0][0]
+            count = json.loads(raw)["n"] + 1
+            db.execute(
+                "UPDATE organizations SET options = ? WHERE id = 'counter'",
+                (json.dumps({"n": count}),),
+            )
     return WRITES_PER_PROCESS
 
 
 def test_two_processes_write_one_catalog(tmp_path):
     path = str(tmp_path / "catalog.db")
-    Catalog.initialise(path)
-    setup = Catalog(path)
-    with setup.write() as conn:
-        conn.execute(
+    backend = SqliteBackend(path)
+    backend.migrate()
+    with database(backend) as db:
+        db.execute(
             "INSERT INTO organizations (id, name, display_name, billing_email, options, "
             "created) VALUES ('counter', 'counter', 'c', 'c@x.example', '{\"n\": 0}', 'now')"
         )
@@ -163,12 +159,12 @@ def test_two_processes_write_one_catalog(tmp_path):
     with context.Pool(2) as pool:
         done = pool.starmap(_writer, [(path, "a"), (path, "b")], chunksize=1)
     assert done == [WRITES_PER_PROCESS, WRITES_PER_PROCESS]
-    (users,) = setup.conn.execute("SELECT count(*) FROM users").fetchone()
-    (raw,) = setup.conn.execute("SELECT options FROM organizations").fetchone()
-    assert users == 2 * WRITES_PER_PROCESS
-    assert json.loads(raw)["n"] == 2 * WRITES_PER_PROCESS  # no lost update
-    assert setup.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    setup.close()
+    with database(backend) as db:
+        users = db.rows("SELECT count(*) FROM users")[0][0]
+        raw = db.rows("SELECT options FROM organizations")[0][0]
+        assert users == 2 * WRITES_PER_PROCESS
+        assert json.loads(raw)["n"] == 2 * WRITES_PER_PROCESS  # no lost update
+        assert db.rows("PRAGMA integrity_check")[0][0] == "ok"
 
 
 # -- a lock held too long ----------------------------------------------------------------

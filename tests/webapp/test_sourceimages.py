@@ -46,13 +46,10 @@ def upload(member, data: bytes, name: str = "image.png", **kw):
 
 
 def count_rows(app) -> int:
-    from webapp.catalog import Catalog
+    from tests.webapp.catalogsql import database
 
-    catalog = Catalog(app.extensions["cropstack.catalog_path"])
-    try:
-        return catalog.query_one("SELECT COUNT(*) AS n FROM sourceimages")["n"]
-    finally:
-        catalog.close()
+    with database(app) as db:
+        return int(db.rows("SELECT COUNT(*) AS n FROM sourceimages")[0]["n"])
 
 
 # -- create ------------------------------------------------------------------------------
@@ -206,13 +203,12 @@ def test_get_bad_or_unknown_ref_is_404(acme, ref):
 
 
 def test_short_hash_extends_on_collision_and_never_changes(acme, app):
-    from webapp.catalog import Catalog
-    from webapp.catalog.images import NewImage
+    from webapp.catalog.records import NewImage
 
     first = upload(acme, png(seed=9))
-    catalog = Catalog(app.extensions["cropstack.catalog_path"])
+    catalog = app.extensions["cropstack.catalog"].open()
     try:
-        org_id = catalog.query_one("SELECT id FROM organizations WHERE name='acme'")["id"]
+        org_id = catalog.accounts.org_by_name("acme").id
         twin_hash = first["hash"][:8] + ("0" if first["hash"][8] != "0" else "1") + "f" * 31
         twin = NewImage(
             **{
@@ -232,7 +228,7 @@ def test_short_hash_extends_on_collision_and_never_changes(acme, app):
         row, created = catalog.images.insert(org_id, twin)
     finally:
         catalog.close()
-    assert created and row["short_hash"] == twin_hash[:9]
+    assert created and row.short_hash == twin_hash[:9]
     # The first image keeps its short hash; its 6-char prefix still finds it.
     got = acme.request("GET", f"/sourceimages/acme/{first['short_hash']}").get_json()
     assert got["hash"] == first["hash"] and got["short_hash"] == first["hash"][:6]
@@ -353,17 +349,13 @@ def test_delete_restore_cycle(acme):
 
 
 def test_restore_past_window_is_404(acme, app):
-    from webapp.catalog import Catalog
+    from tests.webapp.catalogsql import database
 
     image = upload(acme, png(seed=25))
     path = f"/sourceimages/acme/{image['hash']}"
     assert acme.request("DELETE", path).status_code == 204
-    catalog = Catalog(app.extensions["cropstack.catalog_path"])
-    try:
-        with catalog.write() as conn:
-            conn.execute("UPDATE sourceimages SET deleted_at = '2000-01-01T00:00:00+00:00'")
-    finally:
-        catalog.close()
+    with database(app) as db:
+        db.execute("UPDATE sourceimages SET deleted_at = '2000-01-01T00:00:00+00:00'")
     assert acme.request("POST", path + "/restore").status_code == 404
     assert acme.request("GET", path + "?deleted=true").status_code == 404
 
@@ -411,19 +403,16 @@ def test_copy_created_overwritten_precondition(client, app, member):
     admin = member("src")
     # One user admin of both organizations: add a membership in "dst" for admin's user.
     Member(app, client, "dst", ["admin"])
-    from webapp.catalog import Catalog, now_iso
+    from tests.webapp.catalogsql import database
+    from webapp.catalog import now_iso
 
-    catalog = Catalog(app.extensions["cropstack.catalog_path"])
-    try:
-        with catalog.write() as conn:
-            dst = conn.execute("SELECT id FROM organizations WHERE name='dst'").fetchone()["id"]
-            conn.execute(
-                "INSERT INTO memberships (organization_id, user_id, roles, created) "
-                "VALUES (?, ?, '[\"admin\"]', ?)",
-                (dst, admin.user_id, now_iso()),
-            )
-    finally:
-        catalog.close()
+    with database(app) as db:
+        dst = db.rows("SELECT id FROM organizations WHERE name='dst'")[0]["id"]
+        db.execute(
+            "INSERT INTO memberships (organization_id, user_id, roles, created) "
+            "VALUES (?, ?, '[\"admin\"]', ?)",
+            (dst, admin.user_id, now_iso()),
+        )
     image = upload(admin, png(seed=29), fields={"meta_user[0]": {"k": "v"}})
     path = f"/sourceimages/src/{image['hash']}"
     first = admin.request("COPY", path, headers={"Destination": "dst"})

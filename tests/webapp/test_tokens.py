@@ -125,16 +125,13 @@ def _digest(account: Account) -> str:
 
 def test_a_token_of_another_server_secret_is_401(tmp_path: Path, account: Account) -> None:
     token = new_token(account)["token"]
-    other = create_app(
-        {
-            "data_dir": account.client.application.extensions["cropstack.settings"].data_dir,
-            "token_secret": "another-secret",
-        }
-    )
+    settings = account.client.application.extensions["cropstack.settings"]
+    here = {"data_dir": settings.data_dir, "database_url": settings.database_url}
+    other = create_app({**here, "token_secret": "another-secret"})
     response = other.test_client().get("/user", headers=bearer(token))
     assert_error(response, 401)
     # and one from this data dir's own secret keeps working on the same data dir
-    same = create_app({"data_dir": other.extensions["cropstack.settings"].data_dir})
+    same = create_app(here)
     assert same.test_client().get("/user", headers=bearer(token)).status_code == 200
 
 

@@ -210,3 +210,23 @@ def test_recorded_traffic(acme, name):
             expected.update(body)
             expected = {k: v for k, v in expected.items() if v is not None}
             assert after == expected
+
+
+def test_concurrent_patches_lose_nothing(acme):
+    """Eight clients PATCH eight different fields of one image at once: each change is
+    read, merged and written in one unit of work, so all eight are kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = upload(acme, seed=77)
+    path = meta_path(acme, image)
+    app = acme.client.application
+
+    def patch(i: int) -> int:
+        client = app.test_client()
+        body = json.dumps({f"field_{i}": f"value {i}"})
+        return client.patch(path, data=body, headers=acme.headers).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(patch, range(8))) == {204}
+    stored = acme.request("GET", path).get_json()
+    assert stored == {f"field_{i}": f"value {i}" for i in range(8)}

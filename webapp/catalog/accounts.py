@@ -1,24 +1,34 @@
-"""Catalog queries for organizations, users, API keys and memberships.
+"""Catalog queries for organizations, users, API keys and memberships (every backend).
 
 Every check-then-write here (name taken? last admin? key limit?) runs inside one
-``Catalog.write()`` transaction (``BEGIN IMMEDIATE``), so two workers cannot both pass
-the check. Methods raise ``ApiError`` subclasses for conflicts so routes stay thin.
+``Database.transaction()`` (writers are serialised), so two workers or nodes cannot both
+pass the check. Conflicts raise the catalog's domain errors (``webapp.catalog.errors``);
+``webapp.errors`` answers them.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import string
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-from webapp.errors import ApiError
-
-if TYPE_CHECKING:
-    from webapp.catalog import Catalog
+from webapp.catalog.database import Database
+from webapp.catalog.errors import Conflict, NotFound
+from webapp.catalog.records import (
+    ApiKey,
+    KeyOwner,
+    Membership,
+    NewApiKey,
+    NewMember,
+    NewUser,
+    Organization,
+    OrganizationSummary,
+    Provisioned,
+    SigningKey,
+)
 
 #: Most API keys one user may hold at once (rokka: 5).
 MAX_KEYS_PER_USER = 5
@@ -28,7 +38,7 @@ MAX_KEYS_PER_USER = 5
 KEY_RESTRICTED_ROLES: frozenset[str] = frozenset({"read", "upload", "sourceimages:read"})
 
 
-def grants_key_management(roles: list[str]) -> bool:
+def grants_key_management(roles: list[str] | tuple[str, ...]) -> bool:
     """Whether one membership lets its user manage keys: it holds ``admin`` or no
     key-restricted role."""
     return "admin" in roles or not KEY_RESTRICTED_ROLES.intersection(roles)
@@ -41,13 +51,6 @@ _SIGNING_ALPHABET = string.ascii_letters + string.digits
 MAX_SIGNING_KEYS = 5
 
 
-class Conflict(ApiError):
-    """A 409: the request conflicts with the current state."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(409, message)
-
-
 def new_id() -> str:
     """A fresh UUID4 as text, the id format of organizations, users, keys."""
     return str(uuid.uuid4())
@@ -58,127 +61,152 @@ def new_signing_key() -> str:
     return "".join(secrets.choice(_SIGNING_ALPHABET) for _ in range(64))
 
 
-def org_dict(row: sqlite3.Row) -> dict[str, Any]:
-    """An organizations row with its JSON columns decoded."""
-    org = dict(row)
-    org["options"] = json.loads(org["options"])
-    org["signing_keys"] = json.loads(org["signing_keys"])
-    return org
+def _signing_keys(raw: str) -> tuple[SigningKey, ...]:
+    return tuple(SigningKey(key=k["key"], created=k["created"]) for k in json.loads(raw))
 
 
-def public_org(org: dict[str, Any]) -> dict[str, Any]:
-    """The organization object as the API answers it (recorded keys first)."""
-    return {
-        "id": org["id"],
-        "display_name": org["display_name"],
-        "name": org["name"],
-        "billing_email": org["billing_email"],
-        "created": org["created"],
-        "master_organization": org["master_organization"],
-        "options": org["options"],
-        "signing_keys": org["signing_keys"],
-    }
+def _keys_json(keys: tuple[SigningKey, ...] | list[SigningKey]) -> str:
+    return json.dumps([{"key": k.key, "created": k.created} for k in keys])
 
 
-def membership_dict(row: sqlite3.Row) -> dict[str, Any]:
-    """A membership row (joined with the user's email) as the API answers it.
-
-    ``comment`` and ``last_access`` are left out when unset, as rokka does.
-    """
-    item: dict[str, Any] = {
-        "user_id": row["user_id"],
-        "email": row["email"],
-        "roles": json.loads(row["roles"]),
-        "organization_id": row["organization_id"],
-        "active": bool(row["active"]),
-        "created": row["created"],
-    }
-    if row["comment"] is not None:
-        item["comment"] = row["comment"]
-    if row["last_access"] is not None:
-        item["last_access"] = row["last_access"]
-    return item
+def org_record(row: Mapping[str, Any]) -> Organization:
+    """An ``organizations`` row as a record."""
+    return Organization(
+        id=row["id"],
+        name=row["name"],
+        display_name=row["display_name"],
+        billing_email=row["billing_email"],
+        master_organization=row["master_organization"],
+        options=json.loads(row["options"]),
+        signing_keys=_signing_keys(row["signing_keys"]),
+        created=row["created"],
+    )
 
 
-def key_dict(row: sqlite3.Row) -> dict[str, Any]:
-    """An API key as listed: ``id``, ``comment``, ``created`` (never the secret)."""
-    return {"id": row["id"], "comment": row["comment"], "created": row["created"]}
+def membership_record(row: Mapping[str, Any]) -> Membership:
+    """A membership row joined with the user's email, as a record."""
+    return Membership(
+        organization_id=row["organization_id"],
+        user_id=row["user_id"],
+        email=row["email"],
+        roles=tuple(json.loads(row["roles"])),
+        active=bool(row["active"]),
+        comment=row["comment"],
+        created=row["created"],
+        last_access=row["last_access"],
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class NewUser:
-    """A user just created, with the only copy of its key secret."""
-
-    id: str
-    email: str
-    api_key: str
+def _key_record(row: Mapping[str, Any]) -> ApiKey:
+    return ApiKey(id=row["id"], comment=row["comment"], created=row["created"])
 
 
 _MEMBERSHIP_SELECT = (
-    "SELECT m.*, u.email FROM memberships m JOIN users u ON u.id = m.user_id "
+    "SELECT m.organization_id, m.user_id, m.roles, m.active, m.comment, m.created, "
+    "m.last_access, u.email FROM memberships m JOIN users u ON u.id = m.user_id "
     "WHERE m.organization_id = ?"
+)
+_ORG_COLUMNS = (
+    "o.id, o.name, o.display_name, o.billing_email, o.master_organization, o.options, "
+    "o.signing_keys, o.created"
 )
 
 
 class Accounts:
-    """The accounts part of the catalog interface."""
+    """The accounts part of the catalog (``webapp.catalog.interface.Accounts``)."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- keys and users -------------------------------------------------------------
 
-    def key_by_hash(self, key_hash: str) -> sqlite3.Row | None:
-        """The key row (``id``, ``user_id``, ``key_hash``, ``email``) for a key digest."""
-        return self.catalog.query_one(
+    def key_by_hash(self, key_hash: str) -> KeyOwner | None:
+        """The key and its user for a key digest (sha256 hex of the secret)."""
+        row = self.db.row(
             "SELECT k.id, k.user_id, k.key_hash, u.email FROM api_keys k "
             "JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?",
             (key_hash,),
         )
+        if row is None:
+            return None
+        return KeyOwner(
+            id=row["id"], key_hash=row["key_hash"], user_id=row["user_id"], email=row["email"]
+        )
 
-    def key_by_id(self, key_id: str) -> sqlite3.Row | None:
-        """The key row (``id``, ``user_id``, ``key_hash``, ``email``) for a key id (tokens)."""
-        return self.catalog.query_one(
+    def key_by_id(self, key_id: str) -> KeyOwner | None:
+        """The key and its user for a key's public id (tokens name the key that issued
+        them)."""
+        row = self.db.row(
             "SELECT k.id, k.user_id, k.key_hash, u.email FROM api_keys k "
             "JOIN users u ON u.id = k.user_id WHERE k.id = ?",
             (key_id,),
         )
+        if row is None:
+            return None
+        return KeyOwner(
+            id=row["id"], key_hash=row["key_hash"], user_id=row["user_id"], email=row["email"]
+        )
 
-    def _insert_user(self, email: str, now: str) -> NewUser:
+    def _insert_user(self, email: str, now: str, *, secret: str | None = None) -> NewUser:
         from webapp.auth import hash_key, new_api_key
 
         user_id = new_id()
-        secret = new_api_key()
-        conn = self.catalog.conn
-        conn.execute(
+        secret = secret or new_api_key()
+        self.db.execute(
             "INSERT INTO users (id, email, created) VALUES (?, ?, ?)", (user_id, email, now)
         )
-        conn.execute(
+        self.db.execute(
             "INSERT INTO api_keys (id, user_id, key_hash, comment, created) "
             "VALUES (?, ?, ?, NULL, ?)",
             (new_id(), user_id, hash_key(secret), now),
         )
         return NewUser(id=user_id, email=email, api_key=secret)
 
+    def user_ids(self, id_or_email: str) -> list[str]:
+        """The ids of the users with this id or (case-insensitively) this email, sorted."""
+        rows = self.db.rows(
+            "SELECT id FROM users WHERE id = ? OR lower(email) = lower(?)",
+            (id_or_email, id_or_email),
+        )
+        return sorted({row["id"] for row in rows})
+
+    def organization_summaries(self) -> list[OrganizationSummary]:
+        """Every organization with its number of members and live images, by name."""
+        rows = self.db.rows(
+            "SELECT o.name, o.display_name, o.created, "
+            "(SELECT count(*) FROM memberships m WHERE m.organization_id = o.id) AS members, "
+            "(SELECT count(*) FROM sourceimages s WHERE s.organization_id = o.id "
+            " AND s.deleted_at IS NULL) AS images "
+            "FROM organizations o ORDER BY o.name"
+        )
+        return [
+            OrganizationSummary(
+                name=r["name"], display_name=r["display_name"], created=r["created"],
+                members=int(r["members"]), images=int(r["images"]),
+            )  # fmt: skip
+            for r in rows
+        ]
+
     def user_exists(self, user_id: str) -> bool:
         """Whether a user with this id exists."""
-        return self.catalog.query_one("SELECT 1 FROM users WHERE id = ?", (user_id,)) is not None
+        return self.db.row("SELECT 1 FROM users WHERE id = ?", (user_id,)) is not None
 
-    def keys_of(self, user_id: str) -> list[dict[str, Any]]:
+    def keys_of(self, user_id: str) -> list[ApiKey]:
         """The user's keys, oldest first."""
-        rows = self.catalog.query(
-            "SELECT id, comment, created FROM api_keys WHERE user_id = ? ORDER BY created, rowid",
+        rows = self.db.rows(
+            "SELECT id, comment, created FROM api_keys WHERE user_id = ? "
+            f"ORDER BY created, {self.db.seq}",
             (user_id,),
         )
-        return [key_dict(r) for r in rows]
+        return [_key_record(r) for r in rows]
 
-    def key(self, user_id: str, key_id: str) -> dict[str, Any] | None:
+    def key(self, user_id: str, key_id: str) -> ApiKey | None:
         """One of the user's keys, or None."""
-        row = self.catalog.query_one(
+        row = self.db.row(
             "SELECT id, comment, created FROM api_keys WHERE user_id = ? AND id = ?",
             (user_id, key_id),
         )
-        return key_dict(row) if row else None
+        return _key_record(row) if row else None
 
     def may_manage_keys(self, user_id: str) -> bool:
         """Whether the user may list, add and delete their own keys.
@@ -188,48 +216,57 @@ class Accounts:
         restricts a user who has nothing else (the frontend or upload keys rokka's rule is
         for), and no membership that another organization adds can take the right away.
         """
-        rows = self.catalog.query("SELECT roles FROM memberships WHERE user_id = ?", (user_id,))
+        rows = self.db.rows("SELECT roles FROM memberships WHERE user_id = ?", (user_id,))
         if not rows:
             return True
         return any(grants_key_management(json.loads(row["roles"])) for row in rows)
 
-    def add_key(self, user_id: str, comment: str | None) -> dict[str, Any]:
-        """A new key for the user: ``{id, api_key, comment, created}``; 409 past the limit."""
+    def add_key(self, user_id: str, comment: str | None) -> NewApiKey:
+        """A new key for the user; ``Conflict`` past ``MAX_KEYS_PER_USER``."""
         from webapp.auth import hash_key, new_api_key
         from webapp.catalog import now_iso
 
         secret = new_api_key()
         key_id = new_id()
         now = now_iso()
-        with self.catalog.write() as conn:
-            (count,) = conn.execute(
-                "SELECT count(*) FROM api_keys WHERE user_id = ?", (user_id,)
-            ).fetchone()
-            if count >= MAX_KEYS_PER_USER:
+        with self.db.transaction():
+            counted = self.db.row(
+                "SELECT count(*) AS n FROM api_keys WHERE user_id = ?", (user_id,)
+            )
+            if counted is not None and int(counted["n"]) >= MAX_KEYS_PER_USER:
                 raise Conflict(f"A user may have at most {MAX_KEYS_PER_USER} API keys")
-            conn.execute(
+            self.db.execute(
                 "INSERT INTO api_keys (id, user_id, key_hash, comment, created) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (key_id, user_id, hash_key(secret), comment, now),
             )
-        return {"id": key_id, "api_key": secret, "comment": comment, "created": now}
+        return NewApiKey(id=key_id, api_key=secret, comment=comment, created=now)
 
     def delete_key(self, user_id: str, key_id: str, *, current_key_id: str) -> bool:
-        """Delete one of the user's keys; False if it is not theirs; 409 for the current key."""
+        """Delete one of the user's keys; False if it is not theirs; ``Conflict`` for the
+        key of the current request."""
         if key_id == current_key_id:
             raise Conflict("The API key used for this request cannot be deleted")
-        with self.catalog.write() as conn:
-            cursor = conn.execute(
-                "DELETE FROM api_keys WHERE user_id = ? AND id = ?", (user_id, key_id)
+        with self.db.transaction():
+            return (
+                self.db.execute(
+                    "DELETE FROM api_keys WHERE user_id = ? AND id = ?", (user_id, key_id)
+                )
+                > 0
             )
-            return cursor.rowcount > 0
 
     # -- organizations --------------------------------------------------------------
 
-    def org_by_name(self, name: str) -> dict[str, Any] | None:
+    def org_by_name(self, name: str) -> Organization | None:
         """The organization named ``name``, or None."""
-        row = self.catalog.query_one("SELECT * FROM organizations WHERE name = ?", (name,))
-        return org_dict(row) if row else None
+        row = self.db.row(f"SELECT {_ORG_COLUMNS} FROM organizations o WHERE o.name = ?", (name,))
+        return org_record(row) if row else None
+
+    def _org_by_id(self, org_id: str) -> Organization:
+        row = self.db.row(f"SELECT {_ORG_COLUMNS} FROM organizations o WHERE o.id = ?", (org_id,))
+        if row is None:
+            raise NotFound("Organization not found")
+        return org_record(row)
 
     def _insert_org(
         self,
@@ -238,16 +275,16 @@ class Accounts:
         display_name: str,
         billing_email: str,
         master_organization: str | None,
-        admin_user_id: str,
+        admin_user_id: str | None,
         now: str,
-    ) -> None:
-        """Insert an organization and its first admin; inside a write transaction."""
-        conn = self.catalog.conn
-        if conn.execute("SELECT 1 FROM organizations WHERE name = ?", (name,)).fetchone():
+    ) -> str:
+        """Insert an organization (and its first admin, if given) inside a write
+        transaction; its id. ``Conflict`` when the name is taken."""
+        if self.db.row("SELECT 1 FROM organizations WHERE name = ?", (name,)):
             raise Conflict(f"Organization {name} already exists")
         org_id = new_id()
-        signing_keys = [{"key": new_signing_key(), "created": now}]
-        conn.execute(
+        signing_keys = [SigningKey(key=new_signing_key(), created=now)]
+        self.db.execute(
             "INSERT INTO organizations (id, name, display_name, billing_email, "
             "master_organization, options, signing_keys, created) "
             "VALUES (?, ?, ?, ?, ?, '{}', ?, ?)",
@@ -257,27 +294,29 @@ class Accounts:
                 display_name,
                 billing_email,
                 master_organization or name,
-                json.dumps(signing_keys),
+                _keys_json(signing_keys),
                 now,
             ),
         )
-        conn.execute(
-            "INSERT INTO memberships (organization_id, user_id, roles, active, created) "
-            "VALUES (?, ?, '[\"admin\"]', 1, ?)",
-            (org_id, admin_user_id, now),
-        )
+        if admin_user_id is not None:
+            self.db.execute(
+                "INSERT INTO memberships (organization_id, user_id, roles, active, created) "
+                "VALUES (?, ?, '[\"admin\"]', 1, ?)",
+                (org_id, admin_user_id, now),
+            )
+        return org_id
 
     def signup(self, email: str, org_name: str | None) -> NewUser:
         """``POST /users``: a new user with a key, and (if named) a new org it administers.
 
-        An existing organization is always a 409, even when an admin of it has the same
-        email: without authentication, handing out a key for that admin would let anyone
-        who knows the address take the organization over.
+        An existing organization is always a ``Conflict``, even when an admin of it has
+        the same email: without authentication, handing out a key for that admin would
+        let anyone who knows the address take the organization over.
         """
         from webapp.catalog import now_iso
 
         now = now_iso()
-        with self.catalog.write():
+        with self.db.transaction():
             user = self._insert_user(email, now)
             if org_name is not None:
                 self._insert_org(
@@ -290,6 +329,35 @@ class Accounts:
                 )
         return user
 
+    def provision(self, org_name: str, email: str, roles: list[str], api_key: str) -> Provisioned:
+        """Seed an account (operators' tooling and test fixtures): a new user holding the
+        secret ``api_key`` with ``roles`` in ``org_name``, which is created first (with
+        no other member) when it does not exist. The same rules as everywhere else: the
+        organization name is checked for uniqueness inside this transaction."""
+        from webapp.catalog import now_iso
+
+        now = now_iso()
+        with self.db.transaction():
+            found = self.db.row("SELECT id FROM organizations WHERE name = ?", (org_name,))
+            if found is None:
+                org_id = self._insert_org(
+                    org_name,
+                    display_name=org_name,
+                    billing_email=f"billing@{org_name}.example",
+                    master_organization=None,
+                    admin_user_id=None,
+                    now=now,
+                )
+            else:
+                org_id = found["id"]
+            user = self._insert_user(email, now, secret=api_key)
+            self.db.execute(
+                "INSERT INTO memberships (organization_id, user_id, roles, active, created) "
+                "VALUES (?, ?, ?, 1, ?)",
+                (org_id, user.id, json.dumps(roles), now),
+            )
+        return Provisioned(organization_id=org_id, user_id=user.id)
+
     def create_org(
         self,
         name: str,
@@ -298,12 +366,13 @@ class Accounts:
         billing_email: str,
         master_organization: str | None,
         admin_user_id: str,
-    ) -> dict[str, Any]:
-        """``PUT /organizations/{name}``: create it with the caller as admin; 409 if taken."""
+    ) -> Organization:
+        """``PUT /organizations/{name}``: create it with the caller as admin;
+        ``Conflict`` if the name is taken."""
         from webapp.catalog import now_iso
 
-        with self.catalog.write():
-            self._insert_org(
+        with self.db.transaction():
+            org_id = self._insert_org(
                 name,
                 display_name=display_name,
                 billing_email=billing_email,
@@ -311,100 +380,89 @@ class Accounts:
                 admin_user_id=admin_user_id,
                 now=now_iso(),
             )
-        org = self.org_by_name(name)
-        assert org is not None
-        return org
+            return self._org_by_id(org_id)
 
-    def set_options(self, org_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    def set_options(self, org_id: str, changes: dict[str, Any]) -> Organization:
         """Merge ``changes`` into the org's options (a ``None`` value removes the option).
 
         Read-modify-write in one transaction so concurrent updates of different options
-        do not lose each other. Returns the new options.
+        do not lose each other. Returns the organization as stored.
         """
-        with self.catalog.write() as conn:
-            (raw,) = conn.execute(
-                "SELECT options FROM organizations WHERE id = ?", (org_id,)
-            ).fetchone()
-            options = json.loads(raw)
+        with self.db.transaction():
+            options = dict(self._org_by_id(org_id).options)
             for name, value in changes.items():
                 if value is None:
                     options.pop(name, None)
                 else:
                     options[name] = value
-            conn.execute(
+            self.db.execute(
                 "UPDATE organizations SET options = ? WHERE id = ?", (json.dumps(options), org_id)
             )
-        return options
+            return self._org_by_id(org_id)
 
-    def _signing_keys(self, org_id: str) -> list[dict[str, Any]]:
-        (raw,) = self.catalog.conn.execute(
-            "SELECT signing_keys FROM organizations WHERE id = ?", (org_id,)
-        ).fetchone()
-        return json.loads(raw)
-
-    def _store_signing_keys(self, org_id: str, keys: list[dict[str, Any]]) -> None:
-        self.catalog.conn.execute(
-            "UPDATE organizations SET signing_keys = ? WHERE id = ?", (json.dumps(keys), org_id)
-        )
-
-    def add_signing_key(self, org_id: str) -> list[dict[str, Any]]:
+    def add_signing_key(self, org_id: str) -> tuple[SigningKey, ...]:
         """Rotate: a new key goes first (clients sign with ``signing_keys[0]``), the older
-        ones stay valid until removed. 409 past ``MAX_SIGNING_KEYS``. Returns all keys."""
+        ones stay valid until removed. ``Conflict`` past ``MAX_SIGNING_KEYS``. All keys."""
         from webapp.catalog import now_iso
 
-        with self.catalog.write():
-            keys = self._signing_keys(org_id)
+        with self.db.transaction():
+            keys = list(self._org_by_id(org_id).signing_keys)
             if len(keys) >= MAX_SIGNING_KEYS:
                 raise Conflict(
                     f"An organization may have at most {MAX_SIGNING_KEYS} signing keys; "
                     "remove old ones first"
                 )
-            keys.insert(0, {"key": new_signing_key(), "created": now_iso()})
+            keys.insert(0, SigningKey(key=new_signing_key(), created=now_iso()))
             self._store_signing_keys(org_id, keys)
-        return keys
+        return tuple(keys)
 
-    def drop_signing_keys(self, org_id: str, keep: int) -> list[dict[str, Any]]:
+    def _store_signing_keys(self, org_id: str, keys: list[SigningKey]) -> None:
+        self.db.execute(
+            "UPDATE organizations SET signing_keys = ? WHERE id = ?", (_keys_json(keys), org_id)
+        )
+
+    def drop_signing_keys(self, org_id: str, keep: int) -> tuple[SigningKey, ...]:
         """End the rotation overlap: keep only the ``keep`` newest keys (>= 1). Returns
         the remaining keys; URLs signed with a removed key stop verifying at once."""
         if keep < 1:
             raise ValueError("keep must be at least 1")
-        with self.catalog.write():
-            keys = self._signing_keys(org_id)[:keep]
+        with self.db.transaction():
+            keys = list(self._org_by_id(org_id).signing_keys)[:keep]
             self._store_signing_keys(org_id, keys)
-        return keys
+        return tuple(keys)
 
-    def membership_of(self, org_name: str, user_id: str) -> tuple[dict[str, Any], list[str]] | None:
+    def membership_of(
+        self, org_name: str, user_id: str
+    ) -> tuple[Organization, tuple[str, ...]] | None:
         """The organization and the user's roles in it, if the user is an active member."""
-        row = self.catalog.query_one(
-            "SELECT o.*, m.roles AS member_roles FROM organizations o "
+        row = self.db.row(
+            f"SELECT {_ORG_COLUMNS}, m.roles AS member_roles FROM organizations o "
             "JOIN memberships m ON m.organization_id = o.id "
             "WHERE o.name = ? AND m.user_id = ? AND m.active = 1",
             (org_name, user_id),
         )
         if row is None:
             return None
-        org = org_dict(row)
-        roles = json.loads(org.pop("member_roles"))
-        return org, roles
+        return org_record(row), tuple(json.loads(row["member_roles"]))
 
     # -- memberships ----------------------------------------------------------------
 
-    def memberships(self, org_id: str) -> list[dict[str, Any]]:
+    def memberships(self, org_id: str) -> list[Membership]:
         """Every membership of the organization, oldest first."""
-        rows = self.catalog.query(_MEMBERSHIP_SELECT + " ORDER BY m.created, m.rowid", (org_id,))
-        return [membership_dict(r) for r in rows]
+        rows = self.db.rows(_MEMBERSHIP_SELECT + f" ORDER BY m.created, m.{self.db.seq}", (org_id,))
+        return [membership_record(r) for r in rows]
 
-    def membership(self, org_id: str, user_id: str) -> dict[str, Any] | None:
+    def membership(self, org_id: str, user_id: str) -> Membership | None:
         """One membership, or None."""
-        row = self.catalog.query_one(_MEMBERSHIP_SELECT + " AND m.user_id = ?", (org_id, user_id))
-        return membership_dict(row) if row else None
+        row = self.db.row(_MEMBERSHIP_SELECT + " AND m.user_id = ?", (org_id, user_id))
+        return membership_record(row) if row else None
 
     def _other_admins(self, org_id: str, user_id: str) -> int:
-        rows = self.catalog.conn.execute(
+        rows = self.db.rows(
             "SELECT roles FROM memberships WHERE organization_id = ? AND user_id != ? "
             "AND active = 1",
             (org_id, user_id),
-        ).fetchall()
+        )
         return sum(1 for r in rows if "admin" in json.loads(r["roles"]))
 
     def _may_enrol(self, user_id: str, acting_user_id: str) -> bool:
@@ -416,7 +474,7 @@ class Accounts:
             return False
         theirs = {
             r["organization_id"]
-            for r in self.catalog.conn.execute(
+            for r in self.db.rows(
                 "SELECT organization_id FROM memberships WHERE user_id = ?", (user_id,)
             )
         }
@@ -424,7 +482,7 @@ class Accounts:
             return True
         administered = {
             r["organization_id"]
-            for r in self.catalog.conn.execute(
+            for r in self.db.rows(
                 "SELECT organization_id, roles FROM memberships WHERE user_id = ? AND active = 1",
                 (acting_user_id,),
             )
@@ -440,81 +498,82 @@ class Accounts:
         comment: str | None,
         *,
         acting_user_id: str,
-    ) -> tuple[int, dict[str, Any] | None]:
-        """Create or update a membership; returns (status, membership).
+    ) -> tuple[str, Membership | None]:
+        """Create or update a membership: ``("created"|"updated", membership)`` or
+        ``("unchanged", None)``.
 
-        201 created, 200 updated, 204 unchanged (membership None); 409 when it would
-        leave the organization without an admin. ``comment`` None keeps the existing
-        comment. A new membership for a user ``_may_enrol`` refuses is the same 404
-        "User not found" as an unknown id, so user ids cannot be probed.
+        ``Conflict`` when it would leave the organization without an admin; ``comment``
+        None keeps the existing comment. A new membership for a user ``_may_enrol``
+        refuses is the same ``NotFound`` "User not found" as an unknown id, so user ids
+        cannot be probed.
         """
         from webapp.catalog import now_iso
 
-        with self.catalog.write() as conn:
-            current = conn.execute(
+        with self.db.transaction():
+            current = self.db.row(
                 "SELECT roles, comment FROM memberships WHERE organization_id = ? AND user_id = ?",
                 (org_id, user_id),
-            ).fetchone()
+            )
             if current is None and not self._may_enrol(user_id, acting_user_id):
-                raise ApiError(404, "User not found")
+                raise NotFound("User not found")
             if current is None:
-                conn.execute(
+                self.db.execute(
                     "INSERT INTO memberships (organization_id, user_id, roles, active, comment, "
                     "created) VALUES (?, ?, ?, 1, ?, ?)",
                     (org_id, user_id, json.dumps(roles), comment, now_iso()),
                 )
-                status = 201
+                outcome = "created"
             else:
                 old_roles = json.loads(current["roles"])
                 new_comment = current["comment"] if comment is None else comment
                 if old_roles == roles and new_comment == current["comment"]:
-                    return 204, None
+                    return "unchanged", None
                 if (
                     "admin" in old_roles
                     and "admin" not in roles
                     and self._other_admins(org_id, user_id) == 0
                 ):
                     raise Conflict("An organization needs at least one admin")
-                conn.execute(
+                self.db.execute(
                     "UPDATE memberships SET roles = ?, comment = ? "
                     "WHERE organization_id = ? AND user_id = ?",
                     (json.dumps(roles), new_comment, org_id, user_id),
                 )
-                status = 200
-            return status, self.membership(org_id, user_id)
+                outcome = "updated"
+            return outcome, self.membership(org_id, user_id)
 
     def delete_membership(self, org_id: str, user_id: str) -> None:
-        """Remove a membership; 404 if there is none, 409 for the last admin."""
-        with self.catalog.write() as conn:
-            current = conn.execute(
+        """Remove a membership; ``NotFound`` if there is none, ``Conflict`` for the last
+        admin."""
+        with self.db.transaction():
+            current = self.db.row(
                 "SELECT roles FROM memberships WHERE organization_id = ? AND user_id = ?",
                 (org_id, user_id),
-            ).fetchone()
+            )
             if current is None:
-                raise ApiError(404, "Membership not found")
+                raise NotFound("Membership not found")
             if "admin" in json.loads(current["roles"]) and self._other_admins(org_id, user_id) == 0:
                 raise Conflict("An organization needs at least one admin")
-            conn.execute(
+            self.db.execute(
                 "DELETE FROM memberships WHERE organization_id = ? AND user_id = ?",
                 (org_id, user_id),
             )
 
     def create_member_user(
         self, org_id: str, email: str, roles: list[str], comment: str | None
-    ) -> dict[str, Any]:
+    ) -> NewMember:
         """A new user (email copied from the creator, as rokka does) with a key and a
-        membership in the org; the membership object plus ``api_key``."""
+        membership in the org."""
         from webapp.catalog import now_iso
 
         now = now_iso()
-        with self.catalog.write() as conn:
+        with self.db.transaction():
             user = self._insert_user(email, now)
-            conn.execute(
+            self.db.execute(
                 "INSERT INTO memberships (organization_id, user_id, roles, active, comment, "
                 "created) VALUES (?, ?, ?, 1, ?, ?)",
                 (org_id, user.id, json.dumps(roles), comment, now),
             )
             membership = self.membership(org_id, user.id)
         assert membership is not None
-        membership["api_key"] = user.api_key
-        return membership
+        return NewMember(membership=membership, api_key=user.api_key)

@@ -1,5 +1,5 @@
-"""Search over source images: a validated ``Search`` compiled to SQL, and the queries that
-answer it (totals, pages by offset or keyset, facet counts).
+"""Search over source images on SQLite: a validated ``Search`` compiled to SQL, and the
+queries that answer it (totals, pages by offset or keyset, facet counts).
 
 ``webapp/search.py`` validated everything; every value here is a bound parameter. The
 search index tables (``sourceimage_values``, ``sourceimage_words``, ``sourceimage_keys``,
@@ -8,16 +8,17 @@ search index tables (``sourceimage_values``, ``sourceimage_words``, ``sourceimag
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from webapp.catalog.images import row_dict
+from webapp.catalog.database import Database
+from webapp.catalog.images import image_record
+from webapp.catalog.records import SearchPage
 from webapp.catalog.schema import scope_token
 from webapp.search import FACET_VALUES, Condition, Field, Search, SearchError, SortKey
 
-if TYPE_CHECKING:
-    from webapp.catalog import Catalog
+Row = Mapping[str, Any]
 
 
 @dataclass
@@ -73,18 +74,6 @@ class ImageQuery:
             clauses.append("(" + joiner.join(f"({w})" for w in self.where) + ")")
             params.extend(self.params)
         return " AND ".join(clauses), params
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    """One page of a search: ``total`` matches, the page's ``rows``, each row's sort
-    ``keys`` (for cursors), whether rows follow the page (``more``) and the facets."""
-
-    total: int
-    rows: list[dict[str, Any]]
-    keys: list[tuple[Any, ...]]
-    more: bool
-    facets: dict[str, list[dict[str, Any]]]
 
 
 # -- search: Search → SQL (webapp/search.py validated everything; values are bound) ------------
@@ -151,7 +140,11 @@ def _word_match(cond: Condition, organization_id: str) -> str:
     fld = cond.field
     assert fld.source is not None and fld.name is not None and fld.type is not None
     scope = scope_token(organization_id, fld.source, fld.type, fld.name)
-    return f'{{scope}} : "{scope}" AND {{words}} : ({cond.value})'
+    # Each word quoted, so no FTS5 syntax a client sends reaches the engine.
+    quoted = ['"' + w.replace('"', '""') + '"' for w in cond.value]
+    if cond.prefix:
+        quoted[-1] += "*"
+    return f'{{scope}} : "{scope}" AND {{words}} : ({" ".join(quoted)})'
 
 
 def _sort_sql(key: SortKey) -> list[tuple[str, list[Any], bool]]:
@@ -253,35 +246,48 @@ def _keyset(query: ImageQuery) -> tuple[str, list[Any]]:
     return sql, params
 
 
-class ImageSearch:
-    """The search part of the catalog interface (``Catalog.image_search``)."""
+class SqliteImageSearch:
+    """The search part of the catalog on SQLite (``Catalog.image_search``)."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    def search(self, query: ImageQuery, facets: tuple[Field, ...] = ()) -> SearchResult:
-        """Total, one page (``limit`` rows after ``offset`` or the ``after`` keyset) with
-        each row's sort key values, whether more rows follow, and value counts per facet."""
+    def search(
+        self,
+        search: Search,
+        organization_id: str,
+        *,
+        restore_cutoff: str,
+        binary_hash: str | None = None,
+    ) -> SearchPage:
+        """Total, one page (``limit`` images after ``offset`` or the ``after`` keyset) with
+        each image's sort key values, whether more follow, and value counts per facet.
+        ``SearchError`` when the cursor does not fit the sort."""
+        query = compile_search(
+            search, organization_id, restore_cutoff=restore_cutoff, binary_hash=binary_hash
+        )
+        return self.run(query, search.facets)
+
+    def run(self, query: ImageQuery, facets: tuple[Field, ...] = ()) -> SearchPage:
+        """``search`` for a compiled query (tests compare the plans of one query)."""
         where, params = query.sql_where()
         words = _word_keys(query)
         if query.unfiltered:
             total = self._live_count(query.organization_id)
         elif words is not None:
             # Only the FTS doclists and a small index of live keys: no image is read.
-            total_row = self.catalog.query_one(
+            total_row = self.db.row(
                 "SELECT COUNT(*) AS n FROM sourceimage_keys AS k INDEXED BY sourceimage_keys_live "
                 f"WHERE k.deleted_at IS NULL AND k.id IN ({words[0]})",
                 words[1],
             )
             total = int(total_row["n"]) if total_row else 0
         else:
-            total_row = self.catalog.query_one(
-                f"SELECT COUNT(*) AS n FROM sourceimages WHERE {where}", params
-            )
+            total_row = self.db.row(f"SELECT COUNT(*) AS n FROM sourceimages WHERE {where}", params)
             total = int(total_row["n"]) if total_row else 0
         counted = {f.key: self._facet(f, query, where, params) for f in facets}
         if query.limit == 0:
-            return SearchResult(total, [], [], total > 0, counted)
+            return SearchPage(total, [], [], total > 0, counted)
         if query.lead is not None and self._lead_pays(query, total):
             rows = self._page_by_lead(query, where, params)
         elif words is not None and all(sql in _KEY_COLUMNS for sql, _, _ in query.sort):
@@ -294,17 +300,12 @@ class ImageSearch:
         rows = rows[: query.limit]
         n = len(query.sort)
         keys = [tuple(r[f"_k{i}"] for i in range(n)) for r in rows]
-        images = []
-        for r in rows:
-            image = row_dict(r)
-            for i in range(n):
-                del image[f"_k{i}"]
-            images.append(image)
-        return SearchResult(total, images, keys, more, counted)
+        images = [image_record(r) for r in rows]
+        return SearchPage(total, images, keys, more, counted)
 
     def _page_by_words(
         self, query: ImageQuery, words: tuple[str, list[Any]], total: int
-    ) -> list[sqlite3.Row]:
+    ) -> list[Row]:
         """The page of a word search sorted by ``created``/``hash`` only, read through
         sourceimage_keys: unless the words match very few images, by walking the sort key's
         index and probing the match set (the LIMIT ends the walk), else from the matches."""
@@ -333,7 +334,7 @@ class ImageSearch:
 
     def _live_count(self, organization_id: str) -> int:
         """Live images of the organization: each counts once under ``format``."""
-        row = self.catalog.query_one(
+        row = self.db.row(
             "SELECT COALESCE(SUM(count), 0) AS n FROM sourceimage_facet_counts "
             "WHERE organization_id = ? AND facet = 'format'",
             (organization_id,),
@@ -378,7 +379,7 @@ class ImageSearch:
         limit: int | None = None,
         offset: int | None = None,
         constant_keys: int = 0,
-    ) -> list[sqlite3.Row]:
+    ) -> list[Row]:
         """``limit + 1`` rows (one more tells whether another page follows) of ``source``
         matching ``where`` and ``extra`` after the keyset, in sort order, with ``_kN``.
 
@@ -397,7 +398,7 @@ class ImageSearch:
             if i >= constant_keys
         )
         keyset, keyset_params = ("1", []) if query.after is None else _keyset(query)
-        return self.catalog.query(
+        return self.db.rows(
             f"SELECT * FROM (SELECT sourceimages.*, {selected} FROM {source} "
             f"WHERE {extra} AND {where}) WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?",
             [
@@ -410,7 +411,7 @@ class ImageSearch:
             ],
         )
 
-    def _page_by_lead(self, query: ImageQuery, where: str, params: list[Any]) -> list[sqlite3.Row]:
+    def _page_by_lead(self, query: ImageQuery, where: str, params: list[Any]) -> list[Row]:
         """The page when the first sort key is a user field: images holding the field in
         the order of its index (the LIMIT ends the walk early), then, if the page is not
         full, the images without it (sorted by the remaining keys)."""
@@ -429,7 +430,7 @@ class ImageSearch:
             # A sargable bound lets the index walk start at the cursor.
             bound = f" AND {column} {'<=' if query.sort[1][2] else '>='} ?"
             bound_params = [query.after[1]]
-        rows: list[sqlite3.Row] = []
+        rows: list[Row] = []
         offset = query.offset
         # A cursor past the images with the field (its "missing" key is 1) skips them.
         if query.after is None or not query.after[0]:
@@ -453,7 +454,7 @@ class ImageSearch:
                 offset = 0
             else:
                 # The offset lies beyond the images with the field: skip those.
-                counted = self.catalog.query_one(
+                counted = self.db.row(
                     "SELECT COUNT(*) AS n FROM sourceimage_values AS sv CROSS JOIN "
                     "sourceimages ON sourceimages.organization_id = sv.organization_id "
                     f"AND sourceimages.hash = sv.hash WHERE {has_value} AND {where}",
@@ -481,20 +482,20 @@ class ImageSearch:
         """The most frequent values of ``fld`` among the matches (≤ FACET_VALUES)."""
         if query.unfiltered:
             facet = fld.column if fld.column is not None else f"user:{fld.type}:{fld.name}"
-            rows = self.catalog.query(
+            rows = self.db.rows(
                 "SELECT value, count FROM sourceimage_facet_counts "
                 "WHERE organization_id = ? AND facet = ? AND count > 0 "
                 "ORDER BY count DESC, value ASC LIMIT ?",
                 [query.organization_id, facet, FACET_VALUES],
             )
         elif fld.column is not None:
-            rows = self.catalog.query(
+            rows = self.db.rows(
                 f"SELECT {fld.column} AS value, COUNT(*) AS count FROM sourceimages "
                 f"WHERE {where} GROUP BY {fld.column} ORDER BY count DESC, value ASC LIMIT ?",
                 [*params, FACET_VALUES],
             )
         else:
-            rows = self.catalog.query(
+            rows = self.db.rows(
                 "SELECT sv.value_text AS value, COUNT(DISTINCT sv.hash) AS count "
                 "FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
                 "AND sv.source = 'user' AND sv.field = ? AND sv.type = ? "

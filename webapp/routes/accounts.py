@@ -2,7 +2,7 @@
 
 Each route parses and validates its input, authorises through ``webapp.auth``, calls one
 ``catalog().accounts`` method and answers JSON. Validation lives in the ``_parse_*``
-helpers below; SQL lives in ``webapp.catalog.accounts``.
+helpers below; the wire shapes in ``webapp.views``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,13 @@ from webapp.accountfields import parse_email as _parse_email
 from webapp.accountfields import parse_org_name as _parse_org_name
 from webapp.app import catalog, settings, token_secret
 from webapp.auth import ROLES, client_ip, current_principal, require, token_claims
-from webapp.catalog.accounts import public_org
 from webapp.errors import ApiError, bad_request, json_response, not_found
+from webapp.views import (
+    key_object,
+    membership_object,
+    org_object,
+    signing_keys_object,
+)
 from webapp.wire import json_body, json_or_text_body, parse_bool, query_int
 
 bp = Blueprint("accounts", __name__)
@@ -171,7 +176,7 @@ def get_user() -> Response:
     payload: dict[str, Any] = {"user_id": principal.user_id}
     if accounts.may_manage_keys(principal.user_id):
         payload["email"] = principal.email
-        payload["api_keys"] = accounts.keys_of(principal.user_id)
+        payload["api_keys"] = [key_object(k) for k in accounts.keys_of(principal.user_id)]
     return json_response(payload)
 
 
@@ -179,7 +184,8 @@ def get_user() -> Response:
 def list_keys() -> Response:
     """The caller's keys (never their secrets)."""
     _require_key_management()
-    return json_response(catalog().accounts.keys_of(current_principal().user_id))
+    keys = catalog().accounts.keys_of(current_principal().user_id)
+    return json_response([key_object(k) for k in keys])
 
 
 @bp.post("/user/apikeys")
@@ -188,7 +194,7 @@ def add_key() -> Response:
     _require_key_management()
     body = _optional_object_body()
     comment = _parse_text(body.get("comment"), field="comment")
-    return json_response(catalog().accounts.add_key(current_principal().user_id, comment))
+    return json_response(catalog().accounts.add_key(current_principal().user_id, comment).as_dict())
 
 
 @bp.get("/user/apikeys/current")
@@ -198,7 +204,7 @@ def current_key() -> Response:
     key = catalog().accounts.key(principal.user_id, principal.key_id)
     if key is None:  # deleted by a concurrent request
         raise not_found("API key not found")
-    return json_response(key)
+    return json_response(key_object(key))
 
 
 @bp.route("/user/apikeys/token", methods=["GET", "POST"])
@@ -207,8 +213,8 @@ def new_token() -> Response:
     ``{"token", "payload"}``. With a token instead of a key, only a renewable token renews,
     never for longer or from more addresses than it had (403)."""
     principal = current_principal()
-    row = catalog().accounts.key_by_id(principal.key_id)
-    if row is None:  # deleted by a concurrent request
+    owner = catalog().accounts.key_by_id(principal.key_id)
+    if owner is None:  # deleted by a concurrent request
         raise not_found("API key not found")
     query = {k: v for k, v in request.args.items() if isinstance(v, str)}
     try:
@@ -222,7 +228,7 @@ def new_token() -> Response:
         token_secret(),
         user_id=principal.user_id,
         key_id=principal.key_id,
-        key_digest=row["key_hash"],
+        key_digest=owner.key_hash,
         options=options,
     )
     return json_response({"token": token, "payload": payload})
@@ -269,13 +275,13 @@ def create_organization(name: str) -> Response:
         master_organization=master,
         admin_user_id=principal.user_id,
     )
-    return json_response(public_org(org))
+    return json_response(org_object(org))
 
 
 @bp.get("/organizations/<name>")
 def get_organization(name: str) -> Response:
     """The organization, for any member with a read role."""
-    return json_response(public_org(require(name, "org:read")))
+    return json_response(org_object(require(name, "org:read")))
 
 
 @bp.put("/organizations/<name>/options")
@@ -284,8 +290,8 @@ def set_options(name: str) -> Response:
     org = require(name, "org:write")
     body = _object_body()
     changes = {option: _parse_option(option, value) for option, value in body.items()}
-    org["options"] = catalog().accounts.set_options(org["id"], changes)
-    return json_response(public_org(org))
+    org = catalog().accounts.set_options(org.id, changes)
+    return json_response(org_object(org))
 
 
 @bp.put("/organizations/<name>/options/<option>")
@@ -295,8 +301,8 @@ def set_option(name: str, option: str) -> Response:
     if option not in KNOWN_OPTIONS:
         raise bad_request(f"Unknown organization option {option[:64]!r}")
     value = _parse_option(option, json_or_text_body(max_bytes=MAX_ACCOUNT_BODY))
-    org["options"] = catalog().accounts.set_options(org["id"], {option: value})
-    return json_response(public_org(org))
+    org = catalog().accounts.set_options(org.id, {option: value})
+    return json_response(org_object(org))
 
 
 # -- signing keys ------------------------------------------------------------------------
@@ -306,15 +312,15 @@ def set_option(name: str, option: str) -> Response:
 def list_signing_keys(name: str) -> Response:
     """``{"signing_keys": [{key, created}]}``, newest (the one to sign with) first."""
     org = require(name, "org:read")
-    return json_response({"signing_keys": org["signing_keys"]})
+    return json_response({"signing_keys": signing_keys_object(org.signing_keys)})
 
 
 @bp.post("/organizations/<name>/signing_keys")
 def rotate_signing_key(name: str) -> Response:
     """Add a new signing key in front (201); older keys keep verifying until removed."""
     org = require(name, "org:write")
-    keys = catalog().accounts.add_signing_key(org["id"])
-    return json_response({"signing_keys": keys}, 201)
+    keys = catalog().accounts.add_signing_key(org.id)
+    return json_response({"signing_keys": signing_keys_object(keys)}, 201)
 
 
 @bp.delete("/organizations/<name>/signing_keys")
@@ -322,8 +328,8 @@ def drop_signing_keys(name: str) -> Response:
     """Remove all but the ``keep`` newest keys (``?keep=``, default 1): 200 the rest."""
     org = require(name, "org:write")
     keep = query_int("keep", 1, 1, 100)
-    keys = catalog().accounts.drop_signing_keys(org["id"], keep)
-    return json_response({"signing_keys": keys})
+    keys = catalog().accounts.drop_signing_keys(org.id, keep)
+    return json_response({"signing_keys": signing_keys_object(keys)})
 
 
 # -- memberships -------------------------------------------------------------------------
@@ -332,8 +338,8 @@ def drop_signing_keys(name: str) -> Response:
 @bp.get("/organizations/<org>/memberships")
 def list_memberships(org: str) -> Response:
     """``{"total", "items"}`` of every membership (admin only)."""
-    items = catalog().accounts.memberships(require(org, "memberships")["id"])
-    return json_response({"total": len(items), "items": items})
+    items = catalog().accounts.memberships(require(org, "memberships").id)
+    return json_response({"total": len(items), "items": [membership_object(m) for m in items]})
 
 
 @bp.post("/organizations/<org>/memberships")
@@ -343,20 +349,20 @@ def create_membership_with_new_user(org: str) -> Response:
     body = _object_body()
     roles = _parse_roles(body)
     comment = _parse_text(body.get("comment"), field="comment")
-    membership = catalog().accounts.create_member_user(
-        organization["id"], current_principal().email, roles, comment
+    made = catalog().accounts.create_member_user(
+        organization.id, current_principal().email, roles, comment
     )
-    return json_response(membership, 201)
+    return json_response({**membership_object(made.membership), "api_key": made.api_key}, 201)
 
 
 @bp.get("/organizations/<org>/memberships/<user_id>")
 def get_membership(org: str, user_id: str) -> Response:
     """One membership: 200 or 404."""
     organization = require(org, "memberships")
-    membership = catalog().accounts.membership(organization["id"], _parse_user_id(user_id))
+    membership = catalog().accounts.membership(organization.id, _parse_user_id(user_id))
     if membership is None:
         raise not_found("Membership not found")
-    return json_response(membership)
+    return json_response(membership_object(membership))
 
 
 @bp.put("/organizations/<org>/memberships/<user_id>")
@@ -367,17 +373,17 @@ def put_membership(org: str, user_id: str) -> Response:
     body = _object_body()
     roles = _parse_roles(body)
     comment = _parse_text(body.get("comment"), field="comment")
-    status, membership = catalog().accounts.put_membership(
-        organization["id"], user_id, roles, comment, acting_user_id=current_principal().user_id
+    outcome, membership = catalog().accounts.put_membership(
+        organization.id, user_id, roles, comment, acting_user_id=current_principal().user_id
     )
     if membership is None:
         return Response(status=204)
-    return json_response(membership, status)
+    return json_response(membership_object(membership), 201 if outcome == "created" else 200)
 
 
 @bp.delete("/organizations/<org>/memberships/<user_id>")
 def delete_membership(org: str, user_id: str) -> Response:
     """Remove a membership: 204; 404 if none; 409 for the last admin."""
     organization = require(org, "memberships")
-    catalog().accounts.delete_membership(organization["id"], _parse_user_id(user_id))
+    catalog().accounts.delete_membership(organization.id, _parse_user_id(user_id))
     return Response(status=204)

@@ -30,7 +30,7 @@ def healthz() -> Response:
     from webapp.app import blobs, catalog, settings
 
     try:
-        catalog().query("SELECT 1")
+        catalog().ping()
     except Exception as exc:  # any failure to read the catalog is the answer
         log.error("healthz: catalog unavailable: %s", exc)
         return _unhealthy("catalog_unavailable", "Catalog unavailable")

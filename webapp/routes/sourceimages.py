@@ -15,8 +15,8 @@ from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.auth import Grant, authorise, require
 from webapp.blobs.originals import read_original
-from webapp.catalog.images import locked_error, restore_cutoff, to_api
-from webapp.catalog.imagesearch import compile_search
+from webapp.catalog.images import restore_cutoff
+from webapp.catalog.records import Organization, SourceImage
 from webapp.errors import ApiError, json_response, not_found
 from webapp.httpworker import body_time_limit
 from webapp.ingest import derive, ingest, keep_hash_update
@@ -32,6 +32,7 @@ from webapp.metadata import (
 from webapp.routes import ORIGINAL_CSP
 from webapp.search import SearchError, encode_cursor, parse_search
 from webapp.uploadform import read_uploads, safe_name
+from webapp.views import image_object
 from webapp.wire import json_body, json_or_text_body, parse_bool, query_bool
 
 bp = Blueprint("sourceimages", __name__)
@@ -52,26 +53,26 @@ def _cutoff() -> str:
     return restore_cutoff(settings().restore_days)
 
 
-def _image(org: dict[str, Any], ref: str, *, deleted: bool = False) -> dict[str, Any]:
+def _image(org: Organization, ref: str, *, deleted: bool = False) -> SourceImage:
     """The image ``ref`` (hash, short hash or unique prefix) names, else 404.
 
     Malformed references (not 6-40 lowercase hex) are 404 too, like unknown ones.
     """
     if not _REF.fullmatch(ref):
         raise not_found(f"Source image {ref[:64]} not found")
-    image = catalog().images.find(org["id"], ref, deleted_since=_cutoff() if deleted else None)
+    image = catalog().images.find(org.id, ref, deleted_since=_cutoff() if deleted else None)
     if image is None:
         raise not_found(f"Source image {ref} not found")
     return image
 
 
-def _answer(org: dict[str, Any], image: dict[str, Any], status: int = 200, **kw: Any) -> Response:
-    return json_response(to_api(image, org["name"], **kw), status)
+def _answer(org: Organization, image: SourceImage, status: int = 200, **kw: Any) -> Response:
+    return json_response(image_object(image, org.name, **kw), status)
 
 
-def _created(org: dict[str, Any], image: dict[str, Any]) -> Response:
+def _created(org: Organization, image: SourceImage) -> Response:
     response = _answer(org, image, 201)
-    response.headers["Location"] = f"/sourceimages/{org['name']}/{image['hash']}"
+    response.headers["Location"] = f"/sourceimages/{org.name}/{image.hash}"
     return response
 
 
@@ -90,14 +91,15 @@ def _binary_hash_arg(*, lowercase_name: bool = True) -> str | None:
     return value
 
 
-def _list(org: dict[str, Any], binary_hash: str | None) -> Response:
+def _list(org: Organization, binary_hash: str | None) -> Response:
     """Search/list (docs/search.md): filters, sort, offset or cursor paging, facets."""
     try:
         search = parse_search(request.args.items(multi=True))
-        query = compile_search(search, org["id"], restore_cutoff=_cutoff(), binary_hash=binary_hash)
+        result = catalog().image_search.search(
+            search, org.id, restore_cutoff=_cutoff(), binary_hash=binary_hash
+        )
     except SearchError as exc:
         raise ApiError(400, str(exc)) from exc
-    result = catalog().image_search.search(query, search.facets)
     kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("limit", "offset")]
 
     def href(offset: int | str) -> dict[str, str]:
@@ -118,7 +120,7 @@ def _list(org: dict[str, Any], binary_hash: str | None) -> Response:
         # Cursor paging continues with a cursor; offset paging with the next offset.
         use_cursor = search.after is not None
         links["next"] = href(cursor if use_cursor else search.offset + search.limit)
-    body["items"] = [to_api(r, org["name"], with_deleted=search.deleted) for r in result.rows]
+    body["items"] = [image_object(r, org.name, with_deleted=search.deleted) for r in result.images]
     body["links"] = links
     if search.facets:
         body["facets"] = result.facets
@@ -134,12 +136,12 @@ def _delete_previous(*, body: Any = None) -> bool:
 
 
 def _change_dynamic(
-    org: dict[str, Any], image: dict[str, Any], new_dm: dict[str, Any], delete_previous: bool
+    org: Organization, image: SourceImage, new_dm: dict[str, Any], delete_previous: bool
 ) -> Response:
     if query_bool("keepHash"):
         if delete_previous:
             raise ApiError(400, "keepHash and deletePrevious cannot be combined")
-        updated = keep_hash_update(catalog(), org["id"], image, new_dm)
+        updated = keep_hash_update(catalog(), org.id, image, new_dm)
         if updated is None:
             return _no_content()
         response = _answer(org, updated)
@@ -149,10 +151,10 @@ def _change_dynamic(
         return response
     result = derive(
         catalog(),
-        org["id"],
+        org.id,
         image,
         dynamic_metadata=new_dm,
-        protected=image["protected"],
+        protected=image.protected,
         delete_previous=delete_previous,
     )
     return _no_content() if result is None else _created(org, result)
@@ -161,7 +163,7 @@ def _change_dynamic(
 # -- collection ----------------------------------------------------------------------------
 
 
-def _upload_receipt(image: dict[str, Any], org_name: str, sent_name: str) -> dict[str, Any]:
+def _upload_receipt(image: SourceImage, org_name: str, sent_name: str) -> dict[str, Any]:
     """What a caller who may upload but not read images learns about its upload.
 
     Only what the sent bytes and options determine (identity, format, size), the name
@@ -169,7 +171,7 @@ def _upload_receipt(image: dict[str, Any], org_name: str, sent_name: str) -> dic
     never the organization's metadata, stored name or dates, since the image may be an
     existing one that belongs to others in the organization.
     """
-    full = to_api(image, org_name)
+    full = image_object(image, org_name)
     return {field: full[field] for field in _RECEIPT_FIELDS} | {"name": sent_name}
 
 
@@ -199,22 +201,22 @@ def create(org: str) -> Response:
     """
     grant = authorise(org, "images:upload")
     organization = grant.org
-    with renderer.upload_slot(settings(), organization["id"]):
+    with renderer.upload_slot(settings(), organization.id):
         with body_time_limit(request.environ):
             uploads = read_uploads(settings())
         rows = ingest(
             catalog(),
             blobs(),
             settings(),
-            organization["id"],
+            organization.id,
             uploads,
             may_change_existing=grant.allows("images:write"),
         )
     if grant.allows("images:read"):
-        items = [to_api(r, organization["name"]) for r in rows]
+        items = [image_object(r, organization.name) for r in rows]
     else:
         items = [
-            _upload_receipt(r, organization["name"], u.name)
+            _upload_receipt(r, organization.name, u.name)
             for r, u in zip(rows, uploads, strict=True)
         ]
     return json_response({"total": len(items), "items": items})
@@ -244,10 +246,10 @@ def delete_by_binary_hash(org: str) -> Response:
     binary_hash = _binary_hash_arg()
     if binary_hash is None:
         raise ApiError(400, "binaryHash is required")
-    rows = catalog().images.live_by_binary_hash(organization["id"], binary_hash)
+    rows = catalog().images.live_by_binary_hash(organization.id, binary_hash)
     if not rows:
         raise not_found(f"No source image with binary hash {binary_hash}")
-    catalog().images.soft_delete(organization["id"], [r["hash"] for r in rows])
+    catalog().images.soft_delete(organization.id, [r.hash for r in rows])
     return _no_content()
 
 
@@ -265,9 +267,9 @@ def copy_many(org: str) -> Response:
         raise ApiError(400, "Body must be a JSON array of hashes")
     if len(hashes) > _MAX_BATCH_COPY:
         raise ApiError(400, f"At most {_MAX_BATCH_COPY} hashes per request")
-    found: list[tuple[str, dict[str, Any] | None]] = []
+    found: list[tuple[str, SourceImage | None]] = []
     for ref in hashes:
-        image = catalog().images.find(organization["id"], ref) if _REF.fullmatch(ref) else None
+        image = catalog().images.find(organization.id, ref) if _REF.fullmatch(ref) else None
         if image is not None:
             _check_original_access(grant, image, "copy")
         found.append((ref, image))
@@ -276,8 +278,8 @@ def copy_many(org: str) -> Response:
         if image is None:
             result["notfound"].append(ref)
             continue
-        outcome = catalog().images.copy_to(image, destination["id"], overwrite=overwrite)
-        result["created" if outcome == "created" else "existing"].append(image["hash"])
+        outcome = catalog().images.copy_to(image, destination.id, overwrite=overwrite)
+        result["created" if outcome == "created" else "existing"].append(image.hash)
     return json_response(result)
 
 
@@ -298,10 +300,8 @@ def delete_image(org: str, ref: str) -> Response:
     """Soft-delete (restorable for ``restore_days``); 204, 404, 409 if locked."""
     organization = require(org, "images:write")
     image = _image(organization, ref)
-    if image["locked"]:
-        raise locked_error()
-    catalog().images.soft_delete(organization["id"], [image["hash"]])
-    render_cache().purge_image(organization["id"], image["hash"])
+    catalog().images.soft_delete(organization.id, [image.hash])
+    render_cache().purge_image(organization.id, image.hash)
     return _no_content()
 
 
@@ -312,8 +312,8 @@ def purge_image_cache(org: str, ref: str) -> Response:
     rokka lists the paths it invalidates."""
     organization = require(org, "images:write")
     image = _image(organization, ref)
-    purged = render_cache().purge_image(organization["id"], image["hash"])
-    items = [f"/{org}/{stack}/{image['hash']}.{ext}" for stack, ext in purged]
+    purged = render_cache().purge_image(organization.id, image.hash)
+    items = [f"/{org}/{stack}/{image.hash}.{ext}" for stack, ext in purged]
     return json_response({"status": "ok", "items": items})
 
 
@@ -322,15 +322,15 @@ def restore_image(org: str, ref: str) -> Response:
     """Undo a delete within the restore window; 200 + image with ``deleted: false``."""
     organization = require(org, "images:write")
     image = _image(organization, ref, deleted=True)
-    if image["deleted_at"] is not None:
-        image = catalog().images.restore(organization["id"], image["hash"])
+    if image.deleted_at is not None:
+        image = catalog().images.restore(organization.id, image.hash)
     return _answer(organization, image, with_deleted=True)
 
 
-def _check_original_access(grant: Grant, image: dict[str, Any], action: str) -> None:
+def _check_original_access(grant: Grant, image: SourceImage, action: str) -> None:
     """403 unless the caller may have the original of ``image`` (``action`` names what
     was attempted): protected originals need ``images:download:protected``."""
-    if image["protected"] and not grant.allows("images:download:protected"):
+    if image.protected and not grant.allows("images:download:protected"):
         raise ApiError(
             403,
             f"Not allowed to {action} the original of protected image {image['hash']}: "
@@ -347,10 +347,10 @@ def download(org: str, ref: str) -> Response:
     image = _image(organization, ref)
     _check_original_access(grant, image, "download")
     data = read_original(blobs(), image)
-    name = safe_name(image["name"])
+    name = safe_name(image.name)
     ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
     response = Response(data, status=200)
-    response.headers["Content-Type"] = image["mimetype"]
+    response.headers["Content-Type"] = image.mimetype
     response.headers["Content-Disposition"] = (
         f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
     )
@@ -368,7 +368,7 @@ def rename(org: str, ref: str) -> Response:
     value = json_or_text_body()
     if not isinstance(value, str) or not safe_name(value, ""):
         raise ApiError(400, "name must be a non-empty string")
-    catalog().images.update(organization["id"], image["hash"], name=safe_name(value))
+    catalog().images.update(organization.id, image.hash, name=safe_name(value))
     return _no_content()
 
 
@@ -384,8 +384,8 @@ def set_locked(org: str, ref: str) -> Response:
     else:
         organization = require(org, "images:unlock")
     image = _image(organization, ref)
-    if image["locked"] != value:
-        image = catalog().images.update(organization["id"], image["hash"], locked=value)
+    if image.locked != value:
+        image = catalog().images.update(organization.id, image.hash, locked=value)
     return _answer(organization, image)
 
 
@@ -403,9 +403,9 @@ def set_protected(org: str, ref: str) -> Response:
         _check_original_access(grant, image, "unprotect")
     result = derive(
         catalog(),
-        organization["id"],
+        organization.id,
         image,
-        dynamic_metadata=image["dynamic_metadata"],
+        dynamic_metadata=image.dynamic_metadata,
         protected=value,
         delete_previous=_delete_previous(),
     )
@@ -422,7 +422,7 @@ def copy_one(org: str, ref: str) -> Response:
     destination, overwrite = _copy_target()
     image = _image(organization, ref)
     _check_original_access(grant, image, "copy")
-    outcome = catalog().images.copy_to(image, destination["id"], overwrite=overwrite)
+    outcome = catalog().images.copy_to(image, destination.id, overwrite=overwrite)
     if outcome == "exists":
         raise ApiError(412, "Source image exists in the destination and Overwrite is F")
     if outcome == "overwritten":
@@ -430,7 +430,7 @@ def copy_one(org: str, ref: str) -> Response:
     return json_response({}, 201)
 
 
-def _copy_target() -> tuple[dict[str, Any], bool]:
+def _copy_target() -> tuple[Organization, bool]:
     """(destination organization, overwrite?) from the COPY headers; 400/403."""
     name = request.headers.get("Destination", "").strip()
     if not _ORG_NAME.fullmatch(name):
@@ -459,11 +459,11 @@ def put_dynamic(org: str, ref: str, name: str) -> Response:
             value = validate_dynamic(name, json_body())
         except MetadataError as exc:
             raise ApiError(400, str(exc)) from exc
-    new_dm = {**image["dynamic_metadata"], name: value}
+    new_dm = {**image.dynamic_metadata, name: value}
     return _change_dynamic(organization, image, new_dm, _delete_previous())
 
 
-def _detected(name: str, image: dict[str, Any]) -> Any:
+def _detected(name: str, image: SourceImage) -> Any:
     """The value of computed dynamic metadata ``name`` (``detection_face``) for ``image``.
 
     The body must be empty, ``{}`` or ``null`` (rokka's example sends ``{}``); the detector
@@ -486,7 +486,7 @@ def delete_dynamic(org: str, ref: str, name: str) -> Response:
     image = _image(organization, ref)
     if name not in DYNAMIC_NAMES:
         raise ApiError(400, f"Unknown dynamic metadata {name[:100]!r}")
-    new_dm = {k: v for k, v in image["dynamic_metadata"].items() if k != name}
+    new_dm = {k: v for k, v in image.dynamic_metadata.items() if k != name}
     return _change_dynamic(organization, image, new_dm, _delete_previous(body=body))
 
 
@@ -499,13 +499,11 @@ def _user_error(exc: MetadataError) -> ApiError:
     return ApiError(400, str(exc))
 
 
-def _set_user_metadata(
-    org: dict[str, Any], image: dict[str, Any], metadata: dict[str, Any]
-) -> Response:
-    if metadata != image["user_metadata"]:
-        if image["locked"]:
-            raise locked_error()
-        catalog().images.update(org["id"], image["hash"], user_metadata=metadata)
+def _set_user_metadata(org: Organization, image: SourceImage, metadata: dict[str, Any]) -> Response:
+    """Store ``metadata`` (computed from ``image``, read in the same unit of work, so a
+    concurrent change is never lost); 409 if the image is locked."""
+    if metadata != image.user_metadata:
+        catalog().images.update(org.id, image.hash, unless_locked=True, user_metadata=metadata)
     return _no_content()
 
 
@@ -513,7 +511,7 @@ def _set_user_metadata(
 def get_user_metadata(org: str, ref: str) -> Response:
     """The user metadata object (non-string keys with their type prefix)."""
     organization = require(org, "images:read")
-    return json_response(_image(organization, ref)["user_metadata"])
+    return json_response(_image(organization, ref).user_metadata)
 
 
 @bp.route(ONE + "/meta/user", methods=["PUT", "PATCH"])
@@ -524,20 +522,22 @@ def write_user_metadata(org: str, ref: str) -> Response:
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "User metadata must be a JSON object")
-    image = _image(organization, ref)
-    current = {} if request.method == "PUT" else image["user_metadata"]
-    try:
-        metadata = apply_user_patch(current, body)
-    except MetadataError as exc:
-        raise _user_error(exc) from exc
-    return _set_user_metadata(organization, image, metadata)
+    with catalog().unit_of_work():
+        image = _image(organization, ref)
+        current = {} if request.method == "PUT" else image.user_metadata
+        try:
+            metadata = apply_user_patch(current, body)
+        except MetadataError as exc:
+            raise _user_error(exc) from exc
+        return _set_user_metadata(organization, image, metadata)
 
 
 @bp.delete(ONE + "/meta/user")
 def delete_user_metadata(org: str, ref: str) -> Response:
     """Remove every user metadata field; 204, 409 if locked."""
     organization = require(org, "images:write")
-    return _set_user_metadata(organization, _image(organization, ref), {})
+    with catalog().unit_of_work():
+        return _set_user_metadata(organization, _image(organization, ref), {})
 
 
 def _stored_key(metadata: dict[str, Any], field: str) -> str:
@@ -554,7 +554,7 @@ def _stored_key(metadata: dict[str, Any], field: str) -> str:
 def get_user_field(org: str, ref: str, field: str) -> Response:
     """One user metadata value (``x`` or ``int:x``); 404 if the field is not set."""
     organization = require(org, "images:read")
-    metadata = _image(organization, ref)["user_metadata"]
+    metadata = _image(organization, ref).user_metadata
     return json_response(metadata[_stored_key(metadata, field)])
 
 
@@ -565,19 +565,21 @@ def put_user_field(org: str, ref: str, field: str) -> Response:
     value = json_or_text_body()
     if value is None:
         raise ApiError(400, f"user metadata field {field[:100]}: value must not be null")
-    image = _image(organization, ref)
-    try:
-        metadata = apply_user_patch(image["user_metadata"], {field: value})
-    except MetadataError as exc:
-        raise _user_error(exc) from exc
-    return _set_user_metadata(organization, image, metadata)
+    with catalog().unit_of_work():
+        image = _image(organization, ref)
+        try:
+            metadata = apply_user_patch(image.user_metadata, {field: value})
+        except MetadataError as exc:
+            raise _user_error(exc) from exc
+        return _set_user_metadata(organization, image, metadata)
 
 
 @bp.delete(ONE + "/meta/user/<field>")
 def delete_user_field(org: str, ref: str, field: str) -> Response:
     """Remove one field; 204, 404 if it is not set, 409 if locked."""
     organization = require(org, "images:write")
-    image = _image(organization, ref)
-    key = _stored_key(image["user_metadata"], field)
-    metadata = {k: v for k, v in image["user_metadata"].items() if k != key}
-    return _set_user_metadata(organization, image, metadata)
+    with catalog().unit_of_work():
+        image = _image(organization, ref)
+        key = _stored_key(image.user_metadata, field)
+        metadata = {k: v for k, v in image.user_metadata.items() if k != key}
+        return _set_user_metadata(organization, image, metadata)

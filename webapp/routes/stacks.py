@@ -10,52 +10,43 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from stacks.errors import StackError
 from stacks.stack import parse_stack_json, validate_stack_name
 from webapp.app import catalog, render_cache
 from webapp.auth import require
+from webapp.catalog.records import Stack
 from webapp.errors import ApiError, json_response
 from webapp.wire import json_body, query_bool, query_int
 
 bp = Blueprint("stacks", __name__)
 
 
-def stack_object(org_name: str, stored: dict[str, Any], *, link: bool) -> dict[str, Any]:
+def stack_object(org_name: str, stored: Stack, *, link: bool) -> dict[str, Any]:
     """rokka's stack object; ``link`` only on single-stack GETs, as recorded."""
     body: dict[str, Any] = {
-        "name": stored["name"],
+        "name": stored.name,
         "organization": org_name,
-        "created": stored["created"],
-        **stored["definition"],
+        "created": stored.created,
+        **stored.definition,
     }
     if link:
-        body["link"] = f"/stacks/{org_name}/{stored['name']}"
+        body["link"] = f"/stacks/{org_name}/{stored.name}"
     return body
 
 
 @bp.put("/stacks/<org>/<name>")
 def put_stack(org: str, name: str) -> Response:
-    """Create (201) or, with ``?overwrite=true``, replace (200) a stack; 409 if it exists."""
+    """Create (201) or, with ``?overwrite=true``, replace (200) a stack; 409 if it exists.
+
+    The basestack rules are the catalog's, checked in the transaction that writes."""
     org_row = require(org, "stacks:write")
     definition = parse_stack_json(json_body(), name)
-    stacks = catalog().stacks
-    basestack = definition.options.get("basestack")
-    if basestack is not None and stacks.get(org_row["id"], basestack) is None:
-        raise StackError(f"basestack {basestack} does not exist", parameter="basestack")
-    overwrite = query_bool("overwrite")
-    existing = stacks.get(org_row["id"], name)
-    if existing is not None and overwrite:
-        was_protected = existing["definition"].get("stack_options", {}).get("protected") is True
-        if definition.options.get("protected") is True and not was_protected:
-            raise ApiError(400, "an unprotected stack cannot be made protected by overwrite")
-    result = stacks.put(org_row["id"], name, definition.to_json(), overwrite=overwrite)
-    if result is None:
-        raise ApiError(409, f"stack {name} already exists; use ?overwrite=true to replace it")
-    outcome, stored = result
-    if outcome == "updated":
-        render_cache().purge_stack(org_row["id"], name)
+    written = catalog().stacks.put(
+        org_row.id, name, definition.to_json(), overwrite=query_bool("overwrite")
+    )
+    if not written.created:
+        render_cache().purge_stack(org_row.id, name)
     return json_response(
-        stack_object(org, stored, link=False), 201 if outcome == "created" else 200
+        stack_object(org, written.stack, link=False), 201 if written.created else 200
     )
 
 
@@ -65,7 +56,7 @@ def list_stacks(org: str) -> Response:
     org_row = require(org, "stacks:read")
     limit = query_int("limit", 1000, 1, 1000)
     offset = query_int("offset", 0, 0, 10**9)
-    items = catalog().stacks.list(org_row["id"], limit=limit, offset=offset)
+    items = catalog().stacks.list(org_row.id, limit=limit, offset=offset)
     return json_response({"items": [stack_object(org, s, link=False) for s in items]})
 
 
@@ -73,7 +64,7 @@ def list_stacks(org: str) -> Response:
 def get_stack(org: str, name: str) -> Response:
     """One stack, with its ``link``; 404 if unknown."""
     org_row = require(org, "stacks:read")
-    stored = catalog().stacks.get(org_row["id"], name)
+    stored = catalog().stacks.get(org_row.id, name)
     if stored is None:
         raise ApiError(404, f"stack {name} not found")
     return json_response(stack_object(org, stored, link=True))
@@ -84,12 +75,8 @@ def delete_stack(org: str, name: str) -> Response:
     """204; 404 if unknown; 409 while another stack uses it as its basestack."""
     org_row = require(org, "stacks:write")
     stacks = catalog().stacks
-    users = stacks.names_using_basestack(org_row["id"], name)
-    if users:
-        raise ApiError(409, f"stack {name} is the basestack of: {', '.join(sorted(users))}")
-    if not stacks.delete(org_row["id"], name):
-        raise ApiError(404, f"stack {name} not found")
-    render_cache().purge_stack(org_row["id"], name)
+    stacks.delete(org_row.id, name)  # 404 unknown, 409 while it is a basestack
+    render_cache().purge_stack(org_row.id, name)
     return Response(status=204)
 
 
@@ -98,14 +85,14 @@ def purge_stack_cache(org: str, name: str) -> Response:
     """Forget cached renders of one stack (``*``: every stack, ``dynamic`` included)."""
     org_row = require(org, "stacks:write")
     if name == "*":
-        names = [s["name"] for s in catalog().stacks.list(org_row["id"], limit=10**6, offset=0)]
+        names = catalog().stacks.names(org_row.id)
         names.append("dynamic")
     else:
         if name != "dynamic":
             validate_stack_name(name)
-            if catalog().stacks.get(org_row["id"], name) is None:
+            if catalog().stacks.get(org_row.id, name) is None:
                 raise ApiError(404, f"stack {name} not found")
         names = [name]
     for each in names:
-        render_cache().purge_stack(org_row["id"], each)
+        render_cache().purge_stack(org_row.id, each)
     return json_response({"status": "ok"})
