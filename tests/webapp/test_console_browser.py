@@ -401,6 +401,11 @@ def test_served_with_csp_and_no_violation(open_page, org, base):
     sign_in(page, org)  # the module scripts ran under the policy: the form was built
     page.goto(base + "/console/#/stacks")
     page.get_by_role("heading", name="Stacks", level=1).wait_for()
+    # the console links to the API's OpenAPI description, served by this same server
+    described = page.get_by_role("link", name="API description")
+    assert described.get_attribute("href") == "/openapi.json"
+    with urllib.request.urlopen(base + described.get_attribute("href"), timeout=10) as api:
+        assert json.load(api)["openapi"].startswith("3.1")
     assert [text for _, text in recorder.console if "Content Security Policy" in text] == []
     assert_clean(recorder)
     # The policy is in force, and a violation would be seen: an inline script is refused.

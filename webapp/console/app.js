@@ -24,6 +24,8 @@ function renderNav() {
     nav,
     h("a", { href: "#/images", "aria-current": here === "images" ? "page" : null }, "Images"),
     h("a", { href: "#/stacks", "aria-current": here === "stacks" ? "page" : null }, "Stacks"),
+    // the OpenAPI 3.1 description of the API the console uses (webapp/openapi.py)
+    h("a", { href: "/openapi.json" }, "API description"),
     h("span", { class: "who" }, `Organization: ${current.org}`),
     h("button", { type: "button", onclick: signOut }, "Sign out"),
   );
