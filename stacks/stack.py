@@ -125,6 +125,12 @@ def checked_expression(
     return text
 
 
+#: Stacks named so are never cached and are deleted a few days after their last save
+#: (rokka; ``cropstack gc`` with ``preview_stack_days``). The one reserved-looking name
+#: that may be created.
+PREVIEW_PREFIX = "_preview"
+
+
 def validate_stack_name(name: Any) -> str:
     """A stack name for create/update: ``[A-Za-z0-9_-]{1,100}``, not ``dynamic``.
 
@@ -132,7 +138,7 @@ def validate_stack_name(name: Any) -> str:
     """
     if type(name) is not str or not STACK_NAME.fullmatch(name):
         raise StackError(f"invalid stack name {shown(name)}", parameter="name")
-    if name == DYNAMIC or (name.startswith("_") and not name.startswith("_preview")):
+    if name == DYNAMIC or (name.startswith("_") and not name.startswith(PREVIEW_PREFIX)):
         raise StackError(f"stack name {name} is reserved", parameter="name")
     return name
 

@@ -183,7 +183,8 @@ def _gc(args: argparse.Namespace) -> int:
         print(f"cropstack: gc stopped: {exc}", file=sys.stderr)
         return 1
     print(
-        f"purged {report.purged_rows} expired images, removed {report.removed_blobs} blobs "
+        f"purged {report.purged_rows} expired images and {report.removed_previews} old "
+        f"_preview stacks, removed {report.removed_blobs} blobs "
         f"and {report.removed_tmp} temporary files"
     )
     return 0

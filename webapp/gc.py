@@ -1,4 +1,5 @@
-"""Garbage collection: purge expired soft-deleted images, then unreferenced blobs.
+"""Garbage collection: purge expired soft-deleted images and ``_preview*`` stacks older
+than ``preview_stack_days``, then unreferenced blobs.
 
 Blobs are shared by every organization, so a blob is removed only when no row of any
 organization (soft-deleted rows still inside the restore window included) references
@@ -29,6 +30,7 @@ class GcReport:
     purged_rows: int
     removed_blobs: int
     removed_tmp: int
+    removed_previews: int = 0
 
 
 def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
@@ -38,6 +40,7 @@ def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
     catalog = backend.open()
     try:
         purged = catalog.images.purge_expired(restore_cutoff(settings.restore_days))
+        previews = catalog.stacks.purge_previews(restore_cutoff(settings.preview_stack_days))
         store = open_store(settings.blob_store, data_dir)
         grace = settings.blob_gc_grace_s if grace_s is None else grace_s
         removed = remove_unreferenced(store, catalog.images.blob_referenced, grace_s=grace)
@@ -45,7 +48,9 @@ def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
     finally:
         catalog.close()
         backend.close()
-    return GcReport(purged_rows=purged, removed_blobs=removed, removed_tmp=tmp)
+    return GcReport(
+        purged_rows=purged, removed_blobs=removed, removed_tmp=tmp, removed_previews=previews
+    )
 
 
 def remove_unreferenced(

@@ -184,6 +184,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Most PostgreSQL connections one server process holds (its pool's max_size).",
     ),
     Setting("restore_days", 30, int, "Days a deleted source image can be restored."),
+    Setting(
+        "preview_stack_days",
+        3,
+        int,
+        "Days after its last save a `_preview*` stack is deleted by `cropstack gc`.",
+    ),
     Setting("remote_fetch_allow_private", False, _bool, "Allow url[N] uploads from private IPs."),
     Setting("remote_fetch_timeout", 20.0, float, "Total seconds for one url[N] fetch."),
     Setting("remote_fetch_max_redirects", 10, int, "Redirects followed by one url[N] fetch."),
@@ -259,6 +265,7 @@ class Settings:
     database_url: str
     database_pool_size: int
     restore_days: int
+    preview_stack_days: int
     remote_fetch_allow_private: bool
     remote_fetch_timeout: float
     remote_fetch_max_redirects: int

@@ -305,6 +305,27 @@ def test_stack_rules(catalog: Catalog, org: Organization):
     assert catalog.stacks.names(org.id) == []
 
 
+def test_old_preview_stacks_are_purged(catalog: Catalog, org: Organization):
+    """rokka deletes ``_preview*`` stacks a few days after they were saved; only those, only
+    old ones, and never one another stack still builds on."""
+    from webapp.catalog import now_iso
+
+    for name in ("_preview", "_preview_hero", "_previewing", "xpreview", "real"):
+        catalog.stacks.put(org.id, name, PLAIN, overwrite=False)
+    built_on = {**PLAIN, "stack_options": {"basestack": "_preview_hero"}}
+    catalog.stacks.put(org.id, "child", built_on, overwrite=False)
+    # nothing was saved before 2000
+    assert catalog.stacks.purge_previews("2000-01-01T00:00:00+00:00") == 0
+    # all were saved before a time in the future: the unused previews go
+    assert catalog.stacks.purge_previews("2999-01-01T00:00:00+00:00") == 2
+    assert catalog.stacks.names(org.id) == ["_preview_hero", "child", "real", "xpreview"]
+    # the age counts from the last save
+    catalog.stacks.put(org.id, "_preview", PLAIN, overwrite=False)
+    saved = catalog.stacks.get(org.id, "_preview").created
+    assert catalog.stacks.purge_previews(saved) == 0
+    assert saved <= now_iso()
+
+
 def test_basestack_cannot_vanish_under_a_concurrent_save(backend: CatalogBackend, org):
     """Saving a stack on a basestack and deleting that basestack, at once from two
     handles, never leaves a stack whose basestack is gone."""

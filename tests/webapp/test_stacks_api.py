@@ -144,3 +144,29 @@ def test_list_limit_must_be_a_small_integer(account, value):
     response = account.request("GET", f"/stacks/{account.org}?limit={value}")
     assert response.status_code == 400
     assert "limit" in response.get_json()["error"]["message"]
+
+
+def test_gc_deletes_preview_stacks_after_preview_stack_days(tmp_path):
+    """rokka: ``_preview`` stacks "get deleted automatically after a few days";
+    ``cropstack gc`` deletes them ``preview_stack_days`` after their last save."""
+    import time
+
+    from flask import Flask  # noqa: F401  (the app below is a real one)
+
+    from tests.conftest import Account
+    from webapp import create_app
+    from webapp.gc import collect
+    from webapp.settings import load_settings
+
+    data = str(tmp_path / "data")
+    app = create_app({"data_dir": data})
+    account = Account(app.test_client(), "acme", "admin@acme.example")
+    stack = json.dumps({"operations": [{"name": "noop"}]})
+    for name in ("_preview_try", "keep"):
+        assert account.request("PUT", f"/stacks/acme/{name}", data=stack).status_code == 201
+    assert collect(load_settings({"data_dir": data})).removed_previews == 0  # 3 days
+    time.sleep(1.1)  # created has whole seconds: now the stacks are older than 0 days
+    report = collect(load_settings({"data_dir": data, "preview_stack_days": 0}))
+    assert report.removed_previews == 1
+    names = [s["name"] for s in account.request("GET", "/stacks/acme").get_json()["items"]]
+    assert names == ["keep"]

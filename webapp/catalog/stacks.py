@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from stacks.stack import PREVIEW_PREFIX
 from webapp.catalog.database import Database
 from webapp.catalog.errors import Conflict, InvalidReference, NotFound, Refused
 from webapp.catalog.records import Stack, StackWrite
@@ -104,6 +105,26 @@ class Stacks:
                 "DELETE FROM stacks WHERE organization_id = ? AND name = ?", (org_id, name)
             ):
                 raise NotFound(f"stack {name} not found")
+
+    def purge_previews(self, created_before: str) -> int:
+        """Delete every ``_preview*`` stack (of any organization) saved before
+        ``created_before`` (an ISO timestamp, as ``created``), except one another stack names
+        as its basestack; the number deleted. rokka deletes preview stacks "after a few days"."""
+        with self.db.transaction():
+            rows = self.db.rows(
+                "SELECT organization_id, name FROM stacks WHERE name LIKE ? ESCAPE '!' "
+                "AND created < ?",
+                (PREVIEW_PREFIX.replace("_", "!_") + "%", created_before),
+            )
+            removed = 0
+            for row in rows:
+                org_id, name = row["organization_id"], row["name"]
+                if self.names_using_basestack(org_id, name):
+                    continue  # deleting it would break the stack built on it
+                removed += self.db.execute(
+                    "DELETE FROM stacks WHERE organization_id = ? AND name = ?", (org_id, name)
+                )
+        return removed
 
     def names_using_basestack(self, org_id: str, name: str) -> list[str]:
         """Names of stacks whose ``basestack`` option is ``name``."""

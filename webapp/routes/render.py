@@ -21,7 +21,7 @@ from stacks.errors import StackError, UrlNotFound
 from stacks.evaluation import RenderContext, header_name, image_fields
 from stacks.plan import RenderPlan
 from stacks.resolve import build_plan
-from stacks.stack import StackDefinition, parse_stack_json
+from stacks.stack import PREVIEW_PREFIX, StackDefinition, parse_stack_json
 from stacks.url import RenderRequest, parse_render_path
 from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
@@ -34,8 +34,6 @@ from webapp.signing import SignatureError, verify
 bp = Blueprint("render", __name__)
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
-# rokka: ``_preview*`` stacks are never cached, by anyone.
-PREVIEW_PREFIX = "_preview"
 NO_STORE = "no-store"
 
 
