@@ -126,7 +126,7 @@ def test_upload_render_delete_gc_and_faults_on_s3(tmp_path: Path, on_s3: str, s3
                 cwd=REPO, env=_env(env), capture_output=True, text=True, timeout=60,
             )  # fmt: skip
             assert gc.returncode == 0, gc.stderr
-            assert "purged 1 expired images, removed 1 blobs" in gc.stdout
+            assert "purged 1 expired images and 0 old _preview stacks, removed 1 blobs" in gc.stdout
             assert _objects(on_s3) == set()
             assert _get(f"{base}/acme/dynamic/resize-width-35/{image}.png")[0] == 404
 
