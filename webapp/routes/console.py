@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flask import Blueprint, Response, redirect, request, send_file
+from flask import Blueprint, Response, redirect, send_file
 
 from webapp.errors import not_found
 
@@ -48,11 +48,9 @@ def _render_host() -> bool:
     """Whether this request came to an organization's render host ``{org}.{render_domain}``:
     there ``/console/...`` is a render through a stack called ``console``, not the console
     (which belongs to the API's host)."""
-    from webapp.app import settings
+    from webapp.routes.render import org_from_host
 
-    domain = settings().render_domain
-    host = request.host.split(":", 1)[0].lower()
-    return bool(domain) and host.endswith("." + domain.lower())
+    return org_from_host() is not None
 
 
 def _render(path: str) -> Response:

@@ -16,12 +16,13 @@ from flask import Blueprint, Response, redirect, request
 from stacks.errors import UrlNotFound
 from stacks.iiif import IiifError, info, parse, plan
 from stacks.url import HASH
-from webapp.app import catalog, settings
+from webapp.app import catalog
 from webapp.routes.render import (
     CACHE_CONTROL,
     answer,
     check_signature,
     find_image,
+    org_from_host,
     refuse_font,
 )
 
@@ -47,11 +48,10 @@ def iiif_by_path(org_name: str, rest: str) -> Response:
 @bp.route(f"/{PREFIX}/<path:rest>", methods=["GET", "HEAD"])
 def iiif_by_host(rest: str) -> Response:
     """IIIF on the ``{org}.{render_domain}`` host."""
-    domain = settings().render_domain.lower()
-    host = request.host.split(":", 1)[0].lower()
-    if not domain or not host.endswith("." + domain):
+    hosted = org_from_host()
+    if hosted is None:
         raise UrlNotFound("not found")
-    return _serve(host[: -len(domain) - 1], rest, org_prefix="")
+    return _serve(hosted, rest, org_prefix="")
 
 
 def _serve(org_name: str, rest: str, *, org_prefix: str) -> Response:

@@ -37,12 +37,20 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 NO_STORE = "no-store"
 
 
+def org_from_host() -> str | None:
+    """The organization of a ``{org}.{render_domain}`` request host, else None."""
+    domain = settings().render_domain.lower()
+    host = request.host.split(":", 1)[0].lower()
+    if domain and host.endswith("." + domain):
+        return host[: -len(domain) - 1]
+    return None
+
+
 def split_org(path: str) -> tuple[str, str, str]:
     """(organization, path after it, the raw path prefix to sign from)."""
-    domain = settings().render_domain
-    host = request.host.split(":", 1)[0].lower()
-    if domain and host.endswith("." + domain.lower()):
-        return host[: -len(domain) - 1], path, ""
+    hosted = org_from_host()
+    if hosted is not None:
+        return hosted, path, ""
     org, _, rest = path.partition("/")
     if not rest or org in RESERVED_NAMES:
         raise UrlNotFound("not found")
