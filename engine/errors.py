@@ -79,3 +79,11 @@ class UnsupportedOperation(EngineError):
     """The plan names an operation the engine cannot render (400)."""
 
     status = 400
+
+
+class SourceNeeded(EngineError):
+    """A render process was sent a job without the source's bytes (it held the source's
+    decode lately) and no longer holds a decode that serves it: the caller sends the job
+    again with the bytes (webapp/renderpool.py). Never reaches a client."""
+
+    status = 503

@@ -16,9 +16,12 @@ import pyvips
 
 from engine import foreign
 from engine.cost import Budget, Cost, Step, check, estimate
+from engine.decoded import CACHE as DECODED
+from engine.decoded import WIDE_SHRINK
 from engine.errors import (
     EngineError,
     RenderFailed,
+    SourceNeeded,
     TooManyPixels,
     UnsupportedImage,
     UnsupportedOperation,
@@ -29,7 +32,7 @@ from engine.operations import KINDS, RenderContext
 from engine.operations.context import to_srgb
 from engine.probe import ImageInfo, inspect
 from engine.resources import Resource, ResourceImage, SecondaryRender, image_infos
-from engine.shrink import allowed_ratio, loader_options
+from engine.shrink import allowed_ratio, decoded_size, loader_options
 
 if TYPE_CHECKING:
     from stacks.plan import Operation, RenderPlan
@@ -103,6 +106,8 @@ def render(
     budget: Budget | None = None,
     resources: Mapping[str, Resource] | None = None,
     renders: Mapping[str, SecondaryRender] | None = None,
+    source_key: str | None = None,
+    kept_only: bool = False,
 ) -> Rendered:
     """Render ``source`` (original file bytes) through ``plan``.
 
@@ -112,11 +117,19 @@ def render(
     the plan names by hash (``plan.source_references()``; key: the hash as written), and of
     those its ``renders`` need; ``renders`` the stored stacks secondaries are rendered
     through (key: ``secondary_render_key``). The plan is checked against ``budget`` (see
-    ``plan_cost``) before any pixel is decoded. Raises EngineError subclasses.
+    ``plan_cost``) before any pixel is decoded. ``source_key`` names the source's bytes
+    (its hash): the decoded pixels may then be kept for the next render of the same
+    source in this process (engine/decoded.py). ``kept_only``: ``source`` is empty and the
+    kept decode of ``source_key`` must serve, else ``SourceNeeded``. Raises EngineError
+    subclasses.
     """
     fmt = format_for(plan.output_format)
     ops = [op for op in plan.operations if op.enabled]
-    source, info = _edited_source(source, info, ops)
+    if kept_only and not _keeps(source_key, info, ops, fmt, resources, renders):
+        raise SourceNeeded("the source's bytes are needed")
+    edited, info = _edited_source(source, info, ops)
+    if edited is not source:
+        source, source_key = edited, None  # the changed file is not the one the key names
     if info.format == "pdf" and (plan.options.get("pdf.page") or plan.options.get("pdf.dpi")):
         # another page or resolution than the stored size: check the budgets on its size
         page = foreign.header(source, "pdf", plan.options)
@@ -157,7 +170,9 @@ def render(
             # whole-image decoders: no shrink on load; every operation runs on the result
             image = to_srgb(foreign.decode(source, info.format, plan.options, max_pixels=limit))
         else:
-            image = _load(source, info, ops, ctx, animate=animate)
+            image = _load(
+                source, info, ops, ctx, animate=animate, key=source_key, kept_only=kept_only
+            )
         image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
         fmt, image = _alpha_format(fmt, image, plan.options)
         image = to_output_pixels(image, fmt, plan.options)
@@ -167,6 +182,28 @@ def render(
     except pyvips.Error as exc:
         raise RenderFailed(f"rendering failed: {str(exc).splitlines()[0]}") from exc
     return _rendered(body, fmt, image)
+
+
+def _keeps(
+    key: str | None,
+    info: ImageInfo | None,
+    ops: Sequence[Operation],
+    fmt: Format,
+    resources: Mapping[str, Resource] | None,
+    renders: Mapping[str, SecondaryRender] | None,
+) -> bool:
+    """Whether a render may be served by a kept decode alone, without the source's bytes:
+    a still JPEG render whose source is read by nothing but its decode."""
+    return (
+        key is not None
+        and DECODED.enabled
+        and info is not None
+        and info.format == "jpg"
+        and not (info.animated and fmt.supports_animation)
+        and not resources
+        and not renders
+        and not any(op.name in KINDS and KINDS[op.name].edit_source for op in ops)
+    )
 
 
 def _edited_source(
@@ -239,16 +276,29 @@ def _alpha_format(
 
 
 def _load(
-    source: bytes, info: ImageInfo, ops: list[Operation], ctx: RenderContext, *, animate: bool
+    source: bytes,
+    info: ImageInfo,
+    ops: list[Operation],
+    ctx: RenderContext,
+    *,
+    animate: bool,
+    key: str | None = None,
+    kept_only: bool = False,
 ) -> pyvips.Image:
     """Decode in display orientation and sRGB, as small as the leading operations allow.
 
     Shrink-on-load only chooses the decode's size (engine/shrink.py): a leading resize, or
     a geometric crop followed by one, lets a 24 MP JPEG be decoded at 1/8 when the output is
     small. Every operation then runs on the result; while it is smaller than its geometry,
-    ``ctx.full_size`` says so.
+    ``ctx.full_size`` says so. With ``key``, a JPEG's decode may come from, or be kept in,
+    the decoded sources of this process (engine/decoded.py).
     """
     ratio = allowed_ratio(ops, info.size, ctx)
+    if key is not None and DECODED.enabled and info.format == "jpg" and not animate:
+        image = _load_kept(source, info, ratio, key, kept_only=kept_only)
+        if (image.width, image.height) != (info.width, info.height):
+            ctx.full_size = info.size
+        return image
     load = loader_options(info.format, ratio)
     if ratio is not None:
         # The leading steps read top to bottom (as libvips' thumbnail does): stream the decode.
@@ -259,6 +309,27 @@ def _load(
     if (image.width, _page_height(image)) != (info.width, info.height):
         ctx.full_size = info.size
     return image
+
+
+def _load_kept(
+    source: bytes, info: ImageInfo, ratio: float | None, key: str, *, kept_only: bool = False
+) -> pyvips.Image:
+    """The decode of JPEG ``source`` for shrink ``ratio`` from the kept decodes, or decoded
+    now and kept: at the shrink the ratio allows for the first render of ``key``, at
+    ``WIDE_SHRINK`` (if smaller) once the image is asked at a second, larger size."""
+    need = decoded_size("jpg", info.size, ratio)
+    kept = DECODED.get(key, need)
+    if kept is not None:
+        return kept
+    if kept_only:
+        raise SourceNeeded("the kept decode is too small or gone")
+    load = loader_options("jpg", ratio)
+    wide = {"shrink": WIDE_SHRINK} if WIDE_SHRINK > 1 else {}
+    if DECODED.holds(key) and load.get("shrink", 1) > WIDE_SHRINK:
+        if DECODED.fits(decoded_size("jpg", info.size, float(WIDE_SHRINK))):
+            load = wide
+    # Kept pixels are read again by later renders: decoded whole, in memory.
+    return DECODED.put(key, _decode(source, **load).copy_memory())
 
 
 def _decode(source: bytes, **load: Any) -> pyvips.Image:

@@ -28,6 +28,7 @@ from flask import Flask, Response, current_app, g, request
 
 from webapp.auth import client_ip
 from webapp.metrics import HTTP_DURATION, HTTP_REQUESTS, route_label
+from webapp.settings import Settings
 
 log = logging.getLogger("cropstack.access")
 _configured = False
@@ -85,11 +86,36 @@ def _finish(response: Response) -> Response:
     started = g.get("started")
     duration = time.perf_counter() - started if started is not None else 0.0
     rule = request.url_rule.rule if request.url_rule is not None else None
-    route = route_label(rule, request.endpoint)
-    method = request.method if request.method in _METHODS else "other"
-    HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
-    HTTP_DURATION.labels(method, route).observe(duration)
     settings = current_app.extensions["cropstack.settings"]
+    record(
+        settings,
+        method=request.method,
+        route=route_label(rule, request.endpoint),
+        status=response.status_code,
+        duration=duration,
+        size=response.content_length,
+        org=_org() if settings.access_log else None,
+        remote=client_ip(settings) if settings.access_log else "",
+    )
+    return response
+
+
+def record(
+    settings: Settings,
+    *,
+    method: str,
+    route: str,
+    status: int,
+    duration: float,
+    size: int | None,
+    org: str | None,
+    remote: str,
+) -> None:
+    """Count one answered request (``duration`` in seconds, ``size`` the body's bytes)
+    and log its line when ``access_log`` is on."""
+    method = method if method in _METHODS else "other"
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_DURATION.labels(method, route).observe(duration)
     if settings.access_log:
         now = datetime.now(UTC)
         line = {
@@ -97,12 +123,11 @@ def _finish(response: Response) -> Response:
             "event": "request",
             "method": method,
             "route": route,
-            "status": response.status_code,
+            "status": status,
             "duration_ms": round(duration * 1000, 1),
-            "bytes": response.content_length,
-            "org": _org(),
-            "remote": client_ip(settings)[:64],
+            "bytes": size,
+            "org": org,
+            "remote": remote[:64],
             "pid": os.getpid(),
         }
         log.info(json.dumps(line, ensure_ascii=True, separators=(",", ":")))
-    return response

@@ -74,6 +74,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from webapp.routes import register_routes
 
     register_routes(app)
+    if isinstance(backend, SqliteBackend) and settings.render_cache:
+        from webapp.hitmemo import HitMemo
+
+        app.wsgi_app = HitMemo(  # type: ignore[method-assign]
+            app.wsgi_app,
+            settings=settings,
+            cache=app.extensions["cropstack.render_cache"],
+            catalog_path=backend.path,
+        )
     return app
 
 

@@ -165,12 +165,18 @@ def client_ip(settings: Settings) -> str:
     """The caller's address: the connecting one, or with ``proxy_count`` trusted proxies
     in front, the one they appended to ``X-Forwarded-For`` (counted from the right, so a
     client can't forge it)."""
+    return remote_of(settings, request.remote_addr, request.headers.get("X-Forwarded-For"))
+
+
+def remote_of(settings: Settings, remote_addr: str | None, forwarded_for: str | None) -> str:
+    """:func:`client_ip` from the connecting address and the ``X-Forwarded-For`` value
+    (also for answers given before Flask, webapp.hitmemo)."""
     if settings.proxy_count:
-        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        hops = [h.strip() for h in (forwarded_for or "").split(",")]
         hops = [h for h in hops if h]
         if len(hops) >= settings.proxy_count:
             return hops[-settings.proxy_count]
-    return request.remote_addr or ""
+    return remote_addr or ""
 
 
 @dataclass(frozen=True, slots=True)

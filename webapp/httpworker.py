@@ -20,6 +20,8 @@ from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import ClientDisconnected
 
+from webapp.hitmemo import ANSWERED
+
 _MAX_MESSAGE = 200  # characters; gunicorn's messages may quote the (long) request line
 
 
@@ -49,6 +51,22 @@ class JsonErrorWorker(ThreadWorker):
         # that keeps gunicorn's own status choice, logging and access log.
         util.write_error = write_json_error
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """The app, wrapped so that a render-cache hit answered before Flask
+        (webapp.hitmemo) does not count towards ``max_requests``: recycling is against
+        heap growth, and such an answer allocates next to nothing (at thousands of hits
+        per second, counting them restarted a worker every few seconds)."""
+        super().load_wsgi()
+        app = self.wsgi
+
+        def counted(environ: dict[str, Any], start_response: Any) -> Any:
+            body = app(environ, start_response)
+            if environ.get(ANSWERED):
+                self.nr -= 1
+            return body
+
+        self.wsgi = counted
 
 
 _DRAIN_CHUNK = 1 << 20

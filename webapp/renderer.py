@@ -175,18 +175,22 @@ def plan_cost(settings: Settings, plan: RenderPlan, info: engine.ImageInfo) -> e
 def render(
     settings: Settings,
     plan: RenderPlan,
-    source: bytes,
+    source: bytes | Callable[[], bytes],
     *,
     info: engine.ImageInfo,
     cost: engine.Cost,
     dynamic_metadata: Mapping[str, Any] | None,
     resources: Mapping[str, engine.Resource] | None = None,
     renders: Mapping[str, engine.SecondaryRender] | None = None,
+    source_key: str | None = None,
 ) -> engine.Rendered:
     """Render in a render process of the lane ``cost`` and ``info`` (the source) call for,
     under the deadline; the render process reads the header again itself. ``resources``
     are the sources the plan names by hash (their bytes travel as frames of their own),
-    ``renders`` the secondary stacks it renders through.
+    ``renders`` the secondary stacks it renders through. ``source_key`` (the source's
+    hash) lets the renders of one image go to the process that may hold its decode;
+    ``source`` may then be a function that reads the bytes only when that process needs
+    them (webapp/renderpool.py).
 
     Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503), or the
     engine error of the render.
@@ -203,8 +207,10 @@ def render(
             "budget": budget(settings),
             "resources": described,
             "renders": dict(renders or {}),
+            "source_key": source_key,
         },
         blobs,
+        affinity=source_key,
     )
 
 
@@ -245,8 +251,6 @@ def render_stored(
     source = read_source() if image["animated"] else None
     info = header(settings, source) if source is not None else stored_info(image)
     cost = engine.plan_cost(plan, info, budget(settings), images=images, renders=renders)
-    if source is None:
-        source = read_source()
     resources: dict[str, engine.Resource] = {}
     for ref, row in refs:
         if ref.hash not in resources:
@@ -258,12 +262,14 @@ def render_stored(
     return render(
         settings,
         plan,
-        source,
+        read_source if source is None else source,  # read when the render process asks
         info=info,
         cost=cost,
         dynamic_metadata=image["dynamic_metadata"],
         resources=resources,
         renders=renders,
+        # only a still JPEG's decode is kept (engine/decoded.py)
+        source_key=image["hash"] if info.format == "jpg" and not info.animated else None,
     )
 
 

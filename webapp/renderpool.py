@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from engine import worker
-from engine.errors import RenderCrashed, RenderTimeout
+from engine.errors import RenderCrashed, RenderTimeout, SourceNeeded
 from webapp.errors import ApiError
 from webapp.metrics import BUSY, JOB_DURATION, QUEUE_WAIT
 from webapp.settings import Settings
@@ -43,6 +44,10 @@ from webapp.settings import Settings
 _MAX_JOBS = 2000
 _PIPE_BYTES = 1024 * 1024
 _RECYCLE_RSS = 256 * 1024 * 1024
+_RECENT_KEYS = 4  # sources remembered per render process, for affinity
+# Longest a job waits for the busy process that rendered its source lately (a 24 MP
+# render takes ~0.1 s; waiting for its decode beats decoding again elsewhere).
+_AFFINITY_WAIT_S = 0.5
 # Seconds a new render process may take to import and set up libvips (~0.2 s when idle).
 _START_TIMEOUT_S = 30.0
 # Where `python -m engine.worker` must find this checkout's packages.
@@ -93,6 +98,9 @@ class RenderProcess:
         self._closed = False
         self._ready = False
         self.jobs_done = 0
+        # The sources (keys) of its last jobs: it may still hold their decodes.
+        self.recent: deque[str] = deque(maxlen=_RECENT_KEYS)
+        self.knows_source = False
 
     def _await_ready(self) -> None:
         """Wait for the child's "ready" frame (sent once its imports are done), at most
@@ -109,6 +117,14 @@ class RenderProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def assign(self, key: str | None) -> RenderProcess:
+        """Take a job of source ``key``: ``knows_source`` tells whether this process
+        rendered it lately (it may hold its decode); ``key`` is remembered."""
+        self.knows_source = key is not None and key in self.recent
+        if key is not None:
+            self.recent.append(key)
+        return self
 
     def run(
         self, message: bytes, blob: bytes, timeout_s: float, extra: Sequence[bytes] = ()
@@ -185,8 +201,16 @@ class _Queue:
         self._label = label  # the ``queue`` label of the metrics (webapp/metrics.py)
         self._waiting = 0
 
-    def take(self, attempt: Callable[[], _T | None], wait_s: float) -> _T:
-        """``attempt()``'s first non-None result; call with the condition held."""
+    def crowded(self) -> bool:
+        """Whether one more waiter would reach the limit."""
+        return self._waiting + 1 >= self._limit
+
+    def take(
+        self, attempt: Callable[[], _T | None], wait_s: float, recheck_s: float | None = None
+    ) -> _T:
+        """``attempt()``'s first non-None result; call with the condition held.
+        ``recheck_s``: also try again that often without a notification (for an attempt
+        whose answer changes with time)."""
         got = attempt()
         if got is not None:
             QUEUE_WAIT.labels(self._label).observe(0.0)
@@ -203,7 +227,7 @@ class _Queue:
                 if left <= 0:
                     BUSY.labels(self._label, "wait_timeout").inc()
                     raise Busy(f"Too many {self._what} in progress, retry shortly")
-                self._cond.wait(left)
+                self._cond.wait(left if recheck_s is None else min(left, recheck_s))
             QUEUE_WAIT.labels(self._label).observe(time.monotonic() - started)
             return got
         finally:
@@ -248,12 +272,38 @@ class Lane:
             return "start"
         return None
 
-    def acquire(self, wait_s: float) -> RenderProcess:
-        """A process of this lane for one job; ``Busy`` (503) when none frees in time."""
+    def _take_for(self, key: str, until: float) -> RenderProcess | Literal["start"] | None:
+        """As :meth:`_take`, but first an idle process that rendered ``key`` lately, and
+        until ``until`` (monotonic) nothing else while such a process is busy."""
+        for process in reversed(self._idle):
+            if key in process.recent and process.alive():
+                self._idle.remove(process)
+                return process
+        busy = any(key in p.recent for p in self._all if p not in self._idle)
+        # Waiting for it must never turn into a 503 another process would have avoided.
+        if busy and time.monotonic() < until and not self._queue.crowded():
+            return None
+        return self._take()
+
+    def acquire(self, wait_s: float, affinity: str | None = None) -> RenderProcess:
+        """A process of this lane for one job; ``Busy`` (503) when none frees in time.
+
+        With ``affinity`` (a source's key), the process that rendered that source lately
+        is preferred, and waited for up to ``_AFFINITY_WAIT_S`` while it is busy: the
+        widths of one image asked at once then share its kept decode (engine/decoded.py)
+        instead of each process decoding the image again. Such a job waits in the lane's
+        queue like any other (its limit and ``wait_s`` hold).
+        """
         with self._cond:
-            taken = self._queue.take(self._take, wait_s)
+            if affinity is None:
+                taken = self._queue.take(self._take, wait_s)
+            else:
+                until = time.monotonic() + min(wait_s, _AFFINITY_WAIT_S)
+                taken = self._queue.take(
+                    lambda: self._take_for(affinity, until), wait_s, recheck_s=0.05
+                )
         if isinstance(taken, RenderProcess):
-            return taken
+            return taken.assign(affinity)
         try:
             process = RenderProcess(self._env)
         except OSError as exc:
@@ -263,7 +313,7 @@ class Lane:
             raise Busy("No render process could be started, retry shortly") from exc
         with self._cond:
             self._all.add(process)
-        return process
+        return process.assign(affinity)
 
     def release(self, process: RenderProcess) -> None:
         """Return ``process`` after a job; a dead, worn or bloated one is replaced later."""
@@ -278,7 +328,8 @@ class Lane:
             return
         with self._cond:
             self._idle.append(process)
-            self._cond.notify()
+            # every waiter looks: one may be waiting for this very process (affinity)
+            self._cond.notify_all()
 
     def _give_back_slot(self) -> None:
         with self._cond:
@@ -351,10 +402,19 @@ class RenderPool:
             # Decoded images stay in memory (bounded by the budgets and RLIMIT_AS), never in
             # temporary files: libvips reads this when it starts, before any import here.
             "VIPS_DISC_THRESHOLD": "4g",
+            "CROPSTACK_RENDER_KEPT_MB": "0",
         }
         limit = max(0, settings.render_queue_limit)
+        # Decoded sources are kept by the cheap lane only (engine/decoded.py): its jobs are
+        # small, so the kept bytes (at most a quarter of the limit) and a job fit together.
+        kept = max(0, settings.decoded_cache_mb)
+        if settings.render_memory_mb > 0:
+            kept = min(kept, settings.render_memory_mb // 4)
         self.lanes = {
-            "cheap": Lane(LaneConfig("cheap", max(1, settings.render_concurrency), 0, limit), env),
+            "cheap": Lane(
+                LaneConfig("cheap", max(1, settings.render_concurrency), 0, limit),
+                {**env, "CROPSTACK_RENDER_KEPT_MB": str(kept)},
+            ),
             "expensive": Lane(
                 LaneConfig(
                     "expensive",
@@ -375,23 +435,37 @@ class RenderPool:
         self,
         lane: str,
         kind: str,
-        blob: bytes,
+        blob: bytes | Callable[[], bytes],
         payload: dict[str, Any],
         extra: Sequence[bytes] = (),
+        affinity: str | None = None,
     ) -> Any:
         """Run one job in ``lane``: ``render`` (``blob`` is the source) or ``probe`` (``blob``
         is the data), with the other ``engine`` keyword arguments in ``payload``; ``extra``
-        are the bytes of a render's resources, in the order of ``payload["resources"]``.
+        are the bytes of a render's resources, in the order of ``payload["resources"]``;
+        ``affinity`` the source's key, to prefer the process that rendered it lately.
+        ``blob`` may be a function that reads the bytes: a render whose process rendered
+        the same source lately is first sent without them (``kept_only``), and they are
+        read and sent only when its kept decode cannot serve (``SourceNeeded``).
 
         Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503) when the
         job passed its deadline or its process died, or the engine error the job raised.
         """
         message = worker.dumps(kind, payload)
         chosen = self.lanes[lane]
-        process = chosen.acquire(self._settings.render_queue_timeout)
+        process = chosen.acquire(self._settings.render_queue_timeout, affinity)
         started = time.monotonic()
+        timeout = self._settings.render_timeout
         try:
-            return process.run(message, blob, self._settings.render_timeout, extra)
+            if callable(blob):
+                if process.knows_source and kind == "render":
+                    kept = worker.dumps(kind, {**payload, "kept_only": True})
+                    try:
+                        return process.run(kept, b"", timeout, extra)
+                    except SourceNeeded:
+                        pass  # evicted or too small: send the bytes
+                blob = blob()
+            return process.run(message, blob, timeout, extra)
         except (RenderTimeout, RenderCrashed) as exc:
             reason = "deadline" if isinstance(exc, RenderTimeout) else "crashed"
             BUSY.labels(lane, reason).inc()
@@ -426,6 +500,7 @@ _POOL_SETTINGS = (
     "render_memory_mb",
     "vips_concurrency",
     "upload_concurrency",
+    "decoded_cache_mb",
 )
 
 

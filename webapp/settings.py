@@ -138,6 +138,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Renders that may wait per lane and worker process; past it 503 at once.",
     ),
     Setting(
+        "decoded_cache_mb",
+        48,
+        int,
+        "Decoded JPEG pixels each cheap-lane render process keeps for the next renders of "
+        "the same image (srcset widths), MiB, within its memory limit; 0 = off.",
+    ),
+    Setting(
         "upload_concurrency",
         2,
         int,
@@ -256,6 +263,7 @@ class Settings:
     render_nice: int
     render_queue_timeout: float
     render_queue_limit: int
+    decoded_cache_mb: int
     upload_concurrency: int
     render_memory_mb: int
     render_cache: bool

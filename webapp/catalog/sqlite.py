@@ -3,8 +3,10 @@
 Durability and concurrency (see docs/operations.md): WAL journal, ``synchronous=FULL``,
 a busy timeout, every write in ``BEGIN IMMEDIATE`` behind a per-process lock (SQLite's
 own write lock serialises processes), one connection per handle, opened lazily after
-any fork. A write that cannot get the lock in time raises ``CatalogBusy``; SQLite's
-"full" and "read-only" results become ``CatalogFull`` and ``CatalogReadOnly``.
+any fork. A closed handle parks its connection for the next handle of the same thread
+(``_Parked``): opening one with its PRAGMAs costs more than a cache hit's whole answer.
+A write that cannot get the lock in time raises ``CatalogBusy``; SQLite's "full" and
+"read-only" results become ``CatalogFull`` and ``CatalogReadOnly``.
 """
 
 from __future__ import annotations
@@ -122,6 +124,57 @@ def _readable_as_immutable(path: str, exc: sqlite3.OperationalError) -> bool:
         return True
 
 
+class _Parked(threading.local):
+    """Connections closed handles left for the next handle of the same thread, at most
+    ``LIMIT`` (least recently parked closed first), each with the process and the file
+    it was opened for: a connection never crosses a fork, and one to a file since
+    replaced (a restored backup, a deleted test directory) is closed, not reused."""
+
+    LIMIT = 4
+
+    def __init__(self) -> None:
+        self.idle: dict[tuple[str, int], tuple[int, int, sqlite3.Connection]] = {}
+
+    def take(self, path: str, busy_timeout_ms: int) -> sqlite3.Connection | None:
+        """A parked connection to the file now at ``path``, or None."""
+        found = self.idle.pop((path, busy_timeout_ms), None)
+        if found is None:
+            return None
+        pid, inode, conn = found
+        try:
+            current = os.stat(path).st_ino
+        except OSError:
+            current = -1
+        if pid != os.getpid() or current != inode:
+            if pid == os.getpid():
+                conn.close()
+            return None
+        return conn
+
+    def give(self, path: str, busy_timeout_ms: int, conn: sqlite3.Connection) -> None:
+        """Park ``conn`` (outside any transaction), or close it when it may not be reused."""
+        try:
+            inode = os.stat(path).st_ino
+        except OSError:
+            inode = -1
+        if inode < 0 or conn.in_transaction or isinstance(conn, _Unwritable):
+            # A read-only fallback is opened afresh each time: the directory may be
+            # writable again by the next request.
+            conn.close()
+            return
+        old = self.idle.pop((path, busy_timeout_ms), None)
+        if old is not None and old[0] == os.getpid():
+            old[2].close()
+        self.idle[(path, busy_timeout_ms)] = (os.getpid(), inode, conn)
+        while len(self.idle) > self.LIMIT:
+            pid, _, oldest = self.idle.pop(next(iter(self.idle)))
+            if pid == os.getpid():
+                oldest.close()
+
+
+_PARKED = _Parked()
+
+
 def _write_lock(path: str) -> threading.Lock:
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(path, threading.Lock())
@@ -145,15 +198,18 @@ class SqliteDatabase:
     def conn(self) -> sqlite3.Connection:
         """The connection, opened on first use (so a handle costs nothing until used)."""
         if self._conn is None:
-            conn = _connect(self.path, self.busy_timeout_ms)
-            conn.row_factory = sqlite3.Row
+            conn = _PARKED.take(self.path, self.busy_timeout_ms)
+            if conn is None:
+                conn = _connect(self.path, self.busy_timeout_ms)
+                conn.row_factory = sqlite3.Row
             self._conn = conn
         return self._conn
 
     def close(self) -> None:
-        """Close the connection, if one was opened."""
+        """Give the connection back (parked for this thread's next handle), if one was
+        opened."""
         if self._conn is not None:
-            self._conn.close()
+            _PARKED.give(self.path, self.busy_timeout_ms, self._conn)
             self._conn = None
 
     @staticmethod

@@ -23,7 +23,7 @@ from stacks.plan import RenderPlan
 from stacks.resolve import build_plan
 from stacks.stack import PREVIEW_PREFIX, StackDefinition, parse_stack_json
 from stacks.url import RenderRequest, parse_render_path
-from webapp import renderer
+from webapp import hitmemo, renderer
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
@@ -235,6 +235,11 @@ def render(path: str) -> Response:
     ):
         # A protected secondary image or stack is shown only through a signed URL too.
         signed_until = check_signature(org, org_prefix)
+    # An answer that depends on nothing but the request line, Host, Accept and the catalog
+    # may be given again before Flask while the catalog is unchanged (webapp/hitmemo.py).
+    memo = not (protected or signed_until or preview or plan.request_headers) and not any(
+        r.plan.request_headers for r in renders.values()
+    )
     return answer(
         org,
         image,
@@ -244,6 +249,7 @@ def render(path: str) -> Response:
         preview=preview,
         vary=vary,
         renders=renders,
+        memo_org=org_name[:64] if memo else None,
     )
 
 
@@ -258,10 +264,13 @@ def answer(
     vary: bool = False,
     extra_headers: dict[str, str] | None = None,
     renders: Mapping[str, engine.SecondaryRender] | None = None,
+    memo_org: str | None = None,
 ) -> Response:
     """The rendered ``plan`` of ``image``: 304 on a matching ETag, else from the render
     cache (under ``stack``'s name) or rendered, with the caching headers of a render URL.
-    ``renders`` are the secondary stacks the plan's compositions render through."""
+    ``renders`` are the secondary stacks the plan's compositions render through. With
+    ``memo_org`` (the organization as the URL names it) an answer the render cache holds
+    is remembered for webapp.hitmemo."""
     renders = renders or {}
     # A secondary stack's plan shapes the output too (the stack may be replaced).
     identity = plan.canonical() + "".join(r.plan.canonical() for r in renders.values())
@@ -282,6 +291,7 @@ def answer(
         return Response(status=304, headers=headers)
     cache = render_cache() if settings().render_cache and not preview else None
     body = cache.get(key) if cache else None
+    stored = body is not None
     if body is None:
         rendered = renderer.render_stored(
             settings(),
@@ -296,7 +306,9 @@ def answer(
         )
         body = rendered.body
         if cache:
-            cache.put(key, body)  # never raises: a failed write is logged, not answered
+            stored = cache.put(key, body)  # never raises: a failed write is logged
+    if stored and memo_org is not None:
+        request.environ[hitmemo.HINT] = hitmemo.Hint(key, memo_org)
     # The bytes tell the format: jpg.transparency.autoformat may have left JPEG.
     # (A BlurHash is text, told by the plan: no image signature can be read from it.)
     text = plan.output_format == "blur"

@@ -1,0 +1,213 @@
+"""Render-cache hits and 304s answered before Flask, from a map of recent render URLs.
+
+A hit through the render route costs a catalog handle, three lookups, URL parsing and
+plan building before the cache file is read; all of that only ever depends on the
+request line, the ``Host`` and ``Accept`` headers and the catalog. So after the route
+answered a plain render (not protected or signed, no preview, no expression reading
+other request headers) from the render cache or stored it there, this WSGI layer keeps
+what it answered: the cache key and the response headers, under the request's identity.
+The next identical request is answered here: 304 when its ``If-None-Match`` matches,
+else the cache file's bytes.
+
+Invalidation: every entry carries the catalog's version when its request began:
+SQLite's ``PRAGMA data_version`` on one watching connection per process, which changes
+whenever any connection, in any process, commits (a metadata change, a delete, a new
+stack, an organization option). An entry of another version is never used, so a catalog
+change is seen by the very next request, as through the route. Purges delete the cache
+files: the file read here misses, and the request goes to the route. With a PostgreSQL
+catalog (no such cheap version) nothing is kept and every request goes to the route.
+
+Every answer from here is logged and counted as the route's would be (webapp.accesslog).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.http import parse_etags
+
+from webapp import accesslog
+from webapp.auth import remote_of
+from webapp.rendercache import CacheKey, RenderCache
+from webapp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_ENTRIES = 10_000  # render URLs kept per process (about 1 KiB each)
+HINT = "cropstack.hit_memo"  # environ: what the render route answered from the cache
+_VERSION = "cropstack.hit_memo.version"  # environ: the catalog version at the start
+# environ: set when this layer answered; such a request does not count towards a worker's
+# recycling (webapp/httpworker.py): it allocates next to nothing.
+ANSWERED = "cropstack.hit_memo.answered"
+
+StartResponse = Callable[..., Any]
+_Identity = tuple[str, str, str, str]  # host, raw path, query, Accept
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """What the render route tells this layer about a cacheable answer."""
+
+    key: CacheKey
+    org: str | None  # for the access log
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    version: int
+    key: CacheKey
+    org: str | None
+    headers: tuple[tuple[str, str], ...]  # the 200's headers without Content-Length
+
+
+class CatalogVersion:
+    """``PRAGMA data_version`` of one connection to the SQLite catalog at ``path``: a
+    number that changes after any other connection's commit (3 µs per read)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.read()  # open now: the app holds its descriptors from the start
+
+    def read(self) -> int | None:
+        """The current version, or None when the catalog cannot be read."""
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = sqlite3.connect(
+                        self._path, isolation_level=None, check_same_thread=False
+                    )
+                return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                return None
+
+
+class HitMemo:
+    """The WSGI layer in front of the Flask app ``app`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+        *,
+        settings: Settings,
+        cache: RenderCache,
+        catalog_path: str,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.cache = cache
+        self.version = CatalogVersion(catalog_path)
+        self._entries: OrderedDict[_Identity, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        if method not in ("GET", "HEAD") or _has_body(environ):
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        version = self.version.read()
+        if version is None:
+            return self.app(environ, start_response)
+        ident = _identity(environ)
+        with self._lock:
+            entry = self._entries.get(ident)
+        if entry is not None and entry.version == version:
+            answered = self._answer(entry, environ, start_response, started)
+            if answered is not None:
+                return answered
+        environ[_VERSION] = version
+        return self.app(environ, self._remembering(ident, environ, start_response))
+
+    def _remembering(
+        self, ident: _Identity, environ: dict[str, Any], start_response: StartResponse
+    ) -> StartResponse:
+        def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            hint = environ.get(HINT)
+            if hint is not None and status.startswith("200 "):
+                kept = tuple((k, v) for k, v in headers if k.lower() != "content-length")
+                entry = _Entry(environ[_VERSION], hint.key, hint.org, kept)
+                with self._lock:
+                    self._entries[ident] = entry
+                    self._entries.move_to_end(ident)
+                    while len(self._entries) > MAX_ENTRIES:
+                        self._entries.popitem(last=False)
+            return start_response(status, headers, *args)
+
+        return start
+
+    def _answer(
+        self,
+        entry: _Entry,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        started: float,
+    ) -> list[bytes] | None:
+        """The answer to a request ``entry`` holds, or None when the route must answer
+        (the cache file is gone: purged or evicted)."""
+        etag = entry.key.etag.strip('"')
+        if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains_weak(etag):
+            # As the route's 304: its headers, without the body's type and length.
+            headers = [(k, v) for k, v in entry.headers if k.lower() != "content-type"]
+            start_response("304 NOT MODIFIED", headers)
+            environ[ANSWERED] = True
+            self._log(environ, entry, 304, None, started)
+            return []
+        body = self.cache.get(entry.key)
+        if body is None:
+            with self._lock:
+                self._entries.pop(_identity(environ), None)
+            return None
+        start_response("200 OK", [*entry.headers, ("Content-Length", str(len(body)))])
+        environ[ANSWERED] = True
+        self._log(environ, entry, 200, len(body), started)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    def _log(
+        self,
+        environ: dict[str, Any],
+        entry: _Entry,
+        status: int,
+        size: int | None,
+        started: float,
+    ) -> None:
+        accesslog.record(
+            self.settings,
+            method=environ["REQUEST_METHOD"],
+            route="render",
+            status=status,
+            duration=time.perf_counter() - started,
+            size=size,
+            org=entry.org,
+            remote=remote_of(
+                self.settings, environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR")
+            ),
+        )
+
+
+def _has_body(environ: dict[str, Any]) -> bool:
+    length = environ.get("CONTENT_LENGTH")
+    return bool(length and length != "0") or "chunked" in environ.get(
+        "HTTP_TRANSFER_ENCODING", ""
+    ).lower()
+
+
+def _identity(environ: dict[str, Any]) -> _Identity:
+    """What a render answer depends on besides the catalog: the host, the raw path as sent
+    (gunicorn's ``RAW_URI`` also holds the query), the query (signatures and ``v`` are in
+    it) and ``Accept`` (autoformat)."""
+    path = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not path:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING", "")
+    return environ.get("HTTP_HOST", ""), path, query, environ.get("HTTP_ACCEPT", "")
