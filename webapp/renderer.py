@@ -259,17 +259,21 @@ def render_stored(
                 info=images.get(ref.hash),
                 dynamic_metadata=row["dynamic_metadata"] if ref.hash in images else None,
             )
+    # Only a still JPEG's decode is kept (engine/decoded.py): its bytes are read when the
+    # render process asks for them; any other source is read before a process is taken.
+    key = image["hash"] if info.format == "jpg" and not info.animated else None
+    if source is None and key is None:
+        source = read_source()
     return render(
         settings,
         plan,
-        read_source if source is None else source,  # read when the render process asks
+        read_source if source is None else source,
         info=info,
         cost=cost,
         dynamic_metadata=image["dynamic_metadata"],
         resources=resources,
         renders=renders,
-        # only a still JPEG's decode is kept (engine/decoded.py)
-        source_key=image["hash"] if info.format == "jpg" and not info.animated else None,
+        source_key=key,
     )
 
 
