@@ -302,8 +302,9 @@ class Lane:
                 taken = self._queue.take(
                     lambda: self._take_for(affinity, until), wait_s, recheck_s=0.05
                 )
-        if isinstance(taken, RenderProcess):
-            return taken.assign(affinity)
+            if isinstance(taken, RenderProcess):
+                # under the lock: the next job of this source sees this process busy with it
+                return taken.assign(affinity)
         try:
             process = RenderProcess(self._env)
         except OSError as exc:
