@@ -52,6 +52,7 @@ BOTH_BACKENDS = frozenset(
         "test_sourceimages",
         "test_stacks_api",
         "test_stats",
+        "test_usage_contract",
         "test_user_metadata",
     }
 )
