@@ -57,6 +57,7 @@ class UsageCounter:
         self._tallies: dict[tuple[str, str], _Tally] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failing = False
 
     def count(self, org_id: str, size: int, *, cached: bool, day: str | None = None) -> None:
         """Count one delivered image of ``size`` bytes for ``org_id`` on ``day`` (UTC
@@ -104,9 +105,14 @@ class UsageCounter:
             finally:
                 catalog.close()
         except Exception as exc:  # noqa: BLE001 - any catalog fault: keep the counts, retry
-            log.warning("usage counts not written yet (%s): kept for the next flush", exc)
+            if not self._failing:  # once per outage, not once per interval
+                log.warning("usage counts not written (%s): kept, retried every flush", exc)
+            self._failing = True
             self._merge_back(taken)
             return 0
+        if self._failing:
+            log.warning("usage counts written again")
+        self._failing = False
         return sum(c.renders for c in counts)
 
     def _merge_back(self, taken: dict[tuple[str, str], _Tally]) -> None:

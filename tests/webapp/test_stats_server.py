@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.postgres import PostgresForTests
 from tests.realserver import running_server
 from tests.webapp.images import png
 from tests.webapp.livehttp import call, call_json, upload
@@ -75,3 +76,46 @@ def test_a_stopping_server_writes_its_counts(tmp_path: Path) -> None:
         seen = today_stats(base, key)
         assert seen["number_of_renders"] == {today(): 3}
         assert seen["bytes_downloaded"] == {today(): sent}
+
+
+@pytest.fixture
+def database(postgres: PostgresForTests):  # noqa: ANN201
+    url = postgres.new_database()
+    yield url
+    postgres.drop(url)
+
+
+@pytest.mark.server
+def test_two_nodes_on_one_postgresql_database_add_up(tmp_path: Path, database: str) -> None:
+    """Two servers (two workers each) share one catalog and one blob directory, as two
+    nodes behind a load balancer: each adds its own counts to the same day's row."""
+    env = {
+        "CROPSTACK_DATABASE_URL": database,
+        "CROPSTACK_BLOB_STORE": str(tmp_path / "blobs"),
+        "CROPSTACK_STATS_FLUSH_SECONDS": "0.5",
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        running_server(tmp_path / "a", "--signup", env=env) as node_a,
+        running_server(tmp_path / "b", env=env) as node_b,
+    ):
+        signup = b'{"email": "ops@acme.example", "organization": "acme"}'
+        status, user = call_json(node_a, "POST", "/users", body=signup)
+        assert status == 200, user
+        key = user["api_key"]
+        data = png(48, 32, seed=13)
+        image = upload(node_a, key, "acme", data)
+        urls = [f"/acme/dynamic/resize-width-{w}/{image}.png" for w in (8, 12)]
+        sent = render_all(node_a, urls * 2) + render_all(node_b, urls * 3)
+        deadline = time.monotonic() + 30
+        seen = today_stats(node_b, key)
+        while seen["number_of_renders"].get(today(), 0) < 10:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.2)
+            seen = today_stats(node_b, key)
+        time.sleep(1.5)
+        seen = today_stats(node_a, key)
+        assert seen["number_of_renders"] == {today(): 10}
+        assert seen["bytes_downloaded"] == {today(): sent}
+        assert seen["space_in_bytes"] == {today(): len(data)}
