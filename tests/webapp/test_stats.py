@@ -27,6 +27,13 @@ STATS_KEYS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _flush_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apps of these tests flush when a test says so (``flush``), never on their own
+    in between (set before the ``app`` fixture makes the app)."""
+    monkeypatch.setenv("CROPSTACK_STATS_FLUSH_SECONDS", "3600")
+
+
 def today() -> date:
     return datetime.now(UTC).date()
 
