@@ -14,6 +14,7 @@ from tests.webapp.images import multipart, png
 from webapp.catalog.errors import CatalogUnavailable
 from webapp.catalog.migrations import migrate
 from webapp.catalog.usage import DeliveryCount, StorageDay
+from webapp.settings import load_settings
 from webapp.usagecounter import UsageCounter, counter_of
 from webapp.usagereport import storage_by_day
 
@@ -374,3 +375,10 @@ def test_storage_carries_forward_over_days_without_a_change() -> None:
     }
     before_any = storage_by_day([row("2026-01-03", 5)], days, date(2026, 1, 1), date(2026, 1, 5))
     assert before_any[date(2026, 1, 2)] is None and before_any[date(2026, 1, 3)].bytes == 5
+
+
+@pytest.mark.parametrize("raw", ["0", "0.05", "3601", "nan", "inf", "soon", ""])
+def test_a_bad_flush_interval_is_refused_by_name(raw: str) -> None:
+    with pytest.raises(ValueError, match="stats_flush_seconds"):
+        load_settings({"stats_flush_seconds": raw})
+    assert load_settings({"stats_flush_seconds": "0.5"}).stats_flush_seconds == 0.5
