@@ -17,7 +17,10 @@ change is seen by the very next request, as through the route. Purges delete the
 files: the file read here misses, and the request goes to the route. With a PostgreSQL
 catalog (no such cheap version) nothing is kept and every request goes to the route.
 
-Every answer from here is logged and counted as the route's would be (webapp.accesslog).
+Every answer from here is logged and counted as the route's would be (webapp.accesslog),
+and a 200 to a GET counts as a delivery from the render cache (webapp.usagecounter). The
+delivery counts' own flushes are catalog commits too: each empties the map in effect,
+once per ``stats_flush_seconds``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from webapp import accesslog
 from webapp.auth import remote_of
 from webapp.rendercache import CacheKey, RenderCache
 from webapp.settings import Settings
+from webapp.usagecounter import UsageCounter
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class Hint:
 
     key: CacheKey
     org: str | None  # for the access log
+    org_id: str  # for the delivery counts (webapp/usagecounter.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ class _Entry:
     version: int
     key: CacheKey
     org: str | None
+    org_id: str
     headers: tuple[tuple[str, str], ...]  # the 200's headers without Content-Length
 
 
@@ -103,10 +109,12 @@ class HitMemo:
         settings: Settings,
         cache: RenderCache,
         catalog_path: str,
+        counter: UsageCounter | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.cache = cache
+        self.counter = counter
         self.version = CatalogVersion(catalog_path)
         self._entries: OrderedDict[_Identity, _Entry] = OrderedDict()
         self._lock = threading.Lock()
@@ -136,7 +144,7 @@ class HitMemo:
             hint = environ.get(HINT)
             if hint is not None and status.startswith("200 "):
                 kept = tuple((k, v) for k, v in headers if k.lower() != "content-length")
-                entry = _Entry(environ[_VERSION], hint.key, hint.org, kept)
+                entry = _Entry(environ[_VERSION], hint.key, hint.org, hint.org_id, kept)
                 with self._lock:
                     self._entries[ident] = entry
                     self._entries.move_to_end(ident)
@@ -170,6 +178,8 @@ class HitMemo:
             return None
         start_response("200 OK", [*entry.headers, ("Content-Length", str(len(body)))])
         environ[ANSWERED] = True
+        if self.counter is not None and environ.get("REQUEST_METHOD") == "GET":
+            self.counter.count(entry.org_id, len(body), cached=True)  # as the route counts
         self._log(environ, entry, 200, len(body), started)
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 

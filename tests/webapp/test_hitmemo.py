@@ -173,3 +173,19 @@ def test_hits_answered_early_are_logged_and_do_not_recycle_the_worker(tmp_path):
     # one worker served all 60 (max-requests 20 would have recycled it twice)
     assert len({x["pid"] for x in renders}) == 1
     assert not re.search(r"Autorestarting worker", log)
+
+
+def test_answers_given_early_count_as_deliveries_from_the_cache(tmp_path):
+    from webapp.usagecounter import counter_of
+
+    first, _, _, image = _two_workers(tmp_path)
+    counter = counter_of(first.application)
+    url = f"/acme/dynamic/resize-width-100/{image}.png"
+    first.get(url)
+    before = counter.pending()
+    response, early = _early(first, "GET", url)
+    assert early and counter.pending() == before + 1
+    _, early = _early(first, "HEAD", url)  # HEAD and 304 deliver no image
+    assert early and counter.pending() == before + 1
+    _, early = _early(first, "GET", url, **{"If-None-Match": response.headers["ETag"]})
+    assert early and counter.pending() == before + 1
