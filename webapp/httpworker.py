@@ -58,15 +58,25 @@ class JsonErrorWorker(ThreadWorker):
         heap growth, and such an answer allocates next to nothing (at thousands of hits
         per second, counting them restarted a worker every few seconds)."""
         super().load_wsgi()
-        app = self.wsgi
+        self.wsgi = _Uncounted(self.wsgi, self)
 
-        def counted(environ: dict[str, Any], start_response: Any) -> Any:
-            body = app(environ, start_response)
-            if environ.get(ANSWERED):
-                self.nr -= 1
-            return body
 
-        self.wsgi = counted
+class _Uncounted:
+    """A WSGI app that gives back the request count of each answer given before Flask;
+    other attributes are the app's (``worker_exit`` reads the app's extensions)."""
+
+    def __init__(self, app: Any, worker: ThreadWorker) -> None:
+        self._app = app
+        self._worker = worker
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        body = self._app(environ, start_response)
+        if environ.get(ANSWERED):
+            self._worker.nr -= 1
+        return body
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
 
 
 _DRAIN_CHUNK = 1 << 20
