@@ -226,3 +226,37 @@ def test_two_crops_then_resize_match_full_size_decode():
     a, b = decode(shrunk.body).astype(int), decode(full.body).astype(int)
     assert np.abs(a - b).mean() < 3.0
     assert red_centre(a) == pytest.approx(red_centre(b), abs=2.0)
+
+
+@pytest.mark.parametrize(
+    ("operations", "expected"),
+    [
+        # 2400x1600 source: the largest 1/2^n shrink that still covers the output
+        ((op("resize", width=300),), 8),
+        ((op("resize", width=301),), 4),  # a 2x margin would have taken 1/2 here
+        ((op("resize", width=600),), 4),
+        ((op("resize", width=601),), 2),
+        ((op("resize", width=1201),), 1),
+        ((op("resize", width=200, height=200, mode="fill"), op("crop", width=200, height=200)), 8),
+        ((op("resize", width=210, height=210, mode="fill"), op("crop", width=210, height=210)), 4),
+        ((op("crop", width=1200, height=800), op("resize", width=150)), 8),
+    ],
+)
+def test_jpeg_is_decoded_at_the_largest_shrink_the_output_allows(operations, expected, monkeypatch):
+    jpg, same_png = _pair(_detailed(W, H))
+    shrinks: list[int] = []
+    load = pyvips.Image.new_from_buffer
+
+    def spy(data, options, **kwargs):  # noqa: ANN001, ANN202
+        if kwargs.get("access") == "sequential" or "shrink" in kwargs:
+            shrinks.append(kwargs.get("shrink", 1))
+        return load(data, options, **kwargs)
+
+    monkeypatch.setattr(pyvips.Image, "new_from_buffer", staticmethod(spy))
+    shrunk = engine.render(plan(*operations), jpg)
+    monkeypatch.undo()
+    assert shrinks == [expected]
+    full = engine.render(plan(*operations), same_png)
+    assert (shrunk.width, shrunk.height) == (full.width, full.height)
+    a, b = decode(shrunk.body).astype(int), decode(full.body).astype(int)
+    assert np.abs(a - b).mean() < 6.5
