@@ -9,7 +9,8 @@ rendered URL (a 300 px wide JPEG, stored in the render cache). ``wrk`` (Debian p
 - ``hit``: ``GET`` of the render URL, answered from the render cache;
 - ``304``: the same with ``If-None-Match`` of its ETag;
 - ``http.server``: Python's ``python -m http.server`` serving the same bytes as a file;
-- ``nginx``: nginx (Debian ``nginx-light``) serving the same file, when installed.
+- ``nginx``: nginx (Debian ``nginx-light``) serving the same file, when installed
+  (``./dev bench`` installs both packages as root).
 
 Each is ``wrk -t2 -c16 -d{HITS_DURATION_S}s --latency`` on loopback (the load generator
 shares the 2 cores with the server, as it would on one machine). Prints requests/s, p99
@@ -95,8 +96,8 @@ http {{ access_log off; sendfile on; client_body_temp_path {root};
     return conf
 
 
-@pytest.mark.skipif(WRK is None, reason="wrk is not installed (apt-get install wrk)")
 def test_cache_hits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert WRK is not None, "wrk is not installed (./dev bench installs it: apt-get install wrk)"
     env = {"CROPSTACK_SIGNUP": "true"}
     with running_server(tmp_path, env=env) as base:
         port = int(base.rsplit(":", 1)[1])
