@@ -89,6 +89,12 @@ METHODS = (
     "user.getToken",
     "user.isTokenExpiring",
     "user.getTokenIsValidFor",
+    # issue 13: aliases and albums
+    "sourceimages.alias.create",
+    "sourceimages.alias.get",
+    "sourceimages.alias.invalidateCache",
+    "sourceimages.alias.delete",
+    "render.imagesByAlbum",
 )
 
 #: The whole suite (server start, ~40 client steps, renders) stays well under this.
