@@ -203,6 +203,8 @@ def test_alias_through_a_stored_stack_and_its_cache_purge(client, account):
     rendered = client.get("/acme/small/-_logo_-.jpg")
     assert rendered.status_code == 200 and rendered.mimetype == "image/jpeg"
     assert colour_of(rendered.data)[3] == (15, 30)
+    iiif = client.get(f"/acme/_iiif/3/{red}/full/max/0/default.png")
+    assert iiif.status_code == 200  # purged too, but an alias has no IIIF URL to list
     purged = account.request("DELETE", "/sourceimages/acme/alias/logo/cache")
     assert purged.status_code == 200 and purged.headers["Content-Type"] == "application/json"
     assert purged.get_json() == {"status": "ok", "items": ["/acme/small/-_logo_-.jpg"]}

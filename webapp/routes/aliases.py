@@ -94,7 +94,8 @@ def purge_alias_cache(org: str, name: str) -> Response:
     organization = require(org, "images:write")
     alias = _existing(organization, name)
     purged = render_cache().purge_image(organization.id, alias.hash)
-    items = [f"/{org}/{stack}/-_{alias.name}_-.{ext}" for stack, ext in purged]
+    # IIIF renders are purged too, but an alias has no IIIF URL to list
+    items = [f"/{org}/{stack}/-_{alias.name}_-.{ext}" for stack, ext in purged if stack != "_iiif"]
     return json_response({"status": "ok", "items": items})
 
 
