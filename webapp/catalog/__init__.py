@@ -27,6 +27,7 @@ from webapp.catalog.database import Database
 from webapp.catalog.errors import CatalogBusy
 from webapp.catalog.images import Images
 from webapp.catalog.stacks import Stacks
+from webapp.catalog.usage import Usage
 
 if TYPE_CHECKING:
     from webapp.catalog.interface import ImageSearch
@@ -53,6 +54,7 @@ class Catalog:
         self.stacks = Stacks(db)
         self.aliases = Aliases(db)
         self.albums = Albums(db)
+        self.usage = Usage(db)
         self.image_search: ImageSearch
         if db.dialect == "postgresql":
             from webapp.catalog.pgsearch import PgImageSearch

@@ -46,6 +46,7 @@ def register_routes(app: Flask) -> None:
         service,
         sourceimages,
         stacks,
+        stats,
         utils,
     )
 
@@ -60,6 +61,7 @@ def register_routes(app: Flask) -> None:
     app.register_blueprint(sourceimages.bp)
     app.register_blueprint(stacks.bp)
     app.register_blueprint(utils.bp)
+    app.register_blueprint(stats.bp)
     app.register_blueprint(iiif.bp)
     app.register_blueprint(aliases.bp)
     app.register_blueprint(albums.bp)
