@@ -22,6 +22,13 @@ ANCHOR_PATTERN = (
     r"^(auto|subjectarea|croparea|smart|face"
     r"|(left|center|right|0|[1-9][0-9]{0,3}|10000)[_-](top|center|bottom|0|[1-9][0-9]{0,3}|10000))$"
 )
+# The face operation's anchor: a point of its secondary image, so X_Y only (no area keywords).
+FACE_ANCHOR_PATTERN = (
+    r"^(left|center|right|0|[1-9][0-9]{0,3}|10000)[_-](top|center|bottom|0|[1-9][0-9]{0,3}|10000)$"
+)
+# The face landmarks cropstack's detection finds (engine/landmarks.py FEATURES; a test
+# checks both agree), in rokka's (AWS Rekognition's) spelling.
+FACE_FEATURES = ("eyeLeft", "eyeRight", "mouthLeft", "mouthRight", "mouthUp", "mouthDown")
 AREA_PATTERN = r"^[a-zA-Z0-9_]+$"
 # Text to write: 1-1000 characters (control characters are refused for every string).
 TEXT_PATTERN = r"^.{1,1000}$"
@@ -439,11 +446,44 @@ _TABLE: tuple[OperationSpec, ...] = (
         ),
     ),
     _later("addframes", "Add frames to an animation.", ADDFRAMES_REASON),
-    _later(
+    _op(
         "face",
-        "Place a secondary image on detected face features.",
-        why="it aligns to eye and mouth landmarks (rokka's detection_eyemouth), which "
-        "cropstack's face detection does not find; detection_face boxes steer crops only",
+        "Put a secondary image onto every detected face, scaled and turned to the line "
+        "between two of its landmarks (needs detection_face metadata).",
+        Param(
+            "secondary_image",
+            Kind.IMAGE_HASH,
+            "Hash of an image of the same organization to put onto the faces.",
+        ),
+        _enum(
+            "leftFeature",
+            FACE_FEATURES,
+            NO_DEFAULT,
+            "The landmark the secondary's left side aligns to (image left, e.g. eyeLeft).",
+        ),
+        _enum(
+            "rightFeature",
+            FACE_FEATURES,
+            NO_DEFAULT,
+            "The landmark the secondary's right side aligns to (e.g. eyeRight).",
+        ),
+        Param(
+            "anchor",
+            Kind.STRING,
+            "Which point of the secondary sits on the features: left|center|right (on "
+            "leftFeature, their midpoint, rightFeature) _ top|center|bottom, or X_Y pixels "
+            "of the secondary put on leftFeature.",
+            "center_center",
+            pattern=FACE_ANCHOR_PATTERN,
+        ),
+        _num(
+            "scale",
+            0.01,
+            10,
+            1.0,
+            "Width of the secondary in units of the distance between the two features.",
+        ),
+        required=("secondary_image", "leftFeature", "rightFeature"),
     ),
     _op(
         "svgdynamic",

@@ -7,7 +7,14 @@ from importlib import resources
 import pytest
 import pyvips
 
-from engine.faces import DETECT_SIDE, cascade_work, detect_faces, detection_size
+from engine.faces import (
+    DETECT_SIDE,
+    LANDMARK_PASSES_PER_FACE,
+    MAX_LANDMARK_FACES,
+    cascade_work,
+    detect_faces,
+    detection_size,
+)
 from engine.geometry import Size
 
 
@@ -26,7 +33,12 @@ def test_detection_size_shrinks_the_long_side_only(size, expected):
 
 
 def test_cascade_work_grows_with_the_scanned_pixels():
-    assert cascade_work(Size(1000, 1000)) == pytest.approx(4 * cascade_work(Size(500, 500)))
+    # The face scan grows with the pixels; the landmark scans (a fixed size per face, at
+    # most MAX_LANDMARK_FACES faces) add the same amount to every detection.
+    fixed = MAX_LANDMARK_FACES * LANDMARK_PASSES_PER_FACE
+    assert cascade_work(Size(1000, 1000)) - fixed == pytest.approx(
+        4 * (cascade_work(Size(500, 500)) - fixed)
+    )
 
 
 def _astronaut(scale: float) -> tuple[bytes, int]:
@@ -44,3 +56,35 @@ def test_boxes_are_in_the_stored_size_whatever_size_detection_ran_at():
     for a, b in ((face.x, large.x), (face.y, large.y), (face.width, large.width)):
         assert abs(a * 4 - b) <= 0.1 * large.width
     assert large.x + large.width <= big_side and large.y + large.height <= big_side
+
+
+# The astronaut's eye centres and mouth (middle of the lips) in astronaut.png, measured by
+# eye on the picture, px.
+EYE_LEFT, EYE_RIGHT, MOUTH = (201, 101), (247, 104), (222, 142)
+
+
+def _near(point: tuple[float, float], expected: tuple[float, float], tolerance: float) -> bool:
+    return abs(point[0] - expected[0]) <= tolerance and abs(point[1] - expected[1]) <= tolerance
+
+
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+def test_eyes_and_mouth_of_the_astronaut_are_found_at_any_size(scale):
+    data, side = _astronaut(scale)
+    (face,) = detect_faces(data, width=side, height=side)
+    points = {name: (x / scale, y / scale) for name, x, y in face.landmarks}
+    assert set(points) == {"eyeLeft", "eyeRight", "mouthLeft", "mouthRight", "mouthUp", "mouthDown"}
+    assert _near(points["eyeLeft"], EYE_LEFT, 4), points
+    assert _near(points["eyeRight"], EYE_RIGHT, 4), points
+    middle = ((points["mouthLeft"][0] + points["mouthRight"][0]) / 2, points["mouthLeft"][1])
+    assert _near(middle, MOUTH, 6), points
+    # corners left and right of the middle, top above the bottom, all inside the face box
+    assert points["mouthLeft"][0] < MOUTH[0] < points["mouthRight"][0]
+    assert points["mouthUp"][1] < points["mouthDown"][1]
+    for x, y in points.values():
+        assert face.x <= x * scale <= face.x + face.width
+        assert face.y <= y * scale <= face.y + face.height * 1.15
+
+
+def test_a_picture_without_faces_has_no_landmarks():
+    flat = pyvips.Image.black(300, 200) + 128
+    assert detect_faces(bytes(flat.cast("uchar").pngsave_buffer()), width=300, height=200) == ()
