@@ -8,13 +8,13 @@ cropstack's and is listed in docs/stacks.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from stacks.errors import NotImplementedOperation, StackError, UnknownOperation
-from stacks.values import HEX_COLOR, NO_DEFAULT, Kind, Param, shown
+from stacks.values import HEX_COLOR, NO_DEFAULT, Kind, Param, shown, variables_text
 
 # Crop anchor grammar from rokka's API pattern, anchored so that it must match the whole
 # value: a keyword, or X_Y (X = left|center|right|0..10000 px, Y = top|center|bottom|px).
@@ -73,6 +73,8 @@ class OperationSpec:
     one_of: tuple[str, ...] = ()
     implemented: bool = True
     why: str = ""  # why a known operation is not implemented (added to its 400)
+    # a rule between parameters, run on the completed options (raises StackError)
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
     def param(self, key: str) -> Param:
         """The parameter called ``key``, or a StackError naming operation and parameter."""
@@ -122,10 +124,17 @@ class OperationSpec:
                 operation=self.name,
                 parameter=self.one_of[0],
             )
-        return {
+        out = {
             p.name: given[p.name] if p.name in given else (p.default if p.has_default else None)
             for p in self.params
         }
+        for p in self.params:
+            if p.kind is Kind.VARIABLES:
+                # a plan holds one form: the query text the web layer hands to the stack
+                out[p.name] = variables_text(out[p.name])
+        if self.check is not None:
+            self.check(out)
+        return out
 
     def describe(self) -> dict[str, Any]:
         """The ``GET /operations`` entry for this operation."""
@@ -144,8 +153,21 @@ def _op(
     *params: Param,
     required: tuple[str, ...] = (),
     one_of: tuple[str, ...] = (),
+    check: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> OperationSpec:
-    return OperationSpec(name, description, (*params, ENABLED), required, one_of)
+    return OperationSpec(name, description, (*params, ENABLED), required, one_of, check=check)
+
+
+def _composition_check(options: Mapping[str, Any]) -> None:
+    """``cache`` keeps a rendered secondary stack; there is nothing else to keep."""
+    if options.get("cache") and options.get("secondary_stack") is None:
+        raise StackError(
+            "operation composition: cache needs secondary_stack (it keeps the secondary "
+            "stack's render in the render cache; a secondary_image or colour box is not "
+            "rendered)",
+            operation="composition",
+            parameter="cache",
+        )
 
 
 def _later(name: str, description: str, why: str = "") -> OperationSpec:
@@ -342,8 +364,9 @@ _TABLE: tuple[OperationSpec, ...] = (
         ),
         Param(
             "secondary_stack_variables",
-            Kind.STRING,
-            "Stack variables for secondary_stack, as URL query parameters (w=300&t=hello).",
+            Kind.VARIABLES,
+            "Stack variables for secondary_stack: an object ({\"w\": 300, \"t\": \"hi\"}; "
+            "in expressions, an object of expressions) or URL query parameters (w=300&t=hi).",
             None,
             pattern=STACK_VARIABLES_PATTERN,
         ),
@@ -353,7 +376,13 @@ _TABLE: tuple[OperationSpec, ...] = (
             False,
             "Leave the image out: the result is the secondary alone (rokka's demos).",
         ),
-        _bool("cache", False, "Accepted for rokka's demos; the whole render is cached anyway."),
+        _bool(
+            "cache",
+            False,
+            "Render the secondary_stack once into the render cache and reuse that render for "
+            "every render with the same secondary (stack, variables, image).",
+        ),
+        check=_composition_check,
     ),
     _op(
         "dropshadow",
@@ -543,8 +572,9 @@ class OperationItem:
     name: str
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # parameter -> expression text of the "expressions" field (syntax-checked), evaluated
-    # per render; wins over an option of the same name
-    expressions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # per render; wins over an option of the same name. A VARIABLES parameter may have an
+    # object of variable name -> expression text instead.
+    expressions: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # parameter -> an option value written as an expression ("$w", "[$w * 2]"), as written
     written: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -553,7 +583,7 @@ class OperationItem:
         object.__setattr__(self, "expressions", MappingProxyType(dict(self.expressions)))
         object.__setattr__(self, "written", MappingProxyType(dict(self.written)))
 
-    def effective_expressions(self) -> dict[str, str]:
+    def effective_expressions(self) -> dict[str, Any]:
         """Parameter -> expression to evaluate: option texts, then the expressions field."""
         out = {key: _unbracket(text) for key, text in self.written.items()}
         out.update(self.expressions)

@@ -23,7 +23,7 @@ from stacks.plan import RenderPlan
 from stacks.resolve import build_plan
 from stacks.stack import PREVIEW_PREFIX, StackDefinition, parse_stack_json
 from stacks.url import RenderRequest, parse_render_path
-from webapp import renderer
+from webapp import renderer, secondarycache
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
@@ -169,7 +169,8 @@ def _secondary_renders(
                 operation="composition",
                 parameter="secondary_stack",
             )
-        renders[key] = engine.SecondaryRender(sub_plan, image_ref)
+        cached = bool(op.options.get("cache"))
+        renders[key] = engine.SecondaryRender(sub_plan, image_ref, name, cached)
     return renders, protected
 
 
@@ -283,16 +284,28 @@ def answer(
     cache = render_cache() if settings().render_cache and not preview else None
     body = cache.get(key) if cache else None
     if body is None:
+        sources = renderer.Sources(
+            find=lambda ref: catalog().images.find(org["id"], ref),
+            read=lambda row: read_original(blobs(), row),
+        )
+        # composition cache: secondary stacks kept in the render cache (even for _preview)
+        renders, prerendered = secondarycache.prerender(
+            settings(),
+            org["id"],
+            image,
+            renders,
+            cache=render_cache() if settings().render_cache else None,
+            read_source=lambda row: read_original(blobs(), row),
+            sources=sources,
+        )
         rendered = renderer.render_stored(
             settings(),
             plan,
             image,
             read_source=lambda: read_original(blobs(), image),
-            sources=renderer.Sources(
-                find=lambda ref: catalog().images.find(org["id"], ref),
-                read=lambda row: read_original(blobs(), row),
-            ),
+            sources=sources,
             renders=renders,
+            rendered=prerendered,
         )
         body = rendered.body
         if cache:
