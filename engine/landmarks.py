@@ -68,22 +68,24 @@ def eye_pair(face: Rect, candidates: Iterable[Rect]) -> tuple[Rect, Rect] | None
 
 
 def mouth(face: Rect, candidates: Iterable[Rect], eyes: tuple[Rect, Rect] | None) -> Rect | None:
-    """The mouth of ``face`` among the mouth detector's ``candidates``: centred below the
-    eyes (below the face's middle without eyes) and horizontally within the middle half of
-    the face; of several, the one nearest the line down from between the eyes."""
+    """The mouth of ``face`` among the mouth detector's ``candidates``: centred a quarter
+    of the face's height below the eyes (below the face's middle without eyes) and
+    horizontally within the middle half of the face; of several, the largest (the nostrils
+    give smaller hits above the mouth), then the one nearest the line down from between
+    the eyes."""
     floor = face.y + face.height * 0.5
     axis = face.x + face.width / 2
     if eyes is not None:
-        floor = max(eyes[0].center[1], eyes[1].center[1]) + face.height * 0.15
+        floor = max(eyes[0].center[1], eyes[1].center[1]) + face.height * 0.25
         axis = (eyes[0].center[0] + eyes[1].center[0]) / 2
-    best: Rect | None = None
-    for hit in candidates:
-        cx, cy = hit.center
-        if cy < floor or abs(cx - face.x - face.width / 2) > face.width / 4:
-            continue
-        if best is None or abs(cx - axis) < abs(best.center[0] - axis):
-            best = hit
-    return best
+    valid = [
+        hit
+        for hit in candidates
+        if hit.center[1] >= floor and abs(hit.center[0] - face.x - face.width / 2) <= face.width / 4
+    ]
+    if not valid:
+        return None
+    return min(valid, key=lambda hit: (-_area(hit), abs(hit.center[0] - axis)))
 
 
 def points(eyes: tuple[Rect, Rect] | None, mouth_box: Rect | None) -> dict[str, Point]:

@@ -8,12 +8,14 @@ import pytest
 import pyvips
 
 from engine.faces import (
+    CASCADE_PASSES_PER_MP,
     DETECT_SIDE,
     LANDMARK_PASSES_PER_FACE,
     MAX_LANDMARK_FACES,
     cascade_work,
     detect_faces,
     detection_size,
+    merge_profiles,
 )
 from engine.geometry import Size
 
@@ -33,12 +35,15 @@ def test_detection_size_shrinks_the_long_side_only(size, expected):
 
 
 def test_cascade_work_grows_with_the_scanned_pixels():
-    # The face scan grows with the pixels; the landmark scans (a fixed size per face, at
-    # most MAX_LANDMARK_FACES faces) add the same amount to every detection.
+    # The scans grow with the pixels; the landmark scans (a fixed size per face, at most
+    # MAX_LANDMARK_FACES faces) add the same amount to every detection.
     fixed = MAX_LANDMARK_FACES * LANDMARK_PASSES_PER_FACE
-    assert cascade_work(Size(1000, 1000)) - fixed == pytest.approx(
-        4 * (cascade_work(Size(500, 500)) - fixed)
+    assert cascade_work(Size(300, 300)) - fixed == pytest.approx(
+        4 * (cascade_work(Size(150, 150)) - fixed)
     )
+    # past PROFILE_SIDE the profile scans run on a shrunk copy: only the frontal part grows
+    big, small = cascade_work(Size(1024, 1024)), cascade_work(Size(512, 512))
+    assert big - small == pytest.approx((1024**2 - 512**2) / 1e6 * CASCADE_PASSES_PER_MP)
 
 
 def _astronaut(scale: float) -> tuple[bytes, int]:
@@ -88,3 +93,48 @@ def test_eyes_and_mouth_of_the_astronaut_are_found_at_any_size(scale):
 def test_a_picture_without_faces_has_no_landmarks():
     flat = pyvips.Image.black(300, 200) + 128
     assert detect_faces(bytes(flat.cast("uchar").pngsave_buffer()), width=300, height=200) == ()
+
+
+# The cameraman's head in scikit-image's camera.png (512 x 512), turned to the image's
+# right in profile, measured by eye: x, y, width, height.
+CAMERAMAN = (190, 100, 75, 95)
+
+
+def _camera(mirrored: bool) -> bytes:
+    image = pyvips.Image.new_from_buffer(
+        (resources.files("skimage.data") / "camera.png").read_bytes(), ""
+    )
+    return bytes((image.fliphor() if mirrored else image).pngsave_buffer())
+
+
+def _inside_share(box: tuple[int, int, int, int], area: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(box[0] + box[2], area[0] + area[2]) - max(box[0], area[0]))
+    iy = max(0, min(box[1] + box[3], area[1] + area[3]) - max(box[1], area[1]))
+    return ix * iy / (box[2] * box[3])
+
+
+@pytest.mark.parametrize("mirrored", [False, True], ids=["looking right", "looking left"])
+def test_profiles_are_found_looking_either_way(mirrored):
+    (face,) = detect_faces(_camera(mirrored), width=512, height=512)
+    x, y, w, h = CAMERAMAN
+    expected = (512 - x - w, y, w, h) if mirrored else CAMERAMAN
+    assert _inside_share((face.x, face.y, face.width, face.height), expected) > 0.6, face
+    assert face.landmarks == ()  # landmarks are looked for in frontal faces only
+
+
+@pytest.mark.parametrize(
+    ("frontal", "profiles", "expected"),
+    [
+        ([], [], []),
+        ([(10, 10, 50, 50)], [(15, 12, 45, 45)], [(10, 10, 50, 50)]),  # the same face
+        ([(10, 10, 50, 50)], [(200, 10, 40, 40)], [(10, 10, 50, 50), (200, 10, 40, 40)]),
+        # the two directions found one face: the larger box is kept
+        ([], [(100, 100, 40, 40), (104, 98, 44, 44)], [(104, 98, 44, 44)]),
+        # a small profile inside a large one is the same face too
+        ([], [(100, 100, 80, 80), (120, 120, 20, 20)], [(100, 100, 80, 80)]),
+        # just touching is not overlapping
+        ([(0, 0, 10, 10)], [(10, 0, 10, 10)], [(0, 0, 10, 10), (10, 0, 10, 10)]),
+    ],
+)
+def test_profiles_merge_with_frontal_faces(frontal, profiles, expected):
+    assert merge_profiles(frontal, profiles) == expected

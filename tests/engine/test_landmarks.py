@@ -44,8 +44,10 @@ def test_eye_pair(hits, expected):
     [
         ([Rect(30, 70, 40, 20)], (LEFT_EYE, RIGHT_EYE), Rect(30, 70, 40, 20)),
         ([Rect(30, 30, 40, 20)], (LEFT_EYE, RIGHT_EYE), None),  # at eye height
+        ([Rect(35, 48, 30, 10)], (LEFT_EYE, RIGHT_EYE), None),  # the nostrils: too high
         ([Rect(0, 70, 20, 20)], (LEFT_EYE, RIGHT_EYE), None),  # off to the side
-        # of two, the one under the middle between the eyes
+        # of two, the larger; of two as large, the one under the middle between the eyes
+        ([Rect(35, 62, 30, 10), Rect(25, 70, 50, 24)], (LEFT_EYE, RIGHT_EYE), Rect(25, 70, 50, 24)),
         ([Rect(20, 70, 40, 20), Rect(31, 72, 40, 20)], (LEFT_EYE, RIGHT_EYE), Rect(31, 72, 40, 20)),
         ([Rect(30, 70, 40, 20)], None, Rect(30, 70, 40, 20)),  # without eyes: lower half
         ([Rect(30, 20, 40, 20)], None, None),

@@ -5,6 +5,8 @@ them, in render URLs and stored stacks alike; what it refuses is a 400 that says
 
 from __future__ import annotations
 
+from importlib import resources
+
 import numpy as np
 import pytest
 import pyvips
@@ -214,3 +216,24 @@ def test_operations_listing_describes_face(account):
         "mouthDown",
     ]
     assert props["scale"]["default"] == 1.0 and props["anchor"]["default"] == "center_center"
+
+
+def test_a_profile_is_detected_and_steers_the_face_anchor(account):
+    # scikit-image's cameraman, in profile: found by the profile cascade (mirrored), no
+    # landmarks; a crop anchored on the face centres on him.
+    camera = (resources.files("skimage.data") / "camera.png").read_bytes()
+    _, after = detected(account, camera, "camera.png")
+    stored = after["dynamic_metadata"]
+    (face,) = stored["detection_face"]["faces"]
+    assert (
+        170 <= face["x"] + face["width"] / 2 <= 260 and 100 <= face["y"] + face["height"] / 2 <= 190
+    )
+    assert stored["detection_eyemouth"] == {"faces": []}
+    out = rendered(account, "crop-width-100-height-100-anchor-face", after["hash"])
+    x = round(face["x"] + face["width"] / 2 - 50)
+    y = round(face["y"] + face["height"] / 2 - 50)
+    original = pyvips.Image.new_from_buffer(camera, "").colourspace("srgb")
+    expected = np.ndarray(
+        buffer=original.crop(x, y, 100, 100).write_to_memory(), dtype=np.uint8, shape=(100, 100, 3)
+    )
+    assert np.abs(out.astype(int) - expected).mean() < 2
