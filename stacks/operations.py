@@ -158,6 +158,18 @@ def _op(
     return OperationSpec(name, description, (*params, ENABLED), required, one_of, check=check)
 
 
+def _face_check(options: Mapping[str, Any]) -> None:
+    """Two features make a line to align to; one feature twice makes none."""
+    left, right = options.get("leftFeature"), options.get("rightFeature")
+    if isinstance(left, str) and left == right:
+        raise StackError(
+            f"operation face: leftFeature and rightFeature are both {left}; the secondary is "
+            "aligned to the line between two different features",
+            operation="face",
+            parameter="rightFeature",
+        )
+
+
 def _composition_check(options: Mapping[str, Any]) -> None:
     """``cache`` keeps a rendered secondary stack; there is nothing else to keep."""
     if options.get("cache") and options.get("secondary_stack") is None:
@@ -513,6 +525,7 @@ _TABLE: tuple[OperationSpec, ...] = (
             "Width of the secondary in units of the distance between the two features.",
         ),
         required=("secondary_image", "leftFeature", "rightFeature"),
+        check=_face_check,
     ),
     _op(
         "svgdynamic",

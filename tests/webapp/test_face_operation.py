@@ -165,6 +165,7 @@ def test_a_photo_without_faces_is_returned_unchanged(account, photo):
             "face-secondary_image-{mark}-leftFeature-eyeLeft-rightFeature-eyeRight-anchor-auto",
             "anchor",
         ),
+        ("face-secondary_image-{mark}-leftFeature-eyeLeft-rightFeature-eyeLeft", "rightFeature"),
         ("face-secondary_image-{mark}-leftFeature-eyeLeft-rightFeature-eyeRight-scale-0", "scale"),
         ("face-secondary_image-{mark}-leftFeature-eyeLeft-rightFeature-eyeRight-scale-11", "scale"),
     ],
