@@ -128,7 +128,10 @@ def placement(
     return Placement(width, height, math.degrees(math.atan2(dy, dx)), anchor, target)
 
 
-def _placements(image: Size, natural: Size, p: FaceParameters, ctx: RenderContext) -> list:
+def _placements(
+    image: Size, natural: Size, p: FaceParameters, ctx: RenderContext
+) -> list[Placement]:
+    """Where the secondary goes on each face that has both features, or a 400."""
     faces = ctx.areas.landmarks
     if faces is None:
         raise BadSourceOption(
