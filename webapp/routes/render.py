@@ -25,7 +25,7 @@ from stacks.plan import RenderPlan
 from stacks.resolve import build_plan
 from stacks.stack import PREVIEW_PREFIX, StackDefinition, parse_stack_json
 from stacks.url import RenderRequest, alias_name, parse_render_path
-from webapp import renderer
+from webapp import renderer, secondarycache
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
@@ -173,7 +173,8 @@ def _secondary_renders(
                 operation="composition",
                 parameter="secondary_stack",
             )
-        renders[key] = engine.SecondaryRender(sub_plan, image_ref)
+        cached = bool(op.options.get("cache"))
+        renders[key] = engine.SecondaryRender(sub_plan, image_ref, name, cached)
     return renders, protected
 
 
@@ -297,16 +298,28 @@ def answer(
     body = cache.get(key) if cache else None
     mark_delivery(org["id"], cached=body is not None)  # counted for GET /stats once answered
     if body is None:
+        sources = renderer.Sources(
+            find=lambda ref: catalog().images.find(org["id"], ref),
+            read=lambda row: read_original(blobs(), row),
+        )
+        # composition cache: secondary stacks kept in the render cache (even for _preview)
+        renders, prerendered = secondarycache.prerender(
+            settings(),
+            org["id"],
+            image,
+            renders,
+            cache=render_cache() if settings().render_cache else None,
+            read_source=lambda row: read_original(blobs(), row),
+            sources=sources,
+        )
         rendered = renderer.render_stored(
             settings(),
             plan,
             image,
             read_source=lambda: read_original(blobs(), image),
-            sources=renderer.Sources(
-                find=lambda ref: catalog().images.find(org["id"], ref),
-                read=lambda row: read_original(blobs(), row),
-            ),
+            sources=sources,
             renders=renders,
+            rendered=prerendered,
         )
         body = rendered.body
         if cache:
