@@ -51,13 +51,18 @@ def _jpeg() -> bytes:
     return bytes(image.copy(interpretation="srgb").jpegsave_buffer(Q=85))
 
 
-def wrk(url: str, *headers: str) -> tuple[float, float]:
-    """(requests/s, p99 ms) of ``wrk`` against ``url``; fails on any error or non-2xx/3xx."""
+def wrk(url: str, *headers: str, strict: bool = True) -> tuple[float, float]:
+    """(requests/s, p99 ms) of ``wrk`` against ``url``; fails on any non-2xx/3xx answer,
+    and with ``strict`` on any socket error (a baseline's timeouts are only printed:
+    Python's http.server lets a connection wait past wrk's 2 s now and then)."""
     argv = [WRK, "-t2", "-c16", f"-d{DURATION_S:g}s", "--latency"]
     for header in headers:
         argv += ["-H", header]
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
-    assert "Non-2xx or 3xx" not in out and "Socket errors" not in out, out
+    assert "Non-2xx or 3xx" not in out, out
+    assert not strict or "Socket errors" not in out, out
+    if "Socket errors" in out:
+        print(url, re.search(r"Socket errors:.*", out).group(0))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out).groups()
     return rate, float(p99) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
@@ -125,7 +130,7 @@ def test_cache_hits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                 results.setdefault(name, []).append(wrk(*args))
             for name, argv, sport in servers:
                 with process(argv, sport, static) as sbase:
-                    results.setdefault(name, []).append(wrk(sbase + "/x.jpg"))
+                    results.setdefault(name, []).append(wrk(sbase + "/x.jpg", strict=False))
     best = {name: max(runs) for name, runs in results.items()}
     with capsys.disabled():
         print(f"\n{len(body)} byte JPEG, wrk -t2 -c16 -d{DURATION_S:g}s, best of {ROUNDS}")
