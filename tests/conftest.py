@@ -47,6 +47,7 @@ BOTH_BACKENDS = frozenset(
     {
         "test_accounts",
         "test_catalog_contract",
+        "test_catalog_nodes",
         "test_metadata",
         "test_search",
         "test_sourceimages",

@@ -1,7 +1,8 @@
 """The catalog: organizations, users, keys, memberships, source images, stacks.
 
 Routes and ingest use a ``Catalog`` (the interface is ``webapp.catalog.interface``):
-its groups ``.accounts``, ``.images``, ``.image_search``, ``.stacks`` take and return
+its groups ``.accounts``, ``.images``, ``.image_search``, ``.stacks`` (and ``.purges``,
+``.secrets``, which several nodes share) take and return
 typed, frozen records (``webapp.catalog.records``) and raise domain errors
 (``webapp.catalog.errors``); ``unit_of_work()`` groups several calls into one
 transaction without handing out a connection. SQL lives only in this package.
@@ -23,6 +24,8 @@ from webapp.catalog.accounts import Accounts
 from webapp.catalog.database import Database
 from webapp.catalog.errors import CatalogBusy
 from webapp.catalog.images import Images
+from webapp.catalog.purges import RenderPurges
+from webapp.catalog.sharedsecrets import SharedSecrets
 from webapp.catalog.stacks import Stacks
 
 if TYPE_CHECKING:
@@ -48,6 +51,8 @@ class Catalog:
         self.accounts = Accounts(db)
         self.images = Images(db)
         self.stacks = Stacks(db)
+        self.purges = RenderPurges(db)
+        self.secrets = SharedSecrets(db)
         self.image_search: ImageSearch
         if db.dialect == "postgresql":
             from webapp.catalog.pgsearch import PgImageSearch

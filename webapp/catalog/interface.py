@@ -9,6 +9,7 @@ suite against each backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
@@ -138,6 +139,21 @@ class Stacks(Protocol):
     def purge_previews(self, created_before: str) -> int: ...
 
 
+class RenderPurges(Protocol):
+    """Purge generations of renders, shared by every node (webapp/catalog/purges.py)."""
+
+    def generation(self, org_id: str, stack: str, image_hash: str) -> str: ...
+    def purge_stack(self, org_id: str, stack: str) -> None: ...
+    def purge_image(self, org_id: str, image_hash: str) -> None: ...
+
+
+class SharedSecrets(Protocol):
+    """Secrets every node of the catalog shares (webapp/catalog/sharedsecrets.py)."""
+
+    def get(self, name: str) -> str | None: ...
+    def get_or_make(self, name: str, make: Callable[[], str]) -> str: ...
+
+
 class CatalogHandle(Protocol):
     """What routes and ingest hold: the groups and a unit of work (no connection)."""
 
@@ -145,6 +161,8 @@ class CatalogHandle(Protocol):
     images: Images
     image_search: ImageSearch
     stacks: Stacks
+    purges: RenderPurges
+    secrets: SharedSecrets
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...
     def ping(self) -> None: ...

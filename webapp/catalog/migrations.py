@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from webapp.catalog.database import Database
+from webapp.catalog.nodeschema import NODES_SCHEMA
 from webapp.catalog.pgschema import PG_SCHEMA
 from webapp.catalog.schema import SCHEMA
 
@@ -29,8 +30,14 @@ class Migration:
 
 
 MIGRATIONS: dict[str, tuple[Migration, ...]] = {
-    "sqlite": (Migration(1, "catalog, search index, facet counts", SCHEMA),),
-    "postgresql": (Migration(1, "catalog, search index, text search", PG_SCHEMA),),
+    "sqlite": (
+        Migration(1, "catalog, search index, facet counts", SCHEMA),
+        Migration(2, "render purge generations, shared secrets", NODES_SCHEMA),
+    ),
+    "postgresql": (
+        Migration(1, "catalog, search index, text search", PG_SCHEMA),
+        Migration(2, "render purge generations, shared secrets", NODES_SCHEMA),
+    ),
 }
 
 _TABLE = (

@@ -265,6 +265,11 @@ def answer(
     renders = renders or {}
     # A secondary stack's plan shapes the output too (the stack may be replaced).
     identity = plan.canonical() + "".join(r.plan.canonical() for r in renders.values())
+    # A purge on any node counts a generation in the catalog: folded into the key and
+    # ETag, it makes every node's cached copy unreachable (webapp/catalog/purges.py).
+    purged = catalog().purges.generation(org["id"], stack, image["hash"])
+    if purged:
+        identity += "\npurged " + purged
     key = CacheKey.build(
         org_id=org["id"],
         stack=stack,
