@@ -528,3 +528,43 @@ def test_gc_on_one_node_while_the_other_uploads_loses_nothing(cluster: Cluster) 
         node = (a, b)[i % 2]
         out = pixels(render(org, node, f"dynamic/noop/{image}.png"))
         assert colour_share(out, BLUE) > 0
+
+
+def test_an_upload_of_bytes_gc_is_deleting_keeps_its_original(cluster: Cluster) -> None:
+    """The race a collection has with an upload of the very bytes it is deleting: the
+    store is slow to delete (the DELETE reaches it 3 s late, through a proxy), and B
+    uploads those bytes after A's collection sent its DELETE and before the store ran it.
+    The upload waits for the delete and writes its original again: it renders on both
+    nodes, and its original is in the store."""
+    from tests.s3server import FaultProxy
+    from webapp.blobs import open_store
+
+    org = cluster.new_org("race")
+    a, b = cluster.a, cluster.b
+    data = image_bytes(70, 50, [(30, 20, 16, BLUE)])
+    store = open_store(cluster.store, str(a.data_dir))
+    orphan = store.put(data).key  # an upload that died before its row, long ago
+    time.sleep(2.5)
+    with FaultProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
+        proxy.delete_delay_s = 3.0
+        env = {**os.environ, **cluster.env, "AWS_ENDPOINT_URL": proxy.endpoint}
+        argv = [sys.executable, "-m", "webapp.cli", "gc", "--data-dir", str(a.data_dir),
+                "--grace", "1"]  # fmt: skip
+        gc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert proxy.delete_held.wait(60), "the collection sent no DELETE"
+            made = org.upload(b, data)  # its PUT reaches the store before the DELETE does
+            out, err = gc.communicate(timeout=120)
+        finally:
+            if gc.poll() is None:
+                gc.kill()
+                gc.wait()
+    assert gc.returncode == 0, err
+    assert "removed 1 blobs" in out  # the orphan was deleted, and written again since
+    assert orphan in _objects(cluster.store)
+    for node in (a, b):
+        out_pixels = pixels(render(org, node, f"dynamic/noop/{made['hash']}.png"))
+        assert colour_share(out_pixels[20:36, 30:46], BLUE) == 1.0
+    download = org.call(a, "GET", f"/sourceimages/{{org}}/{made['hash']}/download")
+    assert download.status == 200 and download.body == data

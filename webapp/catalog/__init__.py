@@ -2,7 +2,7 @@
 
 Routes and ingest use a ``Catalog`` (the interface is ``webapp.catalog.interface``):
 its groups ``.accounts``, ``.images``, ``.image_search``, ``.stacks`` (and ``.purges``,
-``.secrets``, which several nodes share) take and return
+``.secrets``, ``.blob_deletions``, which several nodes share) take and return
 typed, frozen records (``webapp.catalog.records``) and raise domain errors
 (``webapp.catalog.errors``); ``unit_of_work()`` groups several calls into one
 transaction without handing out a connection. SQL lives only in this package.
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from webapp.catalog.accounts import Accounts
+from webapp.catalog.blobdeletions import BlobDeletions
 from webapp.catalog.database import Database
 from webapp.catalog.errors import CatalogBusy
 from webapp.catalog.images import Images
@@ -53,6 +54,7 @@ class Catalog:
         self.stacks = Stacks(db)
         self.purges = RenderPurges(db)
         self.secrets = SharedSecrets(db)
+        self.blob_deletions = BlobDeletions(db)
         self.image_search: ImageSearch
         if db.dialect == "postgresql":
             from webapp.catalog.pgsearch import PgImageSearch

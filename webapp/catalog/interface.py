@@ -9,7 +9,7 @@ suite against each backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
@@ -154,6 +154,15 @@ class SharedSecrets(Protocol):
     def get_or_make(self, name: str, make: Callable[[], str]) -> str: ...
 
 
+class BlobDeletions(Protocol):
+    """Blobs ``cropstack gc`` is deleting now (webapp/catalog/blobdeletions.py)."""
+
+    def begin(self, blob_key: str) -> bool: ...
+    def end(self, blob_key: str) -> None: ...
+    def in_progress(self, blob_keys: Sequence[str]) -> list[str]: ...
+    def clear_stale(self) -> int: ...
+
+
 class CatalogHandle(Protocol):
     """What routes and ingest hold: the groups and a unit of work (no connection)."""
 
@@ -163,6 +172,7 @@ class CatalogHandle(Protocol):
     stacks: Stacks
     purges: RenderPurges
     secrets: SharedSecrets
+    blob_deletions: BlobDeletions
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...
     def ping(self) -> None: ...

@@ -32,11 +32,11 @@ class Migration:
 MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     "sqlite": (
         Migration(1, "catalog, search index, facet counts", SCHEMA),
-        Migration(2, "render purge generations, shared secrets", NODES_SCHEMA),
+        Migration(2, "purge generations, blob deletions, shared secrets", NODES_SCHEMA),
     ),
     "postgresql": (
         Migration(1, "catalog, search index, text search", PG_SCHEMA),
-        Migration(2, "render purge generations, shared secrets", NODES_SCHEMA),
+        Migration(2, "purge generations, blob deletions, shared secrets", NODES_SCHEMA),
     ),
 }
 
