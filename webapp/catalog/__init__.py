@@ -28,6 +28,7 @@ from webapp.catalog.images import Images
 from webapp.catalog.purges import RenderPurges
 from webapp.catalog.sharedsecrets import SharedSecrets
 from webapp.catalog.stacks import Stacks
+from webapp.catalog.usage import Usage
 
 if TYPE_CHECKING:
     from webapp.catalog.interface import ImageSearch
@@ -55,6 +56,7 @@ class Catalog:
         self.purges = RenderPurges(db)
         self.secrets = SharedSecrets(db)
         self.blob_deletions = BlobDeletions(db)
+        self.usage = Usage(db)
         self.image_search: ImageSearch
         if db.dialect == "postgresql":
             from webapp.catalog.pgsearch import PgImageSearch

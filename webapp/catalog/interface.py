@@ -30,6 +30,7 @@ from webapp.catalog.records import (
     Stack,
     StackWrite,
 )
+from webapp.catalog.usage import BilledOrganization, DeliveryCount, StorageDay
 from webapp.search import Search
 
 
@@ -163,6 +164,19 @@ class BlobDeletions(Protocol):
     def clear_stale(self) -> int: ...
 
 
+class Usage(Protocol):
+    """Usage figures per organization and UTC day (docs/stats.md): deliveries of render
+    URLs, added by each worker's periodic flush, and storage, kept by triggers."""
+
+    def add_deliveries(self, counts: Sequence[DeliveryCount]) -> None: ...
+    def deliveries(
+        self, org_ids: Sequence[str], first: str, last: str
+    ) -> list[DeliveryCount]: ...
+    def storage(self, org_id: str, first: str, last: str) -> list[StorageDay]: ...
+    def counting_since(self) -> str | None: ...
+    def billed_with(self, org_name: str) -> list[BilledOrganization]: ...
+
+
 class CatalogHandle(Protocol):
     """What routes and ingest hold: the groups and a unit of work (no connection)."""
 
@@ -173,6 +187,7 @@ class CatalogHandle(Protocol):
     purges: RenderPurges
     secrets: SharedSecrets
     blob_deletions: BlobDeletions
+    usage: Usage
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...
     def ping(self) -> None: ...

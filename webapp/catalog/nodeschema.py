@@ -1,4 +1,4 @@
-"""Schema version 2 (both dialects): what several nodes sharing one catalog agree on.
+"""Schema version 6 (both dialects): what several nodes sharing one catalog agree on.
 
 * ``render_generations``: a counter per purged scope of an organization's renders — a
   stack (``name`` = the stack, ``dynamic``, or ``*`` for every stack) or an image
