@@ -22,9 +22,9 @@ TEMPLATE = "cropstack_template"
 SHARED = "cropstack_shared"
 #: Every table the catalog migrations make, emptied between tests.
 _TABLES = (
-    "sourceimage_facet_counts, sourceimage_values, sourceimages, stacks, memberships, "
-    "api_keys, users, organizations, usage_deliveries, usage_storage, render_generations, "
-    "blob_deletions, service_secrets"
+    "sourceimage_aliases, sourceimage_facet_counts, sourceimage_values, sourceimages, stacks, "
+    "memberships, api_keys, users, organizations, usage_deliveries, usage_storage, "
+    "render_generations, blob_deletions, service_secrets"
 )
 
 

@@ -1,8 +1,9 @@
 """The catalog: organizations, users, keys, memberships, source images, stacks.
 
 Routes and ingest use a ``Catalog`` (the interface is ``webapp.catalog.interface``):
-its groups ``.accounts``, ``.images``, ``.image_search``, ``.stacks`` (and ``.purges``,
-``.secrets``, ``.blob_deletions``, which several nodes share) take and return
+its groups ``.accounts``, ``.images``, ``.image_search``, ``.stacks``, ``.aliases``,
+``.albums`` (and ``.purges``, ``.secrets``, ``.blob_deletions``, which several nodes
+share) take and return
 typed, frozen records (``webapp.catalog.records``) and raise domain errors
 (``webapp.catalog.errors``); ``unit_of_work()`` groups several calls into one
 transaction without handing out a connection. SQL lives only in this package.
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from webapp.catalog.accounts import Accounts
+from webapp.catalog.albums import Albums
+from webapp.catalog.aliases import Aliases
 from webapp.catalog.blobdeletions import BlobDeletions
 from webapp.catalog.database import Database
 from webapp.catalog.errors import CatalogBusy
@@ -53,6 +56,8 @@ class Catalog:
         self.accounts = Accounts(db)
         self.images = Images(db)
         self.stacks = Stacks(db)
+        self.aliases = Aliases(db)
+        self.albums = Albums(db)
         self.purges = RenderPurges(db)
         self.secrets = SharedSecrets(db)
         self.blob_deletions = BlobDeletions(db)

@@ -14,6 +14,9 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
 from webapp.catalog.records import (
+    AlbumPage,
+    Alias,
+    AliasWrite,
     ApiKey,
     KeyOwner,
     Membership,
@@ -140,6 +143,22 @@ class Stacks(Protocol):
     def purge_previews(self, created_before: str) -> int: ...
 
 
+class Aliases(Protocol):
+    """Source image aliases: an organization's stable names for some of its images."""
+
+    def get(self, org_id: str, name: str) -> Alias | None: ...
+    def put(self, org_id: str, name: str, image_hash: str, *, overwrite: bool) -> AliasWrite: ...
+    def delete(self, org_id: str, name: str) -> None: ...
+
+
+class Albums(Protocol):
+    """Albums: the images whose user metadata ``array:albums`` names the album."""
+
+    def page(
+        self, org_id: str, album: str, *, favorites: bool, limit: int, offset: int
+    ) -> AlbumPage: ...
+
+
 class RenderPurges(Protocol):
     """Purge generations of renders, shared by every node (webapp/catalog/purges.py)."""
 
@@ -184,6 +203,8 @@ class CatalogHandle(Protocol):
     images: Images
     image_search: ImageSearch
     stacks: Stacks
+    aliases: Aliases
+    albums: Albums
     purges: RenderPurges
     secrets: SharedSecrets
     blob_deletions: BlobDeletions
