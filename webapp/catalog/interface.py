@@ -9,6 +9,7 @@ suite against each backend.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
@@ -138,6 +139,22 @@ class Stacks(Protocol):
     def purge_previews(self, created_before: str) -> int: ...
 
 
+class TableRows(Protocol):
+    """Whole rows of the catalog's own tables as stored, for ``cropstack migrate`` only
+    (webapp/catalog/tablerows.py says why the domain calls cannot copy a catalog)."""
+
+    def count(self, table: str) -> int: ...
+    def pages(self, table: str, page_rows: int = 500) -> Iterator[list[tuple[Any, ...]]]: ...
+    def lookup(
+        self, table: str, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]: ...
+    def keys(self, table: str) -> Iterator[tuple[Any, ...]]: ...
+    def write(
+        self, table: str, new: Iterable[tuple[Any, ...]], changed: Iterable[tuple[Any, ...]]
+    ) -> None: ...
+    def delete(self, table: str, keys: Sequence[tuple[Any, ...]]) -> int: ...
+
+
 class CatalogHandle(Protocol):
     """What routes and ingest hold: the groups and a unit of work (no connection)."""
 
@@ -145,6 +162,7 @@ class CatalogHandle(Protocol):
     images: Images
     image_search: ImageSearch
     stacks: Stacks
+    table_rows: TableRows
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...
     def ping(self) -> None: ...
