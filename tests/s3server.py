@@ -14,6 +14,8 @@ The proxy forwards every request unchanged, except when told:
   store answers credentials that may only read;
 * ``down``: every connection is closed without an answer, as when the store or the
   network in between has gone away.
+
+``delay_s`` (0 by default) holds every request that long first: a slow, distant store.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         host, _, port = upstream.removeprefix("http://").partition(":")
         self.mode = "ok"
+        self.delay_s = 0.0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -96,6 +99,8 @@ class FaultProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if proxy.delay_s:
+                    time.sleep(proxy.delay_s)
                 if proxy.mode == "down":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

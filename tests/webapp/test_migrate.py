@@ -303,6 +303,53 @@ def test_interrupted_migration_goes_on_without_duplicates(
         postgres.drop(url)
 
 
+def test_a_killed_migration_goes_on_when_run_again(
+    source: tuple[Path, dict], postgres: PostgresForTests, s3_location: str, s3_server: str
+) -> None:
+    """SIGKILL part-way (the store made slow so that the kill lands mid-copy), then the
+    same command again: every original once, every row once, verified."""
+    import os
+    import signal
+    import time
+
+    from tests.s3server import FaultProxy
+
+    data_dir, _facts = source
+    url = postgres.new_database()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CROPSTACK_")}
+    try:
+        with FaultProxy(s3_server) as proxy:
+            proxy.delay_s = 0.3
+            argv = [sys.executable, "-m", "webapp.cli", "migrate", "--data-dir", str(data_dir),
+                    "--to-database-url", url, "--to-blob-store", s3_location, "--jobs", "1"]
+            process = subprocess.Popen(
+                argv, cwd=REPO, env={**environ, "AWS_ENDPOINT_URL": proxy.endpoint},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                deadline = time.monotonic() + 120
+                while len(_objects(s3_location)) < 2:
+                    assert process.poll() is None, "migrate ended before it was killed"
+                    assert time.monotonic() < deadline, "migrate copied nothing in time"
+                    time.sleep(0.05)
+                os.kill(process.pid, signal.SIGKILL)
+            finally:
+                process.kill()
+                process.wait(timeout=10)
+            assert process.returncode == -signal.SIGKILL
+            time.sleep(1.0)  # a write the proxy still held reaches the store (or not) first
+        stored = set(_objects(s3_location))
+        assert 2 <= len(stored) < 6
+        result = _migrate(data_dir, url, s3_location)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == "migrate: verified"
+        assert f"{len(stored)} already there" in result.stdout
+        assert set(_objects(s3_location)) == _blob_keys(data_dir)
+        assert _pg_count(url, "SELECT COUNT(*) FROM sourceimages") == IMAGES
+    finally:
+        postgres.drop(url)
+
+
 def test_a_later_run_copies_what_changed_since(
     source: tuple[Path, dict], postgres: PostgresForTests, s3_location: str, tmp_path: Path
 ) -> None:
