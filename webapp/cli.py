@@ -427,6 +427,8 @@ def _migrate(args: argparse.Namespace) -> int:
     (webapp/transfer.py); exit 0 once verified."""
     from webapp.transfer import migrate_command
 
+    if args.to_database_url is None or args.to_blob_store is None:
+        return _fail("migrate needs --to-database-url and --to-blob-store")
     if args.jobs < 1 or args.jobs > 64:
         return _fail("--jobs must be 1..64")
     try:
@@ -610,10 +612,11 @@ def build_parser() -> argparse.ArgumentParser:
         "SHA-256 of every original). Run it again after an interruption: it goes on where "
         "it stopped. Exit 0 only when verified.",
     )
-    moving.add_argument("--to-database-url", required=True, metavar="URL",
-                        help="postgresql://user:password@host:5432/database")  # fmt: skip
-    moving.add_argument("--to-blob-store", required=True, metavar="URL",
-                        help="s3://bucket/prefix (AWS_* variables), or a directory")  # fmt: skip
+    # Checked by _migrate, not argparse, so a missing flag is a one-line message too.
+    moving.add_argument("--to-database-url", default=None, metavar="URL",
+                        help="postgresql://user:password@host:5432/database (required)")
+    moving.add_argument("--to-blob-store", default=None, metavar="URL",
+                        help="s3://bucket/prefix (AWS_* variables), or a directory (required)")
     moving.add_argument("--jobs", type=int, default=4,
                         help="Originals copied or verified at once, 1..64 (4).")  # fmt: skip
     _add_data_dir(moving)

@@ -461,6 +461,8 @@ def test_bad_targets_are_one_line_and_a_non_zero_exit(
         _one_line(result, 1, "cannot reach the target database")
         assert "secret" not in result.stderr
         _one_line(_migrate(tmp_path / "nowhere", url, s3_location), 2, "does not exist")
+        _one_line(cropstack("migrate", "--data-dir", str(data_dir), "--to-blob-store",
+                            s3_location), 2, "needs --to-database-url")  # fmt: skip
         # A database holding another installation's organizations is refused, untouched.
         other = tmp_path / "other"
         assert cropstack("users", "create", "--email", "o@other.example", "--organization",
