@@ -10,7 +10,8 @@ error handling as the server.
 Order (each step may be interrupted and the command run again; it goes on where it was):
 
 1. the target schema is created or upgraded; a target catalog holding an organization the
-   source lacks belongs to another installation and is refused;
+   source lacks belongs to another installation, and one holding rows the source lacks
+   that are newer than everything in the source is already in service: both are refused;
 2. accounts and stacks: rows the target lacks are inserted, rows that differ overwritten;
 3. images, in pages of source rows: first every original a page's rows need and the
    target store lacks is read from the source (verified against its SHA-256) and written
@@ -212,6 +213,28 @@ def _check_target_is_ours(source: CatalogHandle, target: CatalogHandle) -> None:
         )
 
 
+def _check_target_not_in_service(source: CatalogHandle, target: CatalogHandle) -> None:
+    """Refuse a target holding rows the source lacks that were created after everything
+    in the source: a deployment already serving from the target wrote them (a rerun
+    after the switch would overwrite its changes and remove them). Rows the source lost
+    since an earlier run are older than its latest row and are removed as usual."""
+    for spec in COPIED:
+        latest = source.table_rows.latest(spec.name)
+        ours = set(source.table_rows.keys(spec.name))
+        extra = [key for key in target.table_rows.keys(spec.name) if key not in ours]
+        created = spec.columns.index("created")
+        newer = [
+            row for row in target.table_rows.lookup(spec.name, extra).values()
+            if latest is None or row[created] > latest
+        ]  # fmt: skip
+        if newer:
+            raise TransferRefused(
+                f"the target database holds {len(newer)} {spec.name} row(s) created after "
+                "everything in this data directory: a deployment is already using it; "
+                "migrate would overwrite or remove what it wrote, so it stops"
+            )
+
+
 def _sync_rows(
     source_rows: list[Row], target: CatalogHandle, table: str
 ) -> tuple[list[Row], list[Row]]:
@@ -280,6 +303,7 @@ def migrate(
     progress = progress or Progress()
     report = TransferReport()
     _check_target_is_ours(source, target)
+    _check_target_not_in_service(source, target)
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, 64))) as pool:
         for spec in COPIED[:-1]:  # accounts and stacks: small, one transaction each
             rows = [row for page in source.table_rows.pages(spec.name) for row in page]

@@ -448,7 +448,7 @@ def _one_line(result: subprocess.CompletedProcess, status: int, contains: str) -
 def test_bad_targets_are_one_line_and_a_non_zero_exit(
     source: tuple[Path, dict], postgres: PostgresForTests, s3_location: str, tmp_path: Path
 ) -> None:
-    data_dir, _facts = source
+    data_dir, facts = source
     url = postgres.new_database()
     try:
         _one_line(_migrate(data_dir, "mysql://db/x", s3_location), 2, "postgresql://")
@@ -463,6 +463,19 @@ def test_bad_targets_are_one_line_and_a_non_zero_exit(
         _one_line(_migrate(tmp_path / "nowhere", url, s3_location), 2, "does not exist")
         _one_line(cropstack("migrate", "--data-dir", str(data_dir), "--to-blob-store",
                             s3_location), 2, "needs --to-database-url")  # fmt: skip
+        # A target already in service (an upload there after the copy) is refused.
+        assert _migrate(data_dir, url, s3_location).returncode == 0
+        served = create_app({"data_dir": str(tmp_path / "node"), "database_url": url,
+                             "blob_store": s3_location})  # fmt: skip
+        late = _upload(served.test_client(), facts["key"], "acme", png(8, 8, seed=77), "new.png")
+        served.extensions["cropstack.catalog"].close()
+        refused = _migrate(data_dir, url, s3_location)
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert "already using it" in refused.stderr.splitlines()[-1]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1 FROM sourceimages WHERE hash = %s", (late,)).fetchone()
+        postgres.drop(url)
+        url = postgres.new_database()
         # A database holding another installation's organizations is refused, untouched.
         other = tmp_path / "other"
         assert cropstack("users", "create", "--email", "o@other.example", "--organization",

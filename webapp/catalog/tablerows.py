@@ -105,6 +105,12 @@ class TableRows:
         found = self.db.row(f"SELECT COUNT(*) AS n FROM {table}")
         return int(found["n"]) if found else 0
 
+    def latest(self, table: str) -> str | None:
+        """The latest ``created`` of ``table`` (ISO 8601 text), None when it is empty."""
+        spec = TABLES[table]
+        found = self.db.row(f"SELECT MAX(created) AS latest FROM {spec.name}")
+        return found["latest"] if found else None
+
     def rows(self, table: str, *, after: Key | None = None, limit: int | None = None) -> list[Row]:
         """Rows of ``table``: all of them in insertion order for ``insertion_ordered``
         tables (``after``/``limit`` not allowed), else in key order, the first ``limit``
