@@ -18,7 +18,9 @@ Order (each step may be interrupted and the command run again; it goes on where 
    to the target (confirmed by the store), then the page's new or changed rows commit.
    An original that cannot be read leaves its rows out (and the run unverified);
 4. target rows the source no longer has (deleted there during an earlier run) are removed,
-   children first; the target's search index and facet counts follow by themselves;
+   children first; the target's search index and facet counts follow by themselves; then
+   the usage figures per day that the target's triggers also write (``usage_storage``)
+   are made the source's, and usage counting is dated from the source's start;
 5. verification: per copied table the row count and an order-independent SHA-256 of every
    row on both sides; per derived table (search index, facet counts) the row count; every
    original the target catalog references is read back from the target store and hashed.
@@ -41,7 +43,8 @@ from typing import Any, TextIO
 
 from webapp.blobs import BlobStore, BlobUnavailable
 from webapp.catalog.interface import CatalogHandle
-from webapp.catalog.tablerows import COPIED, DERIVED, TABLES, Key, Row
+from webapp.catalog.tablerows import COPIED, DERIVED, TABLES, Key, Row, Table
+from webapp.catalog.usage import USAGE_MIGRATION
 
 
 class TransferRefused(Exception):
@@ -219,6 +222,8 @@ def _check_target_not_in_service(source: CatalogHandle, target: CatalogHandle) -
     after the switch would overwrite its changes and remove them). Rows the source lost
     since an earlier run are older than its latest row and are removed as usual."""
     for spec in COPIED:
+        if "created" not in spec.columns:
+            continue  # usage rows: no creation time (rows per day)
         latest = source.table_rows.latest(spec.name)
         ours = set(source.table_rows.keys(spec.name))
         extra = [key for key in target.table_rows.keys(spec.name) if key not in ours]
@@ -305,17 +310,34 @@ def migrate(
     _check_target_is_ours(source, target)
     _check_target_not_in_service(source, target)
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, 64))) as pool:
-        for spec in COPIED[:-1]:  # accounts and stacks: small, one transaction each
-            rows = [row for page in source.table_rows.pages(spec.name) for row in page]
-            new, changed = _sync_rows(rows, target, spec.name)
-            target.table_rows.write(spec.name, new, changed)
-            report.written[spec.name] = (len(new), len(changed), 0)
-        _copy_images(source, source_blobs, target, target_blobs, pool, report,
-                     page_rows=page_rows, progress=progress)  # fmt: skip
-        _remove_extras(source, target, report)
+        for spec in COPIED:
+            if spec.name == "sourceimages":
+                _copy_images(source, source_blobs, target, target_blobs, pool, report,
+                             page_rows=page_rows, progress=progress)  # fmt: skip
+            elif not spec.kept_by_triggers:
+                _copy_table(source, target, spec.name, report)
+        _remove_extras(source, target, report, [s for s in COPIED if not s.kept_by_triggers])
+        # Last: the image writes above moved what the target's triggers keep.
+        for spec in COPIED:
+            if spec.kept_by_triggers:
+                _copy_table(source, target, spec.name, report)
+        _remove_extras(source, target, report, [s for s in COPIED if s.kept_by_triggers])
+        applied = source.table_rows.migration_applied(USAGE_MIGRATION)
+        if applied is not None:
+            target.table_rows.backdate_migration(USAGE_MIGRATION, applied)
         _verify(source, target, target_blobs, pool, report, progress)
     progress.close()
     return report
+
+
+def _copy_table(
+    source: CatalogHandle, target: CatalogHandle, table: str, report: TransferReport
+) -> None:
+    """Steps 2 and 4: a small table in one transaction (new rows, changed rows)."""
+    rows = [row for page in source.table_rows.pages(table) for row in page]
+    new, changed = _sync_rows(rows, target, table)
+    target.table_rows.write(table, new, changed)
+    report.written[table] = (len(new), len(changed), 0)
 
 
 def _copy_images(
@@ -352,9 +374,13 @@ def _copy_images(
     report.written["sourceimages"] = (inserted, overwritten, 0)
 
 
-def _remove_extras(source: CatalogHandle, target: CatalogHandle, report: TransferReport) -> None:
-    """Step 4: target rows whose key the source lacks, children first."""
-    for spec in reversed(COPIED[1:]):  # organizations are never removed (checked above)
+def _remove_extras(
+    source: CatalogHandle, target: CatalogHandle, report: TransferReport, tables: list[Table]
+) -> None:
+    """Step 4: target rows of ``tables`` whose key the source lacks, children first."""
+    for spec in reversed(tables):
+        if spec.name == "organizations":  # never removed (a foreign target was refused)
+            continue
         ours: set[Key] = set(source.table_rows.keys(spec.name))
         extra = [key for key in target.table_rows.keys(spec.name) if key not in ours]
         removed = target.table_rows.delete(spec.name, extra) if extra else 0

@@ -15,6 +15,7 @@ are one clear line and a non-zero exit.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,10 @@ API_PATHS = (
     "/organizations/acme",
     "/organizations/acme/memberships",
     "/user/apikeys",
+    "/stats/acme",
 )
+#: When the source says usage counting began (its migration 4, backdated by the test).
+COUNTING_SINCE = "2026-01-02T03:04:05+00:00"
 
 
 def cropstack(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -129,6 +133,18 @@ def build_installation(data_dir: Path) -> dict[str, Any]:
                    {"roles": ["sourceimages:read"], "comment": "reader"})  # fmt: skip
     _send(client, key, "POST", "/user/apikeys", {"comment": "second key"})
     _send(client, key, "DELETE", f"/sourceimages/acme/{hashes['gone']}")
+    with app.app_context():  # what the workers' periodic flush would have added
+        from datetime import UTC, datetime
+
+        from webapp.app import catalog
+        from webapp.catalog.usage import DeliveryCount
+
+        org_id = catalog().accounts.org_by_name("acme")["id"]
+        today = datetime.now(UTC).date().isoformat()
+        catalog().usage.add_deliveries([DeliveryCount(org_id, today, 31, 27, 90817)])
+    with sqlite3.connect(data_dir / "catalog.db") as conn:
+        conn.execute("UPDATE schema_migrations SET applied = ? WHERE version = 4",
+                     (COUNTING_SINCE,))  # fmt: skip
     expected = {path: client.get(path, headers={"Api-Key": key}).get_json() for path in API_PATHS}
     renders = {
         name: client.get(f"/acme/{stack}/{hashes[name]}.png").data
@@ -188,6 +204,10 @@ def test_migrate_then_serve_on_postgresql_and_s3(
         # Deleted images too (the one deleted and the JPEG's row before its subject area).
         assert table["sourceimages"][:2] == [str(IMAGES)] * 2
         assert table["organizations"][:2] == ["2", "2"]
+        assert table["usage_deliveries"][:2] == ["1", "1"]
+        with psycopg.connect(url) as conn:
+            applied = conn.execute("SELECT applied FROM schema_migrations WHERE version = 4")
+            assert applied.fetchone()[0] == COUNTING_SINCE
         assert table["sourceimage_facet_counts"][0] == table["sourceimage_facet_counts"][1]
         # Every original once on S3 (acme and globex share one), nothing else there.
         objects = _objects(s3_location)

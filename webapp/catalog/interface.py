@@ -30,6 +30,7 @@ from webapp.catalog.records import (
     Stack,
     StackWrite,
 )
+from webapp.catalog.usage import BilledOrganization, DeliveryCount, StorageDay
 from webapp.search import Search
 
 
@@ -154,6 +155,21 @@ class TableRows(Protocol):
         self, table: str, new: Iterable[tuple[Any, ...]], changed: Iterable[tuple[Any, ...]]
     ) -> None: ...
     def delete(self, table: str, keys: Sequence[tuple[Any, ...]]) -> int: ...
+    def migration_applied(self, version: int) -> str | None: ...
+    def backdate_migration(self, version: int, applied: str) -> None: ...
+
+
+class Usage(Protocol):
+    """Usage figures per organization and UTC day (docs/stats.md): deliveries of render
+    URLs, added by each worker's periodic flush, and storage, kept by triggers."""
+
+    def add_deliveries(self, counts: Sequence[DeliveryCount]) -> None: ...
+    def deliveries(
+        self, org_ids: Sequence[str], first: str, last: str
+    ) -> list[DeliveryCount]: ...
+    def storage(self, org_id: str, first: str, last: str) -> list[StorageDay]: ...
+    def counting_since(self) -> str | None: ...
+    def billed_with(self, org_name: str) -> list[BilledOrganization]: ...
 
 
 class CatalogHandle(Protocol):
@@ -164,6 +180,7 @@ class CatalogHandle(Protocol):
     image_search: ImageSearch
     stacks: Stacks
     table_rows: TableRows
+    usage: Usage
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...
     def ping(self) -> None: ...

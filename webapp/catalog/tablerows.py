@@ -8,7 +8,8 @@ hashes. So the copy moves rows column by column, on the same ``Database`` both b
 implement, inside the catalog's own transactions; the search index rows and facet counts
 are not copied but rebuilt by the target itself as each image row is written (SQLite's
 triggers, PostgreSQL's ``index_image`` and facet trigger), so both follow the target's
-rules. ``schema_migrations`` is not copied: each catalog records its own migrations.
+rules. ``schema_migrations`` is not copied: each catalog records its own migrations (the
+target's migration 4, where usage counting starts, is backdated to the source's).
 
 A row is a tuple of the table's ``COPIED`` columns in their order; a key is the tuple of
 its primary key columns. Values are what the drivers give (text, int, None): both
@@ -38,6 +39,10 @@ class Table:
     #: Rows are read in insertion order (``created``, then the backend's ``seq``) where
     #: listings depend on it (API keys, memberships); else in key order, in pages.
     insertion_ordered: bool = False
+    #: Also written by the catalog's own triggers on ``sourceimages`` (usage_storage):
+    #: copied after the images and after rows the source lacks are removed, so that what
+    #: the triggers wrote meanwhile is replaced by the source's rows.
+    kept_by_triggers: bool = False
 
     def key_of(self, row: Row) -> Key:
         """The primary key of ``row``."""
@@ -71,6 +76,11 @@ COPIED: tuple[Table, ...] = (
         ("organization_id", "name", "definition", "created"),
     ),
     Table(
+        "usage_deliveries",
+        ("organization_id", "day"),
+        ("organization_id", "day", "renders", "cache_hits", "bytes"),
+    ),
+    Table(
         "sourceimages",
         ("organization_id", "hash"),
         ("organization_id", "hash", "short_hash", "binary_hash", "blob_key", "name", "format",
@@ -78,6 +88,12 @@ COPIED: tuple[Table, ...] = (
          "static_metadata", "opaque", "animated", "protected", "locked", "created",
          "deleted_at"),
     ),  # fmt: skip
+    Table(
+        "usage_storage",
+        ("organization_id", "day"),
+        ("organization_id", "day", "bytes", "files"),
+        kept_by_triggers=True,
+    ),
 )
 #: Tables each catalog derives from ``sourceimages`` by itself (compared by count only).
 DERIVED: tuple[str, ...] = ("sourceimage_values", "sourceimage_facet_counts")
@@ -106,10 +122,30 @@ class TableRows:
         return int(found["n"]) if found else 0
 
     def latest(self, table: str) -> str | None:
-        """The latest ``created`` of ``table`` (ISO 8601 text), None when it is empty."""
+        """The latest ``created`` of ``table`` (ISO 8601 text), None when it is empty or
+        has no ``created`` column."""
         spec = TABLES[table]
+        if "created" not in spec.columns:
+            return None
         found = self.db.row(f"SELECT MAX(created) AS latest FROM {spec.name}")
         return found["latest"] if found else None
+
+    def migration_applied(self, version: int) -> str | None:
+        """When schema migration ``version`` was applied (ISO 8601), None if it was not."""
+        found = self.db.row(
+            "SELECT applied FROM schema_migrations WHERE version = ?", (version,)
+        )
+        return None if found is None else str(found["applied"])
+
+    def backdate_migration(self, version: int, applied: str) -> None:
+        """Record migration ``version`` as applied at ``applied`` when that is earlier than
+        what is recorded: the usage figures start at migration 4 (``Usage.counting_since``),
+        and a copied catalog keeps the history of the one it was copied from."""
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE schema_migrations SET applied = ? WHERE version = ? AND applied > ?",
+                (applied, version, applied),
+            )
 
     def rows(self, table: str, *, after: Key | None = None, limit: int | None = None) -> list[Row]:
         """Rows of ``table``: all of them in insertion order for ``insertion_ordered``
