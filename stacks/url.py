@@ -31,6 +31,9 @@ from stacks.values import is_expression, shown
 
 DYNAMIC = "dynamic"
 HASH = re.compile(r"[0-9a-f]{6,40}")
+#: An alias in place of the hash, ``-_{name}_-`` (rokka: names are ``[a-zA-Z0-9_]``; any
+#: other character does not match, so the URL is a 404). Resolved by the web layer.
+ALIAS_REF = re.compile(r"-_([A-Za-z0-9_]{1,100})_-")
 STACK_NAME = re.compile(r"[A-Za-z0-9_\-]{1,100}")
 VARIABLE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 MAX_PATH = 4096  # characters; far above any legitimate stack URL
@@ -129,12 +132,12 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
         raise UrlNotFound("render URL needs an image hash and a format extension")
     # No operation or option item can look like a hex hash, so `/{hash}/{slug}.ext` is
     # tried first; otherwise the last segment itself must be the hash.
-    if len(segments) >= 3 and HASH.fullmatch(segments[-2]):
+    if len(segments) >= 3 and _image_ref(segments[-2]):
         image_hash, slug, middle = segments[-2], base, segments[1:-2]
-    elif HASH.fullmatch(base):
+    elif _image_ref(base):
         image_hash, slug, middle = base, None, segments[1:-1]
     else:
-        raise UrlNotFound("render URL has no valid image hash ([0-9a-f]{6,40})")
+        raise UrlNotFound("render URL has no valid image hash ([0-9a-f]{6,40}) or -_alias_-")
     if slug is not None and len(slug) > MAX_SLUG:
         raise UrlNotFound(f"SEO slug longer than {MAX_SLUG} characters")
     output_format = OUTPUT_EXTENSIONS.get(extension.lower())
@@ -195,6 +198,16 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
         variables=variables,
         expression_overrides={k: v for k, v in expression_overrides.items() if v},
     )
+
+
+def _image_ref(segment: str) -> bool:
+    return bool(HASH.fullmatch(segment) or ALIAS_REF.fullmatch(segment))
+
+
+def alias_name(ref: str) -> str | None:
+    """The alias name of an image reference written ``-_{name}_-``, else None."""
+    found = ALIAS_REF.fullmatch(ref)
+    return found.group(1) if found else None
 
 
 _ENCODED_BRACKET = re.compile(r"%5([bd])", re.IGNORECASE)

@@ -58,6 +58,7 @@ API_PATHS = (
     "/organizations/acme/memberships",
     "/user/apikeys",
     "/stats/acme",
+    "/sourceimages/acme/alias/logo",
 )
 #: When the source says usage counting began (its migration 4, backdated by the test).
 COUNTING_SINCE = "2026-01-02T03:04:05+00:00"
@@ -125,6 +126,7 @@ def build_installation(data_dir: Path) -> dict[str, Any]:
                   "/meta/dynamic/subject_area", subject)  # fmt: skip
     hashes["jpeg"] = moved["hash"]  # dynamic metadata changes the hash (as rokka's does)
     _send(client, key, "PUT", f"/sourceimages/acme/{hashes['png']}/options/locked", True)
+    _send(client, key, "PUT", "/sourceimages/acme/alias/logo", {"hash": hashes["alpha"]})
     _send(client, key, "PUT", "/stacks/acme/square", STACK)
     _send(client, key, "PUT", "/stacks/acme/child", CHILD)
     _send(client, key, "PUT", "/organizations/acme/options/remote_basepath", "https://example.org/")
@@ -205,6 +207,7 @@ def test_migrate_then_serve_on_postgresql_and_s3(
         assert table["sourceimages"][:2] == [str(IMAGES)] * 2
         assert table["organizations"][:2] == ["2", "2"]
         assert table["usage_deliveries"][:2] == ["1", "1"]
+        assert table["sourceimage_aliases"][:2] == ["1", "1"]
         with psycopg.connect(url) as conn:
             applied = conn.execute("SELECT applied FROM schema_migrations WHERE version = 4")
             assert applied.fetchone()[0] == COUNTING_SINCE

@@ -11,7 +11,7 @@ import pytest
 from tests.webapp.test_catalog_contract import backend, catalog, image, org  # noqa: F401
 from webapp.catalog import Catalog
 from webapp.catalog.records import Organization
-from webapp.catalog.tablerows import COPIED, DERIVED, TABLES
+from webapp.catalog.tablerows import COPIED, DERIVED, NOT_COPIED, TABLES
 from webapp.search import parse_search
 
 pytestmark = pytest.mark.parametrize(
@@ -84,3 +84,18 @@ def test_written_rows_are_what_the_domain_calls_made(catalog: Catalog, org: Orga
     assert _search(catalog, org.id, ("name_text", "street"))[0] == (
         0 if images[0][spec.columns.index("deleted_at")] else 1
     )
+
+
+def test_every_table_of_the_catalog_is_copied_or_derived(catalog: Catalog):  # noqa: F811
+    """A migration that adds a table must say how ``cropstack migrate`` carries it."""
+    db = catalog._db
+    if db.dialect == "sqlite":
+        found = db.rows("SELECT name FROM sqlite_master WHERE type = 'table' "
+                        "AND name NOT LIKE 'sqlite_%'")  # fmt: skip
+    else:
+        found = db.rows("SELECT table_name AS name FROM information_schema.tables "
+                        "WHERE table_schema = current_schema()")  # fmt: skip
+    names = {row["name"] for row in found}
+    # FTS5's shadow tables carry the name of their table with a suffix.
+    names = {n for n in names if not n.startswith("sourceimage_words_")}
+    assert names == set(TABLES) | set(DERIVED) | (set(NOT_COPIED) & names)

@@ -14,6 +14,9 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
 from webapp.catalog.records import (
+    AlbumPage,
+    Alias,
+    AliasWrite,
     ApiKey,
     KeyOwner,
     Membership,
@@ -157,6 +160,20 @@ class TableRows(Protocol):
     def delete(self, table: str, keys: Sequence[tuple[Any, ...]]) -> int: ...
     def migration_applied(self, version: int) -> str | None: ...
     def backdate_migration(self, version: int, applied: str) -> None: ...
+class Aliases(Protocol):
+    """Source image aliases: an organization's stable names for some of its images."""
+
+    def get(self, org_id: str, name: str) -> Alias | None: ...
+    def put(self, org_id: str, name: str, image_hash: str, *, overwrite: bool) -> AliasWrite: ...
+    def delete(self, org_id: str, name: str) -> None: ...
+
+
+class Albums(Protocol):
+    """Albums: the images whose user metadata ``array:albums`` names the album."""
+
+    def page(
+        self, org_id: str, album: str, *, favorites: bool, limit: int, offset: int
+    ) -> AlbumPage: ...
 
 
 class Usage(Protocol):
@@ -180,6 +197,8 @@ class CatalogHandle(Protocol):
     image_search: ImageSearch
     stacks: Stacks
     table_rows: TableRows
+    aliases: Aliases
+    albums: Albums
     usage: Usage
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...

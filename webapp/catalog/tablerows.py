@@ -76,6 +76,11 @@ COPIED: tuple[Table, ...] = (
         ("organization_id", "name", "definition", "created"),
     ),
     Table(
+        "sourceimage_aliases",
+        ("organization_id", "name"),
+        ("organization_id", "name", "hash", "created"),
+    ),
+    Table(
         "usage_deliveries",
         ("organization_id", "day"),
         ("organization_id", "day", "renders", "cache_hits", "bytes"),
@@ -97,6 +102,9 @@ COPIED: tuple[Table, ...] = (
 )
 #: Tables each catalog derives from ``sourceimages`` by itself (compared by count only).
 DERIVED: tuple[str, ...] = ("sourceimage_values", "sourceimage_facet_counts")
+#: Tables neither copied nor compared: each catalog's own migration record, and SQLite's
+#: word index (an FTS5 table and its shadow tables) and image keys behind it.
+NOT_COPIED: tuple[str, ...] = ("schema_migrations", "sourceimage_keys", "sourceimage_words")
 TABLES: dict[str, Table] = {table.name: table for table in COPIED}
 
 
