@@ -18,6 +18,7 @@ The proxy forwards every request unchanged, except when told:
 Independently of the mode, ``delete_delay_s`` holds each object DELETE that long before
 forwarding it (``delete_held`` is set when one arrives): a slow network between a
 collection and the store, which widens the time between its last look and its delete.
+``delay_s`` (0 by default) holds every request that long first: a slow, distant store.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class FaultProxy:
         self.mode = "ok"
         self.delete_delay_s = 0.0
         self.delete_held = threading.Event()
+        self.delay_s = 0.0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -102,6 +104,8 @@ class FaultProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if proxy.delay_s:
+                    time.sleep(proxy.delay_s)
                 if proxy.mode == "down":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

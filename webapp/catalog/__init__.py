@@ -31,6 +31,7 @@ from webapp.catalog.images import Images
 from webapp.catalog.purges import RenderPurges
 from webapp.catalog.sharedsecrets import SharedSecrets
 from webapp.catalog.stacks import Stacks
+from webapp.catalog.tablerows import TableRows
 from webapp.catalog.usage import Usage
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Catalog:
         self.accounts = Accounts(db)
         self.images = Images(db)
         self.stacks = Stacks(db)
+        self.table_rows = TableRows(db)
         self.aliases = Aliases(db)
         self.albums = Albums(db)
         self.purges = RenderPurges(db)

@@ -9,7 +9,7 @@ suite against each backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
@@ -143,6 +143,23 @@ class Stacks(Protocol):
     def purge_previews(self, created_before: str) -> int: ...
 
 
+class TableRows(Protocol):
+    """Whole rows of the catalog's own tables as stored, for ``cropstack migrate`` only
+    (webapp/catalog/tablerows.py says why the domain calls cannot copy a catalog)."""
+
+    def count(self, table: str) -> int: ...
+    def latest(self, table: str) -> str | None: ...
+    def pages(self, table: str, page_rows: int = 500) -> Iterator[list[tuple[Any, ...]]]: ...
+    def lookup(
+        self, table: str, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]: ...
+    def keys(self, table: str) -> Iterator[tuple[Any, ...]]: ...
+    def write(
+        self, table: str, new: Iterable[tuple[Any, ...]], changed: Iterable[tuple[Any, ...]]
+    ) -> None: ...
+    def delete(self, table: str, keys: Sequence[tuple[Any, ...]]) -> int: ...
+    def migration_applied(self, version: int) -> str | None: ...
+    def backdate_migration(self, version: int, applied: str) -> None: ...
 class Aliases(Protocol):
     """Source image aliases: an organization's stable names for some of its images."""
 
@@ -203,6 +220,7 @@ class CatalogHandle(Protocol):
     images: Images
     image_search: ImageSearch
     stacks: Stacks
+    table_rows: TableRows
     aliases: Aliases
     albums: Albums
     purges: RenderPurges
