@@ -48,6 +48,7 @@ BOTH_BACKENDS = frozenset(
         "test_accounts",
         "test_catalog_contract",
         "test_metadata",
+        "test_remote_render",
         "test_search",
         "test_sourceimages",
         "test_stacks_api",

@@ -23,6 +23,7 @@ from webapp.catalog.accounts import Accounts
 from webapp.catalog.database import Database
 from webapp.catalog.errors import CatalogBusy
 from webapp.catalog.images import Images
+from webapp.catalog.remotes import RemoteImages
 from webapp.catalog.stacks import Stacks
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Catalog:
         self.accounts = Accounts(db)
         self.images = Images(db)
         self.stacks = Stacks(db)
+        self.remote_images = RemoteImages(db)
         self.image_search: ImageSearch
         if db.dialect == "postgresql":
             from webapp.catalog.pgsearch import PgImageSearch

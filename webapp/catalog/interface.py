@@ -29,6 +29,7 @@ from webapp.catalog.records import (
     Stack,
     StackWrite,
 )
+from webapp.catalog.remotes import RemoteImage
 from webapp.search import Search
 
 
@@ -138,6 +139,25 @@ class Stacks(Protocol):
     def purge_previews(self, created_before: str) -> int: ...
 
 
+class RemoteImages(Protocol):
+    """Which source image each remote URL of an organization was stored as (render URLs
+    ``-{path or URL}-``, webapp/remoteimages.py)."""
+
+    def get(self, organization_id: str, url: str) -> RemoteImage | None: ...
+    def put(
+        self,
+        organization_id: str,
+        url: str,
+        image_hash: str,
+        *,
+        fetched: str,
+        expires: str | None,
+    ) -> RemoteImage: ...
+    def postpone(self, organization_id: str, url: str, expires: str | None) -> bool: ...
+    def repoint(self, organization_id: str, old_hash: str, new_hash: str) -> int: ...
+    def urls_of(self, organization_id: str, image_hash: str) -> list[str]: ...
+
+
 class CatalogHandle(Protocol):
     """What routes and ingest hold: the groups and a unit of work (no connection)."""
 
@@ -145,6 +165,7 @@ class CatalogHandle(Protocol):
     images: Images
     image_search: ImageSearch
     stacks: Stacks
+    remote_images: RemoteImages
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...
     def ping(self) -> None: ...

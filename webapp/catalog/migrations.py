@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from webapp.catalog.database import Database
 from webapp.catalog.pgschema import PG_SCHEMA
+from webapp.catalog.remoteschema import REMOTE_SCHEMA_POSTGRESQL, REMOTE_SCHEMA_SQLITE
 from webapp.catalog.schema import SCHEMA
 
 
@@ -29,8 +30,14 @@ class Migration:
 
 
 MIGRATIONS: dict[str, tuple[Migration, ...]] = {
-    "sqlite": (Migration(1, "catalog, search index, facet counts", SCHEMA),),
-    "postgresql": (Migration(1, "catalog, search index, text search", PG_SCHEMA),),
+    "sqlite": (
+        Migration(1, "catalog, search index, facet counts", SCHEMA),
+        Migration(2, "remote images", REMOTE_SCHEMA_SQLITE),
+    ),
+    "postgresql": (
+        Migration(1, "catalog, search index, text search", PG_SCHEMA),
+        Migration(2, "remote images", REMOTE_SCHEMA_POSTGRESQL),
+    ),
 }
 
 _TABLE = (

@@ -27,6 +27,7 @@ from webapp import renderer
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
+from webapp.remoteimages import policy, remote_image, remote_url
 from webapp.rendercache import CacheKey
 from webapp.routes import ORIGINAL_CSP, RESERVED_NAMES
 from webapp.signing import SignatureError, verify
@@ -197,13 +198,20 @@ def render(path: str) -> Response:
         stack = _load_stack(org["id"], req.stack)
         if stack.options.get("basestack"):
             basestack = _load_stack(org["id"], stack.options["basestack"])
-    image = find_image(org, req.hash)
-
-    protected = bool(image["protected"]) or (
+    stack_protected = (
         stack.options.get("protected") is True
         if stack is not None
         else bool(org["options"].get("protect_dynamic_stack"))
     )
+    if req.remote is not None:
+        url = remote_url(req.remote, policy(org["options"], stack, basestack))
+        if stack_protected:
+            check_signature(org, org_prefix)  # an unsigned URL makes no fetch
+        image = remote_image(catalog(), blobs(), settings(), org["id"], url)
+    else:
+        image = find_image(org, req.hash)
+
+    protected = bool(image["protected"]) or stack_protected
     signed_until = check_signature(org, org_prefix) if protected else None
     refuse_font(image)
 
