@@ -7,6 +7,8 @@ Which URL (rokka-api.md §1.1, §7; rokka's "Loading images from a remote URL"):
   if ``remote_fullurl_whitelist`` is null or one of its patterns matches (``re.search``)
   the URL's host or the whole URL (rokka's examples match hosts, ``"\\.rokka\\.io$"``).
 
+Render URLs of the organization itself (``https://{org}.{render_domain}/...``) are always
+allowed, as on rokka, except one naming a remote image in turn (no chains of fetches).
 Each option is read from the stack, else its basestack, else the organization. A form
 that is not switched on is 404 (as an unknown image); a URL the whitelist refuses is 403.
 The path was percent-decoded with the render path; it is encoded again here (``%`` too),
@@ -92,12 +94,14 @@ def policy(
     )
 
 
-def remote_url(text: str, rules: RemotePolicy) -> str:
+def remote_url(text: str, rules: RemotePolicy, own_host: str | None = None) -> str:
     """The URL the remote text of a render URL names under ``rules``.
 
     ``UrlNotFound`` (404) when the form is not switched on, ``ApiError`` 403 when the
     whitelist refuses the URL or it holds user information (``user@host``), 404 for a
-    full URL without a host. An empty whitelist allows no full URL.
+    full URL without a host. An empty whitelist allows no full URL. A render URL of the
+    organization itself (host ``own_host``, its ``{org}.{render_domain}``) is always
+    allowed, as on rokka, unless it names a remote image in turn (404: no chains).
     """
     full = _FULL_URL.fullmatch(text)
     if full is None:
@@ -106,10 +110,6 @@ def remote_url(text: str, rules: RemotePolicy) -> str:
                 "remote image paths need the remote_basepath option (organization or stack)"
             )
         return rules.basepath.rstrip("/") + "/" + quote(text.lstrip("/"), safe=_PATH_SAFE)
-    if not rules.fullurl_allow:
-        raise UrlNotFound(
-            "full remote image URLs need the remote_fullurl_allow option (organization or stack)"
-        )
     scheme, rest = full.group(1).lower(), full.group(2)
     netloc, slash, path = rest.partition("/")
     if not netloc:
@@ -118,6 +118,14 @@ def remote_url(text: str, rules: RemotePolicy) -> str:
         # user@host would let an unanchored whitelist pattern see one host and fetch another
         raise ApiError(403, "remote image URLs with user information are not fetched")
     url = f"{scheme}://{netloc}{slash}{quote(path, safe=_PATH_SAFE)}"
+    if own_host is not None and netloc.lower().split(":", 1)[0] == own_host.lower():
+        if "/-" in path or path.startswith("-"):
+            raise UrlNotFound("a render URL of this organization that names a remote image")
+        return url
+    if not rules.fullurl_allow:
+        raise UrlNotFound(
+            "full remote image URLs need the remote_fullurl_allow option (organization or stack)"
+        )
     if rules.whitelist is not None and not _whitelisted(url, rules.whitelist):
         raise ApiError(403, "remote image URL is not allowed by remote_fullurl_whitelist")
     return url

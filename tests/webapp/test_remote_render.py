@@ -238,6 +238,18 @@ def test_protected_stacks_fetch_only_for_signed_urls(acme: Account, origin: Orig
     assert origin.hits == ["/p/photo.png"]
 
 
+def test_own_render_urls_are_always_allowed(make_app: Callable[..., Flask]):
+    # No remote option is set. The organization's own render host passes the policy and
+    # reaches the fetch (which fails: .test names never resolve); another host does not.
+    account = Account(make_app(render_domain="render.test").test_client(), "acme", "a@b.example")
+    own = "/acme/dynamic/-http://acme.render.test/dynamic/abcdef.png-.png"
+    assert "cannot be resolved" in error_of(account.client.get(own), 502)
+    other = "/acme/dynamic/-http://globex.render.test/dynamic/abcdef.png-.png"
+    assert "remote_fullurl_allow" in error_of(account.client.get(other), 404)
+    chained = "/acme/dynamic/-http://acme.render.test/dynamic/-x.png-.png-.png"
+    assert "names a remote image" in error_of(account.client.get(chained), 404)
+
+
 def test_ssrf_guard_refuses_loopback(make_app: Callable[..., Flask], origin: Origin):
     account = Account(make_app().test_client(), "acme", "admin@acme.example")
     full = origin.serve("/img.png", flat(RED))

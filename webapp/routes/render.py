@@ -204,7 +204,9 @@ def render(path: str) -> Response:
         else bool(org["options"].get("protect_dynamic_stack"))
     )
     if req.remote is not None:
-        url = remote_url(req.remote, policy(org["options"], stack, basestack))
+        domain = settings().render_domain
+        own_host = f"{org['name']}.{domain}" if domain else None
+        url = remote_url(req.remote, policy(org["options"], stack, basestack), own_host)
         if stack_protected:
             check_signature(org, org_prefix)  # an unsigned URL makes no fetch
         image = remote_image(catalog(), blobs(), settings(), org["id"], url)
