@@ -23,10 +23,12 @@ Stored once per URL: the image gets a hash of its own, ``sha1(binary_hash + "rem
 url)`` (so it differs from an API upload of the same bytes, as on rokka, while the blob
 is shared), and a catalog record (organization, URL) → hash with its fetch time. rokka
 never fetches a URL again; cropstack does so only when ``remote_refresh_s`` > 0, once the
-record is that old: changed bytes become a new image (without the old one's dynamic
-metadata), unchanged bytes keep the image. A refresh that fails keeps the stored image
-for another period. Setting dynamic metadata (a subject area) or protection on the image
-through the API makes the URL render the derived image (``ingest.derive``).
+record is that old (the expiry is fixed when fetched; a record fetched while refresh was
+off is due ``remote_refresh_s`` after its fetch): changed bytes become a new image
+(without the old one's dynamic metadata), unchanged bytes keep the image. A refresh that
+fails keeps the stored image for another period. Setting dynamic metadata (a subject
+area) or protection on the image through the API makes the URL render the derived image
+(``ingest.derive``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from webapp.blobs import BlobStore
 from webapp.catalog import now_iso
 from webapp.catalog.interface import CatalogHandle
 from webapp.catalog.records import SourceImage
+from webapp.catalog.remotes import RemoteImage
 from webapp.errors import ApiError
 from webapp.ingest import Upload, ingest
 from webapp.remote import FetchError, FetchLimits, fetch
@@ -150,11 +153,22 @@ def remote_identity(binary_hash: str, url: str) -> str:
     return hashlib.sha1(f"{binary_hash}remote:{url}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _expiry(settings: Settings) -> str | None:
+def _expiry(settings: Settings, since: datetime | None = None) -> str | None:
+    """When a record made at ``since`` (default now) expires: None when refresh is off."""
     if settings.remote_refresh_s <= 0:
         return None
-    when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=settings.remote_refresh_s)
-    return when.isoformat()
+    start = since or datetime.now(UTC).replace(microsecond=0)
+    return (start + timedelta(seconds=settings.remote_refresh_s)).isoformat()
+
+
+def _due(record: RemoteImage, settings: Settings) -> bool:
+    """Whether ``record`` must be fetched again now: its expiry passed, or it has none (it
+    was fetched while refresh was off) and ``remote_refresh_s`` has passed since."""
+    now = now_iso()
+    if record.expires is not None:
+        return record.expired(now)
+    due = _expiry(settings, datetime.fromisoformat(record.fetched))
+    return due is not None and due <= now
 
 
 # What a failed fetch answers a render: reason -> status (see docs/render.md)
@@ -216,7 +230,7 @@ def remote_image(
     image = catalog.images.get_exact(org_id, record.hash) if record is not None else None
     if image is not None and image.deleted_at is not None:
         image = None
-    if record is not None and image is not None and not record.expired(now_iso()):
+    if record is not None and image is not None and not _due(record, settings):
         return image
     try:
         return _fetch_and_store(catalog, blobs, settings, org_id, url)

@@ -309,6 +309,34 @@ def test_expired_images_are_fetched_again(acme: Account, origin: Origin):
         catalog.close()
 
 
+def test_records_without_expiry_follow_remote_refresh_s(
+    make_app: Callable[..., Flask], origin: Origin
+):
+    # Fetched while refresh was off (the default, as rokka): never fetched again ...
+    never = Account(make_app(remote_fetch_allow_private=True).test_client(), "acme", "a@b.example")
+    origin.serve("/base/photo.png", flat(RED))
+    set_options(never, remote_basepath=origin.base + "/base/")
+    path = "/acme/dynamic/-photo.png-.png"
+    assert near(pixels(never.client.get(path).data)[5, 5], RED)
+    catalog = open_catalog(never)
+    try:
+        org_id = catalog.accounts.org_by_name("acme").id
+        url = origin.base + "/base/photo.png"
+        record = catalog.remote_images.get(org_id, url)
+        assert record is not None and record.expires is None
+        origin.serve("/base/photo.png", flat(BLUE))
+        old = "2000-01-01T00:00:00+00:00"
+        catalog.remote_images.put(org_id, url, record.hash, fetched=old, expires=None)
+        assert near(pixels(never.client.get(path).data)[5, 5], RED)
+        # ... until refresh is switched on: then due remote_refresh_s after its fetch
+        later = make_app(remote_fetch_allow_private=True, remote_refresh_s=60).test_client()
+        assert near(pixels(later.get(path).data)[5, 5], BLUE)
+        assert catalog.remote_images.get(org_id, url).expires is not None
+    finally:
+        catalog.close()
+    assert len(origin.hits) == 2
+
+
 def test_deleted_remote_images_are_fetched_again(acme: Account, origin: Origin):
     origin.serve("/base/photo.png", flat(GREEN))
     set_options(acme, remote_basepath=origin.base + "/base/")
