@@ -23,6 +23,7 @@ from flask import Flask
 
 from tests.conftest import Account, close_app
 from tests.realserver import running_server
+from tests.webapp.catalogsql import database
 from tests.webapp.livehttp import call, call_json
 from webapp import create_app
 from webapp.catalog import Catalog
@@ -434,3 +435,28 @@ def test_real_server_renders_both_forms(tmp_path: Path, origin: Origin, catalog_
         assert status == 404 and json.loads(body)["error"]["code"] == 404
     # one fetch per URL: the full URL and the path form name the same URL here
     assert origin.hits == ["/base/photo.png", "/base/nothing.png"]
+
+
+def test_migration_2_upgrades_a_version_1_catalog(acme: Account):
+    """A catalog of the release before remote images (version 1 only) gains the table at
+    the next start-up, and keeps its images."""
+    app = acme.client.application
+    uploaded = acme.request(
+        "POST", "/sourceimages/acme", data={"filedata": (io.BytesIO(flat(RED)), "a.png")}
+    ).get_json()["items"][0]
+    with database(app) as db:
+        db.execute("DROP TABLE remote_images")
+        db.execute("DELETE FROM schema_migrations WHERE version = 2")
+    assert app.extensions["cropstack.catalog"].migrate() == [2]
+    assert app.extensions["cropstack.catalog"].migrate() == []
+    catalog = open_catalog(acme)
+    try:
+        org_id = catalog.accounts.org_by_name("acme").id
+        assert catalog.images.get_exact(org_id, uploaded["hash"]) is not None
+        catalog.remote_images.put(
+            org_id, "https://a.example/x", uploaded["hash"], fetched="2026-01-01T00:00:00+00:00",
+            expires=None,
+        )  # fmt: skip
+        assert catalog.remote_images.get(org_id, "https://a.example/x").hash == uploaded["hash"]
+    finally:
+        catalog.close()
