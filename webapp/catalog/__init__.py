@@ -25,6 +25,7 @@ from webapp.catalog.errors import CatalogBusy
 from webapp.catalog.images import Images
 from webapp.catalog.remotes import RemoteImages
 from webapp.catalog.stacks import Stacks
+from webapp.catalog.usage import Usage
 
 if TYPE_CHECKING:
     from webapp.catalog.interface import ImageSearch
@@ -50,6 +51,7 @@ class Catalog:
         self.images = Images(db)
         self.stacks = Stacks(db)
         self.remote_images = RemoteImages(db)
+        self.usage = Usage(db)
         self.image_search: ImageSearch
         if db.dialect == "postgresql":
             from webapp.catalog.pgsearch import PgImageSearch

@@ -18,6 +18,7 @@ from webapp.catalog.database import Database
 from webapp.catalog.pgschema import PG_SCHEMA
 from webapp.catalog.remoteschema import REMOTE_SCHEMA_POSTGRESQL, REMOTE_SCHEMA_SQLITE
 from webapp.catalog.schema import SCHEMA
+from webapp.catalog.usageschema import PG_USAGE, SQLITE_USAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +34,12 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     "sqlite": (
         Migration(1, "catalog, search index, facet counts", SCHEMA),
         Migration(2, "remote images", REMOTE_SCHEMA_SQLITE),
+        Migration(4, "usage: deliveries and storage per day", SQLITE_USAGE),
     ),
     "postgresql": (
         Migration(1, "catalog, search index, text search", PG_SCHEMA),
         Migration(2, "remote images", REMOTE_SCHEMA_POSTGRESQL),
+        Migration(4, "usage: deliveries and storage per day", PG_USAGE),
     ),
 }
 

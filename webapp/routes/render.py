@@ -31,6 +31,7 @@ from webapp.remoteimages import policy, remote_image, remote_url
 from webapp.rendercache import CacheKey
 from webapp.routes import ORIGINAL_CSP, RESERVED_NAMES
 from webapp.signing import SignatureError, verify
+from webapp.usagecounter import mark_delivery
 
 bp = Blueprint("render", __name__)
 
@@ -222,6 +223,7 @@ def render(path: str) -> Response:
     context = RenderContext(image=image_fields(image), headers=dict(request.headers))
     plan = build_plan(stack, req, basestack=basestack, context=context)
     if plan.options.get("source_file"):
+        mark_delivery(org["id"], cached=False)  # counted for GET /stats once answered
         return _limit_caching(_original(image), signed_until, preview=preview)
     accept = request.headers.get("Accept")
     ext, negotiated = engine.negotiate(
@@ -292,6 +294,7 @@ def answer(
         return Response(status=304, headers=headers)
     cache = render_cache() if settings().render_cache and not preview else None
     body = cache.get(key) if cache else None
+    mark_delivery(org["id"], cached=body is not None)  # counted for GET /stats once answered
     if body is None:
         rendered = renderer.render_stored(
             settings(),
