@@ -34,14 +34,18 @@ from stacks.values import is_expression, shown
 
 DYNAMIC = "dynamic"
 HASH = re.compile(r"[0-9a-f]{6,40}")
+#: An alias in place of the hash, ``-_{name}_-`` (rokka: names are ``[a-zA-Z0-9_]``; any
+#: other character does not match, so the URL is a 404). Resolved by the web layer.
+ALIAS_REF = re.compile(r"-_([A-Za-z0-9_]{1,100})_-")
 STACK_NAME = re.compile(r"[A-Za-z0-9_\-]{1,100}")
 VARIABLE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 MAX_PATH = 4096  # characters; far above any legitimate stack URL
 MAX_SLUG = 255  # characters; longer slugs are 404 (bad-inputs.md row 23)
 MAX_QUERY_V = 4096  # characters of the raw ?v= JSON
 MAX_REMOTE = 2048  # characters of a remote image's path or URL (between the dashes)
-# ``-_{name}_-`` is an alias, not a remote path (rokka-api.md §1.1)
-_ALIAS_TOKEN = re.compile(r"_[A-Za-z0-9_]+_")
+# ``-_..._-`` is the alias form (rokka-api.md §1.1; names outside [A-Za-z0-9_] are invalid
+# aliases, 404), never a remote path
+_ALIAS_TOKEN = re.compile(r"_.*_", re.DOTALL)
 
 # URL extension -> output format. `jpeg` is an alias so plans (and cache keys) say `jpg`.
 OUTPUT_EXTENSIONS: Mapping[str, str] = MappingProxyType(
@@ -142,12 +146,12 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
     if remote is not None:
         middle, image_hash, slug = segments[1 : remote[0]], "", remote[2]
         extension = remote[3]
-    elif len(segments) >= 3 and HASH.fullmatch(segments[-2]):
+    elif len(segments) >= 3 and _image_ref(segments[-2]):
         image_hash, slug, middle = segments[-2], base, segments[1:-2]
-    elif HASH.fullmatch(base):
+    elif _image_ref(base):
         image_hash, slug, middle = base, None, segments[1:-1]
     else:
-        raise UrlNotFound("render URL has no valid image hash ([0-9a-f]{6,40})")
+        raise UrlNotFound("render URL has no valid image hash ([0-9a-f]{6,40}) or -_alias_-")
     if slug is not None and len(slug) > MAX_SLUG:
         raise UrlNotFound(f"SEO slug longer than {MAX_SLUG} characters")
     output_format = OUTPUT_EXTENSIONS.get(extension.lower())
@@ -209,6 +213,16 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
         variables=variables,
         expression_overrides={k: v for k, v in expression_overrides.items() if v},
     )
+
+
+def _image_ref(segment: str) -> bool:
+    return bool(HASH.fullmatch(segment) or ALIAS_REF.fullmatch(segment))
+
+
+def alias_name(ref: str) -> str | None:
+    """The alias name of an image reference written ``-_{name}_-``, else None."""
+    found = ALIAS_REF.fullmatch(ref)
+    return found.group(1) if found else None
 
 
 def _remote(segments: list[str]) -> tuple[int, str, str | None, str] | None:

@@ -46,6 +46,8 @@ RECORDINGS = SHARED / "conformance" / "rokka-js-recordings"
 BOTH_BACKENDS = frozenset(
     {
         "test_accounts",
+        "test_albums",
+        "test_aliases",
         "test_catalog_contract",
         "test_metadata",
         "test_remote_render",

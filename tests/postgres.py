@@ -22,8 +22,9 @@ TEMPLATE = "cropstack_template"
 SHARED = "cropstack_shared"
 #: Every table the catalog migrations make, emptied between tests.
 _TABLES = (
-    "sourceimage_facet_counts, sourceimage_values, sourceimages, stacks, memberships, "
-    "api_keys, users, organizations, remote_images, usage_deliveries, usage_storage"
+    "sourceimage_aliases, sourceimage_facet_counts, sourceimage_values, sourceimages, stacks, "
+    "memberships, api_keys, users, organizations, remote_images, usage_deliveries, "
+    "usage_storage"
 )
 
 

@@ -168,6 +168,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Bound of the render cache, bytes (4 KiB blocks); least recently used go first.",
     ),
     Setting(
+        "alias_max_age",
+        3600,
+        int,
+        "Cache-Control max-age, s, of renders through an alias (`-_name_-`), which can be "
+        "repointed; renders by hash are immutable for a year.",
+    ),
+    Setting(
         "health_min_free_bytes",
         64 * 1024 * 1024,
         int,
@@ -301,6 +308,7 @@ class Settings:
     render_memory_mb: int
     render_cache: bool
     render_cache_max_bytes: int
+    alias_max_age: int
     health_min_free_bytes: int
     busy_timeout_ms: int
     database_url: str

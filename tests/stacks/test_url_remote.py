@@ -35,6 +35,12 @@ def test_overrides_before_the_remote_image_still_apply() -> None:
     assert req.options == {"dpr": 2}
 
 
+def test_aliases_are_not_remote_paths() -> None:
+    for path in ("s/-_logo_-.jpg", "s/-_logo_-/-slug-.jpg"):
+        req = parse_render_path(path)
+        assert req.remote is None and req.hash == "-_logo_-"
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -50,7 +56,7 @@ def test_hash_urls_with_dashed_slugs_stay_hash_urls(path: str) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "s/-_alias_-.jpg",  # an alias, not a remote path
+        "s/-_my-alias_-.jpg",  # an (invalid) alias, not a remote path
         "s/-x.jpg",  # no closing dash
         "s/--.jpg",
         "s/-" + "a" * (MAX_REMOTE + 1) + "-.jpg",

@@ -1,7 +1,8 @@
 """The catalog: organizations, users, keys, memberships, source images, stacks.
 
 Routes and ingest use a ``Catalog`` (the interface is ``webapp.catalog.interface``):
-its groups ``.accounts``, ``.images``, ``.image_search``, ``.stacks`` take and return
+its groups ``.accounts``, ``.images``, ``.image_search``, ``.stacks``, ``.aliases``,
+``.albums`` take and return
 typed, frozen records (``webapp.catalog.records``) and raise domain errors
 (``webapp.catalog.errors``); ``unit_of_work()`` groups several calls into one
 transaction without handing out a connection. SQL lives only in this package.
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from webapp.catalog.accounts import Accounts
+from webapp.catalog.albums import Albums
+from webapp.catalog.aliases import Aliases
 from webapp.catalog.database import Database
 from webapp.catalog.errors import CatalogBusy
 from webapp.catalog.images import Images
@@ -51,6 +54,8 @@ class Catalog:
         self.images = Images(db)
         self.stacks = Stacks(db)
         self.remote_images = RemoteImages(db)
+        self.aliases = Aliases(db)
+        self.albums = Albums(db)
         self.usage = Usage(db)
         self.image_search: ImageSearch
         if db.dialect == "postgresql":

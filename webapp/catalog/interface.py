@@ -14,6 +14,9 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
 from webapp.catalog.records import (
+    AlbumPage,
+    Alias,
+    AliasWrite,
     ApiKey,
     KeyOwner,
     Membership,
@@ -160,6 +163,22 @@ class RemoteImages(Protocol):
     def urls_of(self, organization_id: str, image_hash: str) -> list[str]: ...
 
 
+class Aliases(Protocol):
+    """Source image aliases: an organization's stable names for some of its images."""
+
+    def get(self, org_id: str, name: str) -> Alias | None: ...
+    def put(self, org_id: str, name: str, image_hash: str, *, overwrite: bool) -> AliasWrite: ...
+    def delete(self, org_id: str, name: str) -> None: ...
+
+
+class Albums(Protocol):
+    """Albums: the images whose user metadata ``array:albums`` names the album."""
+
+    def page(
+        self, org_id: str, album: str, *, favorites: bool, limit: int, offset: int
+    ) -> AlbumPage: ...
+
+
 class Usage(Protocol):
     """Usage figures per organization and UTC day (docs/stats.md): deliveries of render
     URLs, added by each worker's periodic flush, and storage, kept by triggers."""
@@ -181,6 +200,8 @@ class CatalogHandle(Protocol):
     image_search: ImageSearch
     stacks: Stacks
     remote_images: RemoteImages
+    aliases: Aliases
+    albums: Albums
     usage: Usage
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...

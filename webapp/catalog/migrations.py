@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from webapp.catalog.aliasschema import PG_ALIASES, SQLITE_ALIASES
 from webapp.catalog.database import Database
 from webapp.catalog.pgschema import PG_SCHEMA
 from webapp.catalog.remoteschema import REMOTE_SCHEMA_POSTGRESQL, REMOTE_SCHEMA_SQLITE
@@ -34,11 +35,13 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     "sqlite": (
         Migration(1, "catalog, search index, facet counts", SCHEMA),
         Migration(2, "remote images", REMOTE_SCHEMA_SQLITE),
+        Migration(3, "source image aliases", SQLITE_ALIASES),
         Migration(4, "usage: deliveries and storage per day", SQLITE_USAGE),
     ),
     "postgresql": (
         Migration(1, "catalog, search index, text search", PG_SCHEMA),
         Migration(2, "remote images", REMOTE_SCHEMA_POSTGRESQL),
+        Migration(3, "source image aliases", PG_ALIASES),
         Migration(4, "usage: deliveries and storage per day", PG_USAGE),
     ),
 }
