@@ -49,6 +49,7 @@ BOTH_BACKENDS = frozenset(
         "test_albums",
         "test_aliases",
         "test_catalog_contract",
+        "test_catalog_nodes",
         "test_metadata",
         "test_remote_render",
         "test_search",

@@ -24,7 +24,7 @@ SHARED = "cropstack_shared"
 _TABLES = (
     "sourceimage_aliases, sourceimage_facet_counts, sourceimage_values, sourceimages, stacks, "
     "memberships, api_keys, users, organizations, remote_images, usage_deliveries, "
-    "usage_storage"
+    "usage_storage, render_generations, blob_deletions, service_secrets"
 )
 
 

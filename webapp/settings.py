@@ -267,8 +267,9 @@ SETTINGS: tuple[Setting, ...] = (
         "token_secret",
         "",
         str,
-        "Secret that signs JWTs from /user/apikeys/token; empty: a random one kept in "
-        "{data_dir}/token-secret. Nodes sharing a catalog must share it.",
+        "Secret that signs JWTs from /user/apikeys/token; empty: a random one kept with "
+        "the catalog ({data_dir}/token-secret, or in the PostgreSQL catalog, shared by "
+        "every node).",
     ),
     Setting(
         "proxy_count",

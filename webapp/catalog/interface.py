@@ -9,7 +9,7 @@ suite against each backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
@@ -179,6 +179,30 @@ class Albums(Protocol):
     ) -> AlbumPage: ...
 
 
+class RenderPurges(Protocol):
+    """Purge generations of renders, shared by every node (webapp/catalog/purges.py)."""
+
+    def generation(self, org_id: str, stack: str, image_hash: str) -> str: ...
+    def purge_stack(self, org_id: str, stack: str) -> None: ...
+    def purge_image(self, org_id: str, image_hash: str) -> None: ...
+
+
+class SharedSecrets(Protocol):
+    """Secrets every node of the catalog shares (webapp/catalog/sharedsecrets.py)."""
+
+    def get(self, name: str) -> str | None: ...
+    def get_or_make(self, name: str, make: Callable[[], str]) -> str: ...
+
+
+class BlobDeletions(Protocol):
+    """Blobs ``cropstack gc`` is deleting now (webapp/catalog/blobdeletions.py)."""
+
+    def begin(self, blob_key: str) -> bool: ...
+    def end(self, blob_key: str) -> None: ...
+    def in_progress(self, blob_keys: Sequence[str]) -> list[str]: ...
+    def clear_stale(self) -> int: ...
+
+
 class Usage(Protocol):
     """Usage figures per organization and UTC day (docs/stats.md): deliveries of render
     URLs, added by each worker's periodic flush, and storage, kept by triggers."""
@@ -202,6 +226,9 @@ class CatalogHandle(Protocol):
     remote_images: RemoteImages
     aliases: Aliases
     albums: Albums
+    purges: RenderPurges
+    secrets: SharedSecrets
+    blob_deletions: BlobDeletions
     usage: Usage
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...

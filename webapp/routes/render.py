@@ -29,6 +29,7 @@ from webapp import renderer, secondarycache
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
+from webapp.metadata import canonical_json
 from webapp.remoteimages import policy, remote_image, remote_url
 from webapp.rendercache import CacheKey
 from webapp.routes import ORIGINAL_CSP, RESERVED_NAMES
@@ -287,6 +288,15 @@ def answer(
     renders = renders or {}
     # A secondary stack's plan shapes the output too (the stack may be replaced).
     identity = plan.canonical() + "".join(r.plan.canonical() for r in renders.values())
+    # keepHash changes an image's dynamic metadata (the areas crops follow) in place,
+    # under the same hash: the areas are part of what a render is.
+    if image["dynamic_metadata"]:
+        identity += "\ndynamic " + canonical_json(image["dynamic_metadata"])
+    # A purge on any node counts a generation in the catalog: folded into the key and
+    # ETag, it makes every node's cached copy unreachable (webapp/catalog/purges.py).
+    purged = catalog().purges.generation(org["id"], stack, image["hash"])
+    if purged:
+        identity += "\npurged " + purged
     key = CacheKey.build(
         org_id=org["id"],
         stack=stack,
