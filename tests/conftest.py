@@ -51,6 +51,7 @@ BOTH_BACKENDS = frozenset(
         "test_catalog_contract",
         "test_catalog_nodes",
         "test_metadata",
+        "test_remote_render",
         "test_search",
         "test_sourceimages",
         "test_stacks_api",

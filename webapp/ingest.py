@@ -44,6 +44,9 @@ class Upload:
     protected: bool = False
     # ``optimize_source``: store TIFF/PSD converted to this format (``png``/``jpg``), or None
     optimise: str | None = None
+    # The hash the caller chose (a remote image's, webapp/remoteimages.py), else None: the
+    # identity of bytes + dynamic metadata + protection
+    identity: str | None = None
 
 
 def ingest(
@@ -112,7 +115,8 @@ def _insert_rows(
     rows: list[SourceImage] = []
     for upload, info, blob, binary_hash in zip(uploads, infos, stored, binary_hashes, strict=True):
         new = NewImage(
-            hash=identity_hash(binary_hash, upload.dynamic_metadata, upload.protected),
+            hash=upload.identity
+            or identity_hash(binary_hash, upload.dynamic_metadata, upload.protected),
             binary_hash=binary_hash,
             blob_key=blob.key,
             name=upload.name,
@@ -196,7 +200,9 @@ def derive(
     Returns None when nothing changes. If an image with the new hash exists it is reused
     as it is (restored if it was deleted); otherwise a new row copies the old one's name,
     user and static metadata and ``created``. ``delete_previous`` soft-deletes the old
-    image (``ImageLocked`` if it is locked).
+    image (``ImageLocked`` if it is locked). Remote URLs recorded as the old image render
+    the new one from now on (its subject area, its protection), whether or not the old
+    image is deleted.
     """
     new_hash = identity_hash(row.binary_hash, dynamic_metadata, protected)
     if new_hash == row.hash:
@@ -212,6 +218,7 @@ def derive(
             result = catalog.images.restore(organization_id, new_hash)
         if delete_previous:
             catalog.images.soft_delete(organization_id, [row.hash])
+        catalog.remote_images.repoint(organization_id, row.hash, result.hash)
     return result
 
 

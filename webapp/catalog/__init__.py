@@ -29,6 +29,7 @@ from webapp.catalog.database import Database
 from webapp.catalog.errors import CatalogBusy
 from webapp.catalog.images import Images
 from webapp.catalog.purges import RenderPurges
+from webapp.catalog.remotes import RemoteImages
 from webapp.catalog.sharedsecrets import SharedSecrets
 from webapp.catalog.stacks import Stacks
 from webapp.catalog.tablerows import TableRows
@@ -58,6 +59,7 @@ class Catalog:
         self.images = Images(db)
         self.stacks = Stacks(db)
         self.table_rows = TableRows(db)
+        self.remote_images = RemoteImages(db)
         self.aliases = Aliases(db)
         self.albums = Albums(db)
         self.purges = RenderPurges(db)

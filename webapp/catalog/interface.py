@@ -33,6 +33,7 @@ from webapp.catalog.records import (
     Stack,
     StackWrite,
 )
+from webapp.catalog.remotes import RemoteImage
 from webapp.catalog.usage import BilledOrganization, DeliveryCount, StorageDay
 from webapp.search import Search
 
@@ -160,6 +161,27 @@ class TableRows(Protocol):
     def delete(self, table: str, keys: Sequence[tuple[Any, ...]]) -> int: ...
     def migration_applied(self, version: int) -> str | None: ...
     def backdate_migration(self, version: int, applied: str) -> None: ...
+
+
+class RemoteImages(Protocol):
+    """Which source image each remote URL of an organization was stored as (render URLs
+    ``-{path or URL}-``, webapp/remoteimages.py)."""
+
+    def get(self, organization_id: str, url: str) -> RemoteImage | None: ...
+    def put(
+        self,
+        organization_id: str,
+        url: str,
+        image_hash: str,
+        *,
+        fetched: str,
+        expires: str | None,
+    ) -> RemoteImage: ...
+    def postpone(self, organization_id: str, url: str, expires: str | None) -> bool: ...
+    def repoint(self, organization_id: str, old_hash: str, new_hash: str) -> int: ...
+    def urls_of(self, organization_id: str, image_hash: str) -> list[str]: ...
+
+
 class Aliases(Protocol):
     """Source image aliases: an organization's stable names for some of its images."""
 
@@ -221,6 +243,7 @@ class CatalogHandle(Protocol):
     image_search: ImageSearch
     stacks: Stacks
     table_rows: TableRows
+    remote_images: RemoteImages
     aliases: Aliases
     albums: Albums
     purges: RenderPurges

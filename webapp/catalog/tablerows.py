@@ -94,6 +94,11 @@ COPIED: tuple[Table, ...] = (
          "deleted_at"),
     ),  # fmt: skip
     Table(
+        "remote_images",
+        ("organization_id", "url_key"),
+        ("organization_id", "url_key", "url", "hash", "fetched", "expires"),
+    ),
+    Table(
         "usage_storage",
         ("organization_id", "day"),
         ("organization_id", "day", "bytes", "files"),
