@@ -6,12 +6,12 @@ for the render plan and the ``GET /stackoptions`` body. Defaults are rokka's 202
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from stacks.errors import StackError
+from stacks.urlpattern import compiled
 from stacks.values import HEX_COLOR, NO_DEFAULT, Kind, Param, shown
 
 _AUTOFORMAT_EXCLUDE = (
@@ -165,7 +165,7 @@ _TABLE: tuple[Param, ...] = (
         "remote_fullurl_whitelist",
         Kind.STRING_LIST,
         "Regular expressions; a full remote URL is fetched only when one matches its host "
-        "or the whole URL (re.search). null: any URL.",
+        "or the whole URL (RE2 syntax: no backreferences or look-around). null: any URL.",
         None,
         url_settable=False,
     ),
@@ -252,8 +252,8 @@ def _whitelist(value: Any) -> Any:
         try:
             if len(pattern) > MAX_WHITELIST[1]:
                 raise ValueError(f"longer than {MAX_WHITELIST[1]} characters")
-            re.compile(pattern)
-        except (re.error, ValueError) as exc:
+            compiled(pattern)
+        except ValueError as exc:
             raise StackError(
                 f"stack option remote_fullurl_whitelist: invalid pattern {shown(pattern)} ({exc})",
                 parameter="remote_fullurl_whitelist",

@@ -4,7 +4,7 @@ Which URL (rokka-api.md §1.1, §7; rokka's "Loading images from a remote URL"):
 
 - ``-{path}-`` is appended to ``remote_basepath`` (with exactly one ``/`` between them);
 - ``-{http(s) URL}-`` is fetched as it is when ``remote_fullurl_allow`` is true, and only
-  if ``remote_fullurl_whitelist`` is null or one of its patterns matches (``re.search``)
+  if ``remote_fullurl_whitelist`` is null or one of its patterns matches (RE2, stacks/urlpattern.py)
   the URL's host or the whole URL (rokka's examples match hosts, ``"\\.rokka\\.io$"``).
 
 Render URLs of the organization itself (``https://{org}.{render_domain}/...``) are always
@@ -44,6 +44,7 @@ from urllib.parse import quote, urlsplit
 
 from stacks.errors import UrlNotFound
 from stacks.stack import StackDefinition
+from stacks.urlpattern import search
 from webapp.blobs import BlobStore
 from webapp.catalog import now_iso
 from webapp.catalog.interface import CatalogHandle
@@ -139,13 +140,9 @@ def _whitelisted(url: str, patterns: tuple[str, ...]) -> bool:
         host = (urlsplit(url).hostname or "").lower()
     except ValueError:
         return False
-    for pattern in patterns:
-        try:
-            if re.search(pattern, host) or re.search(pattern, url):
-                return True
-        except re.error:
-            continue  # validated when stored; an invalid pattern allows nothing
-    return False
+    # RE2, not re: the URL is an anonymous client's (stacks/urlpattern.py). A pattern
+    # stored before it was checked as RE2 and invalid there allows nothing.
+    return any(search(pattern, host) or search(pattern, url) for pattern in patterns)
 
 
 def remote_identity(binary_hash: str, url: str) -> str:

@@ -205,6 +205,35 @@ def test_full_url_form_and_the_whitelist(acme: Account, origin: Origin):
     assert "remote_basepath" in error_of(acme.client.get("/acme/dynamic/-x/green.png-.png"), 404)
 
 
+def test_whitelist_patterns_run_in_linear_time(acme: Account, origin: Origin):
+    """A pattern that backtracks exponentially in Python's re, against a URL an anonymous
+    client crafted, still answers at once: patterns run on RE2."""
+    set_options(acme, remote_fullurl_allow=True, remote_fullurl_whitelist=[r"(a+)+$"])
+    crafted = f"/acme/dynamic/resize-width-8/-{origin.base}/{'a' * 80}!-.png"
+    answers: list[Any] = []
+    worker = threading.Thread(target=lambda: answers.append(acme.client.get(crafted)))
+    worker.start()
+    worker.join(60)  # re would need about 2**80 steps: it would never come back
+    assert answers, "the whitelist match did not finish"
+    assert "whitelist" in error_of(answers[0], 403)
+    assert origin.hits == []
+
+
+@pytest.mark.parametrize("pattern", [r"(?=cdn)", r"(a)\1", "(unclosed"])
+def test_whitelist_patterns_must_be_re2(acme: Account, pattern: str):
+    response = acme.request(
+        "PUT", "/organizations/acme/options", json={"remote_fullurl_whitelist": [pattern]}
+    )
+    assert "RE2" in error_of(response, 400)
+    stack = {
+        "operations": [{"name": "resize", "options": {"width": 10}}],
+        "options": {"remote_fullurl_whitelist": [pattern]},
+    }
+    assert "remote_fullurl_whitelist" in error_of(
+        acme.request("PUT", "/stacks/acme/badpattern", json=stack), 400
+    )
+
+
 def test_stack_options_enable_remote_images_and_urls_cannot(acme: Account, origin: Origin):
     origin.serve("/stackbase/b.png", flat(BLUE))
     stack = {
