@@ -9,7 +9,8 @@ INSERT per batch, the search index triggers run as for any write; PostgreSQL: CO
 the rows and of the index rows ``index_rows`` computes, as its writes do), then every
 query goes through the Flask app exactly as a client's would: exact, prefix, range,
 text, sorted, faceted queries and deep cursor paging. Prints the mean per query and
-catalog; the goal is < 20 ms. The PostgreSQL server is the tests' (tests/postgres.py:
+catalog, the PostgreSQL/SQLite ratio and how many queries are within the goal (15 ms:
+under 20 ms with margin). The PostgreSQL server is the tests' (tests/postgres.py:
 pgserver's PostgreSQL 16 on a Unix socket, default settings apart from fsync off).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import random
 import shutil
 import time
@@ -30,7 +32,8 @@ import pytest
 
 IMAGES = int(os.environ.get("SEARCH_BENCH_IMAGES", "100000"))
 DATABASES = os.environ.get("SEARCH_BENCH_DATABASES", "sqlite,postgresql").split(",")
-GOAL_MS = 20.0
+#: The goal (issue 14) is under 20 ms with margin: 15 ms.
+GOAL_MS = 15.0
 RESULTS: dict[str, dict[str, float]] = {}
 WORDS = (
     "mountain lake city night snow beach forest river bridge tower street market portrait "
@@ -128,7 +131,8 @@ def build_catalog(data_dir: Path, database_url: str = "") -> tuple[Any, dict[str
 
 
 def _copy_into_postgresql(db: Any, columns: str, rows: list[tuple[Any, ...]]) -> None:
-    """COPY the image rows and their search index rows (as ``index_image`` writes them)."""
+    """COPY the image rows and their search index rows (as ``index_image`` writes them);
+    the word index of live images (migration 5) is filled by its trigger as they arrive."""
     from webapp.catalog.postgres import index_rows
 
     with db.transaction(), db.conn.cursor() as cursor:
@@ -159,11 +163,35 @@ def _copy_into_postgresql(db: Any, columns: str, rows: list[tuple[Any, ...]]) ->
 
 @pytest.fixture(scope="session")
 def report():
+    load_before = os.getloadavg()
     yield
-    print(f"\n{'query':<34} " + " ".join(f"{d + ' ms':>12}" for d in DATABASES))
-    for name in RESULTS.get(DATABASES[0], {}):
+    names = list(RESULTS.get(DATABASES[0], {}))
+    ratio = len(DATABASES) == 2
+    print(
+        f"\nmachine: {os.cpu_count()} cores, {platform.platform()}, Python "
+        f"{platform.python_version()}; load average {load_before[0]:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end; {IMAGES} images"
+    )
+    print(
+        f"{'query':<34} "
+        + " ".join(f"{d + ' ms':>14}" for d in DATABASES)
+        + (f" {DATABASES[1] + '/' + DATABASES[0]:>20}" if ratio else "")
+    )
+    for name in names:
         means = [RESULTS.get(d, {}).get(name) for d in DATABASES]
-        print(f"{name:<34} " + " ".join(f"{m * 1000:12.2f}" if m else f"{'':>12}" for m in means))
+        line = f"{name:<34} " + " ".join(f"{m * 1000:14.2f}" if m else f"{'':>14}" for m in means)
+        if ratio and means[0] and means[1]:
+            line += f" {means[1] / means[0]:20.2f}"
+        print(line)
+    for database in DATABASES:
+        means = RESULTS.get(database, {})
+        if means:
+            worst = max(means, key=means.__getitem__)
+            within = sum(m * 1000 <= GOAL_MS for m in means.values())
+            print(
+                f"{database}: {within}/{len(means)} queries within {GOAL_MS:.0f} ms; slowest "
+                f"{worst} {means[worst] * 1000:.2f} ms"
+            )
 
 
 @pytest.fixture(scope="module", params=DATABASES)

@@ -49,6 +49,7 @@ BOTH_BACKENDS = frozenset(
         "test_catalog_contract",
         "test_metadata",
         "test_search",
+        "test_search_live",
         "test_sourceimages",
         "test_stacks_api",
         "test_user_metadata",

@@ -22,7 +22,8 @@ TEMPLATE = "cropstack_template"
 SHARED = "cropstack_shared"
 #: Every table the catalog migrations make, emptied between tests.
 _TABLES = (
-    "sourceimage_facet_counts, sourceimage_values, sourceimages, stacks, memberships, "
+    "sourceimage_facet_counts, sourceimage_words, sourceimage_word_scopes, "
+    "sourceimage_values, sourceimages, stacks, memberships, "
     "api_keys, users, organizations"
 )
 

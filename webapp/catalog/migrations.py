@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from webapp.catalog.database import Database
 from webapp.catalog.pgschema import PG_SCHEMA
 from webapp.catalog.schema import SCHEMA
+from webapp.catalog.wordindex import PG_WORD_INDEX
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,10 @@ class Migration:
 
 MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     "sqlite": (Migration(1, "catalog, search index, facet counts", SCHEMA),),
-    "postgresql": (Migration(1, "catalog, search index, text search", PG_SCHEMA),),
+    "postgresql": (
+        Migration(1, "catalog, search index, text search", PG_SCHEMA),
+        Migration(5, "word index of live images", PG_WORD_INDEX),
+    ),
 }
 
 _TABLE = (
