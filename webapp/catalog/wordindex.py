@@ -35,16 +35,25 @@ CREATE TABLE IF NOT EXISTS sourceimage_words (
     words TSVECTOR NOT NULL
 );
 -- Every lexeme (and query term) prefixed with the scope: '<scope>festiv'. The text forms
--- of tsvector and tsquery quote each lexeme ('' inside), which the pattern follows.
+-- of tsvector and tsquery quote each lexeme ('' inside), which the pattern follows. A
+-- lexeme holds at most 2047 bytes: a document's lexemes the prefix would make longer are
+-- left out (as PostgreSQL leaves out longer words itself), and a query holding such a
+-- word, which every match must contain, becomes the bare scope, which no document holds.
 CREATE OR REPLACE FUNCTION cropstack_scoped(scope TEXT, words TSVECTOR) RETURNS TSVECTOR
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$
-    SELECT regexp_replace(words::text, '''((?:[^'']|'''')*)''', '''' || scope || '\1''',
-                          'g')::tsvector
+    SELECT regexp_replace(
+        ts_delete(words, ARRAY(SELECT u.lexeme FROM unnest(words) AS u
+                               WHERE octet_length(u.lexeme) + octet_length(scope) > 2047))::text,
+        '''((?:[^'']|'''')*)''', '''' || scope || '\1''', 'g')::tsvector
 $f$;
 CREATE OR REPLACE FUNCTION cropstack_scoped(scope TEXT, query TSQUERY) RETURNS TSQUERY
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$
-    SELECT regexp_replace(query::text, '''((?:[^'']|'''')*)''', '''' || scope || '\1''',
-                          'g')::tsquery
+    SELECT CASE WHEN EXISTS (
+        SELECT 1 FROM regexp_matches(query::text, '''((?:[^'']|'''')*)''', 'g') AS m
+        WHERE octet_length(m[1]) + octet_length(scope) > 2047)
+    THEN ('''' || scope || '''')::tsquery
+    ELSE regexp_replace(query::text, '''((?:[^'']|'''')*)''', '''' || scope || '\1''',
+                        'g')::tsquery END
 $f$;
 CREATE OR REPLACE FUNCTION cropstack_word_scope(org TEXT, src TEXT, kind TEXT, name TEXT)
 RETURNS TEXT LANGUAGE plpgsql AS $f$
