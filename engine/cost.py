@@ -26,6 +26,7 @@ from engine.geometry import MAX_OUTPUT_SIDE, Areas, Size
 from engine.operations import KINDS, RenderContext
 from engine.operations.kind import one_pass
 from engine.probe import ImageInfo
+from engine.resources import secondary_render_key
 from engine.shrink import allowed_ratio, decoded_size
 from engine.sizing import step_sizes
 
@@ -172,13 +173,24 @@ def estimate(
         current = size
     work += _mp(current) * encode_passes(plan)
     work *= frames
+    named: list[tuple[str, ImageInfo]] = []
     for ref in plan.source_references():
         secondary = images.get(ref.hash) if ref.image else None
         if secondary is not None:
-            name = f"{ref.operation} {ref.parameter} {ref.hash}"
-            steps.insert(1, Step(name, secondary.size))
-            decode = _DECODE_PASSES.get(secondary.format, _SLOW_DECODE_PASSES)
-            work += _mp(secondary.size) * (decode + _SECONDARY_RESAMPLE_PASSES)
+            named.append((f"{ref.operation} {ref.parameter} {ref.hash}", secondary))
+    # Secondary stacks rendered before, from the render cache (composition ``cache``), are
+    # images under the key the composition looks them up by.
+    for op in ops:
+        stack = op.options.get("secondary_stack")
+        if isinstance(stack, str):
+            variables = op.options.get("secondary_stack_variables")
+            key = secondary_render_key(stack, variables, op.options.get("secondary_image"))
+            if key in images:
+                named.append((f"{op.name} cached secondary_stack {stack}", images[key]))
+    for name, secondary in named:
+        steps.insert(1, Step(name, secondary.size))
+        decode = _DECODE_PASSES.get(secondary.format, _SLOW_DECODE_PASSES)
+        work += _mp(secondary.size) * (decode + _SECONDARY_RESAMPLE_PASSES)
     return Cost(steps=tuple(steps), frames=frames, work=work)
 
 

@@ -1,9 +1,16 @@
-"""Face detection: where the frontal faces of a source image are, in display pixels.
+"""Face detection: where the faces (frontal and profile) of a source image are, and where
+the eyes and mouth of the frontal ones are (the landmarks), in display pixels.
 
-The detector is OpenCV's Haar cascade ``haarcascade_frontalface_alt2.xml``, which the
-``opencv-python-headless`` wheel ships under ``cv2.data.haarcascades`` (nothing is
-downloaded at run time; README "Dependencies" says why this one). It finds upright
-frontal faces; profiles, strongly turned or tiny faces are not found.
+The detectors are OpenCV's Haar cascades, which the ``opencv-python-headless`` wheel ships
+under ``cv2.data.haarcascades`` (nothing is downloaded at run time; README "Dependencies"
+says why these): ``haarcascade_frontalface_alt2.xml`` finds upright frontal faces and
+``haarcascade_profileface.xml`` upright profiles, run on the image and on its mirror image
+(the cascade knows profiles looking one way only); a profile overlapping a frontal face or
+a larger profile is the same face. Tiny, tilted or strongly turned-down faces are not
+found. Inside each frontal face box (profiles get no landmarks), scaled to
+``LANDMARK_FACE_PX`` wide, ``haarcascade_eye.xml`` looks for the eyes in the upper part and
+``haarcascade_smile.xml`` for the mouth in the lower part (engine/landmarks.py turns the
+boxes they return into rokka's named points, ``eyeLeft`` ...).
 
 It runs in a render process (engine/worker.py, job ``faces``) under the same deadline and
 memory cap as a render. The image is decoded the way a render with a leading
@@ -24,7 +31,7 @@ from typing import Any
 
 import pyvips
 
-from engine import foreign
+from engine import foreign, landmarks
 from engine.cost import DEFAULT_MAX_PIXELS
 from engine.geometry import Size
 from engine.operations.context import to_srgb
@@ -40,8 +47,33 @@ CASCADE_PASSES_PER_MP = 90.0
 #: (about 250 MB of libraries mapped) and detect, MiB. Below it detection is refused
 #: before the import: a failed half-loaded import was seen to break later PNG renders.
 MIN_ADDRESS_SPACE_MB = 512
-#: The cascade file inside opencv-python-headless.
+#: The long side, px, the image is shrunk to (never enlarged) for the profile scans:
+#: profiles are looked for more coarsely than frontal faces (the smallest found is ~6 %
+#: of the long side), which keeps both directions together within about the frontal
+#: scan's time (the cascade is slower per pixel).
+PROFILE_SIDE = 320
+_PROFILE_SCALE_FACTOR = 1.1
+#: Estimated megapixel passes of the profile cascade per megapixel it scans (at
+#: ``PROFILE_SIDE``), per direction: measured at 1.3 times the frontal cascade's.
+PROFILE_PASSES_PER_MP = 120.0
+#: The cascade files inside opencv-python-headless: faces, then eyes and mouth inside them.
 CASCADE = "haarcascade_frontalface_alt2.xml"
+PROFILE_CASCADE = "haarcascade_profileface.xml"
+#: A profile hit is dropped as the same face when it covers this share of a face kept
+#: before it (a frontal face, or a larger profile), or that face covers this share of it.
+SAME_FACE_SHARE = 0.3
+EYE_CASCADE = "haarcascade_eye.xml"
+MOUTH_CASCADE = "haarcascade_smile.xml"
+#: Width (px) a face box is scaled to before its eyes and mouth are looked for: the
+#: landmark scans then cost the same for every face (40-100 ms here, the face scan of a
+#: 512 x 512 image 200-500 ms).
+LANDMARK_FACE_PX = 128
+#: Landmarks are looked for in at most this many faces (the largest): enough for a group
+#: photo, and it bounds the work (``LANDMARK_PASSES_PER_FACE`` each).
+MAX_LANDMARK_FACES = 8
+#: Estimated megapixel passes of the eye and mouth scans of one face: measured at a fifth
+#: of the face scan of a 512 x 512 image (0.26 MP x CASCADE_PASSES_PER_MP / 5).
+LANDMARK_PASSES_PER_FACE = 5.0
 # Detector tuning. scaleFactor 1.1 is the usual step between window sizes; 5 neighbours
 # (overlapping hits) keeps the cascade's false positives on textures (coins, retina
 # photographs) out while the test photographs' faces are still found.
@@ -62,6 +94,8 @@ class Face:
     y: int
     width: int
     height: int
+    #: (name, x, y) of the landmarks found (engine/landmarks.py FEATURES), display pixels.
+    landmarks: tuple[tuple[str, float, float], ...] = ()
 
 
 def detection_size(size: Size, side: int = DETECT_SIDE) -> Size:
@@ -72,8 +106,11 @@ def detection_size(size: Size, side: int = DETECT_SIDE) -> Size:
 
 
 def cascade_work(size: Size) -> float:
-    """Estimated megapixel passes of scanning an image of ``size`` (detection size)."""
-    return size.pixels / 1e6 * CASCADE_PASSES_PER_MP
+    """Estimated megapixel passes of scanning an image of ``size`` (detection size) for
+    faces, plus the landmark scans of the most faces they are run on."""
+    frontal = size.pixels / 1e6 * CASCADE_PASSES_PER_MP
+    profiles = 2 * detection_size(size, PROFILE_SIDE).pixels / 1e6 * PROFILE_PASSES_PER_MP
+    return frontal + profiles + MAX_LANDMARK_FACES * LANDMARK_PASSES_PER_FACE
 
 
 def detector_fits() -> bool:
@@ -96,12 +133,12 @@ def _load_cv2() -> Any:
 
 
 @cache
-def _classifier() -> Any:
+def _classifier(name: str = CASCADE) -> Any:
     cv2 = _load_cv2()
 
-    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
     if classifier.empty():
-        raise RuntimeError(f"OpenCV cascade {CASCADE} could not be loaded")
+        raise RuntimeError(f"OpenCV cascade {name} could not be loaded")
     return classifier
 
 
@@ -134,7 +171,8 @@ def detect_faces(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     side: int = DETECT_SIDE,
 ) -> tuple[Face, ...]:
-    """The frontal faces in ``source`` (image bytes), largest first, at most ``MAX_FACES``.
+    """The faces in ``source`` (image bytes), frontal and profile, largest first, at most
+    ``MAX_FACES``; the frontal ones with their landmarks (at most ``MAX_LANDMARK_FACES``).
 
     ``width``/``height`` are the source's display size in pixels (the stored size); boxes
     are returned on that grid. ``fmt`` is the stored format (``jpg``, ``pdf``, …);
@@ -154,20 +192,125 @@ def detect_faces(
     # was given (CROPSTACK_VIPS_CONCURRENCY).
     cv2.setNumThreads(max(1, pyvips.concurrency_get()))
     min_side = max(_MIN_FACE_PX, round(min(grey.width, grey.height) * _MIN_FACE_SHARE))
-    found = _classifier().detectMultiScale(
-        cv2.equalizeHist(pixels),
-        scaleFactor=_SCALE_FACTOR,
+    equalised = cv2.equalizeHist(pixels)
+    frontal = _largest_first(_scan(_classifier(), equalised, min_side, _SCALE_FACTOR))
+    boxes = merge_profiles(frontal, _profiles(pixels))[:MAX_FACES]
+    sx, sy = width / grey.width, height / grey.height
+    faces = []
+    for box in boxes:
+        rank = frontal.index(box) if box in frontal else MAX_LANDMARK_FACES
+        points = _landmarks(pixels, box) if rank < MAX_LANDMARK_FACES else {}
+        faces.append(_scaled(box, sx, sy, display, points))
+    return tuple(faces)
+
+
+Rect = tuple[int, int, int, int]
+
+
+def _scan(classifier: Any, pixels: Any, min_side: int, step: float) -> list[Rect]:
+    found = classifier.detectMultiScale(
+        pixels,
+        scaleFactor=step,
         minNeighbors=_MIN_NEIGHBOURS,
         minSize=(min_side, min_side),
     )
-    sx, sy = width / grey.width, height / grey.height
-    faces = [_scaled(box, sx, sy, display) for box in found]
-    faces.sort(key=lambda f: (-f.width * f.height, f.y, f.x))
-    return tuple(faces[:MAX_FACES])
+    return [(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
 
 
-def _scaled(box: Any, sx: float, sy: float, image: Size) -> Face:
-    x, y, w, h = (int(v) for v in box)
+def _profiles(pixels: Any) -> list[Rect]:
+    """Profile boxes (detection pixels) looking either way: the profile cascade on the
+    image shrunk to ``PROFILE_SIDE`` and on its mirror image, boxes scaled back."""
+    cv2 = _load_cv2()
+    height, width = pixels.shape
+    size = detection_size(Size(width, height), PROFILE_SIDE)
+    small = pixels
+    if (size.width, size.height) != (width, height):
+        small = cv2.resize(pixels, (size.width, size.height), interpolation=cv2.INTER_AREA)
+    small = cv2.equalizeHist(small)
+    min_side = max(_MIN_FACE_PX, round(min(size.width, size.height) * _MIN_FACE_SHARE))
+    classifier = _classifier(PROFILE_CASCADE)
+    found = _scan(classifier, small, min_side, _PROFILE_SCALE_FACTOR)
+    found += [
+        (size.width - x - w, y, w, h)
+        for x, y, w, h in _scan(classifier, cv2.flip(small, 1), min_side, _PROFILE_SCALE_FACTOR)
+    ]
+    fx, fy = width / size.width, height / size.height
+    return [
+        (round(x * fx), round(y * fy), max(1, round(w * fx)), max(1, round(h * fy)))
+        for x, y, w, h in found
+    ]
+
+
+def _largest_first(boxes: list[Rect]) -> list[Rect]:
+    return sorted(boxes, key=lambda b: (-b[2] * b[3], b[1], b[0]))
+
+
+def _covered(a: Rect, b: Rect) -> float:
+    """The larger of the shares of ``a`` and of ``b`` their intersection covers."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / min(a[2] * a[3], b[2] * b[3])
+
+
+def merge_profiles(frontal: list[Rect], profiles: list[Rect]) -> list[Rect]:
+    """Every face once, largest first: the frontal boxes, then each profile box (largest
+    first) that overlaps no box kept before it by ``SAME_FACE_SHARE`` (boxes x, y, w, h)."""
+    kept = list(frontal)
+    for box in _largest_first(profiles):
+        if all(_covered(box, other) < SAME_FACE_SHARE for other in kept):
+            kept.append(box)
+    return _largest_first(kept)
+
+
+def _landmarks(pixels: Any, box: tuple[int, ...]) -> dict[str, tuple[float, float]]:
+    """Landmark name -> point (detection pixels) of the face at ``box`` (x, y, w, h) of the
+    detection image ``pixels``: its eyes and mouth, searched in the box scaled to
+    ``LANDMARK_FACE_PX`` wide (the lower part reaches a little below the box, where a
+    Haar face box often ends above the lips)."""
+    cv2 = _load_cv2()
+    x, y, w, h = box
+    bottom = min(pixels.shape[0], y + round(h * 1.15))
+    scale = LANDMARK_FACE_PX / w
+    roi = cv2.equalizeHist(
+        cv2.resize(
+            pixels[y:bottom, x : x + w],
+            (LANDMARK_FACE_PX, max(1, round((bottom - y) * scale))),
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        )
+    )
+    side = LANDMARK_FACE_PX
+    face = landmarks.Rect(0, 0, side, h * scale)
+    upper = roi[: round(face.height * 0.6)]
+    eyes = _hits(_classifier(EYE_CASCADE), upper, 3, (side // 8, side // 8), (side // 2,) * 2)
+    lower_top = round(face.height * 0.5)
+    mouths = _hits(
+        _classifier(MOUTH_CASCADE), roi[lower_top:], 5, (side // 4, side // 8), (side, side // 2)
+    )
+    mouths = [landmarks.Rect(m.x, m.y + lower_top, m.width, m.height) for m in mouths]
+    pair = landmarks.eye_pair(face, eyes)
+    found = landmarks.points(pair, landmarks.mouth(face, mouths, pair))
+    return {name: (x + px / scale, y + py / scale) for name, (px, py) in found.items()}
+
+
+def _hits(
+    classifier: Any,
+    pixels: Any,
+    neighbours: int,
+    smallest: tuple[int, int],
+    largest: tuple[int, int],
+) -> list[landmarks.Rect]:
+    if pixels.shape[0] < smallest[1] or pixels.shape[1] < smallest[0]:
+        return []
+    found = classifier.detectMultiScale(
+        pixels, scaleFactor=1.05, minNeighbors=neighbours, minSize=smallest, maxSize=largest
+    )
+    return [landmarks.Rect(*(float(v) for v in hit)) for hit in found]
+
+
+def _scaled(
+    box: tuple[int, ...], sx: float, sy: float, image: Size, points: dict[str, tuple[float, float]]
+) -> Face:
+    x, y, w, h = box
     left = min(max(0, round(x * sx)), image.width - 1)
     top = min(max(0, round(y * sy)), image.height - 1)
     return Face(
@@ -175,4 +318,8 @@ def _scaled(box: Any, sx: float, sy: float, image: Size) -> Face:
         y=top,
         width=max(1, min(round(w * sx), image.width - left)),
         height=max(1, min(round(h * sy), image.height - top)),
+        landmarks=tuple(
+            (name, min(max(0.0, px * sx), image.width), min(max(0.0, py * sy), image.height))
+            for name, (px, py) in points.items()
+        ),
     )

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from engine.landmarks import parse_eyemouth
+
 # rokka anchors: a keyword, or X_Y (also X-Y); X = left|center|right|px, Y = top|center|bottom|px
 _ANCHOR_XY = re.compile(r"^(left|center|right|\d+)[_-](top|center|bottom|\d+)$")
 _AREA_ANCHORS = frozenset({"auto", "subjectarea", "croparea", "face", "smart"})
@@ -70,12 +72,17 @@ class Areas:
     """All areas of one source image, in the coordinates of the current image.
 
     ``face`` is the bounding box of all detected faces (rokka ``detection_face``).
+    ``landmarks`` holds per face its named points (``eyeLeft`` ..., rokka
+    ``detection_eyemouth``), each carried as a 1 x 1 px box centred on the point; a point
+    cut away by a crop is dropped. ``landmarks`` is None when the image was never
+    detected (no ``detection_eyemouth`` metadata), ``()`` when no face had landmarks.
     """
 
     subject: Box | None = None
     crop: Box | None = None
     face: Box | None = None
     multi: Mapping[str, Area] = field(default_factory=lambda: MappingProxyType({}))
+    landmarks: tuple[Mapping[str, Box], ...] | None = None
 
     def map(self, transform: Callable[[Box], Box | None]) -> Areas:
         """Apply one geometric transform to every box; boxes mapped to None are dropped."""
@@ -88,11 +95,15 @@ class Areas:
             moved = transform(area.box)
             if moved is not None:
                 multi[name] = Area(area.kind, moved)
+        landmarks = None
+        if self.landmarks is not None:
+            landmarks = tuple(_map_points(points, transform) for points in self.landmarks)
         return Areas(
             subject=one(self.subject),
             crop=one(self.crop),
             face=one(self.face),
             multi=MappingProxyType(multi),
+            landmarks=landmarks,
         )
 
     def select(self, name: str | None) -> Areas:
@@ -106,6 +117,22 @@ class Areas:
         if area.kind == "crop_area":
             return replace(self, subject=None, crop=area.box)
         return replace(self, subject=area.box, crop=None)
+
+
+def _map_points(
+    points: Mapping[str, Box], transform: Callable[[Box], Box | None]
+) -> Mapping[str, Box]:
+    moved = {}
+    for name, box in points.items():
+        after = transform(box)
+        if after is not None:
+            moved[name] = after
+    return MappingProxyType(moved)
+
+
+def point_box(x: float, y: float) -> Box:
+    """The 1 x 1 px box a landmark at (x, y) is carried as."""
+    return Box(x - 0.5, y - 0.5, 1.0, 1.0)
 
 
 # --------------------------------------------------------------------------- parsing areas
@@ -152,6 +179,14 @@ def parse_areas(dynamic_metadata: Mapping[str, Any] | None, size: Size) -> Areas
         crop=parse_box(crop, size) if crop else None,
         face=_face_box(meta["detection_face"], size) if meta.get("detection_face") else None,
         multi=MappingProxyType(multi),
+        landmarks=_landmarks(meta["detection_eyemouth"]) if "detection_eyemouth" in meta else None,
+    )
+
+
+def _landmarks(raw: Any) -> tuple[Mapping[str, Box], ...]:
+    return tuple(
+        MappingProxyType({name: point_box(x, y) for name, (x, y) in points.items()})
+        for points in parse_eyemouth(raw)
     )
 
 

@@ -51,10 +51,15 @@ class SecondaryRender:
     """A stored stack an operation renders its secondary through (composition
     ``secondary_stack``): the stack's validated ``plan`` and the resource key of the image
     it renders (``source``; None for the render's own source image). The web layer builds
-    it; the engine renders it to pixels, in the same process and budget, when asked."""
+    it; the engine renders it to pixels, in the same process and budget, when asked.
+    ``stack`` is the stored stack's name; ``cache`` is composition's ``cache`` option: the
+    web layer then renders it once into the render cache and hands the output over as an
+    image resource under the same key (webapp/secondarycache.py) instead."""
 
     plan: RenderPlan
     source: str | None = None
+    stack: str = ""
+    cache: bool = False
 
 
 def secondary_render_key(stack: str, variables: str | None, image: str | None) -> str:

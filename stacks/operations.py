@@ -8,13 +8,13 @@ cropstack's and is listed in docs/stacks.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from stacks.errors import NotImplementedOperation, StackError, UnknownOperation
-from stacks.values import HEX_COLOR, NO_DEFAULT, Kind, Param, shown
+from stacks.values import HEX_COLOR, NO_DEFAULT, Kind, Param, shown, variables_text
 
 # Crop anchor grammar from rokka's API pattern, anchored so that it must match the whole
 # value: a keyword, or X_Y (X = left|center|right|0..10000 px, Y = top|center|bottom|px).
@@ -22,6 +22,13 @@ ANCHOR_PATTERN = (
     r"^(auto|subjectarea|croparea|smart|face"
     r"|(left|center|right|0|[1-9][0-9]{0,3}|10000)[_-](top|center|bottom|0|[1-9][0-9]{0,3}|10000))$"
 )
+# The face operation's anchor: a point of its secondary image, so X_Y only (no area keywords).
+FACE_ANCHOR_PATTERN = (
+    r"^(left|center|right|0|[1-9][0-9]{0,3}|10000)[_-](top|center|bottom|0|[1-9][0-9]{0,3}|10000)$"
+)
+# The face landmarks cropstack's detection finds (engine/landmarks.py FEATURES; a test
+# checks both agree), in rokka's (AWS Rekognition's) spelling.
+FACE_FEATURES = ("eyeLeft", "eyeRight", "mouthLeft", "mouthRight", "mouthUp", "mouthDown")
 AREA_PATTERN = r"^[a-zA-Z0-9_]+$"
 # Text to write: 1-1000 characters (control characters are refused for every string).
 TEXT_PATTERN = r"^.{1,1000}$"
@@ -66,6 +73,8 @@ class OperationSpec:
     one_of: tuple[str, ...] = ()
     implemented: bool = True
     why: str = ""  # why a known operation is not implemented (added to its 400)
+    # a rule between parameters, run on the completed options (raises StackError)
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
     def param(self, key: str) -> Param:
         """The parameter called ``key``, or a StackError naming operation and parameter."""
@@ -115,10 +124,17 @@ class OperationSpec:
                 operation=self.name,
                 parameter=self.one_of[0],
             )
-        return {
+        out = {
             p.name: given[p.name] if p.name in given else (p.default if p.has_default else None)
             for p in self.params
         }
+        for p in self.params:
+            if p.kind is Kind.VARIABLES:
+                # a plan holds one form: the query text the web layer hands to the stack
+                out[p.name] = variables_text(out[p.name])
+        if self.check is not None:
+            self.check(out)
+        return out
 
     def describe(self) -> dict[str, Any]:
         """The ``GET /operations`` entry for this operation."""
@@ -137,8 +153,33 @@ def _op(
     *params: Param,
     required: tuple[str, ...] = (),
     one_of: tuple[str, ...] = (),
+    check: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> OperationSpec:
-    return OperationSpec(name, description, (*params, ENABLED), required, one_of)
+    return OperationSpec(name, description, (*params, ENABLED), required, one_of, check=check)
+
+
+def _face_check(options: Mapping[str, Any]) -> None:
+    """Two features make a line to align to; one feature twice makes none."""
+    left, right = options.get("leftFeature"), options.get("rightFeature")
+    if isinstance(left, str) and left == right:
+        raise StackError(
+            f"operation face: leftFeature and rightFeature are both {left}; the secondary is "
+            "aligned to the line between two different features",
+            operation="face",
+            parameter="rightFeature",
+        )
+
+
+def _composition_check(options: Mapping[str, Any]) -> None:
+    """``cache`` keeps a rendered secondary stack; there is nothing else to keep."""
+    if options.get("cache") and options.get("secondary_stack") is None:
+        raise StackError(
+            "operation composition: cache needs secondary_stack (it keeps the secondary "
+            "stack's render in the render cache; a secondary_image or colour box is not "
+            "rendered)",
+            operation="composition",
+            parameter="cache",
+        )
 
 
 def _later(name: str, description: str, why: str = "") -> OperationSpec:
@@ -335,8 +376,9 @@ _TABLE: tuple[OperationSpec, ...] = (
         ),
         Param(
             "secondary_stack_variables",
-            Kind.STRING,
-            "Stack variables for secondary_stack, as URL query parameters (w=300&t=hello).",
+            Kind.VARIABLES,
+            "Stack variables for secondary_stack: an object ({\"w\": 300, \"t\": \"hi\"}; "
+            "in expressions, an object of expressions) or URL query parameters (w=300&t=hi).",
             None,
             pattern=STACK_VARIABLES_PATTERN,
         ),
@@ -346,7 +388,13 @@ _TABLE: tuple[OperationSpec, ...] = (
             False,
             "Leave the image out: the result is the secondary alone (rokka's demos).",
         ),
-        _bool("cache", False, "Accepted for rokka's demos; the whole render is cached anyway."),
+        _bool(
+            "cache",
+            False,
+            "Render the secondary_stack once into the render cache and reuse that render for "
+            "every render with the same secondary (stack, variables, image).",
+        ),
+        check=_composition_check,
     ),
     _op(
         "dropshadow",
@@ -439,11 +487,45 @@ _TABLE: tuple[OperationSpec, ...] = (
         ),
     ),
     _later("addframes", "Add frames to an animation.", ADDFRAMES_REASON),
-    _later(
+    _op(
         "face",
-        "Place a secondary image on detected face features.",
-        why="it aligns to eye and mouth landmarks (rokka's detection_eyemouth), which "
-        "cropstack's face detection does not find; detection_face boxes steer crops only",
+        "Put a secondary image onto every detected face, scaled and turned to the line "
+        "between two of its landmarks (needs detection_face metadata).",
+        Param(
+            "secondary_image",
+            Kind.IMAGE_HASH,
+            "Hash of an image of the same organization to put onto the faces.",
+        ),
+        _enum(
+            "leftFeature",
+            FACE_FEATURES,
+            NO_DEFAULT,
+            "The landmark the secondary's left side aligns to (image left, e.g. eyeLeft).",
+        ),
+        _enum(
+            "rightFeature",
+            FACE_FEATURES,
+            NO_DEFAULT,
+            "The landmark the secondary's right side aligns to (e.g. eyeRight).",
+        ),
+        Param(
+            "anchor",
+            Kind.STRING,
+            "Which point of the secondary sits on the features: left|center|right (on "
+            "leftFeature, their midpoint, rightFeature) _ top|center|bottom, or X_Y pixels "
+            "of the secondary put on leftFeature.",
+            "center_center",
+            pattern=FACE_ANCHOR_PATTERN,
+        ),
+        _num(
+            "scale",
+            0.01,
+            10,
+            1.0,
+            "Width of the secondary in units of the distance between the two features.",
+        ),
+        required=("secondary_image", "leftFeature", "rightFeature"),
+        check=_face_check,
     ),
     _op(
         "svgdynamic",
@@ -503,8 +585,9 @@ class OperationItem:
     name: str
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # parameter -> expression text of the "expressions" field (syntax-checked), evaluated
-    # per render; wins over an option of the same name
-    expressions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # per render; wins over an option of the same name. A VARIABLES parameter may have an
+    # object of variable name -> expression text instead.
+    expressions: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # parameter -> an option value written as an expression ("$w", "[$w * 2]"), as written
     written: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -513,7 +596,7 @@ class OperationItem:
         object.__setattr__(self, "expressions", MappingProxyType(dict(self.expressions)))
         object.__setattr__(self, "written", MappingProxyType(dict(self.written)))
 
-    def effective_expressions(self) -> dict[str, str]:
+    def effective_expressions(self) -> dict[str, Any]:
         """Parameter -> expression to evaluate: option texts, then the expressions field."""
         out = {key: _unbracket(text) for key, text in self.written.items()}
         out.update(self.expressions)

@@ -175,7 +175,12 @@ def _operations(
             expressions.pop(key, None)
         expressions.update(request.expression_overrides.get(item.name, {}))
         for key, text in expressions.items():
-            value = evaluate(text, scope)
+            if isinstance(text, Mapping):
+                # an object of expressions (secondary_stack_variables): one per variable
+                value: Any = {name: evaluate(each, scope) for name, each in text.items()}
+                text = ", ".join(f"{name}: {each}" for name, each in text.items())
+            else:
+                value = evaluate(text, scope)
             given[key] = spec.param(key).from_value(value, operation=item.name, expression=text)
         full = spec.complete(given)
         enabled = full.pop("enabled")

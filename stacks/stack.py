@@ -20,7 +20,7 @@ from stacks.evaluation import is_variable_expression, strip_brackets
 from stacks.expression import ExpressionError, parse
 from stacks.operations import MAX_OPERATIONS, OperationItem, lookup_operation
 from stacks.url import DYNAMIC, STACK_NAME, VARIABLE_NAME, variable_value
-from stacks.values import is_expression, shown
+from stacks.values import MAX_VARIABLE_PAIRS, Kind, is_expression, shown
 
 MAX_EXPRESSIONS = 50
 MAX_EXPRESSION_LENGTH = 1000  # characters of one stack expression
@@ -233,22 +233,55 @@ def _operation(entry: Any) -> OperationItem:
     return OperationItem(name, options, expressions, written)
 
 
-def _operation_expressions(name: str, raw: Any) -> dict[str, str]:
+def _operation_expressions(name: str, raw: Any) -> dict[str, Any]:
+    """Parameter -> expression text; for a ``VARIABLES`` parameter (composition
+    ``secondary_stack_variables``) also an object of variable name -> expression text, as
+    rokka's docs write it (``{"w": "image.width"}``), each evaluated per render."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise StackError(f"operation {name}: expressions must be an object", operation=name)
-    out: dict[str, str] = {}
+    spec = lookup_operation(name)
+    out: dict[str, Any] = {}
     for key, text in raw.items():
+        where = f"operation {name}: expression for {key}"
+        if type(text) is dict and spec.param(key).kind is Kind.VARIABLES:
+            out[key] = _variable_expressions(name, key, text)
+            continue
         if type(text) is not str:
             raise StackError(
                 f"operation {name}: expression for {shown(key)} must be a string",
                 operation=name,
                 parameter=str(key),
             )
-        out[key] = checked_expression(
-            text, f"operation {name}: expression for {key}", operation=name, parameter=key
+        out[key] = checked_expression(text, where, operation=name, parameter=key)
+    return out
+
+
+def _variable_expressions(name: str, key: str, raw: dict[Any, Any]) -> dict[str, str]:
+    if len(raw) > MAX_VARIABLE_PAIRS:
+        raise StackError(
+            f"operation {name}: expression for {key} may set at most {MAX_VARIABLE_PAIRS} "
+            "variables",
+            operation=name,
+            parameter=key,
         )
+    out = {}
+    for variable, text in raw.items():
+        if type(variable) is not str or not VARIABLE_NAME.fullmatch(variable):
+            raise StackError(
+                f"operation {name}: expression for {key}: invalid variable name {shown(variable)}",
+                operation=name,
+                parameter=key,
+            )
+        if type(text) is not str:
+            raise StackError(
+                f"operation {name}: expression for {key}.{variable} must be a string",
+                operation=name,
+                parameter=key,
+            )
+        where = f"operation {name}: expression for {key}.{variable}"
+        out[variable] = checked_expression(text, where, operation=name, parameter=key)
     return out
 
 

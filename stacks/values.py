@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from stacks.errors import ExpressionsNotSupported, StackError
 
@@ -33,12 +34,18 @@ class Kind(StrEnum):
     IMAGE_HASH = "image_hash"
     # ... or a file handed to the operation as bytes, never decoded as an image (a font).
     FILE_HASH = "file_hash"
+    # Variables for another stack (composition ``secondary_stack_variables``): an object
+    # of name -> string, number or boolean, or the same as URL query text (``w=300&t=hi``);
+    # a plan always holds the query text (:func:`variables_text`).
+    VARIABLES = "variables"
 
     @property
     def json_type(self) -> str:
         """The JSON type published in ``GET /operations`` (hashes are strings)."""
         if self is Kind.OBJECT_LIST:
             return "array"
+        if self is Kind.VARIABLES:
+            return "object"
         return "string" if self in _HASH_KINDS else self.value
 
     @property
@@ -72,6 +79,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHOWN_MAX = 40
 
 HEX_COLOR = r"^[0-9a-fA-F]{6}$"
+# A VARIABLES object: at most this many names, each a stack variable name.
+MAX_VARIABLE_PAIRS = 50
+_VARIABLE_KEY = re.compile(r"[A-Za-z0-9_]{1,100}")
 # Longest text of one value in an object of an OBJECT_LIST parameter, characters.
 MAX_OBJECT_TEXT = 1000
 # A source image's hash (40 hex digits) or short hash / unambiguous prefix (6+), as in
@@ -150,7 +160,7 @@ class Param:
             if text not in _BOOLEAN_TEXT:
                 raise self._error(text, operation)
             return _BOOLEAN_TEXT[text]
-        if self.kind is Kind.STRING or self.kind.is_hash:
+        if self.kind in (Kind.STRING, Kind.VARIABLES) or self.kind.is_hash:
             return self._string(text, operation)
         raise StackError(
             f"{self._where(operation)} {self.name} cannot be set in a render URL",
@@ -174,6 +184,15 @@ class Param:
                 operation=operation,
                 parameter=self.name,
             )
+        if type(value) is dict and self.kind is Kind.VARIABLES:
+            for key, item in value.items():
+                if type(item) is str and is_expression(item):
+                    raise ExpressionsNotSupported(
+                        f"{self._where(operation)} {self.name}: {shown(key)} is written as an "
+                        "expression; put the object in the operation's expressions instead",
+                        operation=operation,
+                        parameter=self.name,
+                    )
         return self._typed(value, operation)
 
     def _typed(self, value: Any, operation: str | None) -> Any:
@@ -188,6 +207,10 @@ class Param:
             return value
         if (self.kind is Kind.STRING or self.kind.is_hash) and kind is str:
             return self._string(value, operation)
+        if self.kind is Kind.VARIABLES and kind is str:
+            return self._string(value, operation)
+        if self.kind is Kind.VARIABLES and kind is dict:
+            return self._variables(value, operation)
         if self.kind is Kind.STRING_LIST and kind is list:
             return [self._string(item, operation) for item in value]
         if self.kind is Kind.OBJECT_LIST and kind is list:
@@ -209,6 +232,25 @@ class Param:
                 raise self._error(item, operation)
             out[key] = value
         return out
+
+    def _variables(self, given: dict[Any, Any], operation: str | None) -> dict[str, Any]:
+        """A ``VARIABLES`` object: at most :data:`MAX_VARIABLE_PAIRS` names (stack variable
+        names), each a string (at most :data:`MAX_OBJECT_TEXT` characters, no control
+        characters), a finite number or a boolean; kept as given."""
+        if len(given) > MAX_VARIABLE_PAIRS:
+            raise self._error(f"{len(given)} variables", operation)
+        for key, value in given.items():
+            if type(key) is not str or not _VARIABLE_KEY.fullmatch(key):
+                raise self._error(key, operation)
+            if type(value) is str:
+                if len(value) > MAX_OBJECT_TEXT or _CONTROL.search(value):
+                    raise self._error(value, operation)
+
+            elif type(value) is bool:
+                continue
+            elif type(value) not in (int, float) or not math.isfinite(value):
+                raise self._error(value, operation)
+        return dict(given)
 
     def from_value(self, value: Any, *, operation: str | None, expression: str) -> Any:
         """Check the value an expression evaluated to, as strictly as a literal.
@@ -252,6 +294,10 @@ class Param:
         out: dict[str, Any] = {"type": [json_type, "null"] if nullable_type else json_type}
         if self.kind is Kind.STRING_LIST:
             out["items"] = {"type": "string"}
+        if self.kind is Kind.VARIABLES:
+            out["type"] = ["object", "string"]
+            out["maxProperties"] = MAX_VARIABLE_PAIRS
+            out["additionalProperties"] = {"type": ["string", "number", "boolean"]}
         if self.kind is Kind.OBJECT_LIST:
             out["items"] = {
                 "type": "object",
@@ -289,6 +335,11 @@ class Param:
         if self.kind is Kind.OBJECT_LIST:
             most = f"at most {self.maximum} " if self.maximum is not None else ""
             return f"a list of {most}objects with the keys {', '.join(self.keys)}"
+        if self.kind is Kind.VARIABLES:
+            return (
+                f"an object of at most {MAX_VARIABLE_PAIRS} variables (name: string, number or "
+                f"boolean) or that as URL query text matching {self.pattern}"
+            )
         if self.kind.is_hash:
             return "the hash or short hash of a source image of this organization"
         if self.values:
@@ -335,3 +386,20 @@ def _kind_of(value: Any) -> str:
     if value is None:
         return "null"
     return "a list" if isinstance(value, list | tuple) else "an object"
+
+
+def variables_text(value: str | dict[str, Any] | None) -> str | None:
+    """The URL query text of a ``VARIABLES`` value: text as given, an object encoded (in
+    its order, booleans as ``true``/``false``, numbers as written in JSON), None as None."""
+    if not isinstance(value, dict):
+        return value
+    pairs = []
+    for key, item in value.items():
+        if type(item) is bool:
+            text = "true" if item else "false"
+        elif type(item) is float and item.is_integer():
+            text = str(int(item))
+        else:
+            text = str(item)
+        pairs.append((key, text))
+    return urlencode(pairs, quote_via=quote)

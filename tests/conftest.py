@@ -52,6 +52,8 @@ BOTH_BACKENDS = frozenset(
         "test_search_live",
         "test_sourceimages",
         "test_stacks_api",
+        "test_stats",
+        "test_usage_contract",
         "test_user_metadata",
     }
 )
@@ -160,7 +162,9 @@ def database_url(catalog_backend: str, request: pytest.FixtureRequest) -> Iterat
 
 
 def close_app(application: Flask) -> None:
-    """Release what an app holds of its catalog (a PostgreSQL pool)."""
+    """Write the app's last render counts, then release what it holds of its catalog (a
+    PostgreSQL pool)."""
+    application.extensions["cropstack.usage"].close()
     application.extensions["cropstack.catalog"].close()
 
 

@@ -24,7 +24,7 @@ SHARED = "cropstack_shared"
 _TABLES = (
     "sourceimage_facet_counts, sourceimage_words, sourceimage_word_scopes, "
     "sourceimage_values, sourceimages, stacks, memberships, "
-    "api_keys, users, organizations"
+    "api_keys, users, organizations, usage_deliveries, usage_storage"
 )
 
 

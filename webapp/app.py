@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
-from webapp import accesslog, tokens
+from webapp import accesslog, tokens, usagecounter
 from webapp.blobs import BlobStore, StorageFull, StoreReadOnly, StoreUnavailable, open_store
 from webapp.catalog import Catalog, CatalogBackend, SqliteBackend, open_backend
 from webapp.catalog.errors import CatalogFull, CatalogReadOnly, CatalogUnavailable
@@ -67,6 +67,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     accesslog.install(app)  # first, so its after_request runs last and sees the answer
+    # render counts for GET /stats, flushed to the catalog every stats_flush_seconds
+    counter = usagecounter.UsageCounter(backend.open, settings.stats_flush_seconds)
+    usagecounter.install(app, counter)
     app.after_request(_no_sniffing)
     app.after_request(_finish_body)
     app.teardown_appcontext(_close_catalog)

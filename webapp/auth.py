@@ -41,6 +41,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "images:download:protected",
             "stacks:read",
             "stacks:write",
+            "billing:read",
         }
     ),
     "write": frozenset(
@@ -52,6 +53,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "images:download",
             "stacks:read",
             "stacks:write",
+            "billing:read",
         }
     ),
     "read": frozenset({"org:read", "images:read", "images:download", "stacks:read"}),
@@ -63,6 +65,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # A download-only grant: originals, protected or not, of images whose hash is known.
     "sourceimages:download:protected": frozenset({"images:download", "images:download:protected"}),
     "sourceimages:unlock": frozenset({"images:unlock"}),
+    # rokka: the billing overview (GET /billing) and nothing else; admin and write see it too.
+    "billing:read": frozenset({"billing:read"}),
 }
 ROLES: tuple[str, ...] = tuple(ROLE_PERMISSIONS)
 

@@ -95,6 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
                 # Requests are logged by the app (webapp/accesslog.py), as JSON.
                 "accesslog": None,
                 "child_exit": _child_exit,
+                "worker_exit": _worker_exit,
                 # gunicorn >= 23 opens ~/.gunicorn/gunicorn.ctl by default; two servers on
                 # one host would fight over it, and we do not use it.
                 "control_socket_disable": True,
@@ -146,6 +147,16 @@ def _child_exit(_server: Any, worker: Any) -> None:
     from webapp.metrics import worker_exited
 
     worker_exited(worker.pid)
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    """In a stopping worker: write its last render counts (GET /stats) to the catalog."""
+    from webapp.usagecounter import counter_of
+
+    app = getattr(worker, "wsgi", None)
+    counter = counter_of(app) if app is not None and hasattr(app, "extensions") else None
+    if counter is not None:
+        counter.close()
 
 
 def _settings_doc(_args: argparse.Namespace) -> int:

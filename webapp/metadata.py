@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.landmarks import eyemouth_metadata
+
 #: rokka's serialisation of "no dynamic metadata" (PHP ``serialize([])``); with it the
 #: hash of a plain image is bit-compatible with rokka's.
 EMPTY_SERIALISED = "a:0:{}"
@@ -27,10 +29,14 @@ DYNAMIC_NAMES: tuple[str, ...] = (
     "multi_areas",
     "version",
     "detection_face",
+    "detection_eyemouth",
 )
 #: Dynamic metadata cropstack computes itself: set by ``PUT`` with an empty body, never
 #: from a value a client sends.
 DETECTED_NAMES: frozenset[str] = frozenset({"detection_face"})
+#: Dynamic metadata derived by a detection (name -> the detection that stores it): never
+#: sent, removed with it (rokka: detection_face "derives detection_eyemouth").
+DERIVED_NAMES: dict[str, str] = {"detection_eyemouth": "detection_face"}
 _AREA_NAME = re.compile(r"[A-Za-z0-9_]+")
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 
@@ -149,6 +155,11 @@ def validate_dynamic(name: str, value: Any) -> Any:
         return _multi_areas(value, name)
     if name == "version":
         return _version(value, name)
+    if name in DERIVED_NAMES:
+        raise MetadataError(
+            f"{name} is derived, not sent: PUT /sourceimages/{{org}}/{{hash}}/meta/dynamic/"
+            f"{DERIVED_NAMES[name]} with an empty body stores it"
+        )
     if name in DETECTED_NAMES:
         raise MetadataError(
             f"{name} is detected, not sent: PUT /sourceimages/{{org}}/{{hash}}/meta/dynamic/"
@@ -176,6 +187,14 @@ def face_metadata(faces: Sequence[Any]) -> dict[str, Any]:
     right = max(b["x"] + b["width"] for b in boxes)
     bottom = max(b["y"] + b["height"] for b in boxes)
     return {"width": right - left, "height": bottom - top, "x": left, "y": top, "faces": boxes}
+
+
+def face_landmark_metadata(faces: Sequence[Any]) -> dict[str, Any]:
+    """The stored ``detection_eyemouth`` value for detected ``faces`` (objects with a
+    ``landmarks`` tuple of ``(name, x, y)`` in display pixels): see
+    engine.landmarks.eyemouth_metadata. Faces without landmarks are left out."""
+    found = [{name: (x, y) for name, x, y in f.landmarks} for f in faces if f.landmarks]
+    return eyemouth_metadata(found)
 
 
 def validate_dynamic_object(value: Any) -> dict[str, Any]:

@@ -759,6 +759,47 @@ def _other_paths() -> dict[str, Any]:
     }
 
 
+def _usage_paths() -> dict[str, Any]:
+    """``/stats/{org}`` and ``/billing/{org}`` (docs/stats.md)."""
+    point = _obj(
+        ["timestamp", "value", "unit"],
+        timestamp=_STRING,
+        value={"type": "integer", "minimum": 0},
+        unit=_NULLABLE_STRING,
+    )
+    series = {"type": "array", "items": point}
+    names = (
+        "space_in_bytes", "number_of_files", "bytes_downloaded", "bytes_downloaded_external",
+        "number_of_renders", "number_of_renders_from_cache",
+    )  # fmt: skip
+    stats = _obj(list(names), **{name: series for name in names})
+    dates = [
+        _param("from", "query", _STRING, "First day, YYYY-MM-DD (UTC)."),
+        _param("to", "query", _STRING, "Last day, YYYY-MM-DD (UTC), included."),
+    ]
+    return {
+        "/stats/{org}": {
+            "get": _op(
+                "Storage and render deliveries of the organization per day (default: the "
+                "30 days before today, and today).",
+                [_ORG, *dates],
+                {"200": _json(stats, "rokka's stats series, newest day first.")},
+                errors=("400", "401", "403", "503"),
+            )
+        },
+        "/billing/{org}": {
+            "get": _op(
+                "Usage of the organization and its sub organizations per calendar month "
+                "(the months of from..to, default this month), without prices.",
+                [_ORG, *dates],
+                {"200": _json(_ANY_OBJECT, "{org: {YYYY-MM: {from, to, organizations, "
+                              "combined}}}.")},
+                errors=("400", "401", "403", "503"),
+            )
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     error_responses = {
@@ -767,7 +808,7 @@ def document() -> dict[str, Any]:
     error_responses["E412"] = _json(_ref("Error"), "Precondition failed (Overwrite: F).")
     error_responses["E422"] = _json(_ref("Error"), "Not an image this server takes.")
     error_responses["Error"] = _json(_ref("Error"), "Any other error, in the same shape.")
-    paths = {**_other_paths(), **_account_paths(), **_image_paths()}
+    paths = {**_other_paths(), **_account_paths(), **_image_paths(), **_usage_paths()}
     return {
         "openapi": "3.1.0",
         "info": {

@@ -225,10 +225,13 @@ def render_stored(
     read_source: Callable[[], bytes],
     sources: Sources | None = None,
     renders: Mapping[str, engine.SecondaryRender] | None = None,
+    rendered: Mapping[str, engine.Resource] | None = None,
 ) -> engine.Rendered:
     """Render the catalog image ``image`` (a row) through ``plan``; ``sources`` finds the
     other sources the plan (and the secondary stacks in ``renders``) names by hash (see
-    :func:`referenced`).
+    :func:`referenced`). ``rendered`` are secondary stacks rendered before (composition
+    ``cache``, webapp/secondarycache.py), as images under their ``secondary_render_key``;
+    their decode counts in the budgets like a referenced image's.
 
     The budgets are checked before ``read_source`` is called for a still image (its size is
     in the row); an animation's frame count is only in its header, so its original is read
@@ -242,12 +245,13 @@ def render_stored(
         refs += referenced(sub.plan, sources)
     check_referenced(settings, [row for _, row in refs])
     images = {ref.hash: _referenced_image(row) for ref, row in refs if ref.image}
+    images |= {key: r.info for key, r in (rendered or {}).items() if r.info is not None}
     source = read_source() if image["animated"] else None
     info = header(settings, source) if source is not None else stored_info(image)
     cost = engine.plan_cost(plan, info, budget(settings), images=images, renders=renders)
     if source is None:
         source = read_source()
-    resources: dict[str, engine.Resource] = {}
+    resources: dict[str, engine.Resource] = dict(rendered or {})
     for ref, row in refs:
         if ref.hash not in resources:
             resources[ref.hash] = engine.Resource(

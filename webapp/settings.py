@@ -36,6 +36,16 @@ def _proxy_count(value: Any) -> int:
     return count
 
 
+def _flush_seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a number of seconds, not {str(value)[:100]!r}") from None
+    if not 0.1 <= seconds <= 3600:  # also refuses nan
+        raise ValueError(f"must be between 0.1 and 3600 seconds, not {seconds}")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting: its name, default, parser and a one-line help text."""
@@ -216,6 +226,13 @@ SETTINGS: tuple[Setting, ...] = (
         "public internet at the proxy); off: 404.",
     ),
     Setting(
+        "stats_flush_seconds",
+        30.0,
+        _flush_seconds,
+        "Seconds between a worker's writes of its render counts to the catalog (GET /stats "
+        "lags by up to this much; 0.1 to 3600); a stopping worker writes at once.",
+    ),
+    Setting(
         "token_secret",
         "",
         str,
@@ -274,6 +291,7 @@ class Settings:
     vips_concurrency: int
     access_log: bool
     metrics: bool
+    stats_flush_seconds: float
     token_secret: str
     proxy_count: int
 

@@ -19,6 +19,7 @@ from engine.operations import (
     composition,
     crop,
     dropshadow,
+    face,
     glitch,
     grayscale,
     modulate,
@@ -62,6 +63,7 @@ _ALL: tuple[OperationKind, ...] = tuple(
         svg2bitmap,
         composition,
         dropshadow,
+        face,
     )
 )
 

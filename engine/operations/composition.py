@@ -53,7 +53,8 @@ class CompositionParameters:
     (crop anchor syntax); ``secondary_color`` hex RGB and ``secondary_opacity`` percent
     (0-100); ``secondary_image`` a hash as written in the options; ``secondary_stack`` and
     ``secondary_stack_variables`` (rendered by the web layer, see docs/operations.md);
-    ``angle`` degrees clockwise (-360-360); ``empty_primary``; ``cache`` (ignored)."""
+    ``angle`` degrees clockwise (-360-360); ``empty_primary``; ``cache`` (render the
+    secondary stack once into the render cache, webapp/secondarycache.py)."""
 
     mode: str
     width: int | None
@@ -227,7 +228,10 @@ Scaler = Callable[[Size], pyvips.Image]
 
 def _source(p: CompositionParameters, ctx: RenderContext) -> tuple[Scaler, Size, Areas]:
     """How to get the secondary at a size, its natural size (px) and its areas."""
-    if p.secondary_stack is not None:
+    if p.secondary_stack is not None and _render_key(p) in ctx.resource_images:
+        # rendered before, from the render cache (``cache: true``): an image like any other
+        ref = _render_key(p)
+    elif p.secondary_stack is not None:
         key = ("composition render", _render_key(p))
         if key not in ctx.memo:
             render = ctx.renders.get(key[1])
@@ -240,7 +244,8 @@ def _source(p: CompositionParameters, ctx: RenderContext) -> tuple[Scaler, Size,
             ctx.memo[key] = (_rgba(image).copy_memory(), areas)
         rendered, areas = ctx.memo[key]
         return (lambda size: _resized(rendered, size)), size_of(rendered), areas
-    ref = p.secondary_image or ""
+    else:
+        ref = p.secondary_image or ""
     data = ctx.resources.get(ref)
     known = ctx.resource_images.get(ref)
     if data is None or known is None:

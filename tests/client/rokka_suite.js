@@ -1014,6 +1014,55 @@ async function main() {
     assert.equal(stored, '')
   })
 
+  await step('stats and billing (the dashboard, with a token)', [
+    'stats.get', 'billing.get', 'user.getNewToken',
+  ], async () => {
+    const issued = assertJson(await rokka.user.getNewToken(null, { expires_in: 600 }), 200)
+    const dashboard = createClient({
+      apiHost: BASE,
+      renderHost: RENDER_HOST,
+      apiVersion: 1,
+      apiTokenGetCallback: () => issued.token,
+      apiTokenSetCallback: () => {},
+      transport: { retries: 0, requestTimeout: 20000 },
+    })
+    const today = new Date().toISOString().slice(0, 10)
+    // The suite rendered images above; the server writes its counts every 0.5 s.
+    let stats = null
+    for (let tries = 0; tries < 100; tries++) {
+      stats = assertJson(await dashboard.stats.get(ORG), 200)
+      if (stats.bytes_downloaded.length > 0) break
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    for (const key of ['space_in_bytes', 'number_of_files', 'bytes_downloaded',
+      'bytes_downloaded_external']) {
+      assert.ok(Array.isArray(stats[key]), `stats.${key} is not a list`)
+    }
+    const [delivered] = stats.bytes_downloaded
+    assert.equal(delivered.timestamp, `${today}T00:00:00+00:00`)
+    assert.ok(delivered.value > 0, 'no bytes delivered today')
+    assert.equal(stats.number_of_renders[0].timestamp, delivered.timestamp)
+    assert.ok(stats.number_of_renders[0].value > 0)
+    const [space] = stats.space_in_bytes // newest first, as rokka answers
+    assert.deepEqual(Object.keys(space).sort(), ['timestamp', 'unit', 'value'])
+    assert.equal(space.timestamp, `${today}T00:00:00+00:00`)
+    assert.ok(space.value > 0 && stats.number_of_files[0].value > 0)
+    const oneDay = assertJson(await dashboard.stats.get(ORG, today, today), 200)
+    assert.equal(oneDay.space_in_bytes.length, 1)
+    await expectError(dashboard.stats.get(ORG, 'yesterday', today), 400)
+    // billing: this month, in the shape rokka's dashboard reads, without prices
+    const month = today.slice(0, 7)
+    const bill = assertJson(await dashboard.billing.get(ORG), 200)
+    const overview = bill[ORG][month]
+    assert.ok(overview, JSON.stringify(bill).slice(0, 200))
+    assert.ok(overview.combined.traffic.total.units_consumed >= delivered.value)
+    assert.ok(overview.combined.rendering_transactions.total.units_consumed > 0)
+    assert.ok(ORG in overview.organizations)
+    const first = `${month}-01`
+    const same = assertJson(await dashboard.billing.get(ORG, first, first), 200)
+    assert.deepEqual(Object.keys(same[ORG]), [month])
+  })
+
   await step('cache invalidation and copyAll', [
     'sourceimages.invalidateCache', 'stacks.invalidateCache', 'sourceimages.copyAll',
   ], async () => {

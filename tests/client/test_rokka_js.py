@@ -89,6 +89,9 @@ METHODS = (
     "user.getToken",
     "user.isTokenExpiring",
     "user.getTokenIsValidFor",
+    # issue 13: the dashboard's stats and billing
+    "stats.get",
+    "billing.get",
 )
 
 #: The whole suite (server start, ~40 client steps, renders) stays well under this.
@@ -125,7 +128,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--signup",
         "--render-domain",
         RENDER_DOMAIN,
-        env={"CROPSTACK_REMOTE_FETCH_ALLOW_PRIVATE": "true"},
+        # render counts reach GET /stats within half a second (the stats step)
+        env={
+            "CROPSTACK_REMOTE_FETCH_ALLOW_PRIVATE": "true",
+            "CROPSTACK_STATS_FLUSH_SECONDS": "0.5",
+        },
         start_timeout_s=SERVER_START_TIMEOUT_S,
     ) as base:
         yield base

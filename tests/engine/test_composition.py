@@ -10,6 +10,7 @@ import pytest
 import pyvips
 
 import engine
+from stacks.errors import StackError
 from tests.engine.conftest import GREY, decode, op, plan, png, red_centre, red_mask, scene
 
 GREEN = (0, 255, 0)
@@ -375,10 +376,47 @@ def test_empty_primary_gives_the_secondary_alone():
     assert colour_mask(pixels, GREEN, 2).all()
 
 
-def test_cache_is_accepted_and_changes_nothing():
-    a = render(op("composition", width=50, height=40, cache=True))
-    b = render(op("composition", width=50, height=40))
-    assert (a == b).all()
+def test_cache_without_a_secondary_stack_is_refused_saying_why():
+    # cache keeps a rendered secondary stack (webapp/secondarycache.py): nothing to keep
+    with pytest.raises(StackError) as caught:
+        op("composition", width=50, height=40, cache=True)
+    assert caught.value.parameter == "cache" and "secondary_stack" in caught.value.message
+
+
+def test_a_secondary_stack_rendered_before_is_used_like_the_one_rendered_in_place():
+    # The secondary stack: a 30 x 12 box of halves (its own source image, "abcdef").
+    sub = plan(op("resize", width=30, height=12, mode="absolute"))
+    composed = op(
+        "composition",
+        mode="background",
+        secondary_stack="box",
+        secondary_image="abcdef",
+        anchor="right_bottom",
+        cache=True,
+    )
+    key = engine.secondary_render_key("box", None, "abcdef")
+    mark = resource(halves())
+    in_place = engine.render(
+        plan(composed),
+        primary(),
+        resources={"abcdef": mark},
+        renders={key: engine.SecondaryRender(sub, "abcdef", "box", True)},
+    )
+    before = engine.render(sub, halves())
+    cached = engine.render(
+        plan(composed),
+        primary(),
+        resources={"abcdef": mark, key: resource(before.body)},
+    )
+    assert (in_place.width, in_place.height) == (cached.width, cached.height) == (40, 30)
+    pixels = decode(cached.body)
+    assert np.abs(decode(in_place.body).astype(int) - pixels).max() <= 1
+    assert bounds(colour_mask(pixels, BLUE)) == (10, 18, 24, 29)
+    # and its decode counts in the render's budget, like a secondary image's
+    cost = engine.plan_cost(
+        plan(composed), engine.inspect(primary()), images={key: engine.inspect(before.body)}
+    )
+    assert any("cached secondary_stack box" in step.name for step in cost.steps)
 
 
 # ---------------------------------------------------------------------- areas, keywords

@@ -97,6 +97,20 @@ EXAMPLES = {
         ),
         True,
     ),
+    "face": (
+        (
+            op("face", secondary_image="abcdef", leftFeature="eyeLeft", rightFeature="eyeRight"),
+            op(
+                "face",
+                secondary_image="abcdef",
+                leftFeature="mouthLeft",
+                rightFeature="mouthRight",
+                anchor="left_bottom",
+                scale=1.5,
+            ),
+        ),
+        True,
+    ),
     "glitch": ((op("glitch", amount=10, random="x"),), True),
     "primitive": ((op("primitive", count=5, mode=4),), True),
     "svg2bitmap": ((op("svg2bitmap"),), True),
@@ -121,6 +135,18 @@ SVG_SCENE = (
     b'<rect id="r" x="300" y="40" width="40" height="40" fill="blue"/></svg>'
 )
 SOURCES = {"svgdynamic": SVG_SCENE, "svg2bitmap": SVG_SCENE}
+# Dynamic metadata of the source, for operations that read it (face: its landmarks).
+LANDMARKS = {"eyeLeft": (150, 100), "eyeRight": (210, 110), "mouthLeft": (160, 180)}
+METADATA = {
+    "face": {
+        "detection_eyemouth": {
+            "faces": [
+                {name: {"x": x, "y": y} for name, (x, y) in LANDMARKS.items()}
+                | {"mouthRight": {"x": 200, "y": 182}}
+            ]
+        }
+    }
+}
 
 
 def test_every_operation_has_a_size_example():
@@ -136,7 +162,7 @@ def test_predicted_size_is_the_rendered_size(name: str, dpr: float):
         p = plan(*lead, *ops, dpr=dpr)
         source = SOURCES.get(name) or png(scene(400, 300, square=(300, 40, 40)))
         predicted = output_size(p, engine.Size(400, 300), IMAGES)
-        out = engine.render(p, source, resources=RESOURCES)
+        out = engine.render(p, source, resources=RESOURCES, dynamic_metadata=METADATA.get(name))
         if exact:
             assert (out.width, out.height) == (predicted.width, predicted.height)
         else:

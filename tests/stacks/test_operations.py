@@ -90,7 +90,7 @@ EXPECTED: dict[str, dict[str, tuple[Kind, object, float | None, float | None]]] 
         "secondary_opacity": (Kind.INTEGER, 100, 0, 100),
         "secondary_image": (Kind.IMAGE_HASH, None, None, None),
         "secondary_stack": (Kind.STRING, None, None, None),
-        "secondary_stack_variables": (Kind.STRING, None, None, None),
+        "secondary_stack_variables": (Kind.VARIABLES, None, None, None),
         "angle": (Kind.NUMBER, 0, -360, 360),
         "empty_primary": (Kind.BOOLEAN, False, None, None),
         "cache": (Kind.BOOLEAN, False, None, None),
@@ -125,18 +125,23 @@ EXPECTED: dict[str, dict[str, tuple[Kind, object, float | None, float | None]]] 
         "amount": (Kind.INTEGER, 4, 0, 10),
         "random": (Kind.STRING, None, None, None),
     },
+    "face": {
+        "secondary_image": (Kind.IMAGE_HASH, NONE, None, None),
+        "leftFeature": (Kind.STRING, NONE, None, None),
+        "rightFeature": (Kind.STRING, NONE, None, None),
+        "anchor": (Kind.STRING, "center_center", None, None),
+        "scale": (Kind.NUMBER, 1.0, 0.01, 10),
+    },
     # (for a list, the maximum is the most items it may hold)
     "svgdynamic": {"changes": (Kind.OBJECT_LIST, NONE, None, 100)},
     "svg2bitmap": {},
 }
-NOT_IMPLEMENTED = (
-    "addframes",
-    "face",
-)
+NOT_IMPLEMENTED = ("addframes",)
 # Not implemented because they cannot be, and the 400 says why.
 NOT_POSSIBLE = {
     "addframes": "does not say what the frames parameter holds",
 }
+FEATURES = ("eyeLeft", "eyeRight", "mouthLeft", "mouthRight", "mouthUp", "mouthDown")
 ENUMS = {
     ("resize", "mode"): ("box", "absolute", "fill"),
     ("crop", "mode"): ("absolute", "ratio", "box", "area"),
@@ -145,6 +150,8 @@ ENUMS = {
     ("composition", "mode"): ("foreground", "background"),
     ("composition", "resize_mode"): ("box", "absolute", "fill"),
     ("text", "align"): ("left", "centre", "right"),
+    ("face", "leftFeature"): FEATURES,
+    ("face", "rightFeature"): FEATURES,
 }
 
 PARAMS = [(op, name, *spec) for op, params in EXPECTED.items() for name, spec in params.items()]
@@ -208,6 +215,24 @@ WRONG_JSON = {
     ],
     Kind.IMAGE_HASH: [5, True, [], {}, 1.5],
     Kind.FILE_HASH: [5, True, [], {}, 1.5, "ABCDEF", "abc", "g" * 40],
+    Kind.VARIABLES: [
+        5,
+        True,
+        [],
+        ["w=1"],
+        "w",
+        "w=1&&t=2",
+        {"w": [1]},
+        {"w": None},
+        {"w": {"x": 1}},
+        {"w": float("inf")},
+        {"bad-name": 1},
+        {"": 1},
+        {"w": "x" * 1001},
+        {"w": "line\nbreak"},
+        {"w": "$other"},  # an expression belongs in the expressions field
+        {f"v{i}": i for i in range(51)},
+    ],
 }
 TYPED = [(op, name, kind, wrong) for op, name, kind, *_ in PARAMS for wrong in WRONG_JSON[kind]]
 
@@ -357,14 +382,14 @@ def test_svgdynamic_changes_are_objects_of_texts() -> None:
     assert described["items"]["required"] == ["id", "attr", "value"]
 
 
-def test_not_implemented_face_says_why() -> None:
-    with pytest.raises(NotImplementedOperation) as error:
-        lookup_operation("face")
-    assert error.value.message == (
-        "operation face is not implemented: it aligns to eye and mouth landmarks (rokka's "
-        "detection_eyemouth), which cropstack's face detection does not find; "
-        "detection_face boxes steer crops only"
-    )
+def test_face_refuses_area_keyword_anchors_it_could_not_place() -> None:
+    # Its anchor is a point of the secondary image: X_Y only.
+    spec = lookup_operation("face")
+    assert spec.options_from_text({"anchor": "right_bottom"}) == {"anchor": "right_bottom"}
+    assert spec.options_from_text({"anchor": "20_5"}) == {"anchor": "20_5"}
+    for keyword in ("auto", "face", "smart", "subjectarea"):
+        with pytest.raises(StackError):
+            spec.options_from_text({"anchor": keyword})
 
 
 @pytest.mark.parametrize("name", ["resizer", "", "RESIZE", "o", "__class__"])

@@ -320,7 +320,7 @@ def test_blur_is_rokkas_blurhash_format() -> None:
     assert parse_render_path("thumb/abcdef/slug.BLUR").output_format == "blur"
 
 
-@pytest.mark.parametrize("name", ["addframes", "face"])
+@pytest.mark.parametrize("name", ["addframes"])
 def test_not_implemented_operation_in_url(name: str) -> None:
     with pytest.raises(NotImplementedOperation, match=f"operation {name} is not implemented"):
         parse_render_path(f"dynamic/{name}/abcdef.jpg")

@@ -119,7 +119,10 @@ def test_detection_finds_the_astronauts_face_and_stores_it_under_a_new_hash(acco
     assert box_of(stored["faces"][0]) == box_of(stored)
     # GET shows the same metadata; the image it was detected on is still there.
     shown = account.request("GET", f"/sourceimages/acme/{after['hash']}").get_json()
-    assert shown["dynamic_metadata"] == {"detection_face": stored}
+    assert shown["dynamic_metadata"] == {
+        "detection_face": stored,
+        "detection_eyemouth": after["dynamic_metadata"]["detection_eyemouth"],
+    }
     old = account.request("GET", f"/sourceimages/acme/{image['hash']}")
     assert old.status_code == 200 and old.get_json()["dynamic_metadata"] == {}
     # Detecting again finds the same: unchanged, 204.
@@ -173,7 +176,10 @@ def test_faces_in_an_exif_rotated_photo_are_found_in_display_coordinates(account
 def test_an_image_without_faces_stores_an_empty_list(account):
     flat = png_of(scene(400, 300, square=(20, 20, 60)))
     image, after = detected(account, flat, "flat.png")
-    assert after["dynamic_metadata"] == {"detection_face": {"faces": []}}
+    assert after["dynamic_metadata"] == {
+        "detection_face": {"faces": []},
+        "detection_eyemouth": {"faces": []},
+    }
     assert after["hash"] != image["hash"]
 
 
@@ -203,7 +209,9 @@ def test_faces_in_sources_libvips_cannot_read_are_found(account, make):
 
 
 def test_detection_past_the_render_work_budget_is_400_and_changes_nothing(tmp_path):
-    app = create_app({"data_dir": str(tmp_path / "d"), "max_render_work": 50})
+    # The small photo's detection costs ~90 passes (frontal scan 24, profile scans 25,
+    # landmarks of up to 8 faces 40), the big one's (scanned at 1024 px) over 160.
+    app = create_app({"data_dir": str(tmp_path / "d"), "max_render_work": 150})
     account = Account(app.test_client(), "acme", "admin@acme.example")
     small = upload(account, astronaut())
     assert detect(account, small["hash"]).status_code == 201
@@ -255,7 +263,7 @@ def test_subject_area_wins_over_the_face_and_crop_area_too(account):
     )
     assert response.status_code == 201
     both = response.get_json()
-    assert set(both["dynamic_metadata"]) == {"detection_face", "subject_area"}
+    assert set(both["dynamic_metadata"]) == {"detection_face", "detection_eyemouth", "subject_area"}
     auto = render(account, "crop-width-120-height-120", both["hash"])
     assert_same_as_crop(auto, astronaut_pixels(), 350, 350)
     # anchor face still picks the face on the same image
@@ -360,15 +368,6 @@ def test_detection_face_cannot_be_sent_with_an_upload(account):
     assert response.status_code == 400
     assert "detection_face is detected" in response.get_json()["error"]["message"]
     assert account.request("GET", "/sourceimages/acme").get_json()["total"] == 0
-
-
-def test_the_face_operation_is_a_400_that_says_why(account):
-    _, after = detected(account, astronaut())
-    url = f"/acme/dynamic/face-leftFeature-eyeLeft-rightFeature-eyeRight/{after['hash']}.png"
-    response = account.request("GET", url)
-    assert response.status_code == 400
-    message = response.get_json()["error"]["message"]
-    assert message.startswith("operation face is not implemented: ") and "landmarks" in message
 
 
 def test_a_render_memory_cap_too_small_for_the_detector_is_a_503_that_says_so(tmp_path):

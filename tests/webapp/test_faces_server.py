@@ -49,7 +49,7 @@ def test_detection_in_render_processes_under_budgets(tmp_path):
     peaks = _Peaks()
     sampler = threading.Thread(target=peaks.run, daemon=True)
     with running_server(
-        tmp_path, "--signup", workers=1, env={"CROPSTACK_RENDER_TIMEOUT": "4"}
+        tmp_path, "--signup", workers=1, env={"CROPSTACK_RENDER_TIMEOUT": "8"}
     ) as base:
         sampler.start()
         try:

@@ -23,6 +23,7 @@ from tests.webapp.conftest import Member
 from tests.webapp.images import multipart, png
 from webapp import create_app
 from webapp.catalog import SqliteBackend
+from webapp.catalog.migrations import MIGRATIONS
 
 COLORS = ["red", "green", "blue", "Red"]
 LABELS = ["mountain", "lake", "city", "snow"]
@@ -625,7 +626,7 @@ def test_startup_backfills_images_written_before_the_index(tmp_path):
         )
         db.execute("DELETE FROM sourceimage_values")  # as if written before the index
         db.execute("DROP TABLE schema_migrations")  # ... by a release before migrations
-    assert backend.migrate() == [1]
+    assert backend.migrate() == [m.version for m in MIGRATIONS["sqlite"]]
     with database(backend) as db:
         rows = db.rows(
             "SELECT source, field, type, value_text, value_num FROM sourceimage_values "

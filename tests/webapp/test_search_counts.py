@@ -13,6 +13,7 @@ from tests.webapp.catalogsql import database
 from webapp.catalog import Catalog, SqliteBackend
 from webapp.catalog.images import NewImage, restore_cutoff
 from webapp.catalog.imagesearch import ImageQuery, compile_search
+from webapp.catalog.migrations import MIGRATIONS
 from webapp.search import parse_search
 
 
@@ -145,7 +146,7 @@ def test_startup_backfills_facet_counts(catalog: Catalog):
         catalog._db.execute("DELETE FROM sourceimage_facet_counts")  # as if from before it
         catalog._db.execute("DROP TABLE schema_migrations")  # ... and before migrations
     backend = SqliteBackend(catalog._db.path)
-    assert backend.migrate() == [1]
+    assert backend.migrate() == [m.version for m in MIGRATIONS["sqlite"]]
     assert _table(catalog) == expected
     assert backend.migrate() == []  # up to date
     assert _table(catalog) == expected

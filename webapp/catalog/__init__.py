@@ -24,6 +24,7 @@ from webapp.catalog.database import Database
 from webapp.catalog.errors import CatalogBusy
 from webapp.catalog.images import Images
 from webapp.catalog.stacks import Stacks
+from webapp.catalog.usage import Usage
 
 if TYPE_CHECKING:
     from webapp.catalog.interface import ImageSearch
@@ -48,6 +49,7 @@ class Catalog:
         self.accounts = Accounts(db)
         self.images = Images(db)
         self.stacks = Stacks(db)
+        self.usage = Usage(db)
         self.image_search: ImageSearch
         if db.dialect == "postgresql":
             from webapp.catalog.pgsearch import PgImageSearch

@@ -9,6 +9,7 @@ suite against each backend.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
@@ -29,6 +30,7 @@ from webapp.catalog.records import (
     Stack,
     StackWrite,
 )
+from webapp.catalog.usage import BilledOrganization, DeliveryCount, StorageDay
 from webapp.search import Search
 
 
@@ -138,6 +140,19 @@ class Stacks(Protocol):
     def purge_previews(self, created_before: str) -> int: ...
 
 
+class Usage(Protocol):
+    """Usage figures per organization and UTC day (docs/stats.md): deliveries of render
+    URLs, added by each worker's periodic flush, and storage, kept by triggers."""
+
+    def add_deliveries(self, counts: Sequence[DeliveryCount]) -> None: ...
+    def deliveries(
+        self, org_ids: Sequence[str], first: str, last: str
+    ) -> list[DeliveryCount]: ...
+    def storage(self, org_id: str, first: str, last: str) -> list[StorageDay]: ...
+    def counting_since(self) -> str | None: ...
+    def billed_with(self, org_name: str) -> list[BilledOrganization]: ...
+
+
 class CatalogHandle(Protocol):
     """What routes and ingest hold: the groups and a unit of work (no connection)."""
 
@@ -145,6 +160,7 @@ class CatalogHandle(Protocol):
     images: Images
     image_search: ImageSearch
     stacks: Stacks
+    usage: Usage
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...
     def ping(self) -> None: ...

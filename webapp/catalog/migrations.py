@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from webapp.catalog.database import Database
 from webapp.catalog.pgschema import PG_SCHEMA
 from webapp.catalog.schema import SCHEMA
+from webapp.catalog.usageschema import PG_USAGE, SQLITE_USAGE
 from webapp.catalog.wordindex import PG_WORD_INDEX
 
 
@@ -30,9 +31,13 @@ class Migration:
 
 
 MIGRATIONS: dict[str, tuple[Migration, ...]] = {
-    "sqlite": (Migration(1, "catalog, search index, facet counts", SCHEMA),),
+    "sqlite": (
+        Migration(1, "catalog, search index, facet counts", SCHEMA),
+        Migration(4, "usage: deliveries and storage per day", SQLITE_USAGE),
+    ),
     "postgresql": (
         Migration(1, "catalog, search index, text search", PG_SCHEMA),
+        Migration(4, "usage: deliveries and storage per day", PG_USAGE),
         Migration(5, "word index of live images", PG_WORD_INDEX),
     ),
 }

@@ -44,6 +44,7 @@ def register_routes(app: Flask) -> None:
         service,
         sourceimages,
         stacks,
+        stats,
         utils,
     )
 
@@ -58,5 +59,6 @@ def register_routes(app: Flask) -> None:
     app.register_blueprint(sourceimages.bp)
     app.register_blueprint(stacks.bp)
     app.register_blueprint(utils.bp)
+    app.register_blueprint(stats.bp)
     app.register_blueprint(iiif.bp)
     app.register_blueprint(render.bp)

@@ -9,8 +9,8 @@ from webapp.errors import json_response
 
 bp = Blueprint("index", __name__)
 
-#: First path segments of the management API that this server implements (rokka lists
-#: ``/stats`` too; it is not implemented here, so it is not listed).
+#: First path segments of the management API that this server implements, as rokka
+#: lists them.
 RESOURCES: tuple[str, ...] = (
     "/operations",
     "/organizations",
@@ -18,6 +18,7 @@ RESOURCES: tuple[str, ...] = (
     "/stacks",
     "/stackoptions",
     "/users",
+    "/stats",
 )
 
 

@@ -23,13 +23,14 @@ from stacks.plan import RenderPlan
 from stacks.resolve import build_plan
 from stacks.stack import PREVIEW_PREFIX, StackDefinition, parse_stack_json
 from stacks.url import RenderRequest, parse_render_path
-from webapp import renderer
+from webapp import renderer, secondarycache
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
 from webapp.rendercache import CacheKey
 from webapp.routes import ORIGINAL_CSP, RESERVED_NAMES
 from webapp.signing import SignatureError, verify
+from webapp.usagecounter import mark_delivery
 
 bp = Blueprint("render", __name__)
 
@@ -169,7 +170,8 @@ def _secondary_renders(
                 operation="composition",
                 parameter="secondary_stack",
             )
-        renders[key] = engine.SecondaryRender(sub_plan, image_ref)
+        cached = bool(op.options.get("cache"))
+        renders[key] = engine.SecondaryRender(sub_plan, image_ref, name, cached)
     return renders, protected
 
 
@@ -212,6 +214,7 @@ def render(path: str) -> Response:
     context = RenderContext(image=image_fields(image), headers=dict(request.headers))
     plan = build_plan(stack, req, basestack=basestack, context=context)
     if plan.options.get("source_file"):
+        mark_delivery(org["id"], cached=False)  # counted for GET /stats once answered
         return _limit_caching(_original(image), signed_until, preview=preview)
     accept = request.headers.get("Accept")
     ext, negotiated = engine.negotiate(
@@ -282,17 +285,30 @@ def answer(
         return Response(status=304, headers=headers)
     cache = render_cache() if settings().render_cache and not preview else None
     body = cache.get(key) if cache else None
+    mark_delivery(org["id"], cached=body is not None)  # counted for GET /stats once answered
     if body is None:
+        sources = renderer.Sources(
+            find=lambda ref: catalog().images.find(org["id"], ref),
+            read=lambda row: read_original(blobs(), row),
+        )
+        # composition cache: secondary stacks kept in the render cache (even for _preview)
+        renders, prerendered = secondarycache.prerender(
+            settings(),
+            org["id"],
+            image,
+            renders,
+            cache=render_cache() if settings().render_cache else None,
+            read_source=lambda row: read_original(blobs(), row),
+            sources=sources,
+        )
         rendered = renderer.render_stored(
             settings(),
             plan,
             image,
             read_source=lambda: read_original(blobs(), image),
-            sources=renderer.Sources(
-                find=lambda ref: catalog().images.find(org["id"], ref),
-                read=lambda row: read_original(blobs(), row),
-            ),
+            sources=sources,
             renders=renders,
+            rendered=prerendered,
         )
         body = rendered.body
         if cache:

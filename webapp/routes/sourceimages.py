@@ -21,10 +21,12 @@ from webapp.errors import ApiError, json_response, not_found
 from webapp.httpworker import body_time_limit
 from webapp.ingest import derive, ingest, keep_hash_update
 from webapp.metadata import (
+    DERIVED_NAMES,
     DETECTED_NAMES,
     DYNAMIC_NAMES,
     MetadataError,
     apply_user_patch,
+    face_landmark_metadata,
     face_metadata,
     find_user_key,
     validate_dynamic,
@@ -453,18 +455,19 @@ def put_dynamic(org: str, ref: str, name: str) -> Response:
     organization = require(org, "images:write")
     image = _image(organization, ref)
     if name in DETECTED_NAMES:
-        value = _detected(name, image)
+        values = _detected(name, image)
     else:
         try:
-            value = validate_dynamic(name, json_body())
+            values = {name: validate_dynamic(name, json_body())}
         except MetadataError as exc:
             raise ApiError(400, str(exc)) from exc
-    new_dm = {**image.dynamic_metadata, name: value}
+    new_dm = {**image.dynamic_metadata, **values}
     return _change_dynamic(organization, image, new_dm, _delete_previous())
 
 
-def _detected(name: str, image: SourceImage) -> Any:
-    """The value of computed dynamic metadata ``name`` (``detection_face``) for ``image``.
+def _detected(name: str, image: SourceImage) -> dict[str, Any]:
+    """The values of computed dynamic metadata ``name`` (``detection_face``) for ``image``
+    and of what it derives (``detection_eyemouth``: the eye and mouth landmarks).
 
     The body must be empty, ``{}`` or ``null`` (rokka's example sends ``{}``); the detector
     runs in a render process under the render budgets (webapp.renderer.detect_faces).
@@ -475,7 +478,7 @@ def _detected(name: str, image: SourceImage) -> Any:
     faces = renderer.detect_faces(
         settings(), image, read_source=lambda: read_original(blobs(), image)
     )
-    return face_metadata(faces)
+    return {name: face_metadata(faces), "detection_eyemouth": face_landmark_metadata(faces)}
 
 
 @bp.delete(ONE + "/meta/dynamic/<name>")
@@ -486,7 +489,9 @@ def delete_dynamic(org: str, ref: str, name: str) -> Response:
     image = _image(organization, ref)
     if name not in DYNAMIC_NAMES:
         raise ApiError(400, f"Unknown dynamic metadata {name[:100]!r}")
-    new_dm = {k: v for k, v in image.dynamic_metadata.items() if k != name}
+    # What a detection derived goes with it.
+    gone = {name} | {k for k, source in DERIVED_NAMES.items() if source == name}
+    new_dm = {k: v for k, v in image.dynamic_metadata.items() if k not in gone}
     return _change_dynamic(organization, image, new_dm, _delete_previous(body=body))
 
 
