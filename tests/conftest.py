@@ -46,8 +46,12 @@ RECORDINGS = SHARED / "conformance" / "rokka-js-recordings"
 BOTH_BACKENDS = frozenset(
     {
         "test_accounts",
+        "test_albums",
+        "test_aliases",
         "test_catalog_contract",
+        "test_catalog_nodes",
         "test_metadata",
+        "test_remote_render",
         "test_search",
         "test_search_live",
         "test_sourceimages",

@@ -4,11 +4,11 @@ Written by hand from the routes (webapp/routes/), and kept true by two tests: ev
 of the URL map is described here and every path here is a route
 (tests/webapp/test_openapi.py), and schemathesis drives a live server from this document
 and checks every answer against it (no 5xx, statuses, content types and bodies as
-described). Render URLs (``/{org}/{stack}/...``) and IIIF URLs (``/{org}/_iiif/...``,
-docs/render.md) are not described: they are image protocols, not the JSON API; nor are
-the browser console's static files (``/console/...``, docs/console.md). rokka's
-``COPY /sourceimages/{org}/{hash}`` method cannot be written in OpenAPI; its
-``POST .../copy`` twin is.
+described). Render URLs (``/{org}/{stack}/...``), IIIF URLs (``/{org}/_iiif/...``) and
+albums (``/{org}/_albums/...``, docs/render.md) are not described: they are the render
+host's protocols, not the JSON API; nor are the browser console's static files
+(``/console/...``, docs/console.md). rokka's ``COPY /sourceimages/{org}/{hash}`` method
+cannot be written in OpenAPI; its ``POST .../copy`` twin is.
 """
 
 from __future__ import annotations
@@ -759,6 +759,40 @@ def _other_paths() -> dict[str, Any]:
     }
 
 
+def _alias_paths() -> dict[str, Any]:
+    one = "/sourceimages/{org}/alias/{name}"
+    name = _param("name", "path", _STRING, "Alias name ([A-Za-z0-9_], 1-100).")
+    alias = _obj(
+        ["organization", "alias", "hash", "created"],
+        organization=_STRING,
+        alias=_STRING,
+        hash={"type": "string", "pattern": "^[0-9a-f]{40}$"},
+        created=_STRING,
+    )
+    writes = ("400", "403", "404", "409", "503", "507")
+    return {
+        one: {
+            "put": _op(
+                "Create an alias (201), or repoint it with ?overwrite=true (200).",
+                [_ORG, name, _param("overwrite", "query", _BOOL_QUERY)],
+                {"200": _json(alias, "Repointed."), "201": _json(alias, "Created.")},
+                body=_body(_obj(["hash"], hash=_STRING)),
+                errors=writes,
+            ),
+            "get": _op("One alias and its hash.", [_ORG, name], {"200": _json(alias, "It.")}),
+            "delete": _op("Delete an alias.", [_ORG, name], {"204": _NO_CONTENT}, errors=writes),
+        },
+        one + "/cache": {
+            "delete": _op(
+                "Forget the cached renders of the alias's image.",
+                [_ORG, name],
+                {"200": _json(_obj(["status", "items"], status=_STRING,
+                                   items={"type": "array", "items": _STRING}), "Purged.")},
+            )  # fmt: skip
+        },
+    }
+
+
 def _usage_paths() -> dict[str, Any]:
     """``/stats/{org}`` and ``/billing/{org}`` (docs/stats.md)."""
     point = _obj(
@@ -808,7 +842,10 @@ def document() -> dict[str, Any]:
     error_responses["E412"] = _json(_ref("Error"), "Precondition failed (Overwrite: F).")
     error_responses["E422"] = _json(_ref("Error"), "Not an image this server takes.")
     error_responses["Error"] = _json(_ref("Error"), "Any other error, in the same shape.")
-    paths = {**_other_paths(), **_account_paths(), **_image_paths(), **_usage_paths()}
+    paths = {
+        **_other_paths(), **_account_paths(), **_image_paths(), **_usage_paths(),
+        **_alias_paths(),
+    }
     return {
         "openapi": "3.1.0",
         "info": {

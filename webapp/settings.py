@@ -168,6 +168,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Bound of the render cache, bytes (4 KiB blocks); least recently used go first.",
     ),
     Setting(
+        "alias_max_age",
+        3600,
+        int,
+        "Cache-Control max-age, s, of renders through an alias (`-_name_-`), which can be "
+        "repointed; renders by hash are immutable for a year.",
+    ),
+    Setting(
         "health_min_free_bytes",
         64 * 1024 * 1024,
         int,
@@ -200,10 +207,34 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Days after its last save a `_preview*` stack is deleted by `cropstack gc`.",
     ),
-    Setting("remote_fetch_allow_private", False, _bool, "Allow url[N] uploads from private IPs."),
-    Setting("remote_fetch_timeout", 20.0, float, "Total seconds for one url[N] fetch."),
-    Setting("remote_fetch_max_redirects", 10, int, "Redirects followed by one url[N] fetch."),
-    Setting("remote_fetch_connect_timeout", 5.0, float, "Seconds to connect for one url[N] fetch."),
+    Setting(
+        "remote_fetch_allow_private",
+        False,
+        _bool,
+        "Allow url[N] uploads and remote render URLs from private IPs.",
+    ),
+    Setting(
+        "remote_fetch_timeout", 20.0, float, "Total seconds for one url[N] or remote image fetch."
+    ),
+    Setting(
+        "remote_fetch_max_redirects",
+        10,
+        int,
+        "Redirects followed by one url[N] or remote image fetch.",
+    ),
+    Setting(
+        "remote_fetch_connect_timeout",
+        5.0,
+        float,
+        "Seconds to connect for one url[N] or remote image fetch.",
+    ),
+    Setting(
+        "remote_refresh_s",
+        0.0,
+        float,
+        "Seconds after which a render URL's remote image is fetched again (changed bytes "
+        "become a new image); 0: never, as rokka (docs/render.md).",
+    ),
     Setting(
         "blob_gc_grace_s",
         86400.0,
@@ -236,8 +267,9 @@ SETTINGS: tuple[Setting, ...] = (
         "token_secret",
         "",
         str,
-        "Secret that signs JWTs from /user/apikeys/token; empty: a random one kept in "
-        "{data_dir}/token-secret. Nodes sharing a catalog must share it.",
+        "Secret that signs JWTs from /user/apikeys/token; empty: a random one kept with "
+        "the catalog ({data_dir}/token-secret, or in the PostgreSQL catalog, shared by "
+        "every node).",
     ),
     Setting(
         "proxy_count",
@@ -277,6 +309,7 @@ class Settings:
     render_memory_mb: int
     render_cache: bool
     render_cache_max_bytes: int
+    alias_max_age: int
     health_min_free_bytes: int
     busy_timeout_ms: int
     database_url: str
@@ -287,6 +320,7 @@ class Settings:
     remote_fetch_timeout: float
     remote_fetch_max_redirects: int
     remote_fetch_connect_timeout: float
+    remote_refresh_s: float
     blob_gc_grace_s: float
     vips_concurrency: int
     access_log: bool

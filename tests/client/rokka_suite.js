@@ -876,6 +876,44 @@ async function main() {
     assert.deepEqual(imageSize(res.body), { format: 'jpg', width: 50, height: 25 })
   })
 
+  await step('sourceimages.alias (create, get, render, repoint, invalidateCache, delete)', [
+    'sourceimages.alias.create', 'sourceimages.alias.get', 'sourceimages.alias.invalidateCache',
+    'sourceimages.alias.delete',
+  ], async () => {
+    const other = assertJson(
+      await rokka.sourceimages.create(ORG, 'footer.png', makePng(64, 32, 4)), 200,
+    ).items[0]
+    const made = assertJson(
+      await rokka.sourceimages.alias.create(ORG, 'mail_logo', { hash: s.image.hash }), 201,
+    )
+    assert.deepEqual(
+      [made.organization, made.alias, made.hash], [ORG, 'mail_logo', s.image.hash],
+    )
+    const got = assertJson(await rokka.sourceimages.alias.get(ORG, 'mail_logo'), 200)
+    assert.equal(got.hash, s.image.hash)
+    assert.equal(typeof got.created, 'string')
+    // rokka.js builds the render URL with the alias in place of the hash
+    const url = rokka.render.getUrl(ORG, '-_mail_logo_-', 'png', 'dynamic/noop')
+    assert.equal(url, `${BASE}/${ORG}/dynamic/noop/-_mail_logo_-.png`)
+    assert.deepEqual(imageSize((await fetchBytes(url)).body), { format: 'png', width: 200, height: 100 })
+    await expectError(rokka.sourceimages.alias.create(ORG, 'mail_logo', { hash: other.hash }), 409)
+    const repointed = assertJson(await rokka.sourceimages.alias.create(
+      ORG, 'mail_logo', { hash: other.short_hash }, { overwrite: true },
+    ), 200)
+    assert.equal(repointed.hash, other.hash)
+    assert.deepEqual(imageSize((await fetchBytes(url)).body), { format: 'png', width: 64, height: 32 })
+    const purged = assertJson(await rokka.sourceimages.alias.invalidateCache(ORG, 'mail_logo'), 200)
+    assert.ok(Array.isArray(purged.items))
+    assert.ok(purged.items.includes(`/${ORG}/dynamic/-_mail_logo_-.png`), JSON.stringify(purged))
+    await expectError(rokka.sourceimages.alias.create(ORG, 'mail-logo', { hash: other.hash }), 400)
+    assertNoContent(await rokka.sourceimages.alias.delete(ORG, 'mail_logo'))
+    await expectError(rokka.sourceimages.alias.get(ORG, 'mail_logo'), 404)
+    await expectError(rokka.sourceimages.alias.delete(ORG, 'mail_logo'), 404)
+    const gone = await fetchBytes(url)
+    assert.equal(gone.status, 404)
+    assert.equal(JSON.parse(gone.body).error.code, 404)
+  })
+
   await step('render.signUrl (protected image: 403 unsigned, 200 signed)', ['render.signUrl', 'sourceimages.create'], async () => {
     const upload = await rokka.sourceimages.create(ORG, 'secret.png', protectedPng, {
       options: { protected: true },
@@ -951,6 +989,27 @@ async function main() {
     const off = assertJson(await rokka.organizations.setOptions(ORG, { [option]: false }), 200)
     assert.equal(off.options.protect_dynamic_stack, false)
     assert.equal((await fetchBytes(url)).status, 200)
+  })
+
+  await step('render.getUrl (remote images: -path- and -full url-)', ['render.getUrl', 'render.getUrlComponents', 'organizations.setOptions'], async () => {
+    const basepath = `http://127.0.0.1:${remote.address().port}/`
+    const on = { remote_basepath: basepath, remote_fullurl_allow: true }
+    assert.equal(assertJson(await rokka.organizations.setOptions(ORG, on), 200).options.remote_basepath, basepath)
+    const byPath = rokka.render.getUrl(ORG, '-remote.png-', 'png', [rokka.operations.resize(60, 60)])
+    assert.equal(rokka.render.getUrlComponents(new URL(byPath)).hash, '-remote.png-')
+    const res = await fetchBytes(byPath)
+    assert.equal(res.status, 200, res.body.toString())
+    assert.deepEqual(imageSize(res.body), { format: 'png', width: 60, height: 40 })
+    const full = rokka.render.getUrl(ORG, `-${remoteUrl}-`, 'png', 'dynamic/noop', { filename: 'seo' })
+    const whole = await fetchBytes(full)
+    assert.equal(whole.status, 200, whole.body.toString())
+    assert.deepEqual(imageSize(whole.body), { format: 'png', width: 120, height: 80 })
+    // Switched off again: the remote forms are not found.
+    const off = { remote_basepath: null, remote_fullurl_allow: false }
+    assertJson(await rokka.organizations.setOptions(ORG, off), 200)
+    const gone = await fetchBytes(byPath)
+    assert.equal(gone.status, 404)
+    assert.equal(JSON.parse(gone.body).error.code, 404)
   })
 
   await step('memberships.createWithNewUser', ['memberships.createWithNewUser'], async () => {
@@ -1117,6 +1176,33 @@ async function main() {
       `organizations/${ORG}/signing_keys?keep=1`, 'DELETE',
     ), 200)
     assert.equal(dropped.signing_keys.length, 1)
+  })
+
+  await step('render.imagesByAlbum (all and favorites, from user:array:albums)', [
+    'render.imagesByAlbum', 'sourceimages.meta.add',
+  ], async () => {
+    const album = 'Summer Trip'
+    const beach = assertJson(await rokka.sourceimages.create(ORG, 'beach.png', makePng(40, 30, 5), {
+      meta_user: { 'array:albums': [album, 'Beaches'] },
+    }), 200).items[0]
+    const sunset = assertJson(await rokka.sourceimages.create(ORG, 'sunset.png', makePng(30, 40, 6)), 200).items[0]
+    assert.equal((await rokka.sourceimages.meta.add(ORG, sunset.hash, {
+      'array:albums': [album], 'int:favorite': 1,
+    })).statusCode, 204)
+    const all = assertJson(await anonymous.render.imagesByAlbum(ORG, album), 200)
+    assert.equal(all.album, album)
+    assert.equal(all.total, 2)
+    const listed = Object.fromEntries(all.images.map(i => [i.hash, i]))
+    assert.deepEqual(Object.keys(listed).sort(), [beach.hash, sunset.hash].sort())
+    assert.deepEqual(all.items, all.images)
+    assert.equal(listed[beach.hash].name, 'beach.png')
+    assert.equal(listed[beach.hash].favorite, false)
+    assert.equal(listed[sunset.hash].favorite, true)
+    assert.equal(listed[sunset.hash].user_metadata, undefined) // only what a gallery needs
+    const favorites = assertJson(await anonymous.render.imagesByAlbum(ORG, album, { favorites: true }), 200)
+    assert.deepEqual(favorites.images.map(i => i.hash), [sunset.hash])
+    assert.equal(favorites.total, 1)
+    await expectError(anonymous.render.imagesByAlbum(ORG, 'No Such Album'), 404)
   })
 
   await step('memberships.delete', ['memberships.delete'], async () => {

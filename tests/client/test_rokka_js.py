@@ -92,6 +92,12 @@ METHODS = (
     # issue 13: the dashboard's stats and billing
     "stats.get",
     "billing.get",
+    # issue 13: aliases and albums
+    "sourceimages.alias.create",
+    "sourceimages.alias.get",
+    "sourceimages.alias.invalidateCache",
+    "sourceimages.alias.delete",
+    "render.imagesByAlbum",
 )
 
 #: The whole suite (server start, ~40 client steps, renders) stays well under this.

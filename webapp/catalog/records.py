@@ -223,3 +223,43 @@ class SearchPage(Record):
     keys: list[tuple[Any, ...]]
     more: bool
     facets: dict[str, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Alias(Record):
+    """A source image alias: its ``name``, the full ``hash`` it points to and when it was
+    last pointed (``created``, reset when repointed, as a stack's on overwrite)."""
+
+    name: str
+    hash: str
+    created: str
+
+
+@dataclass(frozen=True, slots=True)
+class AliasWrite(Record):
+    """What ``Aliases.put`` did: ``created`` (True) or repointed an existing alias."""
+
+    created: bool
+    alias: Alias
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumImage(Record):
+    """What an album listing shows of one image (nothing else of it is public there)."""
+
+    hash: str
+    short_hash: str
+    name: str
+    format: str
+    mimetype: str
+    width: int
+    height: int
+    favorite: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumPage(Record):
+    """One page of an album: ``total`` listed images and the page's ``images``."""
+
+    total: int
+    images: list[AlbumImage]

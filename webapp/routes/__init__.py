@@ -36,6 +36,8 @@ def register_routes(app: Flask) -> None:
     """Register every blueprint; the render catch-all goes last."""
     from webapp.routes import (
         accounts,
+        albums,
+        aliases,
         console,
         iiif,
         index,
@@ -61,4 +63,6 @@ def register_routes(app: Flask) -> None:
     app.register_blueprint(utils.bp)
     app.register_blueprint(stats.bp)
     app.register_blueprint(iiif.bp)
+    app.register_blueprint(aliases.bp)
+    app.register_blueprint(albums.bp)
     app.register_blueprint(render.bp)

@@ -1,5 +1,7 @@
 """Render URLs: ``GET/HEAD /{org}/{stack}[/{overrides}...]/{hash}[/{slug}].{ext}``.
 
+``{hash}`` may be an alias, ``-_{name}_-`` (webapp/routes/aliases.py).
+
 Also ``/{stack}/...`` without the organization when the request's host is
 ``{org}.{render_domain}``. The route is a thin story: find the organization, parse the
 URL into a request (stacks), load stack and image (catalog), check signatures, build the
@@ -22,13 +24,16 @@ from stacks.evaluation import RenderContext, header_name, image_fields
 from stacks.plan import RenderPlan
 from stacks.resolve import build_plan
 from stacks.stack import PREVIEW_PREFIX, StackDefinition, parse_stack_json
-from stacks.url import RenderRequest, parse_render_path
+from stacks.url import RenderRequest, alias_name, parse_render_path
 from webapp import renderer, secondarycache
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
+from webapp.metadata import canonical_json
+from webapp.remoteimages import policy, remote_image, remote_url
 from webapp.rendercache import CacheKey
 from webapp.routes import ORIGINAL_CSP, RESERVED_NAMES
+from webapp.routes.aliases import aliased_hash
 from webapp.signing import SignatureError, verify
 from webapp.usagecounter import mark_delivery
 
@@ -199,13 +204,25 @@ def render(path: str) -> Response:
         stack = _load_stack(org["id"], req.stack)
         if stack.options.get("basestack"):
             basestack = _load_stack(org["id"], stack.options["basestack"])
-    image = find_image(org, req.hash)
-
-    protected = bool(image["protected"]) or (
+    alias = alias_name(req.hash) if req.remote is None else None
+    # an alias can be repointed: its renders are cached for alias_max_age, not a year
+    max_age = max(0, min(settings().alias_max_age, 31536000)) if alias else None
+    stack_protected = (
         stack.options.get("protected") is True
         if stack is not None
         else bool(org["options"].get("protect_dynamic_stack"))
     )
+    if req.remote is not None:
+        domain = settings().render_domain
+        own_host = f"{org['name']}.{domain}" if domain else None
+        url = remote_url(req.remote, policy(org["options"], stack, basestack), own_host)
+        if stack_protected:
+            check_signature(org, org_prefix)  # an unsigned URL makes no fetch
+        image = remote_image(catalog(), blobs(), settings(), org["id"], url)
+    else:
+        image = find_image(org, aliased_hash(org, alias) if alias else req.hash)
+
+    protected = bool(image["protected"]) or stack_protected
     signed_until = check_signature(org, org_prefix) if protected else None
     refuse_font(image)
 
@@ -215,7 +232,7 @@ def render(path: str) -> Response:
     plan = build_plan(stack, req, basestack=basestack, context=context)
     if plan.options.get("source_file"):
         mark_delivery(org["id"], cached=False)  # counted for GET /stats once answered
-        return _limit_caching(_original(image), signed_until, preview=preview)
+        return _limit_caching(_original(image), signed_until, preview=preview, max_age=max_age)
     accept = request.headers.get("Accept")
     ext, negotiated = engine.negotiate(
         plan.output_format,
@@ -247,6 +264,7 @@ def render(path: str) -> Response:
         preview=preview,
         vary=vary,
         renders=renders,
+        max_age=max_age,
     )
 
 
@@ -261,13 +279,24 @@ def answer(
     vary: bool = False,
     extra_headers: dict[str, str] | None = None,
     renders: Mapping[str, engine.SecondaryRender] | None = None,
+    max_age: int | None = None,
 ) -> Response:
     """The rendered ``plan`` of ``image``: 304 on a matching ETag, else from the render
     cache (under ``stack``'s name) or rendered, with the caching headers of a render URL.
-    ``renders`` are the secondary stacks the plan's compositions render through."""
+    ``renders`` are the secondary stacks the plan's compositions render through;
+    ``max_age`` (seconds) replaces the year-long caching (alias renders)."""
     renders = renders or {}
     # A secondary stack's plan shapes the output too (the stack may be replaced).
     identity = plan.canonical() + "".join(r.plan.canonical() for r in renders.values())
+    # keepHash changes an image's dynamic metadata (the areas crops follow) in place,
+    # under the same hash: the areas are part of what a render is.
+    if image["dynamic_metadata"]:
+        identity += "\ndynamic " + canonical_json(image["dynamic_metadata"])
+    # A purge on any node counts a generation in the catalog: folded into the key and
+    # ETag, it makes every node's cached copy unreachable (webapp/catalog/purges.py).
+    purged = catalog().purges.generation(org["id"], stack, image["hash"])
+    if purged:
+        identity += "\npurged " + purged
     key = CacheKey.build(
         org_id=org["id"],
         stack=stack,
@@ -277,8 +306,10 @@ def answer(
     )
     read = [*plan.request_headers, *(h for r in renders.values() for h in r.plan.request_headers)]
     headers = {**_headers(key, plan, vary=vary, image=image, read=read), **(extra_headers or {})}
+    if max_age is not None:
+        headers["Cache-Control"] = f"public, max-age={max_age}"
     if signed_until is not None:
-        headers["Cache-Control"] = _cache_control_until(signed_until)
+        headers["Cache-Control"] = _cache_control_until(signed_until, max_age)
     if preview:
         headers["Cache-Control"] = NO_STORE
     if _not_modified(key.etag):
@@ -322,15 +353,21 @@ def answer(
     return Response(body, status=200, headers=headers, mimetype=engine.FORMATS[sent].mime)
 
 
-def _cache_control_until(until: datetime) -> str:
-    """Caches must not serve a time-limited signed URL after its ``until``."""
+def _cache_control_until(until: datetime, max_age: int | None = None) -> str:
+    """Caches must not serve a time-limited signed URL after its ``until`` (nor past
+    ``max_age`` seconds when given)."""
     seconds = int((until - datetime.now(UTC)).total_seconds())
-    return f"public, max-age={max(0, min(seconds, 31536000))}"
+    cap = 31536000 if max_age is None else max_age
+    return f"public, max-age={max(0, min(seconds, cap))}"
 
 
-def _limit_caching(response: Response, until: datetime | None, *, preview: bool) -> Response:
+def _limit_caching(
+    response: Response, until: datetime | None, *, preview: bool, max_age: int | None = None
+) -> Response:
+    if max_age is not None:
+        response.headers["Cache-Control"] = f"public, max-age={max_age}"
     if until is not None:
-        response.headers["Cache-Control"] = _cache_control_until(until)
+        response.headers["Cache-Control"] = _cache_control_until(until, max_age)
     if preview:
         response.headers["Cache-Control"] = NO_STORE
     return response
