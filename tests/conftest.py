@@ -53,6 +53,7 @@ BOTH_BACKENDS = frozenset(
         "test_metadata",
         "test_remote_render",
         "test_search",
+        "test_search_live",
         "test_sourceimages",
         "test_stacks_api",
         "test_stats",

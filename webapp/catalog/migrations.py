@@ -21,6 +21,7 @@ from webapp.catalog.pgschema import PG_SCHEMA
 from webapp.catalog.remoteschema import REMOTE_SCHEMA_POSTGRESQL, REMOTE_SCHEMA_SQLITE
 from webapp.catalog.schema import SCHEMA
 from webapp.catalog.usageschema import PG_USAGE, SQLITE_USAGE
+from webapp.catalog.wordindex import PG_WORD_INDEX
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
         Migration(2, "remote images", REMOTE_SCHEMA_POSTGRESQL),
         Migration(3, "source image aliases", PG_ALIASES),
         Migration(4, "usage: deliveries and storage per day", PG_USAGE),
+        Migration(5, "word index of live images", PG_WORD_INDEX),
         Migration(6, "purge generations, blob deletions, shared secrets", NODES_SCHEMA),
     ),
 }
