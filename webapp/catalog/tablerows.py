@@ -107,8 +107,10 @@ COPIED: tuple[Table, ...] = (
 )
 #: Tables each catalog derives from ``sourceimages`` by itself (compared by count only).
 DERIVED: tuple[str, ...] = ("sourceimage_values", "sourceimage_facet_counts")
-#: Tables neither copied nor compared: each catalog's own migration record, and SQLite's
-#: word index (an FTS5 table and its shadow tables) and image keys behind it; and the
+#: Tables neither copied nor compared: each catalog's own migration record; the word
+#: indexes, which each backend derives in its own shape (SQLite: an FTS5 table, its shadow
+#: tables and the image keys behind it; PostgreSQL: sourceimage_words and its scopes,
+#: wordindex.py), so a count on one side has no twin on the other; and the
 #: multi-node tables, which describe the running service, not its data: purge generations
 #: (the target's nodes start with empty render caches), gc's in-flight delete marks, and
 #: the shared token secret (tokens last a day; the target makes its own).
@@ -119,6 +121,7 @@ NOT_COPIED: tuple[str, ...] = (
     "render_generations",
     "blob_deletions",
     "service_secrets",
+    "sourceimage_word_scopes",
 )
 TABLES: dict[str, Table] = {table.name: table for table in COPIED}
 
