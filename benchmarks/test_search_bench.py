@@ -8,8 +8,9 @@ The catalog is filled directly through the catalog layer's tables (SQLite: one b
 INSERT per batch, the search index triggers run as for any write; PostgreSQL: COPY of
 the rows and of the index rows ``index_rows`` computes, as its writes do), then every
 query goes through the Flask app exactly as a client's would: exact, prefix, range,
-text, sorted, faceted queries and deep cursor paging. Prints the mean per query and
-catalog; the goal is < 20 ms. The PostgreSQL server is the tests' (tests/postgres.py:
+text, sorted, faceted queries and deep cursor paging. Prints the mean and median per query and
+catalog, the PostgreSQL/SQLite ratio and how many queries are within the goal (15 ms:
+under 20 ms with margin). The PostgreSQL server is the tests' (tests/postgres.py:
 pgserver's PostgreSQL 16 on a Unix socket, default settings apart from fsync off).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import random
 import shutil
 import time
@@ -30,8 +32,11 @@ import pytest
 
 IMAGES = int(os.environ.get("SEARCH_BENCH_IMAGES", "100000"))
 DATABASES = os.environ.get("SEARCH_BENCH_DATABASES", "sqlite,postgresql").split(",")
-GOAL_MS = 20.0
+#: The goal (issue 14) is under 20 ms with margin: 15 ms.
+GOAL_MS = 15.0
 RESULTS: dict[str, dict[str, float]] = {}
+#: Medians beside the means: on a loaded machine a few slow rounds move the mean.
+MEDIANS: dict[str, dict[str, float]] = {}
 WORDS = (
     "mountain lake city night snow beach forest river bridge tower street market portrait "
     "sunset harbour garden winter summer autumn spring festival concert museum station"
@@ -128,7 +133,8 @@ def build_catalog(data_dir: Path, database_url: str = "") -> tuple[Any, dict[str
 
 
 def _copy_into_postgresql(db: Any, columns: str, rows: list[tuple[Any, ...]]) -> None:
-    """COPY the image rows and their search index rows (as ``index_image`` writes them)."""
+    """COPY the image rows and their search index rows (as ``index_image`` writes them);
+    the word index of live images (migration 5) is filled by its trigger as they arrive."""
     from webapp.catalog.postgres import index_rows
 
     with db.transaction(), db.conn.cursor() as cursor:
@@ -159,11 +165,39 @@ def _copy_into_postgresql(db: Any, columns: str, rows: list[tuple[Any, ...]]) ->
 
 @pytest.fixture(scope="session")
 def report():
+    load_before = os.getloadavg()
     yield
-    print(f"\n{'query':<34} " + " ".join(f"{d + ' ms':>12}" for d in DATABASES))
-    for name in RESULTS.get(DATABASES[0], {}):
+    names = list(RESULTS.get(DATABASES[0], {}))
+    ratio = len(DATABASES) == 2
+    print(
+        f"\nmachine: {os.cpu_count()} cores, {platform.platform()}, Python "
+        f"{platform.python_version()}; load average {load_before[0]:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end; {IMAGES} images"
+    )
+    print(
+        f"{'query (mean / median ms)':<34} "
+        + " ".join(f"{d:>20}" for d in DATABASES)
+        + (f" {DATABASES[1] + '/' + DATABASES[0]:>20}" if ratio else "")
+    )
+    for name in names:
         means = [RESULTS.get(d, {}).get(name) for d in DATABASES]
-        print(f"{name:<34} " + " ".join(f"{m * 1000:12.2f}" if m else f"{'':>12}" for m in means))
+        medians = [MEDIANS.get(d, {}).get(name) or 0.0 for d in DATABASES]
+        line = f"{name:<34} " + " ".join(
+            f"{m * 1000:11.2f} / {md * 1000:6.2f}" if m else f"{'':>20}"
+            for m, md in zip(means, medians, strict=True)
+        )
+        if ratio and means[0] and means[1]:
+            line += f" {means[1] / means[0]:20.2f}"
+        print(line)
+    for database in DATABASES:
+        means = RESULTS.get(database, {})
+        if means:
+            worst = max(means, key=means.__getitem__)
+            within = sum(m * 1000 <= GOAL_MS for m in means.values())
+            print(
+                f"{database}: {within}/{len(means)} queries within {GOAL_MS:.0f} ms; slowest "
+                f"{worst} {means[worst] * 1000:.2f} ms"
+            )
 
 
 @pytest.fixture(scope="module", params=DATABASES)
@@ -228,6 +262,7 @@ def test_search_query(benchmark, bench_client, name):
 
     benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=2)
     RESULTS.setdefault(database, {})[name] = benchmark.stats.stats.mean
+    MEDIANS.setdefault(database, {})[name] = benchmark.stats.stats.median
 
 
 @pytest.mark.parametrize("sort", ["created desc", "size asc"])
@@ -246,3 +281,4 @@ def test_deep_cursor_paging(benchmark, bench_client, sort):
 
     benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=2)
     RESULTS.setdefault(database, {})[f"cursor page 501 ({sort})"] = benchmark.stats.stats.mean
+    MEDIANS.setdefault(database, {})[f"cursor page 501 ({sort})"] = benchmark.stats.stats.median

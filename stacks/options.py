@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from stacks.errors import StackError
+from stacks.urlpattern import compiled
 from stacks.values import HEX_COLOR, NO_DEFAULT, Kind, Param, shown
 
 _AUTOFORMAT_EXCLUDE = (
@@ -152,12 +153,35 @@ _TABLE: tuple[Param, ...] = (
     ),
     Param("dpi", Kind.INTEGER, "PNG/TIFF resolution metadata.", None, 10, 5000),
     _flag("protected", False, "Require signed render URLs.", url_settable=False),
+    # Remote images (webapp/remoteimages.py): per stack, over the organization's options.
+    # Never from a URL: a URL could otherwise open remote fetching.
+    _flag(
+        "remote_fullurl_allow",
+        None,
+        "Render URLs may name a full remote URL, -https://...- (see remote_fullurl_whitelist).",
+        url_settable=False,
+    ),
+    Param(
+        "remote_fullurl_whitelist",
+        Kind.STRING_LIST,
+        "Regular expressions; a full remote URL is fetched only when one matches its host "
+        "or the whole URL (RE2 syntax: no backreferences or look-around). null: any URL.",
+        None,
+        url_settable=False,
+    ),
+    Param(
+        "remote_basepath",
+        Kind.STRING,
+        "http(s) URL that -{path}- in render URLs is appended to.",
+        None,
+        pattern=r"^https?://[^\s/]+",
+        url_settable=False,
+    ),
 )
 
 STACK_OPTIONS: Mapping[str, Param] = MappingProxyType({p.name: p for p in _TABLE})
 
 _NO_VIDEO = "cropstack has no video input or output"
-_NO_REMOTE = "cropstack does not render remote images"
 _NO_EFFECT = "undocumented by rokka; it would have no effect here"
 
 # Options rokka lists that cropstack cannot honour. Rather than accept them and do nothing
@@ -173,9 +197,6 @@ REFUSED_OPTIONS: Mapping[str, str] = MappingProxyType(
         "fps": _NO_VIDEO,
         "min_video_width": _NO_VIDEO,
         "min_video_height": _NO_VIDEO,
-        "remote_fullurl_allow": _NO_REMOTE,
-        "remote_fullurl_whitelist": _NO_REMOTE,
-        "remote_basepath": _NO_REMOTE,
         "optim.ttl_shared": _NO_EFFECT,
         "timing_origin": _NO_EFFECT,
     }
@@ -213,7 +234,36 @@ def options_from_text(pairs: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+#: Most patterns of ``remote_fullurl_whitelist`` and characters of each (as the
+#: organization option, docs/accounts.md).
+MAX_WHITELIST = (100, 1024)
+
+
+def _whitelist(value: Any) -> Any:
+    """``remote_fullurl_whitelist``: at most 100 patterns that compile; 400 otherwise."""
+    if value is None:
+        return None
+    if len(value) > MAX_WHITELIST[0]:
+        raise StackError(
+            f"stack option remote_fullurl_whitelist holds at most {MAX_WHITELIST[0]} patterns",
+            parameter="remote_fullurl_whitelist",
+        )
+    for pattern in value:
+        try:
+            if len(pattern) > MAX_WHITELIST[1]:
+                raise ValueError(f"longer than {MAX_WHITELIST[1]} characters")
+            compiled(pattern)
+        except ValueError as exc:
+            raise StackError(
+                f"stack option remote_fullurl_whitelist: invalid pattern {shown(pattern)} ({exc})",
+                parameter="remote_fullurl_whitelist",
+            ) from exc
+    return value
+
+
 def _honoured(name: str, value: Any) -> Any:
+    if name == "remote_fullurl_whitelist":
+        return _whitelist(value)
     refused = _REFUSED_VALUES.get(name)
     if refused is not None and value == refused[0]:
         raise StackError(f"stack option {name} cannot be {value!r}: {refused[1]}", parameter=name)

@@ -2,6 +2,9 @@
 
     {stack}[/{segment}...]/{hash}[/{slug}].{ext}
 
+``{hash}`` may also be a remote image, ``-{path or full URL}-`` (the URL may hold ``/``):
+see ``_remote``.
+
 A segment is items joined by ``--``; an item is ``name-key-value-key-value...``. ``name``
 is an operation, ``o``/``options`` (stack options) or ``v``/``variables``. Later items and
 segments win. For the ``dynamic`` stack the first non-empty segment *defines* the
@@ -39,6 +42,10 @@ VARIABLE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 MAX_PATH = 4096  # characters; far above any legitimate stack URL
 MAX_SLUG = 255  # characters; longer slugs are 404 (bad-inputs.md row 23)
 MAX_QUERY_V = 4096  # characters of the raw ?v= JSON
+MAX_REMOTE = 2048  # characters of a remote image's path or URL (between the dashes)
+# ``-_..._-`` is the alias form (rokka-api.md §1.1; names outside [A-Za-z0-9_] are invalid
+# aliases, 404), never a remote path
+_ALIAS_TOKEN = re.compile(r"_.*_", re.DOTALL)
 
 # URL extension -> output format. `jpeg` is an alias so plans (and cache keys) say `jpg`.
 OUTPUT_EXTENSIONS: Mapping[str, str] = MappingProxyType(
@@ -76,12 +83,15 @@ class RenderRequest:
     - ``expression_overrides``: operation name -> parameter -> expression text (from
       ``[...]`` values); a later literal for the same parameter removes it, and vice versa.
     - ``output_format``: canonical extension (``jpeg`` becomes ``jpg``).
+    - ``remote``: for ``-{path or URL}-`` URLs, the text between the dashes (percent-decoded
+      as the path was; ``hash`` is then empty).
     """
 
     stack: str
     hash: str
     output_format: str
     slug: str | None = None
+    remote: str | None = None
     operations: tuple[OperationItem, ...] = ()
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _frozen({}))
     options: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
@@ -130,9 +140,13 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
     base, dot, extension = segments[-1].rpartition(".")
     if not dot or not base or not extension:
         raise UrlNotFound("render URL needs an image hash and a format extension")
+    remote = _remote(segments)
     # No operation or option item can look like a hex hash, so `/{hash}/{slug}.ext` is
     # tried first; otherwise the last segment itself must be the hash.
-    if len(segments) >= 3 and _image_ref(segments[-2]):
+    if remote is not None:
+        middle, image_hash, slug = segments[1 : remote[0]], "", remote[2]
+        extension = remote[3]
+    elif len(segments) >= 3 and _image_ref(segments[-2]):
         image_hash, slug, middle = segments[-2], base, segments[1:-2]
     elif _image_ref(base):
         image_hash, slug, middle = base, None, segments[1:-1]
@@ -192,6 +206,7 @@ def parse_render_path(path: str, *, query_v: str | None = None) -> RenderRequest
         hash=image_hash,
         output_format=output_format,
         slug=slug,
+        remote=remote[1] if remote is not None else None,
         operations=tuple(definitions),
         overrides=overrides,
         options=options,
@@ -208,6 +223,46 @@ def alias_name(ref: str) -> str | None:
     """The alias name of an image reference written ``-_{name}_-``, else None."""
     found = ALIAS_REF.fullmatch(ref)
     return found.group(1) if found else None
+
+
+def _remote(segments: list[str]) -> tuple[int, str, str | None, str] | None:
+    """The remote image of a render URL's segments: (index of its first segment, the text
+    between its dashes, slug or None, extension); None when the URL names no remote image.
+
+    It starts at the first segment after the stack that begins with one ``-`` (an option
+    segment never does: its first item would have no name) and is ``-{text}-.{ext}`` or
+    ``-{text}-/{slug}.{ext}`` (a slug holds no ``.``, as rokka.js reads it). A last
+    segment ``-slug.ext`` after a hash is that hash's slug, as before. ``-_{name}_-`` is an
+    alias, not a remote image. 404 for a remote text that is too long or holds control
+    characters.
+    """
+    start = next(
+        (i for i in range(1, len(segments)) if segments[i][:1] == "-" and segments[i][1:2] != "-"),
+        None,
+    )
+    if start is None:
+        return None
+    if start == len(segments) - 1 and len(segments) >= 3 and HASH.fullmatch(segments[-2]):
+        return None  # /{hash}/-{slug}.{ext}
+    rest = "/".join(segments[start:])
+    head, slash, tail = rest.rpartition("/")
+    base, _, extension = tail.rpartition(".")
+    if slash and len(head) >= 3 and head.endswith("-") and base and "." not in base:
+        token, slug = head, base
+    elif base.endswith("-") and len(rest) - len(extension) - 1 >= 3:
+        token, slug = rest[: len(rest) - len(extension) - 1], None
+    else:
+        return None
+    text = token[1:-1]
+    if _ALIAS_TOKEN.fullmatch(text):
+        return None
+    if not text or len(text) > MAX_REMOTE:
+        raise UrlNotFound(f"remote image path must be 1 to {MAX_REMOTE} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise UrlNotFound("remote image path must not contain control characters")
+    if slug is not None and len(slug) > MAX_SLUG:
+        raise UrlNotFound(f"SEO slug longer than {MAX_SLUG} characters")
+    return start, text, slug, extension
 
 
 _ENCODED_BRACKET = re.compile(r"%5([bd])", re.IGNORECASE)

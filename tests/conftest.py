@@ -49,8 +49,11 @@ BOTH_BACKENDS = frozenset(
         "test_albums",
         "test_aliases",
         "test_catalog_contract",
+        "test_catalog_nodes",
         "test_metadata",
+        "test_remote_render",
         "test_search",
+        "test_search_live",
         "test_sourceimages",
         "test_stacks_api",
         "test_stats",
@@ -59,6 +62,9 @@ BOTH_BACKENDS = frozenset(
     }
 )
 BACKENDS = ("sqlite", "postgresql")
+#: Suites that run on PostgreSQL only: test_on_s3 repeats the upload and render suites
+#: on the deployment past one machine, PostgreSQL catalog and S3 originals together.
+POSTGRESQL_ONLY = frozenset({"test_on_s3"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -74,6 +80,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         chosen = ("sqlite",)
     elif metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_BACKENDS:
         chosen = BACKENDS
+    elif metafunc.module.__name__.rsplit(".", 1)[-1] in POSTGRESQL_ONLY:
+        chosen = ("postgresql",)
     else:
         return  # the fixture's default: SQLite, test ids unchanged
     metafunc.parametrize("catalog_backend", chosen, indirect=True, scope="module")

@@ -22,8 +22,10 @@ TEMPLATE = "cropstack_template"
 SHARED = "cropstack_shared"
 #: Every table the catalog migrations make, emptied between tests.
 _TABLES = (
-    "sourceimage_aliases, sourceimage_facet_counts, sourceimage_values, sourceimages, stacks, "
-    "memberships, api_keys, users, organizations, usage_deliveries, usage_storage"
+    "sourceimage_aliases, sourceimage_facet_counts, sourceimage_words, sourceimage_word_scopes, "
+    "sourceimage_values, sourceimages, stacks, memberships, api_keys, users, organizations, "
+    "remote_images, usage_deliveries, usage_storage, render_generations, blob_deletions, "
+    "service_secrets"
 )
 
 

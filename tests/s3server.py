@@ -14,6 +14,11 @@ The proxy forwards every request unchanged, except when told:
   store answers credentials that may only read;
 * ``down``: every connection is closed without an answer, as when the store or the
   network in between has gone away.
+
+Independently of the mode, ``delete_delay_s`` holds each object DELETE that long before
+forwarding it (``delete_held`` is set when one arrives): a slow network between a
+collection and the store, which widens the time between its last look and its delete.
+``delay_s`` (0 by default) holds every request that long first: a slow, distant store.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         host, _, port = upstream.removeprefix("http://").partition(":")
         self.mode = "ok"
+        self.delete_delay_s = 0.0
+        self.delete_held = threading.Event()
+        self.delay_s = 0.0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -96,6 +104,8 @@ class FaultProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if proxy.delay_s:
+                    time.sleep(proxy.delay_s)
                 if proxy.mode == "down":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -108,6 +118,9 @@ class FaultProxy:
                 if proxy.mode == "read_only" and self.command in ("PUT", "DELETE") and on_object:
                     self._refuse(403, DENIED_BODY)
                     return
+                if self.command == "DELETE" and on_object and proxy.delete_delay_s:
+                    proxy.delete_held.set()
+                    time.sleep(proxy.delete_delay_s)
                 upstream_conn = http.client.HTTPConnection(host, int(port), timeout=30)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}

@@ -152,11 +152,16 @@ def settings() -> Settings:
 
 
 def token_secret() -> bytes:
-    """The secret JWTs are signed with (webapp.tokens), read once per app."""
+    """The secret JWTs are signed with (webapp.tokens), read once per app: the
+    ``token_secret`` setting; else, with the catalog in the data directory, the data
+    directory's own; else (PostgreSQL, shared by several nodes) the catalog's."""
     secret = current_app.extensions.get("cropstack.token_secret")
     if secret is None:
         config = settings()
-        secret = tokens.server_secret(config.token_secret, config.data_dir)
+        if config.token_secret or isinstance(catalog_backend(), SqliteBackend):
+            secret = tokens.server_secret(config.token_secret, config.data_dir)
+        else:
+            secret = tokens.shared_secret(catalog().secrets)
         current_app.extensions["cropstack.token_secret"] = secret
     return secret
 

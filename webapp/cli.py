@@ -1,4 +1,5 @@
-"""The ``cropstack`` command line: serve, import, users, keys, orgs, gc and settings-doc.
+"""The ``cropstack`` command line: serve, import, users, keys, orgs, gc, backup, restore,
+migrate and settings-doc.
 
 ``serve`` runs the app under gunicorn (a production WSGI server) with N worker
 processes, each with a few threads. The app is created inside each worker after the
@@ -432,6 +433,26 @@ def _restore(args: argparse.Namespace) -> int:
     return _copy_outcome(report)
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    """Copy the data directory's catalog and originals to PostgreSQL and a blob store
+    (webapp/transfer.py); exit 0 once verified."""
+    from webapp.transfer import migrate_command
+
+    if args.to_database_url is None or args.to_blob_store is None:
+        return _fail("migrate needs --to-database-url and --to-blob-store")
+    if args.jobs < 1 or args.jobs > 64:
+        return _fail("--jobs must be 1..64")
+    try:
+        settings, catalog = _open_catalog(args)
+    except CommandError as exc:
+        return _fail(str(exc))
+    try:
+        return migrate_command(settings, catalog, args.to_database_url, args.to_blob_store,
+                               jobs=args.jobs)  # fmt: skip
+    finally:
+        catalog.close()
+
+
 def _copy_outcome(report: Any) -> int:
     for name in report.missing:
         print(f"cropstack: blob {name} is referenced but missing", file=sys.stderr)
@@ -593,6 +614,24 @@ def build_parser() -> argparse.ArgumentParser:
     restoring.add_argument("backup", metavar="BACKUP", help="A directory made by backup.")
     _add_data_dir(restoring)
     restoring.set_defaults(func=_restore)
+
+    moving = sub.add_parser(
+        "migrate",
+        help="Copy the catalog and originals to PostgreSQL and S3 (resumable, verified).",
+        description="Copy this data directory's catalog and originals into a PostgreSQL "
+        "database and a blob store, then verify the copy (row counts and digests per table, "
+        "SHA-256 of every original). Run it again after an interruption: it goes on where "
+        "it stopped. Exit 0 only when verified.",
+    )
+    # Checked by _migrate, not argparse, so a missing flag is a one-line message too.
+    moving.add_argument("--to-database-url", default=None, metavar="URL",
+                        help="postgresql://user:password@host:5432/database (required)")
+    moving.add_argument("--to-blob-store", default=None, metavar="URL",
+                        help="s3://bucket/prefix (AWS_* variables), or a directory (required)")
+    moving.add_argument("--jobs", type=int, default=4,
+                        help="Originals copied or verified at once, 1..64 (4).")  # fmt: skip
+    _add_data_dir(moving)
+    moving.set_defaults(func=_migrate)
     return parser
 
 

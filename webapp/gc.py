@@ -6,8 +6,9 @@ organization (soft-deleted rows still inside the restore window included) refere
 it, and only when its write time is older than the grace period — an upload writes its
 blob before its row commits, and must not lose the blob in between. The write time is
 the store's (webapp/blobs), renewed by every ``put``, also of bytes already stored; and
-the delete keeps a blob written since the collection began, so an upload of the same
-bytes racing with a collection (on any node) keeps its blob.
+the delete keeps a blob written since the collection began, and each delete is marked in
+the catalog while it runs, so an upload of the same bytes racing with a collection (on any
+node) keeps its blob (webapp/catalog/blobdeletions.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from webapp.blobs import BlobStore, open_store
 from webapp.catalog import open_backend
 from webapp.catalog.images import restore_cutoff
 from webapp.settings import Settings
+
+if TYPE_CHECKING:
+    from webapp.catalog.interface import BlobDeletions
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,10 @@ def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
         previews = catalog.stacks.purge_previews(restore_cutoff(settings.preview_stack_days))
         store = open_store(settings.blob_store, data_dir)
         grace = settings.blob_gc_grace_s if grace_s is None else grace_s
-        removed = remove_unreferenced(store, catalog.images.blob_referenced, grace_s=grace)
+        catalog.blob_deletions.clear_stale()  # marks of a collection that was killed
+        removed = remove_unreferenced(
+            store, catalog.images.blob_referenced, grace_s=grace, deletions=catalog.blob_deletions
+        )
         tmp = store.sweep_partial()
     finally:
         catalog.close()
@@ -54,20 +62,33 @@ def collect(settings: Settings, *, grace_s: float | None = None) -> GcReport:
 
 
 def remove_unreferenced(
-    store: BlobStore, referenced: Callable[[str], bool], *, grace_s: float
+    store: BlobStore,
+    referenced: Callable[[str], bool],
+    *,
+    grace_s: float,
+    deletions: BlobDeletions | None = None,
 ) -> int:
     """Delete the blobs of ``store`` that ``referenced(key)`` says no row needs and that
     were last written more than ``grace_s`` seconds ago; the number removed.
 
     ``referenced`` is asked only for old blobs, and the delete itself keeps a blob that an
     upload wrote or confirmed after this collection began (its row may commit after the
-    ``referenced`` check).
+    ``referenced`` check). With the catalog's ``deletions``, each delete is marked there
+    first (after checking again, in that transaction, that no row references the blob),
+    so an upload of the same bytes on any node that commits meanwhile writes them again
+    after the delete (webapp/catalog/blobdeletions.py).
     """
     cutoff = time.time() - grace_s
     removed = 0
     for info in list(store.list()):
         if info.written_at >= cutoff or referenced(info.key):
             continue
-        if store.delete(info.key, unless_written_since=cutoff):
-            removed += 1
+        if deletions is not None and not deletions.begin(info.key):
+            continue  # a row referencing it committed since
+        try:
+            if store.delete(info.key, unless_written_since=cutoff):
+                removed += 1
+        finally:
+            if deletions is not None:
+                deletions.end(info.key)
     return removed

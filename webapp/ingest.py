@@ -12,17 +12,21 @@ so the kill -9 durability test drives exactly the code path the upload route use
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from webapp.blobs import BlobStore
-from webapp.catalog.errors import Conflict, ImageLocked
+from webapp.blobs import BlobStore, StoredBlob
+from webapp.catalog.errors import CatalogBusy, Conflict, ImageLocked
 from webapp.catalog.images import restore_cutoff
 from webapp.catalog.interface import CatalogHandle
 from webapp.catalog.records import NewImage, SourceImage, new_image_from
 from webapp.imageinfo import inspect, optimise
 from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
+
+#: Seconds an upload waits for a collection deleting one of its blobs (normally a few ms).
+DELETION_WAIT_S = 30.0
 
 
 @dataclass
@@ -40,6 +44,9 @@ class Upload:
     protected: bool = False
     # ``optimize_source``: store TIFF/PSD converted to this format (``png``/``jpg``), or None
     optimise: str | None = None
+    # The hash the caller chose (a remote image's, webapp/remoteimages.py), else None: the
+    # identity of bytes + dynamic metadata + protection
+    identity: str | None = None
 
 
 def ingest(
@@ -73,34 +80,64 @@ def ingest(
     # A full or read-only disk raises here, before any row is written (put() removes its
     # temporary file); webapp.errors answers it (507, 503) like every storage fault.
     stored = [blobs.put(data) for data in contents]
+    waited = 0.0
+    while True:
+        with catalog.unit_of_work():
+            # ``cropstack gc`` (on any node) deleting one of these blobs right now would
+            # take it from under the rows: commit nothing, write it again after the delete.
+            deleting = catalog.blob_deletions.in_progress([blob.key for blob in stored])
+            if not deleting:
+                return _insert_rows(
+                    catalog, organization_id, uploads, infos, stored, binary_hashes, settings,
+                    may_change_existing=may_change_existing,
+                )  # fmt: skip
+        while deleting:
+            if waited >= DELETION_WAIT_S:
+                raise CatalogBusy()  # 503: the client retries, as for a busy catalog
+            time.sleep(0.05)
+            waited += 0.05
+            deleting = catalog.blob_deletions.in_progress(deleting)
+        stored = [blobs.put(data) for data in contents]
+
+
+def _insert_rows(
+    catalog: CatalogHandle,
+    organization_id: str,
+    uploads: list[Upload],
+    infos: list[Any],
+    stored: list[StoredBlob],
+    binary_hashes: list[str],
+    settings: Settings,
+    *,
+    may_change_existing: bool,
+) -> list[SourceImage]:
+    """The rows of ``uploads`` whose blobs are ``stored`` (inside the unit of work)."""
     rows: list[SourceImage] = []
-    with catalog.unit_of_work():
-        for upload, info, blob, binary_hash in zip(
-            uploads, infos, stored, binary_hashes, strict=True
-        ):
-            new = NewImage(
-                hash=identity_hash(binary_hash, upload.dynamic_metadata, upload.protected),
-                binary_hash=binary_hash,
-                blob_key=blob.key,
-                name=upload.name,
-                format=info.format,
-                mimetype=info.mimetype,
-                size=blob.size,
-                width=info.width,
-                height=info.height,
-                user_metadata=upload.user_metadata or {},
-                dynamic_metadata=upload.dynamic_metadata,
-                static_metadata=upload.static_metadata or {},
-                opaque=info.opaque,
-                animated=info.animated,
-                protected=upload.protected,
-            )
-            row, created = catalog.images.insert(organization_id, new)
-            if not created and may_change_existing:
-                row = _reupload(catalog, organization_id, row, new, upload)
-            elif not created:
-                row = _existing_for_uploader(catalog, organization_id, row, new, settings)
-            rows.append(row)
+    for upload, info, blob, binary_hash in zip(uploads, infos, stored, binary_hashes, strict=True):
+        new = NewImage(
+            hash=upload.identity
+            or identity_hash(binary_hash, upload.dynamic_metadata, upload.protected),
+            binary_hash=binary_hash,
+            blob_key=blob.key,
+            name=upload.name,
+            format=info.format,
+            mimetype=info.mimetype,
+            size=blob.size,
+            width=info.width,
+            height=info.height,
+            user_metadata=upload.user_metadata or {},
+            dynamic_metadata=upload.dynamic_metadata,
+            static_metadata=upload.static_metadata or {},
+            opaque=info.opaque,
+            animated=info.animated,
+            protected=upload.protected,
+        )
+        row, created = catalog.images.insert(organization_id, new)
+        if not created and may_change_existing:
+            row = _reupload(catalog, organization_id, row, new, upload)
+        elif not created:
+            row = _existing_for_uploader(catalog, organization_id, row, new, settings)
+        rows.append(row)
     return rows
 
 
@@ -163,7 +200,9 @@ def derive(
     Returns None when nothing changes. If an image with the new hash exists it is reused
     as it is (restored if it was deleted); otherwise a new row copies the old one's name,
     user and static metadata and ``created``. ``delete_previous`` soft-deletes the old
-    image (``ImageLocked`` if it is locked).
+    image (``ImageLocked`` if it is locked). Remote URLs recorded as the old image render
+    the new one from now on (its subject area, its protection), whether or not the old
+    image is deleted.
     """
     new_hash = identity_hash(row.binary_hash, dynamic_metadata, protected)
     if new_hash == row.hash:
@@ -179,6 +218,7 @@ def derive(
             result = catalog.images.restore(organization_id, new_hash)
         if delete_previous:
             catalog.images.soft_delete(organization_id, [row.hash])
+        catalog.remote_images.repoint(organization_id, row.hash, result.hash)
     return result
 
 

@@ -7,6 +7,9 @@ peer again, and re-checks every redirect target the same way. IPv4 wrapped in IP
 (mapped, NAT64 ``64:ff9b::/96`` and ``64:ff9b:1::/48``, 6to4 ``2002::/16``, Teredo) is
 unwrapped first, because ``ipaddress`` calls those forms global. Bodies are streamed with
 a byte cap and a total deadline.
+
+Every failure is a ``FetchError``: the status ``url[N]`` uploads answer (400, 413) and a
+``reason`` other callers (remote render URLs, webapp/remoteimages.py) map to their own.
 """
 
 from __future__ import annotations
@@ -36,8 +39,22 @@ class FetchLimits:
     allow_private: bool
 
 
-def _refused(reason: str) -> ApiError:
-    return ApiError(400, f"Source URL not allowed: {reason}")
+class FetchError(ApiError):
+    """A fetch that failed. ``reason`` is one of ``refused`` (scheme, address),
+    ``invalid`` (no host, bad port), ``unresolvable``, ``unreachable`` (connect, TLS,
+    protocol), ``status`` (an answer other than 200; ``upstream_status`` holds it),
+    ``redirects``, ``timeout`` or ``too_large``."""
+
+    def __init__(
+        self, status: int, message: str, *, reason: str, upstream_status: int | None = None
+    ) -> None:
+        super().__init__(status, message)
+        self.reason = reason
+        self.upstream_status = upstream_status
+
+
+def _refused(reason: str) -> FetchError:
+    return FetchError(400, f"Source URL not allowed: {reason}", reason="refused")
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -71,10 +88,12 @@ def _resolve(host: str, port: int, limits: FetchLimits) -> list[tuple[int, tuple
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise ApiError(400, f"Source URL host cannot be resolved: {host}") from exc
+        raise FetchError(
+            400, f"Source URL host cannot be resolved: {host}", reason="unresolvable"
+        ) from exc
     addresses = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
     if not addresses:
-        raise ApiError(400, f"Source URL host cannot be resolved: {host}")
+        raise FetchError(400, f"Source URL host cannot be resolved: {host}", reason="unresolvable")
     if not limits.allow_private:
         for _, sockaddr in addresses:
             if not is_public_address(sockaddr[0]):
@@ -119,15 +138,23 @@ def _connect(
                 return context.wrap_socket(sock, server_hostname=host)
             except (ssl.SSLError, OSError) as exc:
                 sock.close()
-                raise ApiError(400, f"Source URL TLS handshake failed: {exc}") from exc
+                raise FetchError(
+                    400, f"Source URL TLS handshake failed: {exc}", reason="unreachable"
+                ) from exc
         return sock
-    raise ApiError(400, f"Source URL could not be fetched: {last_error or 'timeout'}")
+    timed_out = last_error is None or isinstance(last_error, TimeoutError)
+    raise FetchError(
+        400,
+        f"Source URL could not be fetched: {last_error or 'timeout'}",
+        reason="timeout" if timed_out else "unreachable",
+    )
 
 
 def fetch(url: str, limits: FetchLimits) -> tuple[bytes, str]:
     """GET ``url`` within ``limits``: (body bytes, a file name taken from the path).
 
-    400 for refused or failing sources, 413 when the body exceeds ``max_bytes``.
+    ``FetchError``: 400 for refused or failing sources, 413 when the body exceeds
+    ``max_bytes``.
     """
     deadline = time.monotonic() + limits.total_timeout
     for _ in range(limits.max_redirects + 1):
@@ -137,11 +164,11 @@ def fetch(url: str, limits: FetchLimits) -> tuple[bytes, str]:
             raise _refused("only http and https URLs are fetched")
         host = parts.hostname
         if not host:
-            raise ApiError(400, "Source URL has no host")
+            raise FetchError(400, "Source URL has no host", reason="invalid")
         try:
             port = parts.port or (443 if scheme == "https" else 80)
         except ValueError as exc:
-            raise ApiError(400, "Source URL has a bad port") from exc
+            raise FetchError(400, "Source URL has a bad port", reason="invalid") from exc
         sock = _connect(scheme, host, port, limits, deadline)
         host_header = host if parts.port is None else f"{host}:{parts.port}"
         if ":" in host and not host.startswith("["):
@@ -156,30 +183,38 @@ def fetch(url: str, limits: FetchLimits) -> tuple[bytes, str]:
             if response.status in (301, 302, 303, 307, 308):
                 location = response.getheader("Location")
                 if not location:
-                    raise ApiError(400, "Source URL redirected without a Location")
+                    raise FetchError(
+                        400, "Source URL redirected without a Location", reason="unreachable"
+                    )
                 url = urljoin(url, location)
                 continue
             if response.status != 200:
-                raise ApiError(400, f"Source URL answered HTTP {response.status}")
+                raise FetchError(
+                    400,
+                    f"Source URL answered HTTP {response.status}",
+                    reason="status",
+                    upstream_status=response.status,
+                )
             declared = response.getheader("Content-Length")
             if declared and declared.isdigit() and int(declared) > limits.max_bytes:
-                raise ApiError(413, "Source URL body too large")
+                raise FetchError(413, "Source URL body too large", reason="too_large")
             chunks: list[bytes] = []
             received = 0
             while True:
                 if time.monotonic() > deadline:
-                    raise ApiError(400, "Source URL fetch timed out")
+                    raise FetchError(400, "Source URL fetch timed out", reason="timeout")
                 chunk = response.read(_CHUNK)
                 if not chunk:
                     break
                 received += len(chunk)
                 if received > limits.max_bytes:
-                    raise ApiError(413, "Source URL body too large")
+                    raise FetchError(413, "Source URL body too large", reason="too_large")
                 chunks.append(chunk)
             name = unquote(parts.path.rsplit("/", 1)[-1]) or "remote"
             return b"".join(chunks), name
         except (OSError, http.client.HTTPException) as exc:
-            raise ApiError(400, f"Source URL could not be fetched: {exc}") from exc
+            reason = "timeout" if isinstance(exc, TimeoutError) else "unreachable"
+            raise FetchError(400, f"Source URL could not be fetched: {exc}", reason=reason) from exc
         finally:
             conn.close()
-    raise ApiError(400, "Source URL redirected too many times")
+    raise FetchError(400, "Source URL redirected too many times", reason="redirects")

@@ -214,10 +214,34 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Days after its last save a `_preview*` stack is deleted by `cropstack gc`.",
     ),
-    Setting("remote_fetch_allow_private", False, _bool, "Allow url[N] uploads from private IPs."),
-    Setting("remote_fetch_timeout", 20.0, float, "Total seconds for one url[N] fetch."),
-    Setting("remote_fetch_max_redirects", 10, int, "Redirects followed by one url[N] fetch."),
-    Setting("remote_fetch_connect_timeout", 5.0, float, "Seconds to connect for one url[N] fetch."),
+    Setting(
+        "remote_fetch_allow_private",
+        False,
+        _bool,
+        "Allow url[N] uploads and remote render URLs from private IPs.",
+    ),
+    Setting(
+        "remote_fetch_timeout", 20.0, float, "Total seconds for one url[N] or remote image fetch."
+    ),
+    Setting(
+        "remote_fetch_max_redirects",
+        10,
+        int,
+        "Redirects followed by one url[N] or remote image fetch.",
+    ),
+    Setting(
+        "remote_fetch_connect_timeout",
+        5.0,
+        float,
+        "Seconds to connect for one url[N] or remote image fetch.",
+    ),
+    Setting(
+        "remote_refresh_s",
+        0.0,
+        float,
+        "Seconds after which a render URL's remote image is fetched again (changed bytes "
+        "become a new image); 0: never, as rokka (docs/render.md).",
+    ),
     Setting(
         "blob_gc_grace_s",
         86400.0,
@@ -250,8 +274,9 @@ SETTINGS: tuple[Setting, ...] = (
         "token_secret",
         "",
         str,
-        "Secret that signs JWTs from /user/apikeys/token; empty: a random one kept in "
-        "{data_dir}/token-secret. Nodes sharing a catalog must share it.",
+        "Secret that signs JWTs from /user/apikeys/token; empty: a random one kept with "
+        "the catalog ({data_dir}/token-secret, or in the PostgreSQL catalog, shared by "
+        "every node).",
     ),
     Setting(
         "proxy_count",
@@ -303,6 +328,7 @@ class Settings:
     remote_fetch_timeout: float
     remote_fetch_max_redirects: int
     remote_fetch_connect_timeout: float
+    remote_refresh_s: float
     blob_gc_grace_s: float
     vips_concurrency: int
     access_log: bool

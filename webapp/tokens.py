@@ -7,9 +7,10 @@ issued it. Each token is signed with a key derived from the server's secret *and
 digest of that API key, so deleting (rotating) the key revokes every token it issued, as
 rokka documents, without a revocation list.
 
-The server secret is the ``token_secret`` setting; when it is empty, a random secret kept in
-``{data_dir}/token-secret`` (mode 0600) is used. Nodes that share a catalog must share the
-secret (set the setting on each).
+The server secret is the ``token_secret`` setting; when it is empty, a random secret kept
+with the catalog: in ``{data_dir}/token-secret`` (mode 0600) beside an SQLite catalog, in
+the catalog's ``service_secrets`` table on PostgreSQL, so every node sharing that catalog
+signs and verifies with the same one.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
+
+if TYPE_CHECKING:
+    from webapp.catalog.interface import SharedSecrets
 
 ALGORITHM = "HS256"
 DEFAULT_LIFETIME_S = 86_400
@@ -33,6 +37,7 @@ MAX_LIFETIME_S = 365 * 86_400
 MAX_IP_ENTRIES = 10
 MAX_IP_ADDRESSES = 10_000
 SECRET_FILE = "token-secret"
+SECRET_NAME = "token_secret"  # its name in a shared catalog's service_secrets
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -95,6 +100,12 @@ def server_secret(configured: str, data_dir: str | Path) -> bytes:
     finally:
         tmp.unlink()
     return path.read_bytes().strip()
+
+
+def shared_secret(store: SharedSecrets) -> bytes:
+    """The secret kept in a catalog several nodes share, made by the first node that
+    asks (32 random bytes, hex)."""
+    return store.get_or_make(SECRET_NAME, lambda: secrets.token_hex(32)).encode("ascii")
 
 
 def _signing_key(secret: bytes, key_digest: str) -> bytes:

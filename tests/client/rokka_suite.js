@@ -991,6 +991,27 @@ async function main() {
     assert.equal((await fetchBytes(url)).status, 200)
   })
 
+  await step('render.getUrl (remote images: -path- and -full url-)', ['render.getUrl', 'render.getUrlComponents', 'organizations.setOptions'], async () => {
+    const basepath = `http://127.0.0.1:${remote.address().port}/`
+    const on = { remote_basepath: basepath, remote_fullurl_allow: true }
+    assert.equal(assertJson(await rokka.organizations.setOptions(ORG, on), 200).options.remote_basepath, basepath)
+    const byPath = rokka.render.getUrl(ORG, '-remote.png-', 'png', [rokka.operations.resize(60, 60)])
+    assert.equal(rokka.render.getUrlComponents(new URL(byPath)).hash, '-remote.png-')
+    const res = await fetchBytes(byPath)
+    assert.equal(res.status, 200, res.body.toString())
+    assert.deepEqual(imageSize(res.body), { format: 'png', width: 60, height: 40 })
+    const full = rokka.render.getUrl(ORG, `-${remoteUrl}-`, 'png', 'dynamic/noop', { filename: 'seo' })
+    const whole = await fetchBytes(full)
+    assert.equal(whole.status, 200, whole.body.toString())
+    assert.deepEqual(imageSize(whole.body), { format: 'png', width: 120, height: 80 })
+    // Switched off again: the remote forms are not found.
+    const off = { remote_basepath: null, remote_fullurl_allow: false }
+    assertJson(await rokka.organizations.setOptions(ORG, off), 200)
+    const gone = await fetchBytes(byPath)
+    assert.equal(gone.status, 404)
+    assert.equal(JSON.parse(gone.body).error.code, 404)
+  })
+
   await step('memberships.createWithNewUser', ['memberships.createWithNewUser'], async () => {
     const roles = [rokka.memberships.ROLES.UPLOAD, rokka.memberships.ROLES.READ]
     const res = await rokka.memberships.createWithNewUser(ORG, roles, 'build bot')

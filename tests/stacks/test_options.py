@@ -43,17 +43,24 @@ EXPECTED = {
     "jpg.transparency.convert": (False, None, None),
     "dpi": (None, 10, 5000),
     "protected": (False, None, None),
+    "remote_fullurl_allow": (None, None, None),
+    "remote_fullurl_whitelist": (None, None, None),
+    "remote_basepath": (None, None, None),
 }
-STACK_ONLY = ("basestack", "source_file", "protected")
+STACK_ONLY = (
+    "basestack",
+    "source_file",
+    "protected",
+    "remote_fullurl_allow",
+    "remote_fullurl_whitelist",
+    "remote_basepath",
+)
 # rokka options cropstack refuses (400 naming the option and why), never silently ignores.
 REFUSED = (
     "jp2.quality",
     "av1.quality",
     "webm.quality",
     "mp4.quality",
-    "remote_fullurl_allow",
-    "remote_fullurl_whitelist",
-    "remote_basepath",
     "optim.ttl_shared",
     "timing_origin",
     "timestamp",

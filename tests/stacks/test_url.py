@@ -176,7 +176,6 @@ def test_unsupported_output_format_is_400(extension: str) -> None:
         "/",
         "s/abcdef/",
         "s/abcdef/slug/",
-        "s/-https://evil/x.jpg-/seo.jpg",  # remote images are not supported
         "s/-_my-alias_-.jpg",  # alias names are [A-Za-z0-9_] (valid ones: test_aliases.py)
         "bad name/abcdef.jpg",
         "s%2Fx/abcdef.jpg",

@@ -1,9 +1,11 @@
-"""The upload, source image and render suites again, with originals on the S3 server.
+"""The upload, source image and render suites again, on PostgreSQL and S3 together.
 
 Every test of tests/webapp/test_sourceimages.py and tests/webapp/test_render.py runs
-here unchanged, collected a second time under this module, where ``CROPSTACK_BLOB_STORE``
-points at a fresh prefix on the session's S3 server (moto_server on loopback). The whole
-suite runs on S3 with ``CROPSTACK_TEST_BLOB_STORE=s3``.
+here unchanged, collected a second time under this module, where the catalog is the
+session's PostgreSQL server (tests/conftest.py POSTGRESQL_ONLY) and ``CROPSTACK_BLOB_STORE``
+points at a fresh prefix on the session's S3 server (moto_server on loopback): the
+deployment past one machine. The whole suite runs on S3 with
+``CROPSTACK_TEST_BLOB_STORE=s3`` and on PostgreSQL with ``CROPSTACK_TEST_DATABASE``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ def test_this_module_stores_originals_on_s3(app, acme):  # noqa: ANN001
     from tests.webapp.images import multipart, png
 
     assert app.extensions["cropstack.blobs"].location.startswith("s3://")
+    from webapp.catalog.postgres import PostgresBackend
+
+    assert isinstance(app.extensions["cropstack.catalog"], PostgresBackend)
     upload = acme.request("POST", "/sourceimages/acme", data=multipart(png(seed=9)))
     assert upload.status_code == 200
     assert len(list(app.extensions["cropstack.blobs"].list())) == 1

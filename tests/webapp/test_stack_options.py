@@ -409,6 +409,45 @@ def check_protected(w: World) -> None:
     assert w.get(f"secret/{w.photo}.png").status_code == 403
 
 
+def _remote_answer(w: World, stack: str, remote: str) -> tuple[int, str]:
+    """Status and message of a render of ``-{remote}-`` through ``stack``. The app's SSRF
+    guard refuses loopback (403 "private ...") before connecting: that answer shows the
+    remote options switched fetching on, without any server."""
+    response = w.get(f"{stack}/-{remote}-.png")
+    return response.status_code, response.get_json()["error"]["message"]
+
+
+def check_remote_basepath(w: World) -> None:
+    ops = [{"name": "noop"}]
+    assert w.put_stack("plain", {"operations": ops}).status_code in (200, 201)
+    stack = {"operations": ops, "options": {"remote_basepath": "http://127.0.0.1:9/"}}
+    assert w.put_stack("based", stack).status_code in (200, 201)
+    assert _remote_answer(w, "plain", "a.png")[0] == 404
+    status, message = _remote_answer(w, "based", "a.png")
+    assert status == 403 and "private" in message
+
+
+def check_remote_fullurl_allow(w: World) -> None:
+    ops = [{"name": "noop"}]
+    stack = {"operations": ops, "options": {"remote_fullurl_allow": True}}
+    assert w.put_stack("full", stack).status_code in (200, 201)
+    assert _remote_answer(w, "dynamic/noop", "http://127.0.0.1:9/a.png")[0] == 404
+    status, message = _remote_answer(w, "full", "http://127.0.0.1:9/a.png")
+    assert status == 403 and "private" in message
+
+
+def check_remote_fullurl_whitelist(w: World) -> None:
+    for name, patterns, expected in (
+        ("listed", [r"^127\.0\.0\.1$"], "private"),
+        ("unlisted", [r"\.example$"], "whitelist"),
+    ):
+        options = {"remote_fullurl_allow": True, "remote_fullurl_whitelist": patterns}
+        stack = {"operations": [{"name": "noop"}], "options": options}
+        assert w.put_stack(name, stack).status_code in (200, 201)
+        status, message = _remote_answer(w, name, "http://127.0.0.1:9/a.png")
+        assert status == 403 and expected in message, message
+
+
 CHECKS: dict[str, Callable[[World], None]] = {
     "basestack": check_basestack,
     "optim.quality": check_optim_quality,
@@ -437,6 +476,9 @@ CHECKS: dict[str, Callable[[World], None]] = {
     "jpg.transparency.convert": check_jpg_transparency_convert,
     "dpi": check_dpi,
     "protected": check_protected,
+    "remote_fullurl_allow": check_remote_fullurl_allow,
+    "remote_fullurl_whitelist": check_remote_fullurl_whitelist,
+    "remote_basepath": check_remote_basepath,
 }
 
 

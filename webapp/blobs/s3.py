@@ -11,8 +11,8 @@ way), answered only once the store has stored the object durably; it also renews
 object's ``LastModified``, which is the blob's write time. ``get`` verifies the SHA-256
 of what it read. ``delete(unless_written_since=...)`` looks at ``LastModified`` with a
 HEAD right before the DELETE: S3 has no portable conditional delete, so a ``put``
-landing in the few milliseconds between the two is the one race left (see
-docs/storage.md).
+may land between the two; ``cropstack gc`` settles that race in the catalog
+(webapp/catalog/blobdeletions.py, docs/storage.md).
 
 Errors: a full store (HTTP 507, MinIO's ``XMinioStorageFull``, Ceph's ``QuotaExceeded``)
 is ``StorageFull``; ``AccessDenied`` on a write is ``StoreReadOnly``; anything else the

@@ -2,7 +2,8 @@
 
 Routes and ingest use a ``Catalog`` (the interface is ``webapp.catalog.interface``):
 its groups ``.accounts``, ``.images``, ``.image_search``, ``.stacks``, ``.aliases``,
-``.albums`` take and return
+``.albums`` (and ``.purges``, ``.secrets``, ``.blob_deletions``, which several nodes
+share) take and return
 typed, frozen records (``webapp.catalog.records``) and raise domain errors
 (``webapp.catalog.errors``); ``unit_of_work()`` groups several calls into one
 transaction without handing out a connection. SQL lives only in this package.
@@ -23,10 +24,15 @@ from typing import TYPE_CHECKING
 from webapp.catalog.accounts import Accounts
 from webapp.catalog.albums import Albums
 from webapp.catalog.aliases import Aliases
+from webapp.catalog.blobdeletions import BlobDeletions
 from webapp.catalog.database import Database
 from webapp.catalog.errors import CatalogBusy
 from webapp.catalog.images import Images
+from webapp.catalog.purges import RenderPurges
+from webapp.catalog.remotes import RemoteImages
+from webapp.catalog.sharedsecrets import SharedSecrets
 from webapp.catalog.stacks import Stacks
+from webapp.catalog.tablerows import TableRows
 from webapp.catalog.usage import Usage
 
 if TYPE_CHECKING:
@@ -52,8 +58,13 @@ class Catalog:
         self.accounts = Accounts(db)
         self.images = Images(db)
         self.stacks = Stacks(db)
+        self.table_rows = TableRows(db)
+        self.remote_images = RemoteImages(db)
         self.aliases = Aliases(db)
         self.albums = Albums(db)
+        self.purges = RenderPurges(db)
+        self.secrets = SharedSecrets(db)
+        self.blob_deletions = BlobDeletions(db)
         self.usage = Usage(db)
         self.image_search: ImageSearch
         if db.dialect == "postgresql":

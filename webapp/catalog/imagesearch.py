@@ -51,6 +51,8 @@ class ImageQuery:
     lead: tuple[str, str, str] | None = None
     #: When every filter is a word condition (combined with AND): their FTS5 queries.
     word_matches: list[str] | None = None
+    #: The filter when there is exactly one (its total may be counted on its index).
+    single: Condition | None = None
 
     @property
     def unfiltered(self) -> bool:
@@ -186,6 +188,8 @@ def compile_search(
         sql, params = _condition_sql(cond, organization_id)
         query.where.append(sql)
         query.params.extend(params)
+    if len(search.conditions) == 1:
+        query.single = search.conditions[0]
     if search.conditions and all(c.op == "match" for c in search.conditions):
         if not search.any_of or len(search.conditions) == 1:
             query.word_matches = [_word_match(c, organization_id) for c in search.conditions]
@@ -272,8 +276,11 @@ class SqliteImageSearch:
         """``search`` for a compiled query (tests compare the plans of one query)."""
         where, params = query.sql_where()
         words = _word_keys(query)
+        single_total = self._single_filter_total(query)
         if query.unfiltered:
             total = self._live_count(query.organization_id)
+        elif single_total is not None:
+            total = single_total
         elif words is not None:
             # Only the FTS doclists and a small index of live keys: no image is read.
             total_row = self.db.row(
@@ -331,6 +338,62 @@ class SqliteImageSearch:
             [query.organization_id, *words[1]],
             columns=columns,
         )
+
+    def _count(self, sql: str, params: list[Any]) -> int:
+        counted = self.db.row(sql, params)
+        return int(counted["n"]) if counted else 0
+
+    def _single_filter_total(self, query: ImageQuery) -> int | None:
+        """The live images of a search with one metadata or word filter, counted on its
+        index alone (every image it names) less the soft-deleted ones among them, which
+        are found from the deleted side: no match is checked for being live. None (count
+        the general way) for other searches, or when the organization holds more deleted
+        images than the filter matches."""
+        cond = query.single
+        if cond is None or cond.field.column is not None or query.deleted:
+            return None
+        if query.binary_hash is not None:
+            return None
+        org = query.organization_id
+        if cond.op == "match":
+            match = _word_match(cond, org)
+            keys = "SELECT rowid >> 32 AS k FROM sourceimage_words WHERE sourceimage_words MATCH ?"
+            everyone = self._count(f"SELECT COUNT(DISTINCT k) AS n FROM ({keys})", [match])
+        else:
+            sql, params = _condition_sql(cond, org)
+            inner = sql.removeprefix("sourceimages.hash IN (").removesuffix(")")
+            # One index row per image, unless the field holds arrays (a row per element)
+            # or a JSON path two documents' keys can spell alike.
+            once = cond.field.source == "user" and cond.field.type not in ("array", "array_text")
+            everyone = self._count(
+                f"SELECT COUNT({'*' if once else 'DISTINCT hash'}) AS n FROM ({inner})", params
+            )
+        deleted = self._count(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM sourceimages WHERE organization_id = ? "
+            "AND deleted_at IS NOT NULL LIMIT ?)",
+            [org, everyone + 1],
+        )
+        if deleted == 0:
+            return everyone
+        if deleted > everyone:
+            return None
+        if cond.op == "match":
+            dead = self._count(
+                f"SELECT COUNT(DISTINCT k) AS n FROM ({keys}) WHERE k IN (SELECT ks.id "
+                "FROM sourceimages AS s JOIN sourceimage_keys AS ks "
+                "ON ks.organization_id = s.organization_id AND ks.hash = s.hash "
+                "WHERE s.organization_id = ? AND s.deleted_at IS NOT NULL)",
+                [match, org],
+            )
+        else:
+            probe = inner.replace("SELECT sv.hash", "SELECT 1", 1)
+            dead = self._count(
+                "SELECT COUNT(*) AS n FROM sourceimages INDEXED BY sourceimages_deleted "
+                "WHERE organization_id = ? AND deleted_at IS NOT NULL AND EXISTS "
+                f"({probe} AND sv.hash = sourceimages.hash)",
+                [org, *params],
+            )
+        return everyone - dead
 
     def _live_count(self, organization_id: str) -> int:
         """Live images of the organization: each counts once under ``format``."""

@@ -9,7 +9,7 @@ suite against each backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
@@ -33,6 +33,7 @@ from webapp.catalog.records import (
     Stack,
     StackWrite,
 )
+from webapp.catalog.remotes import RemoteImage
 from webapp.catalog.usage import BilledOrganization, DeliveryCount, StorageDay
 from webapp.search import Search
 
@@ -143,6 +144,44 @@ class Stacks(Protocol):
     def purge_previews(self, created_before: str) -> int: ...
 
 
+class TableRows(Protocol):
+    """Whole rows of the catalog's own tables as stored, for ``cropstack migrate`` only
+    (webapp/catalog/tablerows.py says why the domain calls cannot copy a catalog)."""
+
+    def count(self, table: str) -> int: ...
+    def latest(self, table: str) -> str | None: ...
+    def pages(self, table: str, page_rows: int = 500) -> Iterator[list[tuple[Any, ...]]]: ...
+    def lookup(
+        self, table: str, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]: ...
+    def keys(self, table: str) -> Iterator[tuple[Any, ...]]: ...
+    def write(
+        self, table: str, new: Iterable[tuple[Any, ...]], changed: Iterable[tuple[Any, ...]]
+    ) -> None: ...
+    def delete(self, table: str, keys: Sequence[tuple[Any, ...]]) -> int: ...
+    def migration_applied(self, version: int) -> str | None: ...
+    def backdate_migration(self, version: int, applied: str) -> None: ...
+
+
+class RemoteImages(Protocol):
+    """Which source image each remote URL of an organization was stored as (render URLs
+    ``-{path or URL}-``, webapp/remoteimages.py)."""
+
+    def get(self, organization_id: str, url: str) -> RemoteImage | None: ...
+    def put(
+        self,
+        organization_id: str,
+        url: str,
+        image_hash: str,
+        *,
+        fetched: str,
+        expires: str | None,
+    ) -> RemoteImage: ...
+    def postpone(self, organization_id: str, url: str, expires: str | None) -> bool: ...
+    def repoint(self, organization_id: str, old_hash: str, new_hash: str) -> int: ...
+    def urls_of(self, organization_id: str, image_hash: str) -> list[str]: ...
+
+
 class Aliases(Protocol):
     """Source image aliases: an organization's stable names for some of its images."""
 
@@ -157,6 +196,30 @@ class Albums(Protocol):
     def page(
         self, org_id: str, album: str, *, favorites: bool, limit: int, offset: int
     ) -> AlbumPage: ...
+
+
+class RenderPurges(Protocol):
+    """Purge generations of renders, shared by every node (webapp/catalog/purges.py)."""
+
+    def generation(self, org_id: str, stack: str, image_hash: str) -> str: ...
+    def purge_stack(self, org_id: str, stack: str) -> None: ...
+    def purge_image(self, org_id: str, image_hash: str) -> None: ...
+
+
+class SharedSecrets(Protocol):
+    """Secrets every node of the catalog shares (webapp/catalog/sharedsecrets.py)."""
+
+    def get(self, name: str) -> str | None: ...
+    def get_or_make(self, name: str, make: Callable[[], str]) -> str: ...
+
+
+class BlobDeletions(Protocol):
+    """Blobs ``cropstack gc`` is deleting now (webapp/catalog/blobdeletions.py)."""
+
+    def begin(self, blob_key: str) -> bool: ...
+    def end(self, blob_key: str) -> None: ...
+    def in_progress(self, blob_keys: Sequence[str]) -> list[str]: ...
+    def clear_stale(self) -> int: ...
 
 
 class Usage(Protocol):
@@ -179,8 +242,13 @@ class CatalogHandle(Protocol):
     images: Images
     image_search: ImageSearch
     stacks: Stacks
+    table_rows: TableRows
+    remote_images: RemoteImages
     aliases: Aliases
     albums: Albums
+    purges: RenderPurges
+    secrets: SharedSecrets
+    blob_deletions: BlobDeletions
     usage: Usage
 
     def unit_of_work(self) -> AbstractContextManager[None]: ...

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 
 from webapp.catalog.aliasschema import PG_ALIASES, SQLITE_ALIASES
 from webapp.catalog.database import Database
+from webapp.catalog.nodeschema import NODES_SCHEMA
 from webapp.catalog.pgschema import PG_SCHEMA
+from webapp.catalog.remoteschema import REMOTE_SCHEMA_POSTGRESQL, REMOTE_SCHEMA_SQLITE
 from webapp.catalog.schema import SCHEMA
 from webapp.catalog.usageschema import PG_USAGE, SQLITE_USAGE
+from webapp.catalog.wordindex import PG_WORD_INDEX
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +36,18 @@ class Migration:
 MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     "sqlite": (
         Migration(1, "catalog, search index, facet counts", SCHEMA),
+        Migration(2, "remote images", REMOTE_SCHEMA_SQLITE),
         Migration(3, "source image aliases", SQLITE_ALIASES),
         Migration(4, "usage: deliveries and storage per day", SQLITE_USAGE),
+        Migration(6, "purge generations, blob deletions, shared secrets", NODES_SCHEMA),
     ),
     "postgresql": (
         Migration(1, "catalog, search index, text search", PG_SCHEMA),
+        Migration(2, "remote images", REMOTE_SCHEMA_POSTGRESQL),
         Migration(3, "source image aliases", PG_ALIASES),
         Migration(4, "usage: deliveries and storage per day", PG_USAGE),
+        Migration(5, "word index of live images", PG_WORD_INDEX),
+        Migration(6, "purge generations, blob deletions, shared secrets", NODES_SCHEMA),
     ),
 }
 

@@ -6,6 +6,12 @@ hash, offset and keyset paging, facets. Values only ever reach SQL as bound para
 field names only through the allow-lists of webapp/search.py. PostgreSQL plans each
 query itself over the per-column partial indexes (live images), the value indexes and
 the GIN index of the words (``to_tsquery`` under the ``cropstack_words`` configuration).
+
+Shapes that keep a search fast at 100,000 images (docs/search.md, "On PostgreSQL"):
+word conditions on live images read the scoped word index of migration 5
+(``wordindex.py``), and a search filtered by words only is counted and paged there; a
+sort by a user field walks that field's value index and stops after the page; the total
+of one metadata filter is counted on the value index, less its soft-deleted matches.
 """
 
 from __future__ import annotations
@@ -50,8 +56,25 @@ def _value(fld: Field, value: Any) -> Any:
     return value
 
 
-def _condition(cond: Condition, organization_id: str) -> tuple[str, list[Any]]:
+#: The live images' words of one field (``wordindex.py``): the query's stems, scoped.
+_WORDS = (
+    "SELECT w.hash, w.created FROM sourceimage_words AS w "
+    "WHERE w.words @@ cropstack_scoped(?, to_tsquery('cropstack_words', ?))"
+)
+
+
+def _condition(
+    cond: Condition, organization_id: str, scope: str | None = None
+) -> tuple[str, list[Any]]:
+    """One filter as SQL over ``sourceimages AS s``. A word condition on live images
+    reads the word index under its ``scope`` (None: the field holds no words, so it
+    matches nothing); ``scope=""`` (soft-deleted images) reads the value rows' words."""
     fld = cond.field
+    if cond.op == "match" and scope is None:
+        return "FALSE", []
+    if cond.op == "match" and scope:
+        words = _WORDS.replace("w.hash, w.created", "w.hash")
+        return f"s.hash IN ({words})", [scope, _ts_query(cond.value, cond.prefix)]
     if cond.op == "match":
         assert fld.source is not None
         return (
@@ -133,6 +156,20 @@ class PgImageSearch:
         """Total, one page (``limit`` images after ``offset`` or the ``after`` keyset) with
         each image's sort key values, whether more follow, and value counts per facet.
         ``SearchError`` when the cursor does not fit the sort."""
+        session = getattr(self.db, "session", None)
+        if session is None:
+            return self._search(search, organization_id, restore_cutoff, binary_hash)
+        with session():
+            return self._search(search, organization_id, restore_cutoff, binary_hash)
+
+    def _search(
+        self,
+        search: Search,
+        organization_id: str,
+        restore_cutoff: str,
+        binary_hash: str | None,
+    ) -> SearchPage:
+        live = not search.deleted
         clauses = ["s.organization_id = ?"]
         params: list[Any] = [organization_id]
         if search.deleted:
@@ -143,38 +180,66 @@ class PgImageSearch:
         if binary_hash is not None:
             clauses.append("s.binary_hash = ?")
             params.append(binary_hash)
+        scopes = [
+            self._scope(organization_id, c.field) if c.op == "match" and live else ""
+            for c in search.conditions
+        ]
         if search.conditions:
             parts = []
-            for cond in search.conditions:
-                sql, values = _condition(cond, organization_id)
+            for cond, scope in zip(search.conditions, scopes, strict=True):
+                sql, values = _condition(cond, organization_id, scope)
                 parts.append(f"({sql})")
                 params.extend(values)
             clauses.append("(" + (" OR " if search.any_of else " AND ").join(parts) + ")")
         where = " AND ".join(clauses)
         sort: list[tuple[str, bool]] = []
         joins, join_params = "", []
+        later_joins, later_params = "", []  # those of the keys after the first
         for n, key in enumerate(search.sort):
             keys, join, params_of_join = _sort_keys(key, n)
             sort.extend(keys)
             joins += join
             join_params.extend(params_of_join)
+            if n:
+                later_joins += join
+                later_params.extend(params_of_join)
         sort.append(("s.hash", sort[-1][1]))
         if search.after is not None and len(search.after) != len(sort):
             raise SearchError("offset: the cursor belongs to another sort order")
+        # Filtered by words only (live images, AND): counted and paged on the word index.
+        words: tuple[str, list[Any]] | None = None
+        if (
+            live
+            and binary_hash is None
+            and search.conditions
+            and all(c.op == "match" for c in search.conditions)
+            and (not search.any_of or len(search.conditions) == 1)
+            and all(scopes)
+        ):
+            words = self._word_matches(search.conditions, scopes)
         # Every live image of the organization: totals and facets from the counts the
         # trigger keeps (pgschema.py), not from counting the images.
         unfiltered = not search.conditions and binary_hash is None and not search.deleted
         if unfiltered:
-            counted = self.db.row(
-                "SELECT COALESCE(SUM(count), 0) AS n FROM sourceimage_facet_counts "
-                "WHERE organization_id = ? AND facet = 'format'",
-                (organization_id,),
-            )
+            total = self._live_count(organization_id)
+        elif words is not None:
+            counting = f"SELECT COUNT(*) AS n FROM ({words[0]}) AS m"
+            if len(search.conditions) == 1 and search.conditions[0].field.type != "array_text":
+                # One value per image and field: every match is one image, and the count
+                # reads the GIN index only (no table row).
+                counting = _WORDS.replace("w.hash, w.created", "COUNT(*) AS n")
+            total = self._count(counting, words[1])
+        elif (
+            live
+            and binary_hash is None
+            and self._single_value_filter(search)
+            and (single := self._value_filter_total(search.conditions[0], organization_id))
+            is not None
+        ):
+            total = single
         else:
-            counted = self.db.row(
-                f"SELECT COUNT(*) AS n FROM sourceimages AS s WHERE {where}", params
-            )
-        total = int(counted["n"]) if counted else 0
+            counting = f"SELECT COUNT(*) AS n FROM sourceimages AS s WHERE {where}"
+            total = self._count(counting, params)
         facets = {
             f.key: self._counted_facet(f, organization_id)
             if unfiltered
@@ -183,22 +248,127 @@ class PgImageSearch:
         }
         if search.limit == 0:
             return SearchPage(total, [], [], total > 0, facets)
-        rows = self._page(search, sort, joins, [*join_params, *params], where)
+        lead = search.sort[0].field
+        if words is not None and all(sql in ("s.created", "s.hash") for sql, _ in sort):
+            rows = self._page_by_words(search, sort, words, organization_id)
+        elif lead.column is None and self._lead_pays(search, binary_hash, total, organization_id):
+            rows = self._page_by_lead(
+                search, sort, (later_joins, later_params), where, params, organization_id
+            )
+        else:
+            rows = self._page(search, sort, joins, [*join_params, *params], where)
         more = len(rows) > search.limit
         rows = rows[: search.limit]
         keys = [tuple(_plain(r[f"_k{i}"]) for i in range(len(sort))) for r in rows]
         return SearchPage(total, [image_record(r) for r in rows], keys, more, facets)
 
-    def _page(
+    def _count(self, sql: str, params: list[Any]) -> int:
+        counted = self.db.row(sql, params)
+        return int(counted["n"]) if counted else 0
+
+    def _live_count(self, organization_id: str) -> int:
+        """Live images of the organization: each counts once under ``format``."""
+        return self._count(
+            "SELECT COALESCE(SUM(count), 0) AS n FROM sourceimage_facet_counts "
+            "WHERE organization_id = ? AND facet = 'format'",
+            [organization_id],
+        )
+
+    def _scope(self, organization_id: str, fld: Field) -> str | None:
+        """The lexeme prefix of one field's words (``wordindex.py``), None when no live
+        or past image of the organization ever held words there."""
+        found = self.db.row(
+            "SELECT id FROM sourceimage_word_scopes WHERE organization_id = ? AND source = ? "
+            "AND type = ? AND field = ?",
+            (organization_id, fld.source, fld.type, fld.name),
+        )
+        return f"{found['id']}|" if found else None
+
+    @staticmethod
+    def _word_matches(
+        conditions: tuple[Condition, ...], scopes: list[str | None]
+    ) -> tuple[str, list[Any]]:
+        """``(hash, created)`` of the live images every word condition matches, once each."""
+        selects, params = [], []
+        for cond, scope in zip(conditions, scopes, strict=True):
+            selects.append(_WORDS)
+            params.extend([scope, _ts_query(cond.value, cond.prefix)])
+        if len(selects) == 1 and conditions[0].field.type != "array_text":
+            return selects[0], params  # one word row per image and field
+        if len(selects) == 1:
+            # Array elements are rows of their own: an image may match in several.
+            return selects[0].replace("SELECT", "SELECT DISTINCT", 1), params
+        return " INTERSECT ".join(selects), params
+
+    @staticmethod
+    def _single_value_filter(search: Search) -> bool:
+        """One filter on an indexed metadata value (no words, no image column)."""
+        if len(search.conditions) != 1:
+            return False
+        cond = search.conditions[0]
+        return cond.field.column is None and cond.op != "match"
+
+    def _value_filter_total(self, cond: Condition, organization_id: str) -> int | None:
+        """The live images one metadata filter matches: the images its value index rows
+        name (read from the index alone), less the soft-deleted ones among them (found
+        from the deleted side), rather than checking every match for being live. None
+        (count the general way) when the organization holds more deleted images than
+        the filter matches."""
+        sql, params = _condition(cond, organization_id)
+        assert sql.startswith("s.hash IN (") and sql.endswith(")")
+        inner = sql.removeprefix("s.hash IN (").removesuffix(")")
+        # One index row per image, unless the field holds arrays (a row per element) or
+        # a JSON path two documents' keys can spell alike.
+        once = cond.field.source == "user" and cond.field.type not in ("array", "array_text")
+        everyone = self._count(
+            f"SELECT COUNT({'*' if once else 'DISTINCT hash'}) AS n FROM ({inner}) AS m", params
+        )
+        deleted = self._count(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM sourceimages WHERE organization_id = ? "
+            "AND deleted_at IS NOT NULL LIMIT ?) AS d",
+            [organization_id, everyone + 1],
+        )
+        if deleted == 0:
+            return everyone
+        if deleted > everyone:
+            return None
+        probe = inner.replace("SELECT sv.hash", "SELECT 1", 1)
+        dead = self._count(
+            "SELECT COUNT(*) AS n FROM sourceimages AS s WHERE s.organization_id = ? "
+            f"AND s.deleted_at IS NOT NULL AND EXISTS ({probe} AND sv.hash = s.hash)",
+            [organization_id, *params],
+        )
+        return everyone - dead
+
+    def _lead_pays(
+        self, search: Search, binary_hash: str | None, total: int, organization_id: str
+    ) -> bool:
+        """Whether walking the first sort key's value index (stopping after the page)
+        beats joining and sorting every match: unless the filters keep few images."""
+        if search.deleted or binary_hash is not None:
+            return False
+        if not search.conditions:
+            return True
+        return total * 20 >= self._live_count(organization_id)
+
+    def _ordered(
         self,
         search: Search,
         sort: list[tuple[str, bool]],
-        joins: str,
+        source: str,
         params: list[Any],
-        where: str,
+        *,
+        columns: list[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        bound: tuple[str, Any] | None = None,
     ) -> list[Any]:
-        """``limit + 1`` images after the offset or keyset, in sort order, with ``_kN``."""
-        selected = ", ".join(f"{sql} AS _k{i}" for i, (sql, _) in enumerate(sort))
+        """``limit + 1`` rows of ``source`` (``FROM … WHERE …`` over ``s``) after the
+        offset or keyset, in sort order, each with its keys ``_kN`` (``columns``, by
+        default the sort expressions). ``bound`` is an extra sargable condition on the
+        first varying key that lets an index walk start at the cursor."""
+        columns = columns if columns is not None else [sql for sql, _ in sort]
+        selected = ", ".join(f"{sql} AS _k{i}" for i, sql in enumerate(columns))
         order = ", ".join(f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(sort))
         keyset, keyset_params = "TRUE", []
         if search.after is not None:
@@ -209,12 +379,140 @@ class PgImageSearch:
                 keyset_params.extend([*search.after[:i], search.after[i]])
                 alternatives.append("(" + " AND ".join(terms) + ")")
             keyset = "(" + " OR ".join(alternatives) + ")"
+            if bound is not None:
+                keyset = f"{bound[0]} AND {keyset}"
+                keyset_params.insert(0, bound[1])
         return self.db.rows(
             f"SELECT * FROM (SELECT {SELECT_COLUMNS.replace('sourceimages.', 's.')}, "
-            f"{selected} FROM sourceimages AS s{joins} WHERE {where}) AS page WHERE {keyset} "
-            f"ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, *keyset_params, search.limit + 1, search.offset],
+            f"{selected} {source}) AS page WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?",
+            [
+                *params,
+                *keyset_params,
+                (search.limit if limit is None else limit) + 1,
+                search.offset if offset is None else offset,
+            ],
         )
+
+    def _page(
+        self,
+        search: Search,
+        sort: list[tuple[str, bool]],
+        joins: str,
+        params: list[Any],
+        where: str,
+    ) -> list[Any]:
+        """``limit + 1`` images after the offset or keyset, in sort order, with ``_kN``."""
+        bound = None
+        if search.after is not None and search.after[0] is not None and sort[0][0].startswith("s."):
+            # An image column first: its index walk can start at the cursor.
+            bound = (f"_k0 {'<=' if sort[0][1] else '>='} ?", search.after[0])
+        return self._ordered(
+            search, sort, f"FROM sourceimages AS s{joins} WHERE {where}", params, bound=bound
+        )
+
+    def _page_by_words(
+        self,
+        search: Search,
+        sort: list[tuple[str, bool]],
+        words: tuple[str, list[Any]],
+        organization_id: str,
+    ) -> list[Any]:
+        """The page of a words-only search sorted by ``created``/``hash``: the keys of the
+        page from the word index's narrow rows, then those images."""
+        columns = [sql.replace("s.", "m.") for sql, _ in sort]
+        selected = ", ".join(f"{sql} AS _k{i}" for i, sql in enumerate(columns))
+        order = ", ".join(f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(sort))
+        keyset, keyset_params = "TRUE", []
+        if search.after is not None:
+            alternatives = []
+            for i, (_, descending) in enumerate(sort):
+                terms = [f"_k{j} = ?" for j in range(i)]
+                terms.append(f"_k{i} {'<' if descending else '>'} ?")
+                keyset_params.extend([*search.after[:i], search.after[i]])
+                alternatives.append("(" + " AND ".join(terms) + ")")
+            keyset = "(" + " OR ".join(alternatives) + ")"
+        keys = (
+            f"SELECT * FROM (SELECT {selected}, m.hash FROM ({words[0]}) AS m) AS k "
+            f"WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+        return self.db.rows(
+            f"SELECT {SELECT_COLUMNS.replace('sourceimages.', 's.')}, "
+            + ", ".join(f"k._k{i}" for i in range(len(sort)))
+            + f" FROM ({keys}) AS k JOIN sourceimages AS s ON s.organization_id = ? "
+            f"AND s.hash = k.hash ORDER BY {order}",
+            [*words[1], *keyset_params, search.limit + 1, search.offset, organization_id],
+        )
+
+    def _page_by_lead(
+        self,
+        search: Search,
+        sort: list[tuple[str, bool]],
+        joins: tuple[str, list[Any]],
+        where: str,
+        params: list[Any],
+        organization_id: str,
+    ) -> list[Any]:
+        """The page when the first sort key is a user field (keys: missing, value, the
+        other keys, hash): the images holding the field in the order of its value index,
+        joined one by one so that the LIMIT ends the walk; then, when the page is not
+        full, the images without the field. ``joins`` (SQL, parameters) bring the other
+        keys' user fields."""
+        join_sql, join_params = joins
+        fld = search.sort[0].field
+        column = "sk.value_num" if _numeric(fld.kind) else "sk.value_text"
+        rest = [sql for sql, _ in sort[2:-1]]
+        has_value = (
+            "sk.organization_id = ? AND sk.source = 'user' AND sk.field = ? AND sk.type = ? "
+            f"AND {column} IS NOT NULL"
+        )
+        lead_params = [organization_id, fld.name, fld.type]
+        after = search.after
+        rows: list[Any] = []
+        offset = search.offset
+        if after is None or not after[0]:
+            bound = None
+            if after is not None and after[1] is not None:
+                bound = (f"_k1 {'<=' if sort[1][1] else '>='} ?", after[1])
+            # Sorting by sk.hash (equal to s.hash by the join) follows the index's order.
+            rows = self._ordered(
+                search,
+                sort,
+                "FROM sourceimage_values AS sk JOIN sourceimages AS s "
+                f"ON s.organization_id = sk.organization_id AND s.hash = sk.hash{join_sql} "
+                f"WHERE {has_value} AND {where}",
+                [*join_params, *lead_params, *params],
+                columns=["0", column, *rest, "sk.hash"],
+                bound=bound,
+            )
+            if len(rows) > search.limit:
+                return rows
+            if rows or offset == 0:
+                offset = 0
+            else:
+                # The offset lies beyond the images with the field: skip those.
+                holding = self._count(
+                    "SELECT COUNT(*) AS n FROM sourceimage_values AS sk JOIN sourceimages AS s "
+                    "ON s.organization_id = sk.organization_id AND s.hash = sk.hash "
+                    f"WHERE {has_value} AND {where}",
+                    [*lead_params, *params],
+                )
+                offset = max(0, offset - holding)
+        missing = self._ordered(
+            search,
+            sort,
+            f"FROM sourceimages AS s{join_sql} WHERE {where} AND NOT EXISTS (SELECT 1 FROM "
+            f"sourceimage_values AS sk WHERE {has_value} AND sk.hash = s.hash)",
+            [*join_params, *params, *lead_params],
+            columns=[
+                "1",
+                f"CAST(NULL AS {'NUMERIC' if _numeric(fld.kind) else 'TEXT'})",
+                *rest,
+                "s.hash",
+            ],
+            limit=search.limit - len(rows),
+            offset=offset,
+        )
+        return [*rows, *missing]
 
     def _counted_facet(self, fld: Field, organization_id: str) -> list[dict[str, Any]]:
         """The most frequent values of ``fld`` among all live images, from the counts."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from stacks.urlpattern import PatternError, compiled
 from webapp import tokens
 from webapp.accountfields import parse_email as _parse_email
 from webapp.accountfields import parse_org_name as _parse_org_name
@@ -123,9 +124,11 @@ def _parse_option(name: str, value: Any) -> Any:
             if not isinstance(pattern, str) or len(pattern) > 1024:
                 raise bad_request(f"{name} entries must be strings of at most 1024 characters")
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise bad_request(f"{name}: invalid regular expression {pattern!r}") from exc
+                compiled(pattern)
+            except PatternError as exc:
+                raise bad_request(
+                    f"{name}: invalid regular expression {pattern!r} (RE2 syntax: {exc})"
+                ) from exc
         return value
     if name == "render_org_fallback":
         fallback = _parse_org_name(value, field=name)

@@ -93,6 +93,7 @@ def purge_alias_cache(org: str, name: str) -> Response:
     the alias render paths (``/{org}/{stack}/-_{name}_-.{ext}``) that were cached."""
     organization = require(org, "images:write")
     alias = _existing(organization, name)
+    catalog().purges.purge_image(organization.id, alias.hash)  # every node's copies
     purged = render_cache().purge_image(organization.id, alias.hash)
     # IIIF renders are purged too, but an alias has no IIIF URL to list
     items = [f"/{org}/{stack}/-_{alias.name}_-.{ext}" for stack, ext in purged if stack != "_iiif"]

@@ -29,6 +29,8 @@ from webapp import hitmemo, renderer, secondarycache
 from webapp.app import blobs, catalog, render_cache, settings
 from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
+from webapp.metadata import canonical_json
+from webapp.remoteimages import policy, remote_image, remote_url
 from webapp.rendercache import CacheKey
 from webapp.routes import ORIGINAL_CSP, RESERVED_NAMES
 from webapp.routes.aliases import aliased_hash
@@ -202,16 +204,25 @@ def render(path: str) -> Response:
         stack = _load_stack(org["id"], req.stack)
         if stack.options.get("basestack"):
             basestack = _load_stack(org["id"], stack.options["basestack"])
-    alias = alias_name(req.hash)
+    alias = alias_name(req.hash) if req.remote is None else None
     # an alias can be repointed: its renders are cached for alias_max_age, not a year
     max_age = max(0, min(settings().alias_max_age, 31536000)) if alias else None
-    image = find_image(org, aliased_hash(org, alias) if alias else req.hash)
-
-    protected = bool(image["protected"]) or (
+    stack_protected = (
         stack.options.get("protected") is True
         if stack is not None
         else bool(org["options"].get("protect_dynamic_stack"))
     )
+    if req.remote is not None:
+        domain = settings().render_domain
+        own_host = f"{org['name']}.{domain}" if domain else None
+        url = remote_url(req.remote, policy(org["options"], stack, basestack), own_host)
+        if stack_protected:
+            check_signature(org, org_prefix)  # an unsigned URL makes no fetch
+        image = remote_image(catalog(), blobs(), settings(), org["id"], url)
+    else:
+        image = find_image(org, aliased_hash(org, alias) if alias else req.hash)
+
+    protected = bool(image["protected"]) or stack_protected
     signed_until = check_signature(org, org_prefix) if protected else None
     refuse_font(image)
 
@@ -286,6 +297,15 @@ def answer(
     renders = renders or {}
     # A secondary stack's plan shapes the output too (the stack may be replaced).
     identity = plan.canonical() + "".join(r.plan.canonical() for r in renders.values())
+    # keepHash changes an image's dynamic metadata (the areas crops follow) in place,
+    # under the same hash: the areas are part of what a render is.
+    if image["dynamic_metadata"]:
+        identity += "\ndynamic " + canonical_json(image["dynamic_metadata"])
+    # A purge on any node counts a generation in the catalog: folded into the key and
+    # ETag, it makes every node's cached copy unreachable (webapp/catalog/purges.py).
+    purged = catalog().purges.generation(org["id"], stack, image["hash"])
+    if purged:
+        identity += "\npurged " + purged
     key = CacheKey.build(
         org_id=org["id"],
         stack=stack,

@@ -309,11 +309,12 @@ def delete_image(org: str, ref: str) -> Response:
 
 @bp.delete(ONE + "/cache")
 def purge_image_cache(org: str, ref: str) -> Response:
-    """Forget every cached render of the image, through any stack: 200 with ``status`` and
-    ``items``, the render paths (``/{org}/{stack}/{hash}.{ext}``) that were cached, as
-    rokka lists the paths it invalidates."""
+    """Forget every cached render of the image, through any stack, on every node: 200
+    with ``status`` and ``items``, the render paths (``/{org}/{stack}/{hash}.{ext}``) that
+    were cached on the node answering, as rokka lists the paths it invalidates."""
     organization = require(org, "images:write")
     image = _image(organization, ref)
+    catalog().purges.purge_image(organization.id, image.hash)  # every node's copies
     purged = render_cache().purge_image(organization.id, image.hash)
     items = [f"/{org}/{stack}/{image.hash}.{ext}" for stack, ext in purged]
     return json_response({"status": "ok", "items": items})

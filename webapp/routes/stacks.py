@@ -82,7 +82,8 @@ def delete_stack(org: str, name: str) -> Response:
 
 @bp.delete("/stacks/<org>/<name>/cache")
 def purge_stack_cache(org: str, name: str) -> Response:
-    """Forget cached renders of one stack (``*``: every stack, ``dynamic`` included)."""
+    """Forget cached renders of one stack (``*``: every stack, ``dynamic`` included), on
+    every node sharing the catalog."""
     org_row = require(org, "stacks:write")
     if name == "*":
         names = catalog().stacks.names(org_row.id)
@@ -93,6 +94,9 @@ def purge_stack_cache(org: str, name: str) -> Response:
             if catalog().stacks.get(org_row.id, name) is None:
                 raise ApiError(404, f"stack {name} not found")
         names = [name]
+    # Counted in the catalog first, so every node forgets its copies; then this node's
+    # files go (space), which the other nodes' evictions reclaim by themselves.
+    catalog().purges.purge_stack(org_row.id, name)
     for each in names:
         render_cache().purge_stack(org_row.id, each)
     return json_response({"status": "ok"})
