@@ -19,6 +19,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -150,9 +151,13 @@ def _connect(
     )
 
 
-def fetch(url: str, limits: FetchLimits) -> tuple[bytes, str]:
+def fetch(
+    url: str, limits: FetchLimits, redirect_allowed: Callable[[str], bool] | None = None
+) -> tuple[bytes, str]:
     """GET ``url`` within ``limits``: (body bytes, a file name taken from the path).
 
+    ``redirect_allowed``, when given, must accept every redirect target as well (a
+    whitelist: an open redirect on an allowed host must not lead anywhere else).
     ``FetchError``: 400 for refused or failing sources, 413 when the body exceeds
     ``max_bytes``.
     """
@@ -187,6 +192,8 @@ def fetch(url: str, limits: FetchLimits) -> tuple[bytes, str]:
                         400, "Source URL redirected without a Location", reason="unreachable"
                     )
                 url = urljoin(url, location)
+                if redirect_allowed is not None and not redirect_allowed(url):
+                    raise _refused("redirected to a URL the whitelist does not allow")
                 continue
             if response.status != 200:
                 raise FetchError(

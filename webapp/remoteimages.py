@@ -7,8 +7,10 @@ Which URL (rokka-api.md §1.1, §7; rokka's "Loading images from a remote URL"):
   if ``remote_fullurl_whitelist`` is null or one of its patterns matches (RE2, stacks/urlpattern.py)
   the URL's host or the whole URL (rokka's examples match hosts, ``"\\.rokka\\.io$"``).
 
-Render URLs of the organization itself (``https://{org}.{render_domain}/...``) are always
-allowed, as on rokka, except one naming a remote image in turn (no chains of fetches).
+Render URLs of the organization itself (``https://{org}.{render_domain}/...``) follow the
+same rules (rokka allows them always; here that would let anonymous clients store images
+in every organization), and one naming a remote image in turn is 404 (no chains).
+Redirects must satisfy the whitelist too.
 Each option is read from the stack, else its basestack, else the organization. A form
 that is not switched on is 404 (as an unknown image); a URL the whitelist refuses is 403.
 The path was percent-decoded with the render path; it is encoded again here (``%`` too),
@@ -36,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,8 +106,8 @@ def remote_url(text: str, rules: RemotePolicy, own_host: str | None = None) -> s
     ``UrlNotFound`` (404) when the form is not switched on, ``ApiError`` 403 when the
     whitelist refuses the URL or it holds user information (``user@host``), 404 for a
     full URL without a host. An empty whitelist allows no full URL. A render URL of the
-    organization itself (host ``own_host``, its ``{org}.{render_domain}``) is always
-    allowed, as on rokka, unless it names a remote image in turn (404: no chains).
+    organization itself (host ``own_host``, its ``{org}.{render_domain}``) that names a
+    remote image in turn is 404 (no chains).
     """
     full = _FULL_URL.fullmatch(text)
     if full is None:
@@ -125,7 +127,9 @@ def remote_url(text: str, rules: RemotePolicy, own_host: str | None = None) -> s
     if own_host is not None and netloc.lower().split(":", 1)[0] == own_host.lower():
         if "/-" in path or path.startswith("-"):
             raise UrlNotFound("a render URL of this organization that names a remote image")
-        return url
+    # The organization's own render host gets no exemption: it would let any anonymous
+    # client store images in every organization (one per distinct URL) and probe the
+    # server's own ports, with every remote option off.
     if not rules.fullurl_allow:
         raise UrlNotFound(
             "full remote image URLs need the remote_fullurl_allow option (organization or stack)"
@@ -133,6 +137,15 @@ def remote_url(text: str, rules: RemotePolicy, own_host: str | None = None) -> s
     if rules.whitelist is not None and not _whitelisted(url, rules.whitelist):
         raise ApiError(403, "remote image URL is not allowed by remote_fullurl_whitelist")
     return url
+
+
+def redirect_rule(text: str, rules: RemotePolicy) -> Callable[[str], bool] | None:
+    """What every redirect target of the fetch for remote text ``text`` must satisfy: the
+    whitelist, for a full URL under one (None: whatever the SSRF guard allows)."""
+    if _FULL_URL.fullmatch(text) is None or rules.whitelist is None:
+        return None
+    patterns = rules.whitelist
+    return lambda target: _whitelisted(target, patterns)
 
 
 def _whitelisted(url: str, patterns: tuple[str, ...]) -> bool:
@@ -191,7 +204,13 @@ def _render_error(exc: FetchError, url: str, settings: Settings) -> ApiError:
 
 
 def _fetch_and_store(
-    catalog: CatalogHandle, blobs: BlobStore, settings: Settings, org_id: str, url: str
+    catalog: CatalogHandle,
+    blobs: BlobStore,
+    settings: Settings,
+    org_id: str,
+    url: str,
+    stored: SourceImage | None,
+    redirect_allowed: Callable[[str], bool] | None,
 ) -> SourceImage:
     limits = FetchLimits(
         total_timeout=settings.remote_fetch_timeout,
@@ -203,18 +222,35 @@ def _fetch_and_store(
     fetched = now_iso()
     with upload_slot(settings, org_id):
         try:
-            data, name = fetch(url, limits)
+            data, name = fetch(url, limits, redirect_allowed)
         except FetchError as exc:
             raise _render_error(exc, url, settings) from exc
-        identity = remote_identity(hashlib.sha1(data).hexdigest(), url)
-        upload = Upload(data=data, name=safe_name(name, "remote"), identity=identity)
+        binary_hash = hashlib.sha1(data).hexdigest()
+        if stored is not None and stored.binary_hash == binary_hash:
+            # Unchanged bytes: the stored image stays, with its protection, metadata and
+            # areas (an upload would fall back to the unprotected first image of the URL).
+            catalog.remote_images.postpone(org_id, url, _expiry(settings))
+            return stored
+        upload = Upload(
+            data=data,
+            name=safe_name(name, "remote"),
+            identity=remote_identity(binary_hash, url),
+            # New bytes keep what the owner set that does not depend on the pixels.
+            user_metadata=dict(stored.user_metadata) if stored is not None else None,
+            protected=stored.protected if stored is not None else False,
+        )
         image = ingest(catalog, blobs, settings, org_id, [upload])[0]
     catalog.remote_images.put(org_id, url, image.hash, fetched=fetched, expires=_expiry(settings))
     return image
 
 
 def remote_image(
-    catalog: CatalogHandle, blobs: BlobStore, settings: Settings, org_id: str, url: str
+    catalog: CatalogHandle,
+    blobs: BlobStore,
+    settings: Settings,
+    org_id: str,
+    url: str,
+    redirect_allowed: Callable[[str], bool] | None = None,
 ) -> SourceImage:
     """The source image ``url`` is stored as in the organization, fetched and stored first
     when there is none yet (or it was deleted), or fetched again when its record expired.
@@ -230,7 +266,7 @@ def remote_image(
     if record is not None and image is not None and not _due(record, settings):
         return image
     try:
-        return _fetch_and_store(catalog, blobs, settings, org_id, url)
+        return _fetch_and_store(catalog, blobs, settings, org_id, url, image, redirect_allowed)
     except ApiError as exc:
         if image is None:
             raise

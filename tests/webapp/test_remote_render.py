@@ -62,6 +62,7 @@ class Origin:
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[int, bytes, float]] = {}
+        self.redirects: dict[str, str] = {}
         self.hits: list[str] = []
         self.base = ""
 
@@ -77,6 +78,12 @@ def origin() -> Iterator[Origin]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             state.hits.append(self.path)
+            if self.path in state.redirects:
+                self.send_response(302)
+                self.send_header("Location", state.redirects[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             status, body, delay = state.files.get(self.path, (404, b"missing", 0.0))
             if delay:
                 time.sleep(delay)
@@ -268,16 +275,72 @@ def test_protected_stacks_fetch_only_for_signed_urls(acme: Account, origin: Orig
     assert origin.hits == ["/p/photo.png"]
 
 
-def test_own_render_urls_are_always_allowed(make_app: Callable[..., Flask]):
-    # No remote option is set. The organization's own render host passes the policy and
-    # reaches the fetch (which fails: .test names never resolve); another host does not.
+def test_own_render_urls_follow_the_remote_options(make_app: Callable[..., Flask]):
+    # No remote option is set: the organization's own render host is no exception (else
+    # any anonymous client could store images in every organization, one per URL, and
+    # make the server connect to its own ports).
     account = Account(make_app(render_domain="render.test").test_client(), "acme", "a@b.example")
+    for own in (
+        "/acme/dynamic/-http://acme.render.test/dynamic/abcdef.png-.png",
+        "/acme/dynamic/-http://acme.render.test:8025/dynamic/abcdef.png-.png",
+    ):
+        assert "remote_fullurl_allow" in error_of(account.client.get(own), 404)
+    # Switched on, it is fetched like any URL (and fails: .test names never resolve) ...
+    set_options(account, remote_fullurl_allow=True)
     own = "/acme/dynamic/-http://acme.render.test/dynamic/abcdef.png-.png"
     assert "cannot be resolved" in error_of(account.client.get(own), 502)
-    other = "/acme/dynamic/-http://globex.render.test/dynamic/abcdef.png-.png"
-    assert "remote_fullurl_allow" in error_of(account.client.get(other), 404)
+    # ... but never a chain of remote fetches.
     chained = "/acme/dynamic/-http://acme.render.test/dynamic/-x.png-.png-.png"
     assert "names a remote image" in error_of(account.client.get(chained), 404)
+    assert account.request("GET", "/sourceimages/acme").get_json()["total"] == 0
+
+
+def test_redirects_must_satisfy_the_whitelist(acme: Account, origin: Origin):
+    origin.serve("/allowed/ok.png", flat(GREEN))
+    origin.serve("/elsewhere/x.png", flat(RED))
+    origin.redirects["/allowed/moved.png"] = origin.base + "/elsewhere/x.png"
+    origin.redirects["/allowed/inside.png"] = origin.base + "/allowed/ok.png"
+    pattern = "^" + origin.base.replace(".", r"\.") + "/allowed/"
+    set_options(acme, remote_fullurl_allow=True, remote_fullurl_whitelist=[pattern])
+    moved = f"/acme/dynamic/-{origin.base}/allowed/moved.png-.png"
+    assert "whitelist" in error_of(acme.client.get(moved), 403)
+    assert "/elsewhere/x.png" not in origin.hits
+    inside = acme.client.get(f"/acme/dynamic/-{origin.base}/allowed/inside.png-.png")
+    assert inside.status_code == 200 and near(pixels(inside.data)[3, 3], GREEN)
+
+
+def test_refresh_keeps_protection_and_user_metadata(acme: Account, origin: Origin):
+    origin.serve("/base/photo.png", flat(RED))
+    set_options(acme, remote_basepath=origin.base + "/base/")
+    path = "/acme/dynamic/-photo.png-.png"
+    assert acme.client.get(path).status_code == 200
+    plain = acme.request("GET", "/sourceimages/acme").get_json()["items"][0]
+    put = acme.request("PUT", f"/sourceimages/acme/{plain['hash']}/options/protected", data="true")
+    assert put.status_code == 201, put.get_data(as_text=True)
+    secret = put.get_json()["hash"]
+    meta = acme.request("PATCH", f"/sourceimages/acme/{secret}/meta/user", json={"int:hide": 1})
+    assert meta.status_code in (200, 204), meta.get_data(as_text=True)
+    error_of(acme.client.get(path), 403)  # the URL now names the protected image
+    catalog = open_catalog(acme)
+    try:
+        org_id = catalog.accounts.org_by_name("acme").id
+        url = origin.base + "/base/photo.png"
+        expire = "2000-01-01T00:00:00+00:00"
+        # unchanged bytes: the protected image stays, its metadata too
+        catalog.remote_images.postpone(org_id, url, expire)
+        error_of(acme.client.get(path), 403)
+        assert catalog.remote_images.get(org_id, url).hash == secret
+        # new bytes: a new image, still protected, with the owner's user metadata
+        origin.serve("/base/photo.png", flat(BLUE))
+        catalog.remote_images.postpone(org_id, url, expire)
+        error_of(acme.client.get(path), 403)
+        newest = catalog.remote_images.get(org_id, url).hash
+        assert newest not in (secret, plain["hash"])
+        fresh = acme.request("GET", f"/sourceimages/acme/{newest}").get_json()
+        assert fresh["protected"] is True and fresh["user_metadata"] == {"int:hide": 1}
+        assert len(origin.hits) == 3
+    finally:
+        catalog.close()
 
 
 def test_ssrf_guard_refuses_loopback(make_app: Callable[..., Flask], origin: Origin):

@@ -30,7 +30,7 @@ from webapp.app import blobs, catalog, render_cache, settings
 from webapp.blobs.originals import read_original
 from webapp.errors import ApiError
 from webapp.metadata import canonical_json
-from webapp.remoteimages import policy, remote_image, remote_url
+from webapp.remoteimages import policy, redirect_rule, remote_image, remote_url
 from webapp.rendercache import CacheKey
 from webapp.routes import ORIGINAL_CSP, RESERVED_NAMES
 from webapp.routes.aliases import aliased_hash
@@ -215,10 +215,13 @@ def render(path: str) -> Response:
     if req.remote is not None:
         domain = settings().render_domain
         own_host = f"{org['name']}.{domain}" if domain else None
-        url = remote_url(req.remote, policy(org["options"], stack, basestack), own_host)
+        rules = policy(org["options"], stack, basestack)
+        url = remote_url(req.remote, rules, own_host)
         if stack_protected:
             check_signature(org, org_prefix)  # an unsigned URL makes no fetch
-        image = remote_image(catalog(), blobs(), settings(), org["id"], url)
+        image = remote_image(
+            catalog(), blobs(), settings(), org["id"], url, redirect_rule(req.remote, rules)
+        )
     else:
         image = find_image(org, aliased_hash(org, alias) if alias else req.hash)
 
