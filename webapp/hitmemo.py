@@ -45,6 +45,10 @@ from webapp.usagecounter import UsageCounter
 log = logging.getLogger(__name__)
 
 MAX_ENTRIES = 10_000  # render URLs kept per process (about 1 KiB each)
+# A request whose host, path, query and Accept add up to more is answered by the route
+# and not remembered: the client chooses them (8 KiB each), so without this bound 10,000
+# entries could hold hundreds of MB per worker.
+MAX_IDENTITY_BYTES = 2048
 HINT = "cropstack.hit_memo"  # environ: what the render route answered from the cache
 _VERSION = "cropstack.hit_memo.version"  # environ: the catalog version at the start
 # environ: set when this layer answered; such a request does not count towards a worker's
@@ -142,7 +146,8 @@ class HitMemo:
     ) -> StartResponse:
         def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
             hint = environ.get(HINT)
-            if hint is not None and status.startswith("200 "):
+            small = sum(map(len, ident)) <= MAX_IDENTITY_BYTES
+            if hint is not None and small and status.startswith("200 "):
                 kept = tuple((k, v) for k, v in headers if k.lower() != "content-length")
                 entry = _Entry(environ[_VERSION], hint.key, hint.org, hint.org_id, kept)
                 with self._lock:

@@ -189,3 +189,18 @@ def test_answers_given_early_count_as_deliveries_from_the_cache(tmp_path):
     assert early and counter.pending() == before + 1
     _, early = _early(first, "GET", url, **{"If-None-Match": response.headers["ETag"]})
     assert early and counter.pending() == before + 1
+
+
+def test_requests_with_long_headers_are_not_remembered(tmp_path):
+    """The client chooses Host, path, query and Accept: past MAX_IDENTITY_BYTES a request
+    is answered by the route every time, so 10,000 entries stay small."""
+    from webapp.hitmemo import MAX_IDENTITY_BYTES
+
+    first, _, _, image = _two_workers(tmp_path)
+    url = f"/acme/dynamic/resize-width-40/{image}.png"
+    long_accept = "image/png;q=0.9, " + "x/y;q=0.1, " * (MAX_IDENTITY_BYTES // 10)
+    for _ in range(2):
+        answer, early = _early(first, "GET", url, Accept=long_accept)
+        assert answer.status_code == 200 and not early
+    assert _early(first, "GET", url)[1] is False  # the short form: first time, routed
+    assert _early(first, "GET", url)[1] is True  # then remembered

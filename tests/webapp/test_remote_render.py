@@ -367,6 +367,23 @@ def test_remote_failures_are_json_errors_and_store_nothing(acme: Account, origin
     assert acme.request("GET", "/sourceimages/acme").get_json()["total"] == 0
 
 
+def test_a_refresh_due_by_time_alone_is_not_hidden_by_remembered_answers(
+    make_app: Callable[..., Flask], origin: Origin
+):
+    # No catalog change between the two renders: only the clock makes the record due,
+    # so a render URL of a remote image is never answered from webapp/hitmemo.py.
+    app = make_app(remote_fetch_allow_private=True, remote_refresh_s=1)
+    account = Account(app.test_client(), "acme", "a@b.example")
+    origin.serve("/base/photo.png", flat(RED))
+    set_options(account, remote_basepath=origin.base + "/base/")
+    path = "/acme/dynamic/-photo.png-.png"
+    for _ in range(3):
+        assert near(pixels(account.client.get(path).data)[5, 5], RED)
+    origin.serve("/base/photo.png", flat(BLUE))
+    time.sleep(2.1)  # past the 1 s expiry, stored at whole seconds
+    assert near(pixels(account.client.get(path).data)[5, 5], BLUE)
+
+
 def test_expired_images_are_fetched_again(acme: Account, origin: Origin):
     origin.serve("/base/photo.png", flat(RED))
     set_options(acme, remote_basepath=origin.base + "/base/")

@@ -124,6 +124,21 @@ def _readable_as_immutable(path: str, exc: sqlite3.OperationalError) -> bool:
         return True
 
 
+#: Parked connections a forked child inherited from its parent. They are kept referenced
+#: and never closed here: closing (or garbage-collecting) one would run sqlite3_close on
+#: the parent's file locks and shared memory from another process, which SQLite forbids.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _drop(pid: int, conn: sqlite3.Connection) -> None:
+    """Close ``conn``, opened by process ``pid``, or keep it untouched if another process
+    opened it (a fork)."""
+    if pid == os.getpid():
+        conn.close()
+    else:
+        _INHERITED.append(conn)
+
+
 class _Parked(threading.local):
     """Connections closed handles left for the next handle of the same thread, at most
     ``LIMIT`` (least recently parked closed first), each with the process and the file
@@ -146,8 +161,7 @@ class _Parked(threading.local):
         except OSError:
             current = -1
         if pid != os.getpid() or current != inode:
-            if pid == os.getpid():
-                conn.close()
+            _drop(pid, conn)
             return None
         return conn
 
@@ -163,13 +177,12 @@ class _Parked(threading.local):
             conn.close()
             return
         old = self.idle.pop((path, busy_timeout_ms), None)
-        if old is not None and old[0] == os.getpid():
-            old[2].close()
+        if old is not None:
+            _drop(old[0], old[2])
         self.idle[(path, busy_timeout_ms)] = (os.getpid(), inode, conn)
         while len(self.idle) > self.LIMIT:
             pid, _, oldest = self.idle.pop(next(iter(self.idle)))
-            if pid == os.getpid():
-                oldest.close()
+            _drop(pid, oldest)
 
 
 _PARKED = _Parked()

@@ -260,8 +260,11 @@ def render(path: str) -> Response:
         signed_until = check_signature(org, org_prefix)
     # An answer that depends on nothing but the request line, Host, Accept and the catalog
     # may be given again before Flask while the catalog is unchanged (webapp/hitmemo.py).
-    memo = not (protected or signed_until or preview or plan.request_headers) and not any(
-        r.plan.request_headers for r in renders.values()
+    # Not a remote image's: its refresh is due by time alone, with no catalog change.
+    memo = (
+        not (protected or signed_until or preview or plan.request_headers)
+        and req.remote is None
+        and not any(r.plan.request_headers for r in renders.values())
     )
     return answer(
         org,
