@@ -16,6 +16,7 @@ of one metadata filter is counted on the value index, less its soft-deleted matc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -368,20 +369,12 @@ class PgImageSearch:
         default the sort expressions). ``bound`` is an extra sargable condition on the
         first varying key that lets an index walk start at the cursor."""
         columns = columns if columns is not None else [sql for sql, _ in sort]
-        selected = ", ".join(f"{sql} AS _k{i}" for i, sql in enumerate(columns))
-        order = ", ".join(f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(sort))
-        keyset, keyset_params = "TRUE", []
-        if search.after is not None:
-            alternatives = []
-            for i, (_, descending) in enumerate(sort):
-                terms = [f"_k{j} IS NOT DISTINCT FROM ?" for j in range(i)]
-                terms.append(f"_k{i} {'<' if descending else '>'} ?")
-                keyset_params.extend([*search.after[:i], search.after[i]])
-                alternatives.append("(" + " AND ".join(terms) + ")")
-            keyset = "(" + " OR ".join(alternatives) + ")"
-            if bound is not None:
-                keyset = f"{bound[0]} AND {keyset}"
-                keyset_params.insert(0, bound[1])
+        selected, order, keyset, keyset_params = _keyed(
+            columns, sort, search.after, "IS NOT DISTINCT FROM"
+        )
+        if search.after is not None and bound is not None:
+            keyset = f"{bound[0]} AND {keyset}"
+            keyset_params.insert(0, bound[1])
         return self.db.rows(
             f"SELECT * FROM (SELECT {SELECT_COLUMNS.replace('sourceimages.', 's.')}, "
             f"{selected} {source}) AS page WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?",
@@ -420,17 +413,8 @@ class PgImageSearch:
         """The page of a words-only search sorted by ``created``/``hash``: the keys of the
         page from the word index's narrow rows, then those images."""
         columns = [sql.replace("s.", "m.") for sql, _ in sort]
-        selected = ", ".join(f"{sql} AS _k{i}" for i, sql in enumerate(columns))
-        order = ", ".join(f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(sort))
-        keyset, keyset_params = "TRUE", []
-        if search.after is not None:
-            alternatives = []
-            for i, (_, descending) in enumerate(sort):
-                terms = [f"_k{j} = ?" for j in range(i)]
-                terms.append(f"_k{i} {'<' if descending else '>'} ?")
-                keyset_params.extend([*search.after[:i], search.after[i]])
-                alternatives.append("(" + " AND ".join(terms) + ")")
-            keyset = "(" + " OR ".join(alternatives) + ")"
+        # created/hash are never NULL: plain equality
+        selected, order, keyset, keyset_params = _keyed(columns, sort, search.after, "=")
         keys = (
             f"SELECT * FROM (SELECT {selected}, m.hash FROM ({words[0]}) AS m) AS k "
             f"WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?"
@@ -545,3 +529,26 @@ class PgImageSearch:
                 [organization_id, fld.name, fld.type, *params, FACET_VALUES],
             )
         return [{"value": r["value"], "count": int(r["count"])} for r in rows]
+
+
+def _keyed(
+    columns: list[str],
+    sort: list[tuple[str, bool]],
+    after: Sequence[Any] | None,
+    equal: str,
+) -> tuple[str, str, str, list[Any]]:
+    """The sort keys of a page as columns ``_k0…`` (``selected``), their ``ORDER BY``, and
+    the keyset condition of the rows after cursor ``after`` ("TRUE" without one) with its
+    parameters. ``equal`` compares the keys before the varying one (``=``, or ``IS NOT
+    DISTINCT FROM`` where a key may be NULL)."""
+    selected = ", ".join(f"{sql} AS _k{i}" for i, sql in enumerate(columns))
+    order = ", ".join(f"_k{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(sort))
+    if after is None:
+        return selected, order, "TRUE", []
+    alternatives, params = [], []
+    for i, (_, descending) in enumerate(sort):
+        terms = [f"_k{j} {equal} ?" for j in range(i)]
+        terms.append(f"_k{i} {'<' if descending else '>'} ?")
+        params.extend([*after[:i], after[i]])
+        alternatives.append("(" + " AND ".join(terms) + ")")
+    return selected, order, "(" + " OR ".join(alternatives) + ")", params
