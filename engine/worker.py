@@ -19,7 +19,9 @@ decode in progress does not look at libvips' kill flag). Each process:
 Wire format: a job is a pickled ``(kind, keyword arguments)`` followed by the image bytes as
 a message of their own (no pickling copy of up to 150 MB), then, for a render that names
 other sources (``resources``, engine/resources.py), one message per resource's bytes; a
-reply is a pickled ``(ok|error, payload)``. Both ends are this code.
+reply is a pickled ``(ok|error, payload)``. Both ends are this code. An upload check may
+instead name the file its bytes are in (``path``, webapp/uploadspool.py), sent with empty
+image bytes: it reads the file itself, and 6 MB do not cross the pipe.
 """
 
 from __future__ import annotations
@@ -125,6 +127,9 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
         resources = join(payload.pop("resources", None) or {}, extra)
         return render(source=blob, resources=resources, **payload)
     if kind == "probe":
+        path = payload.pop("path", None)
+        if path is not None:
+            blob = _read_file(path)
         return probe(blob, **payload)
     if kind == "font":
         return probe_font(blob, **payload)
@@ -135,6 +140,14 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
     if kind == "faces":
         return _faces(blob, payload)
     raise ValueError(f"unknown job {kind!r}")
+
+
+def _read_file(path: str) -> bytes:
+    """The bytes of the upload the web layer received into ``path`` (a file of its own
+    making, in the blob store's temporary directory), read whole: the loaders still see
+    only a buffer, never a path (engine/probe.py)."""
+    with open(path, "rb", buffering=0) as fh:
+        return fh.read()  # one read into a bytes object of the file's size
 
 
 def _faces(blob: bytes, payload: dict[str, Any]) -> Any:

@@ -8,6 +8,7 @@ JSON error shape, so this worker sends that shape instead: same status, same rea
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -124,6 +125,67 @@ def _discard(sock: Any, body: Any, left: int) -> None:
     body.reader.unreader.buf = type(body.reader.unreader.buf)()
     body.reader.length = 0
     body.buf = type(body.buf)()
+
+
+class SocketBody(io.RawIOBase):
+    """The unread rest of gunicorn's length-delimited request body, received straight from
+    the socket with ``recv_into`` into the caller's buffer (gunicorn's reader copies every
+    chunk several times in Python: ~35 ms of a 6.3 MB upload).
+
+    gunicorn's own accounting is kept exact after every read (its buffers hold nothing of
+    the body, ``reader.length`` counts the bytes still on the socket), so its keep-alive
+    parser and :func:`finish_body` see what is left; socket timeouts and errors surface as
+    ``OSError`` (werkzeug: ``ClientDisconnected``), and the connection is then closed.
+    """
+
+    def __init__(self, sock: Any, body: Any) -> None:
+        super().__init__()
+        self._sock = sock
+        self._body = body
+        reader = body.reader
+        # What gunicorn already holds of the body: its own buffer (bytes it took from the
+        # reader), then the reader's read-ahead (never past the body's end, see _length_body).
+        ahead = reader.unreader.buf.getvalue()
+        taken = ahead[: reader.length]
+        self._held = memoryview(body.buf.getvalue() + taken)
+        reader.unreader.buf = type(reader.unreader.buf)()
+        reader.unreader.buf.write(ahead[len(taken) :])
+        reader.length -= len(taken)
+        body.buf = type(body.buf)()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:  # type: ignore[override]
+        """Fill ``buffer`` with the next bytes of the body; 0 at its end."""
+        view = memoryview(buffer).cast("B")
+        if self._held:
+            count = min(len(view), len(self._held))
+            view[:count] = self._held[:count]
+            self._held = self._held[count:]
+            return count
+        reader = self._body.reader
+        if reader.length <= 0 or not view:
+            return 0
+        try:
+            count = self._sock.recv_into(view, min(len(view), reader.length))
+        except OSError:
+            self._body.failed = True  # where the next request starts is unknown
+            raise
+        if not count:
+            self._body.failed = True  # the client closed (or the read side was shut)
+        reader.length -= count
+        return count
+
+
+def socket_body(environ: dict[str, Any]) -> SocketBody | None:
+    """A :class:`SocketBody` over this request's body when gunicorn serves it with a known
+    length and the app has not read from it yet; None otherwise (use ``wsgi.input``)."""
+    found = _length_body(environ)
+    if found is None:
+        return None
+    sock, body, _ = found
+    return SocketBody(sock, body)
 
 
 def finish_body(environ: dict[str, Any], max_bytes: int) -> None:

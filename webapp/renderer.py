@@ -27,6 +27,7 @@ from stacks.url import parse_render_path
 from webapp.errors import ApiError
 from webapp.renderpool import pool_for
 from webapp.settings import Settings
+from webapp.uploadspool import Spool
 
 _lock = threading.Lock()
 _configured_pid: int | None = None
@@ -281,7 +282,7 @@ def render_stored(
     )
 
 
-def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
+def probe(settings: Settings, data: bytes | Spool) -> engine.ImageInfo:
     """``engine.probe`` with the configured limits, in a render process, under the deadline.
 
     A JPEG, PNG or WebP header is read here first: limits decided from it answer at once,
@@ -289,30 +290,52 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
     SVG took 1.7 GB to parse), so they go to the expensive lane unread here, and an SVG
     over ``max_svg_bytes`` is refused before anything parses it. A TTF/OTF font is never
     decoded as an image: it is validated as a font (``engine.fonts``).
+
+    ``data`` may be the spool an upload was received into (webapp/uploadspool.py): the
+    render process then reads the file by its path (into memory: libvips still loads
+    from a buffer), and the bytes never cross the pipe.
     """
-    prefix = data[:4096]
+    spool = data if isinstance(data, Spool) else None
+    prefix = spool.prefix(4096) if spool is not None else data[:4096]  # type: ignore[index]
+    size = spool.size if spool is not None else len(data)  # type: ignore[arg-type]
     if engine.font_format(prefix) is not None:
-        return _probe_font(settings, data)
-    if engine.is_svg(prefix) and len(data) > settings.max_svg_bytes:
+        return _probe_font(settings, spool.read_all() if spool is not None else data)  # type: ignore[arg-type]
+    if engine.is_svg(prefix) and size > settings.max_svg_bytes:
         raise engine.TooManyPixels(
-            f"SVG too large ({len(data)} bytes > {settings.max_svg_bytes}): its parse alone "
+            f"SVG too large ({size} bytes > {settings.max_svg_bytes}): its parse alone "
             "would cost more than a render may"
         )
     lane = "expensive"
     if engine.header_is_cheap(prefix):
-        info = header(settings, data)
+        info = header(settings, data) if spool is None else _spooled_header(settings, spool)
         engine.check_decodable(info, settings.max_render_pixels)
         lane = _lane(settings, probe_work(info), info)
-    return pool_for(settings).run(
-        lane,
-        "probe",
-        data,
-        {
-            "max_pixels": settings.max_source_pixels,
-            "max_frames": settings.max_source_frames,
-            "max_decode_pixels": settings.max_render_pixels,
-        },
-    )
+    payload: dict[str, Any] = {
+        "max_pixels": settings.max_source_pixels,
+        "max_frames": settings.max_source_frames,
+        "max_decode_pixels": settings.max_render_pixels,
+    }
+    if spool is not None:
+        payload["path"] = str(spool.path)
+    return pool_for(settings).run(lane, "probe", b"" if spool else data, payload)  # type: ignore[arg-type]
+
+
+# Bytes of a spooled JPEG read for its header: metadata segments (EXIF, ICC, XMP) before
+# the pixel data rarely exceed a few dozen KB.
+_HEAD_BYTES = 256 * 1024
+
+
+def _spooled_header(settings: Settings, spool: Spool) -> engine.ImageInfo:
+    """:func:`header` of a spooled upload: a JPEG's from its first ``_HEAD_BYTES`` (its
+    header is all there, ``engine.header_in_head``), read whole when that does not load
+    (longer metadata) and for every other format."""
+    head = spool.prefix(_HEAD_BYTES)
+    if spool.size > len(head) and engine.header_in_head(head):
+        try:
+            return header(settings, head)
+        except engine.UnsupportedImage:
+            pass  # the markers go on past the head
+    return header(settings, spool.read_all())
 
 
 def _probe_font(settings: Settings, data: bytes) -> engine.ImageInfo:
