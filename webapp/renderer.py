@@ -295,11 +295,12 @@ def probe(settings: Settings, data: bytes | Spool) -> engine.ImageInfo:
     render process then reads the file by its path (into memory: libvips still loads
     from a buffer), and the bytes never cross the pipe.
     """
-    spool = data if isinstance(data, Spool) else None
-    prefix = spool.prefix(4096) if spool is not None else data[:4096]  # type: ignore[index]
-    size = spool.size if spool is not None else len(data)  # type: ignore[arg-type]
+    if isinstance(data, Spool):
+        prefix, size, whole = data.prefix(4096), data.size, data.read_all
+    else:
+        prefix, size, whole = data[:4096], len(data), lambda: data
     if engine.font_format(prefix) is not None:
-        return _probe_font(settings, spool.read_all() if spool is not None else data)  # type: ignore[arg-type]
+        return _probe_font(settings, whole())
     if engine.is_svg(prefix) and size > settings.max_svg_bytes:
         raise engine.TooManyPixels(
             f"SVG too large ({size} bytes > {settings.max_svg_bytes}): its parse alone "
@@ -307,7 +308,10 @@ def probe(settings: Settings, data: bytes | Spool) -> engine.ImageInfo:
         )
     lane = "expensive"
     if engine.header_is_cheap(prefix):
-        info = header(settings, data) if spool is None else _spooled_header(settings, spool)
+        if isinstance(data, Spool):
+            info = _spooled_header(settings, data)
+        else:
+            info = header(settings, data)
         engine.check_decodable(info, settings.max_render_pixels)
         lane = _lane(settings, probe_work(info), info)
     payload: dict[str, Any] = {
@@ -315,9 +319,10 @@ def probe(settings: Settings, data: bytes | Spool) -> engine.ImageInfo:
         "max_frames": settings.max_source_frames,
         "max_decode_pixels": settings.max_render_pixels,
     }
-    if spool is not None:
-        payload["path"] = str(spool.path)
-    return pool_for(settings).run(lane, "probe", b"" if spool else data, payload)  # type: ignore[arg-type]
+    if isinstance(data, Spool):
+        # the render process reads the file itself: no bytes go through the pipe
+        return pool_for(settings).run(lane, "probe", b"", {**payload, "path": str(data.path)})
+    return pool_for(settings).run(lane, "probe", data, payload)
 
 
 # Bytes of a spooled JPEG read for its header: metadata segments (EXIF, ICC, XMP) before

@@ -234,8 +234,8 @@ class _SniffedFile:
 
 class UploadRequest(Request):
     """Flask's request, with file parts spooled through :class:`_SniffedFile`: into a
-    hashed ``Spool`` in the blob store's directory when the store has one (the bytes are
-    then stored by rename, webapp/uploadspool.py), else where werkzeug puts them."""
+    ``Spool`` in the blob store's directory when the store has one (the file then becomes
+    the blob, webapp/uploadspool.py), else where werkzeug puts them."""
 
     _spools: list[Spool]
 
