@@ -57,6 +57,8 @@ ROUNDS = int(os.environ.get("PEERS_ROUNDS", "2"))
 STREAMS = int(os.environ.get("PEERS_STREAMS", "2"))
 W4_WIDTH, W4_HEIGHT, W4_FRAMES, W4_SIDE = 480, 360, 40, 200
 W4_RENDERS = int(os.environ.get("PEERS_W4_RENDERS", "8"))  # per case and round
+# Which workloads run: "w1,w4" (default), "w4" or "w1".
+WORKLOADS = os.environ.get("PEERS_WORKLOADS", "w1,w4").split(",")
 W4_PATH = (
     f"dynamic/resize-width-{W4_SIDE}-height-{W4_SIDE}-mode-fill"
     f"--crop-width-{W4_SIDE}-height-{W4_SIDE}"
@@ -95,7 +97,7 @@ def _timed(
     best: dict[str, float] = {}
     outputs: dict[str, list[bytes]] = {}
     names = list(cases)
-    for r, batch in enumerate(batches):
+    for r, batch in enumerate(batches if names else []):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             start = time.perf_counter()
             with ThreadPoolExecutor(STREAMS) as streams:
@@ -110,7 +112,8 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("peers")
     images = tmp / "images"
     images.mkdir()
-    made = sources(COUNT * ROUNDS + 2)  # two more warm up every path
+    # two more sources warm up every path
+    made = sources(COUNT * ROUNDS + 2) if "w1" in WORKLOADS else []
     for i, (data, *_rest) in enumerate(made):
         (images / f"w1-{i}.jpg").write_bytes(data)
     gif = motion_gif(W4_WIDTH, W4_HEIGHT, W4_FRAMES)
@@ -155,6 +158,8 @@ def test_peers(workload: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> 
             "cropstack": lambda i: _get(f"{base}/peers/{W4_PATH}/{w4_hash}.gif"),
             "thumbor": lambda i: _get(f"{thumbor}/unsafe/{W4_SIDE}x{W4_SIDE}/w4.gif"),
         }
+        w1 = w1 if "w1" in WORKLOADS else {}
+        w4 = w4 if "w4" in WORKLOADS else {}
         for run in [*w1.values(), *w4.values()]:  # warm up: imports, render processes
             for i in (COUNT * ROUNDS, COUNT * ROUNDS + 1):
                 run(i)
@@ -173,25 +178,11 @@ def test_peers(workload: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> 
     w1_size = {name: sum(map(len, bodies)) / len(bodies) for name, bodies in w1_out.items()}
     with capsys.disabled():
         print(f"\nload average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
-        print(
-            f"W4: {W4_WIDTH}x{W4_HEIGHT} GIF, {W4_FRAMES} frames -> {W4_SIDE}x{W4_SIDE} fill, "
-            f"{STREAMS} streams, {W4_RENDERS} renders, best of {ROUNDS}"
-        )
-        for name, took in w4_best.items():
-            print(
-                f"{name:>10}: {took * 1000:7.1f} ms per render  {w4_size[name]:>8} bytes  "
-                f"thumbor/{name} {w4_best['thumbor'] / took:.2f}x"
-            )
-        print(
-            f"W1: {COUNT} distinct 24 MP JPEGs -> 480..530 px fill + crop, {STREAMS} streams, "
-            f"best of {ROUNDS}"
-        )
-        for name, took in w1_best.items():
-            print(
-                f"{name:>10}: {took * 1000:7.1f} ms per render  {w1_size[name]:>8.0f} bytes avg  "
-                f"{w1_best['bare'] / took:.2f} of bare  "
-                f"{name}/cropstack time {took / w1_best['cropstack']:.2f}x"
-            )
+    if w4_best:
+        _print_w4(w4_best, w4_size, capsys)
+    if w1_best:
+        _print_w1(w1_best, w1_size, capsys)
+    with capsys.disabled():
         print(
             json.dumps(
                 {
@@ -202,3 +193,35 @@ def test_peers(workload: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> 
                 }
             )
         )
+
+
+def _print_w4(
+    best: dict[str, float], size: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with capsys.disabled():
+        print(
+            f"W4: {W4_WIDTH}x{W4_HEIGHT} GIF, {W4_FRAMES} frames -> {W4_SIDE}x{W4_SIDE} fill, "
+            f"{STREAMS} streams, {W4_RENDERS} renders, best of {ROUNDS}"
+        )
+        for name, took in best.items():
+            print(
+                f"{name:>10}: {took * 1000:7.1f} ms per render  {size[name]:>8} bytes  "
+                f"thumbor/{name} time {best['thumbor'] / took:.2f}x  "
+                f"size {name}/thumbor {size[name] / size['thumbor']:.2f}"
+            )
+
+
+def _print_w1(
+    best: dict[str, float], size: dict[str, float], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with capsys.disabled():
+        print(
+            f"W1: {COUNT} distinct 24 MP JPEGs -> 480..530 px fill + crop, {STREAMS} streams, "
+            f"best of {ROUNDS}"
+        )
+        for name, took in best.items():
+            print(
+                f"{name:>10}: {took * 1000:7.1f} ms per render  {size[name]:>8.0f} bytes avg  "
+                f"{best['bare'] / took:.2f} of bare  "
+                f"{name}/cropstack time {took / best['cropstack']:.2f}x"
+            )
