@@ -1,17 +1,18 @@
 """Fast writer of opaque animated GIFs: a palette per frame, nearest colours, Pillow's LZW.
 
-libvips' ``gifsave`` quantises every frame with libimagequant and dithers it: on a 40-frame
-200x200 animation that is 5.7 s of CPU at its default effort and 0.5 s at effort 1 with no
+libvips' ``gifsave`` quantises every frame with libimagequant and dithers it: on W4's 40
+frames of 200x200 that is 5.2 s of CPU at its default effort and 0.57 s at effort 1 with no
 dithering, where thumbor with gifsicle answers in 0.4 s (docs/performance.md, W4). Here,
 for each frame:
 
 1. a palette of up to ``2**bits`` colours: Pillow's fast octree over the frame subsampled to
    about ``PALETTE_SAMPLE_PIXELS`` pixels (about 0.5 ms);
-2. every pixel mapped to its nearest palette colour (no dithering: dither noise differs
-   from frame to frame and made the W4 file 1.5x larger; gifsicle does not dither either);
-3. Pillow writes the GIF: each frame with its own colour table, only the rectangle that
-   changed since the previous frame, identical consecutive frames merged with their delays
-   added (as libvips does).
+2. the first frame's palette instead when, on that sample, it is within ``REUSE_ERROR`` of
+   the frame's own (no local colour table, and unchanged pixels keep their indices);
+3. every pixel mapped to its nearest palette colour (no dithering: dither noise differs
+   from frame to frame and made the W4 file 1.34x thumbor's; gifsicle does not dither);
+4. Pillow writes the GIF: only the rectangle that changed since the previous frame,
+   identical consecutive frames merged with their delays added (as libvips does).
 
 Used for opaque animations only (engine/formats.py): binary GIF transparency across frames
 stays with libvips.
@@ -65,14 +66,19 @@ def opaque_pixels(image: pyvips.Image) -> np.ndarray | None:
     return None
 
 
-def frame_palette(frame: np.ndarray, bits: int) -> Any:
-    """A Pillow "P" image whose palette holds up to ``2**bits`` colours for the
-    ``(height, width, 3)`` frame: the fast octree over a subsampled copy."""
+def sample(frame: np.ndarray) -> np.ndarray:
+    """Every n-th pixel of every n-th row of a ``(height, width, 3)`` frame, n chosen so
+    that about ``PALETTE_SAMPLE_PIXELS`` remain."""
+    step = max(1, math.ceil(math.sqrt(frame.shape[0] * frame.shape[1] / PALETTE_SAMPLE_PIXELS)))
+    return np.ascontiguousarray(frame[::step, ::step])
+
+
+def frame_palette(picked: np.ndarray, bits: int) -> Any:
+    """A Pillow "P" image whose palette holds up to ``2**bits`` colours for the pixels
+    ``picked`` (a frame's :func:`sample`): the fast octree."""
     from PIL import Image
 
-    step = max(1, math.ceil(math.sqrt(frame.shape[0] * frame.shape[1] / PALETTE_SAMPLE_PIXELS)))
-    sample = Image.fromarray(np.ascontiguousarray(frame[::step, ::step]))
-    return sample.quantize(1 << bits, method=Image.Quantize.FASTOCTREE)
+    return Image.fromarray(picked).quantize(1 << bits, method=Image.Quantize.FASTOCTREE)
 
 
 def delays(image: pyvips.Image, frames: int) -> list[int]:
@@ -106,15 +112,13 @@ def encode(image: pyvips.Image, pixels: np.ndarray, bits: int) -> bytes:
     first: Any = None
     for i in range(frames):
         frame = pixels[i * height : (i + 1) * height]
-        picture = Image.fromarray(frame)
-        own = picture.quantize(palette=frame_palette(frame, bits), dither=Image.Dither.NONE)
+        picked = sample(frame)
+        table = frame_palette(picked, bits)
         if first is None:
-            first = own
-        else:
-            shared = picture.quantize(palette=first, dither=Image.Dither.NONE)
-            if _error(shared, frame) <= _error(own, frame) + REUSE_ERROR:
-                own = shared  # the global colour table serves: no local one is written
-        mapped.append(own)
+            first = table
+        elif _error(picked, first) <= _error(picked, table) + REUSE_ERROR:
+            table = first  # the global colour table serves: no local one is written
+        mapped.append(Image.fromarray(frame).quantize(palette=table, dither=Image.Dither.NONE))
     out = io.BytesIO()
     options: dict[str, object] = {"duration": delays(image, frames)}
     loop = loop_count(image)
@@ -124,6 +128,10 @@ def encode(image: pyvips.Image, pixels: np.ndarray, bits: int) -> bytes:
     return out.getvalue()
 
 
-def _error(mapped: Any, frame: np.ndarray) -> float:
-    """Mean absolute difference per channel (0-255) between a mapped frame and its pixels."""
-    return float(np.abs(np.asarray(mapped.convert("RGB"), dtype=np.int16) - frame).mean())
+def _error(picked: np.ndarray, table: Any) -> float:
+    """Mean absolute difference per channel (0-255) between the pixels ``picked`` and
+    their nearest colours in the palette of ``table``."""
+    from PIL import Image
+
+    mapped = Image.fromarray(picked).quantize(palette=table, dither=Image.Dither.NONE)
+    return float(np.abs(np.asarray(mapped.convert("RGB"), dtype=np.int16) - picked).mean())
