@@ -8,7 +8,8 @@ for each frame:
 1. a palette of up to ``2**bits`` colours: Pillow's fast octree over the frame subsampled to
    about ``PALETTE_SAMPLE_PIXELS`` pixels (about 0.5 ms);
 2. the first frame's palette instead when, on that sample, it is within ``REUSE_ERROR`` of
-   the frame's own (no local colour table, and unchanged pixels keep their indices);
+   the frame's own (unchanged pixels then keep their indices, and Pillow writes only
+   the rectangle that changed);
 3. every pixel mapped to its nearest palette colour (no dithering: dither noise differs
    from frame to frame and made the W4 file 1.34x thumbor's; gifsicle does not dither);
 4. Pillow writes the GIF: only the rectangle that changed since the previous frame,
@@ -30,9 +31,9 @@ import pyvips
 # Pixels of a frame the palette is chosen from (the octree's time grows with them; 4x
 # more changed the W4 error by less than 0.1 of 255).
 PALETTE_SAMPLE_PIXELS = 16 * 1024
-# A frame keeps the first frame's colours (no local colour table, 768 bytes, and indices
-# that match where the picture did not change) unless its own palette is closer to it by
-# more than this mean error per channel (of 255).
+# A frame keeps the first frame's colours (so indices match where the picture did not
+# change, and only the changed rectangle is written) unless its own palette is closer to
+# its sample by more than this mean error per channel (of 255).
 REUSE_ERROR = 0.5
 # GIF delays are in centiseconds; libvips' default when a source has none.
 DEFAULT_DELAY_MS = 100
@@ -117,7 +118,7 @@ def encode(image: pyvips.Image, pixels: np.ndarray, bits: int) -> bytes:
         if first is None:
             first = table
         elif _error(picked, first) <= _error(picked, table, mapped=True) + REUSE_ERROR:
-            table = first  # the global colour table serves: no local one is written
+            table = first  # unchanged pixels keep their indices
         mapped.append(Image.fromarray(frame).quantize(palette=table, dither=Image.Dither.NONE))
     out = io.BytesIO()
     options: dict[str, object] = {"duration": delays(image, frames)}
