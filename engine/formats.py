@@ -13,7 +13,7 @@ from typing import Any
 
 import pyvips
 
-from engine import foreign, placeholder
+from engine import foreign, gifwriter, placeholder
 from engine.errors import FormatUnavailable
 
 # The pseudo saver of the ``blur`` format: the blurhash package, not libvips.
@@ -70,6 +70,12 @@ FORMATS: dict[str, Format] = {
         Format("blur", placeholder.MIME, BLURHASH_SAVER, False, False),
     )
 }
+
+# AVIF encoder effort (libvips heifsave ``effort``, 0 = fastest .. 9 = smallest; libaom's
+# cpu-used is 9 - effort). 2 was chosen from benchmarks/test_avif_bench.py: about a tenth of
+# the time of libvips' own default (4) for files 5-10 % larger (docs/performance.md).
+# webapp/settings.py repeats it as the ``avif_effort`` setting's default.
+DEFAULT_AVIF_EFFORT = 2
 
 # Autoformat preference, best first (rokka offers WebP, AVIF and JPEG XL). JPEG XL comes
 # after AVIF: browsers that take both (Safari) get AVIF, whose encoder libvips runs in
@@ -282,8 +288,16 @@ def gif_bitdepth(q: int) -> int:
     return max(2, min(8, q // 10 + 1))
 
 
-def encode(image: pyvips.Image, fmt: Format, options: Mapping[str, Any]) -> bytes:
-    """Encode output-ready pixels (see :func:`to_output_pixels`) with the stack options."""
+def encode(
+    image: pyvips.Image,
+    fmt: Format,
+    options: Mapping[str, Any],
+    *,
+    avif_effort: int = DEFAULT_AVIF_EFFORT,
+) -> bytes:
+    """Encode output-ready pixels (see :func:`to_output_pixels`) with the stack options;
+    ``avif_effort`` (0-9, the server's ``avif_effort`` setting) is the AVIF encoder's CPU
+    effort: higher is slower and smaller at the same quality."""
     if fmt.saver == BLURHASH_SAVER:
         return placeholder.encode(image)
     interlaced = str(options.get("interlacing.mode") or "none") != "none"
@@ -308,9 +322,17 @@ def encode(image: pyvips.Image, fmt: Format, options: Mapping[str, Any]) -> byte
             args.update(near_lossless=True, Q=palette_q)
     elif fmt.ext in ("avif", "heic"):
         args.update(Q=q, lossless=q == 100)
+        if fmt.ext == "avif":
+            args.update(effort=avif_effort)
     elif fmt.ext == "gif":
         # gif.quality 100 = lossless frame reuse; below 70 the palette gets fewer bits.
         level = q or 70
+        if level < 100 and gifwriter.page_height(image) < image.height:
+            # An opaque animation: a palette per frame, no dithering (engine/gifwriter.py).
+            image = image.copy_memory()
+            pixels = gifwriter.opaque_pixels(image)
+            if pixels is not None:
+                return gifwriter.encode(image, pixels, gif_bitdepth(level))
         args.update(
             interframe_maxerror=0 if level == 100 else (100 - level) / 10,
             bitdepth=gif_bitdepth(level),

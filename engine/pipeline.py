@@ -26,7 +26,14 @@ from engine.errors import (
     UnsupportedImage,
     UnsupportedOperation,
 )
-from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
+from engine.formats import (
+    DEFAULT_AVIF_EFFORT,
+    Format,
+    encode,
+    format_for,
+    has_visible_alpha,
+    to_output_pixels,
+)
 from engine.geometry import Areas, parse_areas
 from engine.operations import KINDS, RenderContext
 from engine.operations.context import to_srgb
@@ -56,11 +63,13 @@ def plan_cost(
     *,
     images: Mapping[str, ImageInfo] | None = None,
     renders: Mapping[str, SecondaryRender] | None = None,
+    avif_effort: int = DEFAULT_AVIF_EFFORT,
 ) -> Cost:
     """The cost of ``plan`` on the source ``info`` describes, checked against ``budget``;
     ``images`` describes the images the plan references by hash, ``renders`` the stored
     stacks it renders secondaries through (engine/resources.py): their steps and work are
-    part of this render's.
+    part of this render's. ``avif_effort`` (0-9): the AVIF encoder effort an AVIF output
+    is encoded at (engine/formats.py), which sets its cost.
 
     Raises ``OverBudget`` (400) past any limit and ``UnsupportedOperation`` (400) for an
     operation the engine cannot render; touches no pixel, so it answers in microseconds.
@@ -82,7 +91,9 @@ def plan_cost(
         nested_work += nested.work
     fmt = format_for(plan.output_format)
     animate = info.animated and fmt.supports_animation
-    cost = estimate(plan, info, animate=animate, images=images, rendered=rendered)
+    cost = estimate(
+        plan, info, animate=animate, images=images, rendered=rendered, avif_effort=avif_effort
+    )
     if nested_steps:
         cost = Cost(
             steps=(cost.steps[0], *nested_steps, *cost.steps[1:]),
@@ -108,6 +119,7 @@ def render(
     renders: Mapping[str, SecondaryRender] | None = None,
     source_key: str | None = None,
     kept_only: bool = False,
+    avif_effort: int = DEFAULT_AVIF_EFFORT,
 ) -> Rendered:
     """Render ``source`` (original file bytes) through ``plan``.
 
@@ -120,8 +132,8 @@ def render(
     ``plan_cost``) before any pixel is decoded. ``source_key`` names the source's bytes
     (its hash): the decoded pixels may then be kept for the next render of the same
     source in this process (engine/decoded.py). ``kept_only``: ``source`` is empty and the
-    kept decode of ``source_key`` must serve, else ``SourceNeeded``. Raises EngineError
-    subclasses.
+    kept decode of ``source_key`` must serve, else ``SourceNeeded``. ``avif_effort`` (0-9):
+    the AVIF encoder's effort (the ``avif_effort`` setting). Raises EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
     ops = [op for op in plan.operations if op.enabled]
@@ -148,7 +160,14 @@ def render(
             sub.source not in resources or resources[sub.source].info is None
         ):
             raise RenderFailed(f"secondary stack image {sub.source} was not provided")
-    plan_cost(plan, info, budget, images=image_infos(resources), renders=renders)
+    plan_cost(
+        plan,
+        info,
+        budget,
+        images=image_infos(resources),
+        renders=renders,
+        avif_effort=avif_effort,
+    )
     ctx = RenderContext(
         areas=parse_areas(dynamic_metadata, info.size),
         dpr=float(plan.options.get("dpr") or 1.0),
@@ -176,7 +195,7 @@ def render(
         image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
         fmt, image = _alpha_format(fmt, image, plan.options)
         image = to_output_pixels(image, fmt, plan.options)
-        body = encode(image, fmt, plan.options)
+        body = encode(image, fmt, plan.options, avif_effort=avif_effort)
     except EngineError:
         raise
     except pyvips.Error as exc:
@@ -354,15 +373,31 @@ def _run(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> p
     return image
 
 
+# Operations that never make a pixel transparent (see _run_frames).
+_ALPHA_NEUTRAL = frozenset({"resize", "crop", "noop"})
+
+
 def _run_frames(image: pyvips.Image, ops: Sequence[Operation], ctx: RenderContext) -> pyvips.Image:
     """Run ``ops`` on every frame of a vertical strip and rebuild the strip."""
     page_height = _page_height(image)
     n = image.height // page_height
     frames = []
     first_ctx = ctx
+    # GIF frames always decode with an alpha band; an opaque one resized with it is scaled
+    # premultiplied in floats (4x the time of 8-bit). When no operation can make a pixel
+    # transparent, an opaque frame runs without it (the same pixels).
+    opaque_ok = image.hasalpha() and all(op.name in _ALPHA_NEUTRAL for op in ops)
     for i in range(n):
         frame_ctx = replace(ctx)  # same areas, dpr, resources and memo; its own moves
-        frame = _run(image.crop(0, i * page_height, image.width, page_height), ops, frame_ctx)
+        frame = image.crop(0, i * page_height, image.width, page_height)
+        if opaque_ok:
+            # read once for the check and the operations; its result is kept instead
+            frame = frame.copy_memory()
+            if not has_visible_alpha(frame):
+                frame = frame[: frame.bands - 1]
+            frame = _run(frame, ops, frame_ctx).copy_memory()
+        else:
+            frame = _run(frame, ops, frame_ctx)
         if frames and (frame.width, frame.height) != (frames[0].width, frames[0].height):
             # Pixel-dependent ops (trim, smart crop) may differ per frame; keep frame 0's size.
             frame = frame.gravity("centre", frames[0].width, frames[0].height)
