@@ -12,8 +12,9 @@ else the cache file's bytes.
 Invalidation: every entry carries the catalog's version when its request began: a
 generation raised whenever SQLite's ``PRAGMA data_version`` (read on each request
 thread's own watching connection) changes, which it does whenever any connection, in any
-process, commits (a metadata change, a delete, a new stack, an organization option). An entry of another version is never used, so a catalog
-change is seen by the very next request, as through the route. Purges delete the cache
+process, commits (a metadata change, a delete, a new stack, an organization option). An
+entry of another version is never used, so a catalog change is seen by the very next
+request, as through the route. Purges delete the cache
 files: the file read here misses, and the request goes to the route. With a PostgreSQL
 catalog (no such cheap version) nothing is kept and every request goes to the route.
 
