@@ -14,9 +14,9 @@ generation raised whenever SQLite's ``PRAGMA data_version`` (read on each reques
 thread's own watching connection) changes, which it does whenever any connection, in any
 process, commits (a metadata change, a delete, a new stack, an organization option). An
 entry of another version is never used, so a catalog change is seen by the very next
-request, as through the route. Purges delete the cache
-files: the file read here misses, and the request goes to the route. With a PostgreSQL
-catalog (no such cheap version) nothing is kept and every request goes to the route.
+request, as through the route. Purges delete the cache files: the file read here misses,
+and the request goes to the route. With a PostgreSQL catalog (no such cheap version)
+nothing is kept and every request goes to the route.
 
 Every answer from here is logged and counted as the route's would be (webapp.accesslog),
 and a 200 to a GET counts as a delivery from the render cache (webapp.usagecounter). The

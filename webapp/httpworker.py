@@ -4,6 +4,12 @@ gunicorn answers requests it cannot parse (request line over ``limit_request_lin
 header over ``limit_request_field_size``, too many headers, malformed lines) itself,
 before the app sees them, with a small HTML page. Every error of this service is the
 JSON error shape, so this worker sends that shape instead: same status, same reason.
+
+For many small answers (render-cache hits, docs/performance.md "The tail"): a request
+thread serves the next request of its kept-alive connection itself when it comes soon
+(``JsonErrorWorker.handle``), the head and a small body go out in one send
+(``OneSendResponse``), and the worker's set-up is frozen out of the garbage collector
+(``settle_heap``).
 """
 
 from __future__ import annotations
