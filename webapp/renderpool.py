@@ -13,9 +13,10 @@ Admission: a job takes an idle process of its lane; when none is idle it waits a
 ``render_queue_timeout`` seconds, and when ``render_queue_limit`` jobs already wait it does
 not wait at all: either way the answer is 503 with ``Retry-After`` (rokka clients retry).
 A job running past ``render_timeout`` seconds has its process killed; the client gets 503.
-Processes start on first use, and are replaced after a kill, a crash, ``_MAX_JOBS`` jobs,
-or when their resident memory stays above ``_RECYCLE_RSS`` after a job (a libvips heap
-does not shrink by itself).
+Processes start on first use, and are replaced after a kill, a crash, ``render_max_jobs``
+jobs, or when their resident memory is above ``render_recycle_mb`` after a job (and after
+the trim that follows each job, webapp/allocator.py: what stays is fragmentation; kept
+decodes are files, engine/decoded.py).
 """
 
 from __future__ import annotations
@@ -37,13 +38,12 @@ from typing import Any, Literal, TypeVar
 from engine import worker
 from engine.errors import RenderCrashed, RenderTimeout, SourceNeeded
 from webapp import keptdecodes
+from webapp.allocator import environment
 from webapp.errors import ApiError
 from webapp.metrics import BUSY, JOB_DURATION, QUEUE_WAIT
 from webapp.settings import Settings
 
-_MAX_JOBS = 2000
 _PIPE_BYTES = 1024 * 1024
-_RECYCLE_RSS = 256 * 1024 * 1024
 # Seconds a new render process may take to import and set up libvips (~0.2 s when idle).
 _START_TIMEOUT_S = 30.0
 # Where `python -m engine.worker` must find this checkout's packages.
@@ -232,8 +232,12 @@ class LaneConfig:
 class Lane:
     """A fixed number of render processes shared by the threads of one web worker."""
 
-    def __init__(self, config: LaneConfig, env: dict[str, str]) -> None:
+    def __init__(
+        self, config: LaneConfig, env: dict[str, str], max_jobs: int = 0, recycle_bytes: int = 0
+    ) -> None:
         self.config = config
+        self._max_jobs = max_jobs  # 0: never replaced for its age
+        self._recycle_bytes = recycle_bytes  # 0: never replaced for its size
         self._env = {**env, "CROPSTACK_RENDER_NICE": str(config.nice)}
         self._cond = threading.Condition()
         self._idle: list[RenderProcess] = []
@@ -278,7 +282,9 @@ class Lane:
         """Return ``process`` after a job; a dead, worn or bloated one is replaced later."""
         resident, peak = process.memory()
         self.peak_bytes = max(self.peak_bytes, peak)
-        worn = process.jobs_done >= _MAX_JOBS or resident > _RECYCLE_RSS
+        worn = (0 < self._max_jobs <= process.jobs_done) or (
+            0 < self._recycle_bytes < resident
+        )
         if not process.alive() or worn:
             process.kill()
             with self._cond:
@@ -355,8 +361,10 @@ class RenderPool:
             "PYTHONPATH": _CODE_ROOT,
             "CROPSTACK_RENDER_MEMORY_MB": str(settings.render_memory_mb),
             "CROPSTACK_VIPS_CONCURRENCY": str(max(1, settings.vips_concurrency)),
-            # A render process is single-job; more malloc arenas only fragment.
-            "MALLOC_ARENA_MAX": "2",
+            # A render process is single-job: more malloc arenas only keep more freed pages
+            # (webapp/allocator.py; glibc reads these when the process starts).
+            **environment(settings.malloc_arena_max, settings.malloc_mmap_threshold_kb),
+            "CROPSTACK_RENDER_TRIM": "1" if settings.malloc_trim else "0",
             # Decoded images stay in memory (bounded by the budgets and RLIMIT_AS), never in
             # temporary files: libvips reads this when it starts, before any import here.
             "VIPS_DISC_THRESHOLD": "4g",
@@ -364,6 +372,10 @@ class RenderPool:
             "CROPSTACK_KEPT_DIR": "",
         }
         limit = max(0, settings.render_queue_limit)
+        recycling = {
+            "max_jobs": max(0, settings.render_max_jobs),
+            "recycle_bytes": max(0, settings.render_recycle_mb) * 1024 * 1024,
+        }
         # Decoded JPEG sources are kept in files shared by every render process of the
         # server (engine/decoded.py, webapp/keptdecodes.py).
         if settings.decoded_cache_mb > 0:
@@ -375,6 +387,7 @@ class RenderPool:
             "cheap": Lane(
                 LaneConfig("cheap", max(1, settings.render_concurrency), 0, limit),
                 env,
+                **recycling,
             ),
             "expensive": Lane(
                 LaneConfig(
@@ -384,6 +397,7 @@ class RenderPool:
                     limit,
                 ),
                 env,
+                **recycling,
             ),
         }
         # Reading an upload's body (multipart parsing, a copy of up to max_upload_bytes)
@@ -470,6 +484,11 @@ _POOL_SETTINGS = (
     "decoded_cache_mb",
     "decoded_cache_dir",
     "data_dir",
+    "render_recycle_mb",
+    "render_max_jobs",
+    "malloc_arena_max",
+    "malloc_mmap_threshold_kb",
+    "malloc_trim",
 )
 
 
