@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from engine import foreign
 from engine.errors import OverBudget
-from engine.formats import quantise_quality
+from engine.formats import DEFAULT_AVIF_EFFORT, quantise_quality
 from engine.geometry import MAX_OUTPUT_SIDE, Areas, Size
 from engine.operations import KINDS, RenderContext
 from engine.operations.kind import one_pass
@@ -41,6 +41,11 @@ DEFAULT_MAX_WORK = 1_000.0
 # ``blur`` (a BlurHash) converts the output to linear light and reduces it to 32 px.
 _ENCODE_PASSES = {"jpg": 1.0, "png": 4.0, "tiff": 1.0, "gif": 12.0, "webp": 6.0, "blur": 3.0}
 _SLOW_ENCODE_PASSES = 60.0
+# AVIF by encoder effort 0-9 (the ``avif_effort`` setting): encode time per output
+# megapixel of the slowest image of benchmarks/test_avif_bench.py (the photo: 46, 270,
+# 407, 930, 2680 ... 26500 ms/MP) in passes of 10 ms. 4 is libvips' own default (AVIF
+# counted 60 passes before, whatever the effort; HEIC still does).
+_AVIF_ENCODE_PASSES = (5.0, 27.0, 40.0, 90.0, 270.0, 580.0, 900.0, 1300.0, 1400.0, 2700.0)
 # Palette quantisation (PNG, pngquant.quality < 100) and lossless WebP, measured on 1 MP
 # against a JPEG encode at 1 pass: 21 and 16-32 passes.
 _PALETTE_PNG_PASSES = 24.0
@@ -109,8 +114,9 @@ def decode_ratio(plan: RenderPlan, info: ImageInfo) -> float | None:
     return allowed_ratio(ops, info.size, ctx)
 
 
-def encode_passes(plan: RenderPlan) -> float:
-    """Passes per output pixel of the encode ``plan`` asks for (the dearest it may pick).
+def encode_passes(plan: RenderPlan, avif_effort: int = DEFAULT_AVIF_EFFORT) -> float:
+    """Passes per output pixel of the encode ``plan`` asks for (the dearest it may pick);
+    ``avif_effort`` (0-9) is the AVIF encoder's effort, which sets what an AVIF costs.
 
     A JPEG with ``jpg.transparency.autoformat`` may leave as PNG or WebP, so it counts as
     the dearer of those; PNG quantisation and lossless WebP cost far more than plain saves.
@@ -125,6 +131,8 @@ def encode_passes(plan: RenderPlan) -> float:
         return _LOSSLESS_WEBP_PASSES
     if ext == "jpg" and str(options.get("jpg.transparency.autoformat")) in ("true", "png", "webp"):
         return max(png, _ENCODE_PASSES["webp"])
+    if ext == "avif":
+        return _AVIF_ENCODE_PASSES[min(max(avif_effort, 0), len(_AVIF_ENCODE_PASSES) - 1)]
     return _ENCODE_PASSES.get(ext, _SLOW_ENCODE_PASSES)
 
 
@@ -135,6 +143,7 @@ def estimate(
     animate: bool,
     images: Mapping[str, ImageInfo] | None = None,
     rendered: Mapping[str, Size] | None = None,
+    avif_effort: int = DEFAULT_AVIF_EFFORT,
 ) -> Cost:
     """The cost of rendering ``plan`` on a source described by ``info``.
 
@@ -143,7 +152,8 @@ def estimate(
     each is decoded at full size (a step of its own, checked like the primary's decode) and
     resampled once, work counted once whatever the frame count (it is prepared once).
     ``rendered`` are the output sizes of the secondary renders the plan names (their own
-    cost is estimated separately, engine/pipeline.py).
+    cost is estimated separately, engine/pipeline.py). ``avif_effort``: see
+    :func:`encode_passes`.
     """
     frames = info.n_pages if animate else 1
     images = images or {}
@@ -171,7 +181,7 @@ def estimate(
         work += _op_passes(op, current, size)
         steps.append(Step(name, size))
         current = size
-    work += _mp(current) * encode_passes(plan)
+    work += _mp(current) * encode_passes(plan, avif_effort)
     work *= frames
     named: list[tuple[str, ImageInfo]] = []
     for ref in plan.source_references():

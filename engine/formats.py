@@ -71,6 +71,12 @@ FORMATS: dict[str, Format] = {
     )
 }
 
+# AVIF encoder effort (libvips heifsave ``effort``, 0 = fastest .. 9 = smallest; libaom's
+# cpu-used is 9 - effort). 2 was chosen from benchmarks/test_avif_bench.py: about a tenth of
+# the time of libvips' own default (4) for files 5-10 % larger (docs/performance.md).
+# webapp/settings.py repeats it as the ``avif_effort`` setting's default.
+DEFAULT_AVIF_EFFORT = 2
+
 # Autoformat preference, best first (rokka offers WebP, AVIF and JPEG XL). JPEG XL comes
 # after AVIF: browsers that take both (Safari) get AVIF, whose encoder libvips runs in
 # place; JPEG XL goes through engine/foreign.py.
@@ -282,8 +288,16 @@ def gif_bitdepth(q: int) -> int:
     return max(2, min(8, q // 10 + 1))
 
 
-def encode(image: pyvips.Image, fmt: Format, options: Mapping[str, Any]) -> bytes:
-    """Encode output-ready pixels (see :func:`to_output_pixels`) with the stack options."""
+def encode(
+    image: pyvips.Image,
+    fmt: Format,
+    options: Mapping[str, Any],
+    *,
+    avif_effort: int = DEFAULT_AVIF_EFFORT,
+) -> bytes:
+    """Encode output-ready pixels (see :func:`to_output_pixels`) with the stack options;
+    ``avif_effort`` (0-9, the server's ``avif_effort`` setting) is the AVIF encoder's CPU
+    effort: higher is slower and smaller at the same quality."""
     if fmt.saver == BLURHASH_SAVER:
         return placeholder.encode(image)
     interlaced = str(options.get("interlacing.mode") or "none") != "none"
@@ -308,6 +322,8 @@ def encode(image: pyvips.Image, fmt: Format, options: Mapping[str, Any]) -> byte
             args.update(near_lossless=True, Q=palette_q)
     elif fmt.ext in ("avif", "heic"):
         args.update(Q=q, lossless=q == 100)
+        if fmt.ext == "avif":
+            args.update(effort=avif_effort)
     elif fmt.ext == "gif":
         # gif.quality 100 = lossless frame reuse; below 70 the palette gets fewer bits.
         level = q or 70

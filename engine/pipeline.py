@@ -26,7 +26,14 @@ from engine.errors import (
     UnsupportedImage,
     UnsupportedOperation,
 )
-from engine.formats import Format, encode, format_for, has_visible_alpha, to_output_pixels
+from engine.formats import (
+    DEFAULT_AVIF_EFFORT,
+    Format,
+    encode,
+    format_for,
+    has_visible_alpha,
+    to_output_pixels,
+)
 from engine.geometry import Areas, parse_areas
 from engine.operations import KINDS, RenderContext
 from engine.operations.context import to_srgb
@@ -56,11 +63,13 @@ def plan_cost(
     *,
     images: Mapping[str, ImageInfo] | None = None,
     renders: Mapping[str, SecondaryRender] | None = None,
+    avif_effort: int = DEFAULT_AVIF_EFFORT,
 ) -> Cost:
     """The cost of ``plan`` on the source ``info`` describes, checked against ``budget``;
     ``images`` describes the images the plan references by hash, ``renders`` the stored
     stacks it renders secondaries through (engine/resources.py): their steps and work are
-    part of this render's.
+    part of this render's. ``avif_effort`` (0-9): the AVIF encoder effort an AVIF output
+    is encoded at (engine/formats.py), which sets its cost.
 
     Raises ``OverBudget`` (400) past any limit and ``UnsupportedOperation`` (400) for an
     operation the engine cannot render; touches no pixel, so it answers in microseconds.
@@ -82,7 +91,9 @@ def plan_cost(
         nested_work += nested.work
     fmt = format_for(plan.output_format)
     animate = info.animated and fmt.supports_animation
-    cost = estimate(plan, info, animate=animate, images=images, rendered=rendered)
+    cost = estimate(
+        plan, info, animate=animate, images=images, rendered=rendered, avif_effort=avif_effort
+    )
     if nested_steps:
         cost = Cost(
             steps=(cost.steps[0], *nested_steps, *cost.steps[1:]),
@@ -108,6 +119,7 @@ def render(
     renders: Mapping[str, SecondaryRender] | None = None,
     source_key: str | None = None,
     kept_only: bool = False,
+    avif_effort: int = DEFAULT_AVIF_EFFORT,
 ) -> Rendered:
     """Render ``source`` (original file bytes) through ``plan``.
 
@@ -120,8 +132,8 @@ def render(
     ``plan_cost``) before any pixel is decoded. ``source_key`` names the source's bytes
     (its hash): the decoded pixels may then be kept for the next render of the same
     source in this process (engine/decoded.py). ``kept_only``: ``source`` is empty and the
-    kept decode of ``source_key`` must serve, else ``SourceNeeded``. Raises EngineError
-    subclasses.
+    kept decode of ``source_key`` must serve, else ``SourceNeeded``. ``avif_effort`` (0-9):
+    the AVIF encoder's effort (the ``avif_effort`` setting). Raises EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
     ops = [op for op in plan.operations if op.enabled]
@@ -148,7 +160,14 @@ def render(
             sub.source not in resources or resources[sub.source].info is None
         ):
             raise RenderFailed(f"secondary stack image {sub.source} was not provided")
-    plan_cost(plan, info, budget, images=image_infos(resources), renders=renders)
+    plan_cost(
+        plan,
+        info,
+        budget,
+        images=image_infos(resources),
+        renders=renders,
+        avif_effort=avif_effort,
+    )
     ctx = RenderContext(
         areas=parse_areas(dynamic_metadata, info.size),
         dpr=float(plan.options.get("dpr") or 1.0),
@@ -176,7 +195,7 @@ def render(
         image = _run_frames(image, ops, ctx) if animate else _run(image, ops, ctx)
         fmt, image = _alpha_format(fmt, image, plan.options)
         image = to_output_pixels(image, fmt, plan.options)
-        body = encode(image, fmt, plan.options)
+        body = encode(image, fmt, plan.options, avif_effort=avif_effort)
     except EngineError:
         raise
     except pyvips.Error as exc:

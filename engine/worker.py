@@ -14,7 +14,9 @@ decode in progress does not look at libvips' kill flag). Each process:
   threads, untrusted loaders blocked) and keeps decoded images in memory, never in
   temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk, except the
   font of a ``text`` operation, which libvips can only read from a file (engine/fonts.py:
-  a private directory of this process, the file removed after the render).
+  a private directory of this process, the file removed after the render);
+- gives the freed pages of each job back to the system before it replies
+  (``malloc_trim``, when ``CROPSTACK_RENDER_TRIM`` is 1; webapp/allocator.py explains).
 
 Wire format: a job is a pickled ``(kind, keyword arguments)`` followed by the image bytes as
 a message of their own (no pickling copy of up to 150 MB), then, for a render that names
@@ -25,6 +27,7 @@ reply is a pickled ``(ok|error, payload)``. Both ends are this code.
 from __future__ import annotations
 
 import copyreg
+import ctypes
 import io
 import os
 import pickle
@@ -178,6 +181,23 @@ def _orphan_watch(parent: int) -> None:
             os._exit(1)
 
 
+def _trim() -> None:
+    """Give the job's freed heap pages back to the system (glibc ``malloc_trim``; the
+    ``malloc_trim`` setting). Elsewhere than glibc: nothing."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.malloc_trim  # noqa: B018
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc: Any = None
+
+
 def main(argv: list[str]) -> int:
     """Serve jobs from fd ``argv[0]``, answering on fd ``argv[1]``, until the pipe closes."""
     threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
@@ -186,6 +206,7 @@ def main(argv: list[str]) -> int:
 
     configure(concurrency=max(1, int(os.environ.get("CROPSTACK_VIPS_CONCURRENCY", "1"))))
     jobs, replies = int(argv[0]), int(argv[1])
+    trim = os.environ.get("CROPSTACK_RENDER_TRIM") == "1"
     # Imports and libvips are ready: the parent starts a job's deadline only from here, so
     # a process started on a busy machine never spends a render's time budget importing.
     send_frame(replies, dumps("ready", os.getpid()))
@@ -205,6 +226,12 @@ def main(argv: list[str]) -> int:
         except Exception:  # a bug: logged, answered as a failed render, process kept
             traceback.print_exc()
             reply = dumps("error", ("RenderCrashed", "render failed unexpectedly"))
+        del blob, extra  # the job's buffers are free pages now
+        if trim:
+            # Before the reply (1-2 ms after a 24 MP render): the web worker reads this
+            # process's resident size when the reply arrives, to recycle it past
+            # ``render_recycle_mb``, and must see what stays after the trim.
+            _trim()
         send_frame(replies, reply)
 
 

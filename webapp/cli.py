@@ -22,7 +22,6 @@ REQUEST_LINE_MAX = 8190
 def _serve(args: argparse.Namespace) -> int:
     # libvips reads these when it starts; set them before any worker imports pyvips.
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
-    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     overrides: dict[str, Any] = {"data_dir": args.data_dir}
     if args.signup is not None:
         overrides["signup"] = args.signup
@@ -38,6 +37,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"cropstack: {exc}", file=sys.stderr)
         return 2
+    from webapp.allocator import tune
+
+    # In the master, before gunicorn forks its workers: a forked worker never reads
+    # MALLOC_ARENA_MAX from the environment (webapp/allocator.py).
+    tune(settings.malloc_arena_max, settings.malloc_mmap_threshold_kb)
     from webapp.datadir import NotADataDir, require_data_dir
 
     try:

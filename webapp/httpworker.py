@@ -20,6 +20,7 @@ from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import ClientDisconnected
 
+from webapp.allocator import Trimmer
 from webapp.hitmemo import ANSWERED
 
 _MAX_MESSAGE = 200  # characters; gunicorn's messages may quote the (long) request line
@@ -58,21 +59,29 @@ class JsonErrorWorker(ThreadWorker):
         heap growth, and such an answer allocates next to nothing (at thousands of hits
         per second, counting them restarted a worker every few seconds)."""
         super().load_wsgi()
-        self.wsgi = _Uncounted(self.wsgi, self)
+        settings = getattr(self.wsgi, "extensions", {}).get("cropstack.settings")
+        trimmer = Trimmer() if settings is not None and settings.malloc_trim else None
+        self.wsgi = _Uncounted(self.wsgi, self, trimmer)
 
 
 class _Uncounted:
-    """A WSGI app that gives back the request count of each answer given before Flask;
-    other attributes are the app's (``worker_exit`` reads the app's extensions)."""
+    """A WSGI app that gives back the request count of each answer given before Flask, and
+    has the heap trimmed after the others (``malloc_trim``); other attributes are the
+    app's (``worker_exit`` reads the app's extensions)."""
 
-    def __init__(self, app: Any, worker: ThreadWorker) -> None:
+    def __init__(self, app: Any, worker: ThreadWorker, trimmer: Trimmer | None = None) -> None:
         self._app = app
         self._worker = worker
+        self._trimmer = trimmer
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         body = self._app(environ, start_response)
         if environ.get(ANSWERED):
             self._worker.nr -= 1
+        elif self._trimmer is not None:
+            # Flask's requests read originals, receive uploads, hold outputs: once the
+            # worker is quiet, their freed pages go back (webapp/allocator.py).
+            self._trimmer.touch()
         return body
 
     def __getattr__(self, name: str) -> Any:

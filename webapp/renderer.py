@@ -169,7 +169,7 @@ def stored_info(image: Mapping[str, Any]) -> engine.ImageInfo:
 
 def plan_cost(settings: Settings, plan: RenderPlan, info: engine.ImageInfo) -> engine.Cost:
     """The checked cost of ``plan`` on ``info``; ``OverBudget`` (400) past any budget."""
-    return engine.plan_cost(plan, info, budget(settings))
+    return engine.plan_cost(plan, info, budget(settings), avif_effort=settings.avif_effort)
 
 
 def render(
@@ -208,6 +208,7 @@ def render(
             "resources": described,
             "renders": dict(renders or {}),
             "source_key": source_key,
+            "avif_effort": settings.avif_effort,
         },
         blobs,
         affinity=source_key,
@@ -254,7 +255,14 @@ def render_stored(
     images |= {key: r.info for key, r in (rendered or {}).items() if r.info is not None}
     source = read_source() if image["animated"] else None
     info = header(settings, source) if source is not None else stored_info(image)
-    cost = engine.plan_cost(plan, info, budget(settings), images=images, renders=renders)
+    cost = engine.plan_cost(
+        plan,
+        info,
+        budget(settings),
+        images=images,
+        renders=renders,
+        avif_effort=settings.avif_effort,
+    )
     resources: dict[str, engine.Resource] = dict(rendered or {})
     for ref, row in refs:
         if ref.hash not in resources:

@@ -13,9 +13,10 @@ Admission: a job takes an idle process of its lane; when none is idle it waits a
 ``render_queue_timeout`` seconds, and when ``render_queue_limit`` jobs already wait it does
 not wait at all: either way the answer is 503 with ``Retry-After`` (rokka clients retry).
 A job running past ``render_timeout`` seconds has its process killed; the client gets 503.
-Processes start on first use, and are replaced after a kill, a crash, ``_MAX_JOBS`` jobs,
-or when their resident memory stays above ``_RECYCLE_RSS`` after a job (a libvips heap
-does not shrink by itself).
+Processes start on first use, and are replaced after a kill, a crash, ``render_max_jobs``
+jobs, or when their resident memory is above ``render_recycle_mb`` after a job (and after
+the trim that follows each job, webapp/allocator.py: what stays is fragmentation or kept
+decodes).
 """
 
 from __future__ import annotations
@@ -37,13 +38,12 @@ from typing import Any, Literal, TypeVar
 
 from engine import worker
 from engine.errors import RenderCrashed, RenderTimeout, SourceNeeded
+from webapp.allocator import environment
 from webapp.errors import ApiError
 from webapp.metrics import BUSY, JOB_DURATION, QUEUE_WAIT
 from webapp.settings import Settings
 
-_MAX_JOBS = 2000
 _PIPE_BYTES = 1024 * 1024
-_RECYCLE_RSS = 256 * 1024 * 1024
 _RECENT_KEYS = 4  # sources remembered per render process, for affinity
 # Longest a job waits for the busy process that rendered its source lately (a 24 MP
 # render takes ~0.1 s; waiting for its decode beats decoding again elsewhere).
@@ -247,8 +247,12 @@ class LaneConfig:
 class Lane:
     """A fixed number of render processes shared by the threads of one web worker."""
 
-    def __init__(self, config: LaneConfig, env: dict[str, str]) -> None:
+    def __init__(
+        self, config: LaneConfig, env: dict[str, str], max_jobs: int = 0, recycle_bytes: int = 0
+    ) -> None:
         self.config = config
+        self._max_jobs = max_jobs  # 0: never replaced for its age
+        self._recycle_bytes = recycle_bytes  # 0: never replaced for its size
         self._env = {**env, "CROPSTACK_RENDER_NICE": str(config.nice)}
         self._cond = threading.Condition()
         self._idle: list[RenderProcess] = []
@@ -320,7 +324,9 @@ class Lane:
         """Return ``process`` after a job; a dead, worn or bloated one is replaced later."""
         resident, peak = process.memory()
         self.peak_bytes = max(self.peak_bytes, peak)
-        worn = process.jobs_done >= _MAX_JOBS or resident > _RECYCLE_RSS
+        worn = (0 < self._max_jobs <= process.jobs_done) or (
+            0 < self._recycle_bytes < resident
+        )
         if not process.alive() or worn:
             process.kill()
             with self._cond:
@@ -398,14 +404,20 @@ class RenderPool:
             "PYTHONPATH": _CODE_ROOT,
             "CROPSTACK_RENDER_MEMORY_MB": str(settings.render_memory_mb),
             "CROPSTACK_VIPS_CONCURRENCY": str(max(1, settings.vips_concurrency)),
-            # A render process is single-job; more malloc arenas only fragment.
-            "MALLOC_ARENA_MAX": "2",
+            # A render process is single-job: more malloc arenas only keep more freed pages
+            # (webapp/allocator.py; glibc reads these when the process starts).
+            **environment(settings.malloc_arena_max, settings.malloc_mmap_threshold_kb),
+            "CROPSTACK_RENDER_TRIM": "1" if settings.malloc_trim else "0",
             # Decoded images stay in memory (bounded by the budgets and RLIMIT_AS), never in
             # temporary files: libvips reads this when it starts, before any import here.
             "VIPS_DISC_THRESHOLD": "4g",
             "CROPSTACK_RENDER_KEPT_MB": "0",
         }
         limit = max(0, settings.render_queue_limit)
+        recycling = {
+            "max_jobs": max(0, settings.render_max_jobs),
+            "recycle_bytes": max(0, settings.render_recycle_mb) * 1024 * 1024,
+        }
         # Decoded sources are kept by the cheap lane only (engine/decoded.py): its jobs are
         # small, so the kept bytes (at most a quarter of the limit) and a job fit together.
         kept = max(0, settings.decoded_cache_mb)
@@ -415,6 +427,7 @@ class RenderPool:
             "cheap": Lane(
                 LaneConfig("cheap", max(1, settings.render_concurrency), 0, limit),
                 {**env, "CROPSTACK_RENDER_KEPT_MB": str(kept)},
+                **recycling,
             ),
             "expensive": Lane(
                 LaneConfig(
@@ -424,6 +437,7 @@ class RenderPool:
                     limit,
                 ),
                 env,
+                **recycling,
             ),
         }
         # Reading an upload's body (multipart parsing, a copy of up to max_upload_bytes)
@@ -502,6 +516,11 @@ _POOL_SETTINGS = (
     "vips_concurrency",
     "upload_concurrency",
     "decoded_cache_mb",
+    "render_recycle_mb",
+    "render_max_jobs",
+    "malloc_arena_max",
+    "malloc_mmap_threshold_kb",
+    "malloc_trim",
 )
 
 

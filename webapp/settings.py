@@ -46,6 +46,16 @@ def _flush_seconds(value: Any) -> float:
     return seconds
 
 
+def _avif_effort(value: Any) -> int:
+    try:
+        effort = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a whole number from 0 to 9, not {str(value)[:100]!r}") from None
+    if not 0 <= effort <= 9:
+        raise ValueError(f"must be between 0 and 9, not {effort}")
+    return effort
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting: its name, default, parser and a one-line help text."""
@@ -167,6 +177,41 @@ SETTINGS: tuple[Setting, ...] = (
         "Address-space limit of each render process, MiB (RLIMIT_AS); 0 = none. A safety "
         "net on virtual memory, well above what the budgets let a render touch.",
     ),
+    Setting(
+        "render_recycle_mb",
+        256,
+        int,
+        "A render process whose resident memory is above this after a job is replaced "
+        "(its memory goes back at once), MiB; 0 = never for its size.",
+    ),
+    Setting(
+        "render_max_jobs",
+        2000,
+        int,
+        "Jobs after which a render process is replaced; 0 = never for its age.",
+    ),
+    Setting(
+        "malloc_arena_max",
+        2,
+        int,
+        "glibc malloc arenas per server process (web workers and render processes), each "
+        "keeping its own freed pages; 0 = glibc's default (8 per core).",
+    ),
+    Setting(
+        "malloc_mmap_threshold_kb",
+        1024,
+        int,
+        "Allocations at least this large, KiB, are mapped on their own and given back when "
+        "freed (glibc's default threshold grows to the largest block freed, up to 32 MiB, "
+        "after which originals and outputs stay in the heap); 0 = glibc's default.",
+    ),
+    Setting(
+        "malloc_trim",
+        True,
+        _bool,
+        "Give free heap pages back to the system (glibc malloc_trim) after each render "
+        "process job, and in a web worker once it is quiet for a second.",
+    ),
     Setting("render_cache", True, _bool, "Keep rendered outputs in a disk cache."),
     Setting(
         "render_cache_max_bytes",
@@ -250,6 +295,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("vips_concurrency", 1, int, "libvips worker threads per render (VIPS_CONCURRENCY)."),
     Setting(
+        "avif_effort",
+        2,  # engine.formats.DEFAULT_AVIF_EFFORT (not imported: the master loads no libvips)
+        _avif_effort,
+        "AVIF encoder CPU effort, 0 (fastest) to 9 (smallest files); each step up costs "
+        "1.5-3x the time for a few % smaller files (docs/performance.md). Counts in the "
+        "render's estimated work.",
+    ),
+    Setting(
         "access_log",
         True,
         _bool,
@@ -315,6 +368,11 @@ class Settings:
     decoded_cache_mb: int
     upload_concurrency: int
     render_memory_mb: int
+    render_recycle_mb: int
+    render_max_jobs: int
+    malloc_arena_max: int
+    malloc_mmap_threshold_kb: int
+    malloc_trim: bool
     render_cache: bool
     render_cache_max_bytes: int
     alias_max_age: int
@@ -331,6 +389,7 @@ class Settings:
     remote_refresh_s: float
     blob_gc_grace_s: float
     vips_concurrency: int
+    avif_effort: int
     access_log: bool
     metrics: bool
     stats_flush_seconds: float
