@@ -302,7 +302,9 @@ class SqliteImageSearch:
         else:
             index = self._sort_walk(query, total)
             source = "sourceimages" if index is None else f"sourceimages INDEXED BY {index}"
-            rows = self._page(query, where, params, source, "1", [], late=True)
+            # A walk reads each visited row for the filter anyway (the sort indexes hold
+            # no deleted_at); SQLite's own plan may sort many matches: read those late.
+            rows = self._page(query, where, params, source, "1", [], late=index is None)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         n = len(query.sort)
