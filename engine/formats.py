@@ -13,7 +13,7 @@ from typing import Any
 
 import pyvips
 
-from engine import foreign, placeholder
+from engine import foreign, gifwriter, placeholder
 from engine.errors import FormatUnavailable
 
 # The pseudo saver of the ``blur`` format: the blurhash package, not libvips.
@@ -327,6 +327,12 @@ def encode(
     elif fmt.ext == "gif":
         # gif.quality 100 = lossless frame reuse; below 70 the palette gets fewer bits.
         level = q or 70
+        if level < 100 and gifwriter.page_height(image) < image.height:
+            # An opaque animation: a palette per frame, no dithering (engine/gifwriter.py).
+            image = image.copy_memory()
+            pixels = gifwriter.opaque_pixels(image)
+            if pixels is not None:
+                return gifwriter.encode(image, pixels, gif_bitdepth(level))
         args.update(
             interframe_maxerror=0 if level == 100 else (100 - level) / 10,
             bitdepth=gif_bitdepth(level),
