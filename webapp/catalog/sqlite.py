@@ -38,6 +38,8 @@ _SQLITE_FULL = 13
 #: connection's 2 MiB page cache: a search over 100,000 images touching thousands of
 #: rows is 2-5x faster (docs/search.md). The map is address space; the pages in it are
 #: the kernel's page cache, shared by every process and reclaimable, not heap.
+#: The price (SQLite's own caveat): a disk read error inside the map is a SIGBUS that
+#: ends the web worker (gunicorn starts another) instead of an error answer.
 MMAP_BYTES = 1 << 30
 
 
