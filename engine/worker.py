@@ -142,6 +142,8 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
         return optimise_source(blob, **payload)
     if kind == "faces":
         return _faces(blob, payload)
+    if kind == "release":  # the bytes of a claimed render never came: let the claim go
+        return None
     raise ValueError(f"unknown job {kind!r}")
 
 
@@ -215,6 +217,7 @@ def main(argv: list[str]) -> int:
     """Serve jobs from fd ``argv[0]``, answering on fd ``argv[1]``, until the pipe closes."""
     threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
     _limit()
+    from engine.decoded import STORE
     from engine.probe import configure
 
     configure(concurrency=max(1, int(os.environ.get("CROPSTACK_VIPS_CONCURRENCY", "1"))))
@@ -230,8 +233,12 @@ def main(argv: list[str]) -> int:
             extra = [recv_frame(jobs) for _ in range(resource_frames(payload))]
         except EOFError:
             return 0
+        claim = False  # a claimed image's decode (engine/decoded.py) outlives only SourceNeeded
         try:
             reply = dumps("ok", _run(kind, blob, payload, extra))
+        except errors.SourceNeeded as exc:
+            claim = True
+            reply = dumps("error", (type(exc).__name__, exc.message))
         except errors.EngineError as exc:
             reply = dumps("error", (type(exc).__name__, exc.message))
         except MemoryError:
@@ -239,6 +246,7 @@ def main(argv: list[str]) -> int:
         except Exception:  # a bug: logged, answered as a failed render, process kept
             traceback.print_exc()
             reply = dumps("error", ("RenderCrashed", "render failed unexpectedly"))
+        STORE.end_job(keep_claim=claim)
         del blob, extra  # the job's buffers are free pages now
         if trim:
             # Before the reply (1-2 ms after a 24 MP render): the web worker reads this

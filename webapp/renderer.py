@@ -189,9 +189,9 @@ def render(
     under the deadline; the render process reads the header again itself. ``resources``
     are the sources the plan names by hash (their bytes travel as frames of their own),
     ``renders`` the secondary stacks it renders through. ``source_key`` (the source's
-    hash) lets the renders of one image go to the process that may hold its decode;
-    ``source`` may then be a function that reads the bytes only when that process needs
-    them (webapp/renderpool.py).
+    blob key, the SHA-256 of its bytes) lets every render process keep and share its
+    decode; ``source`` may then be a function that reads the bytes only when no kept
+    decode serves the render (webapp/renderpool.py).
 
     Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503), or the
     engine error of the render.
@@ -212,7 +212,7 @@ def render(
             "avif_effort": settings.avif_effort,
         },
         blobs,
-        affinity=source_key,
+        kept={"info": info},
     )
 
 
@@ -272,9 +272,11 @@ def render_stored(
                 info=images.get(ref.hash),
                 dynamic_metadata=row["dynamic_metadata"] if ref.hash in images else None,
             )
-    # Only a still JPEG's decode is kept (engine/decoded.py): its bytes are read when the
+    # Only a still JPEG's decode is kept (engine/decoded.py), under its blob key (the
+    # SHA-256 of its bytes: changed bytes are another key); its bytes are read when the
     # render process asks for them; any other source is read before a process is taken.
-    key = image["hash"] if info.format == "jpg" and not info.animated else None
+    keyed = info.format == "jpg" and not info.animated and settings.decoded_cache_mb > 0
+    key = image["blob_key"] if keyed else None
     if source is None and key is None:
         source = read_source()
     return render(
