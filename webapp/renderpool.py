@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +67,15 @@ def _widen(pipe_fd: int) -> None:
         pass  # not Linux, or over /proc/sys/fs/pipe-max-size: the default still works
 
 
+def _readable(fd: int, timeout_s: float) -> bool:
+    """Whether ``fd`` has data (or EOF) within ``timeout_s`` seconds. ``poll``, not
+    ``select``: a worker with many sockets and catalog connections has descriptors past
+    1024, which ``select`` refuses (ValueError)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout_s) * 1000))
+
+
 class RenderProcess:
     """One ``engine.worker`` child and the two pipes to it."""
 
@@ -98,7 +108,7 @@ class RenderProcess:
     def _await_ready(self) -> None:
         """Wait for the child's "ready" frame (sent once its imports are done), at most
         ``_START_TIMEOUT_S``: the job deadline then measures the job alone."""
-        if not select.select([self._replies], [], [], _START_TIMEOUT_S)[0]:
+        if not _readable(self._replies, _START_TIMEOUT_S):
             self.kill()
             raise RenderCrashed("the render process did not start; retry later")
         kind, _ = worker.loads(worker.recv_frame(self._replies))
@@ -127,7 +137,7 @@ class RenderProcess:
             worker.send_frame(self._jobs, blob)
             for data in extra:
                 worker.send_frame(self._jobs, data)
-            if not select.select([self._replies], [], [], timeout_s)[0]:
+            if not _readable(self._replies, timeout_s):
                 self.kill()
                 raise RenderTimeout(
                     f"render took longer than {timeout_s:g} s and was stopped; retry later"
@@ -468,7 +478,8 @@ class RenderPool:
             lane.close()
 
 
-_pools: dict[tuple[Any, ...], RenderPool] = {}
+_pools: OrderedDict[tuple[Any, ...], RenderPool] = OrderedDict()
+_MAX_POOLS = 4
 _pools_lock = threading.Lock()
 # The settings that shape a pool; apps that agree on them (tests build many) share one.
 _POOL_SETTINGS = (
@@ -493,13 +504,25 @@ _POOL_SETTINGS = (
 
 
 def pool_for(settings: Settings) -> RenderPool:
-    """This process's pool for ``settings`` (one per web worker; a fork gets a new one)."""
+    """This process's pool for ``settings`` (one per web worker; a fork gets a new one).
+
+    A web worker has one app, so one pool; a process that builds many apps with their own
+    data directories (the tests) keeps the ``_MAX_POOLS`` used last and closes the others,
+    or their idle render processes and pipes would pile up (descriptors past 1024, GBs).
+    """
     key = (os.getpid(), *(getattr(settings, name) for name in _POOL_SETTINGS))
+    evicted: list[RenderPool] = []
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
             pool = _pools[key] = RenderPool(settings)
-        return pool
+            mine = [k for k in _pools if k[0] == key[0]]
+            evicted = [_pools.pop(k) for k in mine[: max(0, len(mine) - _MAX_POOLS)]]
+        else:
+            _pools.move_to_end(key)
+    for old in evicted:
+        old.close()  # still usable if something holds it: it starts processes anew
+    return pool
 
 
 @atexit.register
