@@ -402,7 +402,9 @@ def _run_frames(
             # read once for the check and the operations; its result is kept instead
             frame, opaque = _in_memory(frame)
             if opaque:
-                frame = frame[: frame.bands - 1]
+                # extract_band(n=): pyvips turns the slice frame[:-1] (step None) into one
+                # extraction per band and a bandjoin, ~0.5 ms more per W4 frame
+                frame = frame.extract_band(0, n=frame.bands - 1)
                 if palette:
                     # A triangle filter instead of Lanczos 3 for frames mapped to at most
                     # 256 colours without dithering: on W4 ~15 ms less of 40 resizes, mean
