@@ -17,7 +17,7 @@ import pyvips
 
 from engine import foreign
 from engine.cost import Budget, Cost, Step, check, estimate
-from engine.decoded import CACHE as DECODED
+from engine.decoded import STORE as KEPT
 from engine.decoded import WIDE_SHRINK
 from engine.errors import (
     EngineError,
@@ -41,7 +41,7 @@ from engine.operations import KINDS, RenderContext
 from engine.operations.context import to_srgb
 from engine.probe import ImageInfo, inspect
 from engine.resources import Resource, ResourceImage, SecondaryRender, image_infos
-from engine.shrink import allowed_ratio, decoded_size, loader_options
+from engine.shrink import allowed_ratio, decoded_size, jpeg_shrink, loader_options
 
 if TYPE_CHECKING:
     from stacks.plan import Operation, RenderPlan
@@ -132,10 +132,11 @@ def render(
     those its ``renders`` need; ``renders`` the stored stacks secondaries are rendered
     through (key: ``secondary_render_key``). The plan is checked against ``budget`` (see
     ``plan_cost``) before any pixel is decoded. ``source_key`` names the source's bytes
-    (its hash): the decoded pixels may then be kept for the next render of the same
-    source in this process (engine/decoded.py). ``kept_only``: ``source`` is empty and the
-    kept decode of ``source_key`` must serve, else ``SourceNeeded``. ``avif_effort`` (0-9):
-    the AVIF encoder's effort (the ``avif_effort`` setting). Raises EngineError subclasses.
+    (its content hash): the decoded pixels may then be kept for the next renders of the
+    same source by every render process (engine/decoded.py). ``kept_only``: ``source`` is
+    empty and a kept decode of ``source_key`` must serve, else ``SourceNeeded``.
+    ``avif_effort`` (0-9): the AVIF encoder's effort (the ``avif_effort`` setting). Raises
+    EngineError subclasses.
     """
     fmt = format_for(plan.output_format)
     ops = [op for op in plan.operations if op.enabled]
@@ -220,7 +221,8 @@ def _keeps(
     a still JPEG render whose source is read by nothing but its decode."""
     return (
         key is not None
-        and DECODED.enabled
+        and KEPT.enabled
+        and KEPT.valid_key(key)
         and info is not None
         and info.format == "jpg"
         and not (info.animated and fmt.supports_animation)
@@ -315,14 +317,18 @@ def _load(
     a geometric crop followed by one, lets a 24 MP JPEG be decoded at 1/8 when the output is
     small. Every operation then runs on the result; while it is smaller than its geometry,
     ``ctx.full_size`` says so. With ``key``, a JPEG's decode may come from, or be kept in,
-    the decoded sources of this process (engine/decoded.py).
+    the decodes kept for every render process (engine/decoded.py).
     """
     ratio = allowed_ratio(ops, info.size, ctx)
-    if key is not None and DECODED.enabled and info.format == "jpg" and not animate:
-        image = _load_kept(source, info, ratio, key, kept_only=kept_only)
-        if (image.width, image.height) != (info.width, info.height):
-            ctx.full_size = info.size
-        return image
+    keyed = KEPT.enabled and KEPT.valid_key(key) and info.format == "jpg" and not animate
+    if keyed:
+        assert key is not None
+        kept = _load_kept(source, info, ratio, key, kept_only=kept_only)
+        if kept is not None:
+            if (kept.width, kept.height) != (info.width, info.height):
+                ctx.full_size = info.size
+            return kept
+        KEPT.count("decodes")  # the first render of an image: decoded for itself only
     load = loader_options(info.format, ratio)
     if ratio is not None:
         # The leading steps read top to bottom (as libvips' thumbnail does): stream the decode.
@@ -337,23 +343,40 @@ def _load(
 
 def _load_kept(
     source: bytes, info: ImageInfo, ratio: float | None, key: str, *, kept_only: bool = False
-) -> pyvips.Image:
-    """The decode of JPEG ``source`` for shrink ``ratio`` from the kept decodes, or decoded
-    now and kept: at the shrink the ratio allows for the first render of ``key``, at
-    ``WIDE_SHRINK`` (if smaller) once the image is asked at a second, larger size."""
+) -> pyvips.Image | None:
+    """The decode of JPEG ``source`` for shrink ``ratio`` from the kept levels of ``key``
+    (engine/decoded.py), or decoded now (at 1/2, or whole when the render needs that) and
+    kept when this process holds the image's claim; None when this render decodes for
+    itself, keeping nothing. ``kept_only`` (no bytes in ``source``):
+    SourceNeeded unless a kept level serves."""
     need = decoded_size("jpg", info.size, ratio)
-    kept = DECODED.get(key, need)
-    if kept is not None:
-        return kept
+    shrink = jpeg_shrink(ratio) if ratio is not None else 1
     if kept_only:
-        raise SourceNeeded("the kept decode is too small or gone")
-    load = loader_options("jpg", ratio)
-    wide = {"shrink": WIDE_SHRINK} if WIDE_SHRINK > 1 else {}
-    if DECODED.holds(key) and load.get("shrink", 1) > WIDE_SHRINK:
-        if DECODED.fits(decoded_size("jpg", info.size, float(WIDE_SHRINK))):
-            load = wide
+        found = KEPT.prepare(key, info.size, need, min(shrink, WIDE_SHRINK))
+        if found is None:
+            raise SourceNeeded("no kept decode serves this render")
+        KEPT.count("served")
+        return found
+    found = KEPT.find(key, info.size, need)
+    if found is not None:
+        KEPT.count("served")
+        return found
+    shrink = KEPT.claimed(key)
+    if not shrink:
+        found = KEPT.first_render_waits(key, info.size, need)
+        if found is not None:
+            KEPT.count("served")
+        return found
     # Kept pixels are read again by later renders: decoded whole, in memory.
-    return DECODED.put(key, _decode(source, **load).copy_memory())
+    decoded = _decode(source, **({"shrink": shrink} if shrink > 1 else {})).copy_memory()
+    KEPT.count("decodes")
+    KEPT.count("kept")
+    levels = KEPT.keep(key, info.size, shrink, decoded)
+    for level in sorted(levels, reverse=True):  # the smallest that serves
+        image = levels[level]
+        if image.width >= need.width and image.height >= need.height:
+            return image
+    return decoded
 
 
 def _decode(source: bytes, **load: Any) -> pyvips.Image:

@@ -90,6 +90,14 @@ def header_is_cheap(prefix: bytes) -> bool:
     return _loader_for(prefix) in _CHEAP_HEADERS
 
 
+def header_in_head(prefix: bytes) -> bool:
+    """Whether the file starting with ``prefix`` is a JPEG: everything its header tells
+    (size, orientation, progressive) is in the markers before its pixel data, so a long
+    enough head of the file reads the same header as the whole file (a head cut inside
+    the markers fails to load, never loads differently)."""
+    return _loader_for(prefix) == "VipsForeignLoadJpegBuffer"
+
+
 def is_svg(prefix: bytes) -> bool:
     """Whether libvips would load the file starting with ``prefix`` as SVG."""
     return _loader_for(prefix) == "VipsForeignLoadSvgBuffer"

@@ -21,7 +21,9 @@ decode in progress does not look at libvips' kill flag). Each process:
 Wire format: a job is a pickled ``(kind, keyword arguments)`` followed by the image bytes as
 a message of their own (no pickling copy of up to 150 MB), then, for a render that names
 other sources (``resources``, engine/resources.py), one message per resource's bytes; a
-reply is a pickled ``(ok|error, payload)``. Both ends are this code.
+reply is a pickled ``(ok|error, payload)``. Both ends are this code. An upload check may
+instead name the file its bytes are in (``path``, webapp/uploadspool.py), sent with empty
+image bytes: it reads the file itself, and 6 MB do not cross the pipe.
 """
 
 from __future__ import annotations
@@ -128,6 +130,9 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
         resources = join(payload.pop("resources", None) or {}, extra)
         return render(source=blob, resources=resources, **payload)
     if kind == "probe":
+        path = payload.pop("path", None)
+        if path is not None:
+            blob = _read_file(path)
         return probe(blob, **payload)
     if kind == "font":
         return probe_font(blob, **payload)
@@ -137,7 +142,17 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
         return optimise_source(blob, **payload)
     if kind == "faces":
         return _faces(blob, payload)
+    if kind == "release":  # the bytes of a claimed render never came: let the claim go
+        return None
     raise ValueError(f"unknown job {kind!r}")
+
+
+def _read_file(path: str) -> bytes:
+    """The bytes of the upload the web layer received into ``path`` (a file of its own
+    making, in the blob store's temporary directory), read whole: the loaders still see
+    only a buffer, never a path (engine/probe.py)."""
+    with open(path, "rb", buffering=0) as fh:
+        return fh.read()  # one read into a bytes object of the file's size
 
 
 def _faces(blob: bytes, payload: dict[str, Any]) -> Any:
@@ -202,6 +217,7 @@ def main(argv: list[str]) -> int:
     """Serve jobs from fd ``argv[0]``, answering on fd ``argv[1]``, until the pipe closes."""
     threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
     _limit()
+    from engine.decoded import STORE
     from engine.probe import configure
 
     configure(concurrency=max(1, int(os.environ.get("CROPSTACK_VIPS_CONCURRENCY", "1"))))
@@ -217,8 +233,12 @@ def main(argv: list[str]) -> int:
             extra = [recv_frame(jobs) for _ in range(resource_frames(payload))]
         except EOFError:
             return 0
+        claim = False  # a claimed image's decode (engine/decoded.py) outlives only SourceNeeded
         try:
             reply = dumps("ok", _run(kind, blob, payload, extra))
+        except errors.SourceNeeded as exc:
+            claim = True
+            reply = dumps("error", (type(exc).__name__, exc.message))
         except errors.EngineError as exc:
             reply = dumps("error", (type(exc).__name__, exc.message))
         except MemoryError:
@@ -226,6 +246,7 @@ def main(argv: list[str]) -> int:
         except Exception:  # a bug: logged, answered as a failed render, process kept
             traceback.print_exc()
             reply = dumps("error", ("RenderCrashed", "render failed unexpectedly"))
+        STORE.end_job(keep_claim=claim)
         del blob, extra  # the job's buffers are free pages now
         if trim:
             # Before the reply (1-2 ms after a 24 MP render): the web worker reads this

@@ -38,12 +38,38 @@ _ORG_MAX = 64
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "COPY", "OPTIONS"})
 
 
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Each line in one ``write(2)`` to the stream's descriptor, with no lock held.
+
+    logging's handlers hold a lock around the write; a request thread lets go of the GIL
+    inside that write and then waits for it again with the lock held, while every other
+    request thread queues on the lock (at thousands of requests per second, a convoy of
+    milliseconds). One ``write`` of a whole line needs no lock: a line (a few hundred
+    bytes, under ``PIPE_BUF``) is never split by another line on a pipe, nor in a file.
+    A stream without a descriptor (a test's capture) is written as logging does."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if not self.filter(record):
+            return False
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return bool(super().handle(record))
+        try:
+            data = memoryview((self.format(record) + "\n").encode("utf-8", "replace"))
+            while data:
+                data = data[os.write(fd, data) :]
+        except Exception:  # noqa: BLE001 - as logging: a failed log line never fails a request
+            self.handleError(record)
+        return True
+
+
 def _configure_logger() -> None:
     """Log lines as they are, to stderr, once per process; not through the root logger
     (gunicorn's or pytest's formatting would wrap the JSON)."""
     global _configured
     if not _configured:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _LineHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)

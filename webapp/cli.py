@@ -120,7 +120,12 @@ def _serve(args: argparse.Namespace) -> int:
 
             return create_app(overrides)
 
-    _Server().run()
+    try:
+        _Server().run()
+    finally:
+        from webapp import keptdecodes
+
+        keptdecodes.remove(settings)  # kept decodes are a cache of this server's run
     return 0
 
 

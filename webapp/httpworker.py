@@ -4,11 +4,20 @@ gunicorn answers requests it cannot parse (request line over ``limit_request_lin
 header over ``limit_request_field_size``, too many headers, malformed lines) itself,
 before the app sees them, with a small HTML page. Every error of this service is the
 JSON error shape, so this worker sends that shape instead: same status, same reason.
+
+For many small answers (render-cache hits, docs/performance.md "The tail"): a request
+thread serves the next request of its kept-alive connection itself when it comes soon
+(``JsonErrorWorker.handle``), the head and a small body go out in one send
+(``OneSendResponse``), and the worker's set-up is frozen out of the garbage collector
+(``settle_heap``).
 """
 
 from __future__ import annotations
 
+import gc
+import io
 import json
+import select
 import socket
 import threading
 import time
@@ -17,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from gunicorn import util
+from gunicorn.http import wsgi
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import ClientDisconnected
 
@@ -24,6 +34,12 @@ from webapp.allocator import Trimmer
 from webapp.hitmemo import ANSWERED
 
 _MAX_MESSAGE = 200  # characters; gunicorn's messages may quote the (long) request line
+# A body's first chunk up to this size goes out in the same send as the head (one copy).
+_COALESCE_MAX = 64 * 1024
+# How long a request thread waits for the next request on the connection it has just
+# answered (keep-alive) before it hands the connection back to gunicorn's poller; only
+# while no other connection waits for a thread.
+LINGER_S = 0.002
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
@@ -51,7 +67,43 @@ class JsonErrorWorker(ThreadWorker):
         # ``Worker.handle_error``); replacing it in this worker process is the one hook
         # that keeps gunicorn's own status choice, logging and access log.
         util.write_error = write_json_error
+        # ``wsgi.create`` builds gunicorn's ``Response`` by this module-level name.
+        wsgi.Response = OneSendResponse
         super().init_process()
+
+    def handle(self, conn: Any) -> Any:
+        """gunicorn's ``handle`` (one request of ``conn``), then the next ones of the same
+        connection on this thread as long as each arrives within ``LINGER_S``.
+
+        gunicorn hands a kept-alive connection back to its main thread after each answer:
+        the connection goes into the poller, the main thread wakes when the next request
+        arrives, and submits it to the pool again. For a cache hit that round trip was
+        more Python than the answer itself (a future, a callback, a pipe write, two poller
+        updates, two thread wake-ups), all of it on the one main thread, which every
+        request of the worker passed through twice: under load it was the queue the
+        tail waited in. A connection whose next request is already there (a browser's
+        burst, a proxy's busy connection) now stays on its thread; one that is quiet for
+        ``LINGER_S``, or whenever another connection waits for a thread, goes back to the
+        poller as before."""
+        result = super().handle(conn)
+        while result is True and self.alive and self._next_request_soon(conn):
+            result = super().handle(conn)
+        return result
+
+    def _next_request_soon(self, conn: Any) -> bool:
+        parser = conn.parser
+        if conn.is_http2 or parser is None:
+            return False
+        queue = getattr(self.tpool, "_work_queue", None)
+        if queue is None or not queue.empty():
+            # Another connection waits for a thread: this one goes to the back of the
+            # line, as gunicorn would have it (one busy client never holds a thread).
+            return False
+        if parser.unreader.buf.getbuffer().nbytes:
+            return True  # read ahead already: gunicorn would resubmit it at once too
+        poller = select.poll()
+        poller.register(conn.sock, select.POLLIN)
+        return bool(poller.poll(LINGER_S * 1000))
 
     def load_wsgi(self) -> None:
         """The app, wrapped so that a render-cache hit answered before Flask
@@ -62,6 +114,60 @@ class JsonErrorWorker(ThreadWorker):
         settings = getattr(self.wsgi, "extensions", {}).get("cropstack.settings")
         trimmer = Trimmer() if settings is not None and settings.malloc_trim else None
         self.wsgi = _Uncounted(self.wsgi, self, trimmer)
+        settle_heap()
+
+
+def settle_heap() -> None:
+    """Once the app is set up: collect, then move every object left (modules, the app,
+    its routes; ~60,000) into the collector's permanent generation, which it never
+    scans again. Without it each full collection walks them all (tens of ms, every
+    thread of the worker stopped): a latency spike no request caused. Objects made
+    later are collected as before; what was frozen is never freed, and it is the
+    worker's set-up, which lives as long as the worker anyway."""
+    gc.collect()
+    gc.freeze()
+
+
+class OneSendResponse(wsgi.Response):  # type: ignore[misc]
+    """gunicorn's response, whose head goes out in the same ``send`` as the body's first
+    chunk (up to ``_COALESCE_MAX`` bytes): one system call, not two, for a small answer
+    (a cache hit). gunicorn sends the head on its own; the second small send then costs
+    a second wake-up of the client and of this worker's threads."""
+
+    _head = b""
+
+    def write(self, arg: bytes) -> None:
+        if (
+            self.headers_sent
+            or self.chunked
+            or self._omits_body
+            or not isinstance(arg, bytes)
+            or not 0 < len(arg) <= _COALESCE_MAX
+        ):
+            super().write(arg)
+            return
+        sock, self.sock = self.sock, _Held()
+        try:
+            self.send_headers()  # gunicorn's head, built as always, held back
+        finally:
+            self._head, self.sock = self.sock.data, sock
+        super().write(arg)  # headers_sent: on to _emit_body (after any truncation)
+        if self._head:  # nothing of the body was sent (Content-Length: 0): the head alone
+            head, self._head = self._head, b""
+            util.write(self.sock, head)
+
+    def _emit_body(self, data: bytes) -> None:
+        head, self._head = self._head, b""
+        super()._emit_body(head + data if head else data)
+
+
+class _Held:
+    """A stand-in socket that keeps what is sent to it."""
+
+    data = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
 
 
 class _Uncounted:
@@ -133,6 +239,67 @@ def _discard(sock: Any, body: Any, left: int) -> None:
     body.reader.unreader.buf = type(body.reader.unreader.buf)()
     body.reader.length = 0
     body.buf = type(body.buf)()
+
+
+class SocketBody(io.RawIOBase):
+    """The unread rest of gunicorn's length-delimited request body, received straight from
+    the socket with ``recv_into`` into the caller's buffer (gunicorn's reader copies every
+    chunk several times in Python: ~35 ms of a 6.3 MB upload).
+
+    gunicorn's own accounting is kept exact after every read (its buffers hold nothing of
+    the body, ``reader.length`` counts the bytes still on the socket), so its keep-alive
+    parser and :func:`finish_body` see what is left; socket timeouts and errors surface as
+    ``OSError`` (werkzeug: ``ClientDisconnected``), and the connection is then closed.
+    """
+
+    def __init__(self, sock: Any, body: Any) -> None:
+        super().__init__()
+        self._sock = sock
+        self._body = body
+        reader = body.reader
+        # What gunicorn already holds of the body: its own buffer (bytes it took from the
+        # reader), then the reader's read-ahead (never past the body's end, see _length_body).
+        ahead = reader.unreader.buf.getvalue()
+        taken = ahead[: reader.length]
+        self._held = memoryview(body.buf.getvalue() + taken)
+        reader.unreader.buf = type(reader.unreader.buf)()
+        reader.unreader.buf.write(ahead[len(taken) :])
+        reader.length -= len(taken)
+        body.buf = type(body.buf)()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:  # type: ignore[override]
+        """Fill ``buffer`` with the next bytes of the body; 0 at its end."""
+        view = memoryview(buffer).cast("B")
+        if self._held:
+            count = min(len(view), len(self._held))
+            view[:count] = self._held[:count]
+            self._held = self._held[count:]
+            return count
+        reader = self._body.reader
+        if reader.length <= 0 or not view:
+            return 0
+        try:
+            count = self._sock.recv_into(view, min(len(view), reader.length))
+        except OSError:
+            self._body.failed = True  # where the next request starts is unknown
+            raise
+        if not count:
+            self._body.failed = True  # the client closed (or the read side was shut)
+        reader.length -= count
+        return count
+
+
+def socket_body(environ: dict[str, Any]) -> SocketBody | None:
+    """A :class:`SocketBody` over this request's body when gunicorn serves it with a known
+    length and the app has not read from it yet; None otherwise (use ``wsgi.input``)."""
+    found = _length_body(environ)
+    if found is None:
+        return None
+    sock, body, _ = found
+    return SocketBody(sock, body)
 
 
 def finish_body(environ: dict[str, Any], max_bytes: int) -> None:

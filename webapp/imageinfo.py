@@ -13,12 +13,14 @@ from engine import EngineError, ImageInfo
 from webapp import renderer
 from webapp.errors import ApiError
 from webapp.settings import Settings
+from webapp.uploadspool import Spool
 
 __all__ = ["ImageInfo", "inspect", "optimise"]
 
 
-def inspect(data: bytes, settings: Settings) -> ImageInfo:
-    """Identify and fully validate ``data``; a 4xx ``ApiError`` (422) if it is no usable image.
+def inspect(data: bytes | Spool, settings: Settings) -> ImageInfo:
+    """Identify and fully validate ``data`` (bytes, or the spool an upload was received
+    into); a 4xx ``ApiError`` (422) if it is no usable image.
 
     Refuses empty files, non-images, loaders outside the allow-list, broken or truncated
     files, more than ``settings.max_source_frames`` frames and more than

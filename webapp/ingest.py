@@ -2,7 +2,9 @@
 
 Order matters for durability: every file of a request is validated first (a bad one
 fails the whole request and stores nothing), then each blob is written durably, and only
-then do the catalog rows commit. A crash at any point leaves at worst an orphan blob,
+then do the catalog rows commit. (A file part received into a spool is written and
+``fsync``-ed while it is validated, but appears under its blob key only once every check
+has passed.) A crash at any point leaves at worst an orphan blob,
 which ``cropstack gc`` removes after its grace period — never a row without its blob.
 
 These functions take the catalog, blob store and settings explicitly (no Flask globals)
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import converts
 from webapp.blobs import BlobStore, StoredBlob
 from webapp.catalog.errors import CatalogBusy, Conflict, ImageLocked
 from webapp.catalog.images import restore_cutoff
@@ -24,6 +28,7 @@ from webapp.catalog.records import NewImage, SourceImage, new_image_from
 from webapp.imageinfo import inspect, optimise
 from webapp.metadata import apply_user_patch, identity_hash
 from webapp.settings import Settings
+from webapp.uploadspool import Spool, seal_in_background
 
 #: Seconds an upload waits for a collection deleting one of its blobs (normally a few ms).
 DELETION_WAIT_S = 30.0
@@ -47,6 +52,9 @@ class Upload:
     # The hash the caller chose (a remote image's, webapp/remoteimages.py), else None: the
     # identity of bytes + dynamic metadata + protection
     identity: str | None = None
+    # The file the bytes were received into (webapp/uploadspool.py), hashed and stored by
+    # rename; ``data`` is then empty
+    spool: Spool | None = None
 
 
 def ingest(
@@ -69,17 +77,29 @@ def ingest(
     fault if the disk is full, and ``ImageLocked`` if a re-upload would change a locked
     image's user metadata.
     """
-    infos = [inspect(upload.data, settings) for upload in uploads]
+    infos = _check_all(blobs, settings, uploads)
     # optimize_source: the stored file is the converted one, the identity stays the
     # original's (rokka: "the binary hash … is the one of the original image")
-    binary_hashes = [hashlib.sha1(upload.data).hexdigest() for upload in uploads]
-    contents = [upload.data for upload in uploads]
+    binary_hashes = [
+        upload.spool.sha1 if upload.spool else hashlib.sha1(upload.data).hexdigest()
+        for upload in uploads
+    ]
+    # The bytes to store; None: the upload's spool as it is (stored by rename)
+    contents: list[bytes | None] = [None if u.spool else u.data for u in uploads]
     for i, (upload, info) in enumerate(zip(uploads, infos, strict=True)):
-        if upload.optimise is not None:
-            contents[i], infos[i] = optimise(upload.data, info, upload.optimise, settings)
-    # A full or read-only disk raises here, before any row is written (put() removes its
-    # temporary file); webapp.errors answers it (507, 503) like every storage fault.
-    stored = [blobs.put(data) for data in contents]
+        if upload.optimise is not None and converts(info, upload.optimise):
+            data = upload.data if upload.spool is None else upload.spool.read_all()
+            contents[i], infos[i] = optimise(data, info, upload.optimise, settings)
+
+    def store_all() -> list[StoredBlob]:
+        # A full or read-only disk raises here, before any row is written (nothing partial
+        # is left under a key); webapp.errors answers it (507, 503) like every storage fault.
+        return [
+            blobs.put(data) if data is not None else _adopt(blobs, upload.spool)
+            for upload, data in zip(uploads, contents, strict=True)
+        ]
+
+    stored = store_all()
     waited = 0.0
     while True:
         with catalog.unit_of_work():
@@ -97,7 +117,45 @@ def ingest(
             time.sleep(0.05)
             waited += 0.05
             deleting = catalog.blob_deletions.in_progress(deleting)
-        stored = [blobs.put(data) for data in contents]
+        stored = store_all()
+
+
+def _check_all(blobs: BlobStore, settings: Settings, uploads: list[Upload]) -> list[Any]:
+    """The ``ImageInfo`` of each upload, checked in order (the first refusal raises).
+
+    Spooled uploads are hashed and made durable (``fsync``) on a helper thread meanwhile
+    (webapp/uploadspool.py): the check decodes in a render process on one core while the
+    hashing and the disk use the other. Both are done before this returns, also when a
+    check refuses (then the refusal is raised, and nothing was stored under any key).
+    """
+    spools = [upload.spool for upload in uploads if upload.spool is not None]
+    syncing = seal_in_background(spools) if spools else None
+    try:
+        infos = [
+            inspect(upload.spool if upload.spool is not None else upload.data, settings)
+            for upload in uploads
+        ]
+    except BaseException:
+        if syncing is not None and not syncing.cancel():
+            wait([syncing])  # its descriptors close with the request; the refusal stands
+        raise
+    if syncing is not None:
+        try:
+            syncing.result()
+        except OSError as exc:
+            raise _store_fault(blobs, exc) from exc
+    return infos
+
+
+def _store_fault(blobs: BlobStore, exc: OSError) -> Exception:
+    fault = getattr(blobs, "fault", None)
+    return fault(exc) if fault is not None else exc
+
+
+def _adopt(blobs: BlobStore, spool: Spool | None) -> StoredBlob:
+    """Store a checked, synced spool as its blob (a store with a ``spool_directory``)."""
+    assert spool is not None
+    return blobs.adopt(spool.path, StoredBlob(spool.sha256, spool.sha1, spool.size))  # type: ignore[attr-defined]
 
 
 def _insert_rows(

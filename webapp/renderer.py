@@ -27,6 +27,7 @@ from stacks.url import parse_render_path
 from webapp.errors import ApiError
 from webapp.renderpool import pool_for
 from webapp.settings import Settings
+from webapp.uploadspool import Spool
 
 _lock = threading.Lock()
 _configured_pid: int | None = None
@@ -188,9 +189,9 @@ def render(
     under the deadline; the render process reads the header again itself. ``resources``
     are the sources the plan names by hash (their bytes travel as frames of their own),
     ``renders`` the secondary stacks it renders through. ``source_key`` (the source's
-    hash) lets the renders of one image go to the process that may hold its decode;
-    ``source`` may then be a function that reads the bytes only when that process needs
-    them (webapp/renderpool.py).
+    blob key, the SHA-256 of its bytes) lets every render process keep and share its
+    decode; ``source`` may then be a function that reads the bytes only when no kept
+    decode serves the render (webapp/renderpool.py).
 
     Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503), or the
     engine error of the render.
@@ -211,7 +212,7 @@ def render(
             "avif_effort": settings.avif_effort,
         },
         blobs,
-        affinity=source_key,
+        kept={"info": info},
     )
 
 
@@ -271,9 +272,11 @@ def render_stored(
                 info=images.get(ref.hash),
                 dynamic_metadata=row["dynamic_metadata"] if ref.hash in images else None,
             )
-    # Only a still JPEG's decode is kept (engine/decoded.py): its bytes are read when the
+    # Only a still JPEG's decode is kept (engine/decoded.py), under its blob key (the
+    # SHA-256 of its bytes: changed bytes are another key); its bytes are read when the
     # render process asks for them; any other source is read before a process is taken.
-    key = image["hash"] if info.format == "jpg" and not info.animated else None
+    keyed = info.format == "jpg" and not info.animated and settings.decoded_cache_mb > 0
+    key = image["blob_key"] if keyed else None
     if source is None and key is None:
         source = read_source()
     return render(
@@ -289,7 +292,7 @@ def render_stored(
     )
 
 
-def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
+def probe(settings: Settings, data: bytes | Spool) -> engine.ImageInfo:
     """``engine.probe`` with the configured limits, in a render process, under the deadline.
 
     A JPEG, PNG or WebP header is read here first: limits decided from it answer at once,
@@ -297,30 +300,57 @@ def probe(settings: Settings, data: bytes) -> engine.ImageInfo:
     SVG took 1.7 GB to parse), so they go to the expensive lane unread here, and an SVG
     over ``max_svg_bytes`` is refused before anything parses it. A TTF/OTF font is never
     decoded as an image: it is validated as a font (``engine.fonts``).
+
+    ``data`` may be the spool an upload was received into (webapp/uploadspool.py): the
+    render process then reads the file by its path (into memory: libvips still loads
+    from a buffer), and the bytes never cross the pipe.
     """
-    prefix = data[:4096]
+    if isinstance(data, Spool):
+        prefix, size, whole = data.prefix(4096), data.size, data.read_all
+    else:
+        prefix, size, whole = data[:4096], len(data), lambda: data
     if engine.font_format(prefix) is not None:
-        return _probe_font(settings, data)
-    if engine.is_svg(prefix) and len(data) > settings.max_svg_bytes:
+        return _probe_font(settings, whole())
+    if engine.is_svg(prefix) and size > settings.max_svg_bytes:
         raise engine.TooManyPixels(
-            f"SVG too large ({len(data)} bytes > {settings.max_svg_bytes}): its parse alone "
+            f"SVG too large ({size} bytes > {settings.max_svg_bytes}): its parse alone "
             "would cost more than a render may"
         )
     lane = "expensive"
     if engine.header_is_cheap(prefix):
-        info = header(settings, data)
+        if isinstance(data, Spool):
+            info = _spooled_header(settings, data)
+        else:
+            info = header(settings, data)
         engine.check_decodable(info, settings.max_render_pixels)
         lane = _lane(settings, probe_work(info), info)
-    return pool_for(settings).run(
-        lane,
-        "probe",
-        data,
-        {
-            "max_pixels": settings.max_source_pixels,
-            "max_frames": settings.max_source_frames,
-            "max_decode_pixels": settings.max_render_pixels,
-        },
-    )
+    payload: dict[str, Any] = {
+        "max_pixels": settings.max_source_pixels,
+        "max_frames": settings.max_source_frames,
+        "max_decode_pixels": settings.max_render_pixels,
+    }
+    if isinstance(data, Spool):
+        # the render process reads the file itself: no bytes go through the pipe
+        return pool_for(settings).run(lane, "probe", b"", {**payload, "path": str(data.path)})
+    return pool_for(settings).run(lane, "probe", data, payload)
+
+
+# Bytes of a spooled JPEG read for its header: metadata segments (EXIF, ICC, XMP) before
+# the pixel data rarely exceed a few dozen KB.
+_HEAD_BYTES = 256 * 1024
+
+
+def _spooled_header(settings: Settings, spool: Spool) -> engine.ImageInfo:
+    """:func:`header` of a spooled upload: a JPEG's from its first ``_HEAD_BYTES`` (its
+    header is all there, ``engine.header_in_head``), read whole when that does not load
+    (longer metadata) and for every other format."""
+    head = spool.prefix(_HEAD_BYTES)
+    if spool.size > len(head) and engine.header_in_head(head):
+        try:
+            return header(settings, head)
+        except engine.UnsupportedImage:
+            pass  # the markers go on past the head
+    return header(settings, spool.read_all())
 
 
 def _probe_font(settings: Settings, data: bytes) -> engine.ImageInfo:

@@ -15,8 +15,8 @@ not wait at all: either way the answer is 503 with ``Retry-After`` (rokka client
 A job running past ``render_timeout`` seconds has its process killed; the client gets 503.
 Processes start on first use, and are replaced after a kill, a crash, ``render_max_jobs``
 jobs, or when their resident memory is above ``render_recycle_mb`` after a job (and after
-the trim that follows each job, webapp/allocator.py: what stays is fragmentation or kept
-decodes).
+the trim that follows each job, webapp/allocator.py: what stays is fragmentation; kept
+decodes are files, engine/decoded.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,16 +37,13 @@ from typing import Any, Literal, TypeVar
 
 from engine import worker
 from engine.errors import RenderCrashed, RenderTimeout, SourceNeeded
+from webapp import keptdecodes
 from webapp.allocator import environment
 from webapp.errors import ApiError
 from webapp.metrics import BUSY, JOB_DURATION, QUEUE_WAIT
 from webapp.settings import Settings
 
 _PIPE_BYTES = 1024 * 1024
-_RECENT_KEYS = 4  # sources remembered per render process, for affinity
-# Longest a job waits for the busy process that rendered its source lately (a 24 MP
-# render takes ~0.1 s; waiting for its decode beats decoding again elsewhere).
-_AFFINITY_WAIT_S = 0.5
 # Seconds a new render process may take to import and set up libvips (~0.2 s when idle).
 _START_TIMEOUT_S = 30.0
 # Where `python -m engine.worker` must find this checkout's packages.
@@ -98,9 +94,6 @@ class RenderProcess:
         self._closed = False
         self._ready = False
         self.jobs_done = 0
-        # The sources (keys) of its last jobs: it may still hold their decodes.
-        self.recent: deque[str] = deque(maxlen=_RECENT_KEYS)
-        self.knows_source = False
 
     def _await_ready(self) -> None:
         """Wait for the child's "ready" frame (sent once its imports are done), at most
@@ -117,14 +110,6 @@ class RenderProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
-
-    def assign(self, key: str | None) -> RenderProcess:
-        """Take a job of source ``key``: ``knows_source`` tells whether this process
-        rendered it lately (it may hold its decode); ``key`` is remembered."""
-        self.knows_source = key is not None and key in self.recent
-        if key is not None:
-            self.recent.append(key)
-        return self
 
     def run(
         self, message: bytes, blob: bytes, timeout_s: float, extra: Sequence[bytes] = ()
@@ -276,39 +261,12 @@ class Lane:
             return "start"
         return None
 
-    def _take_for(self, key: str, until: float) -> RenderProcess | Literal["start"] | None:
-        """As :meth:`_take`, but first an idle process that rendered ``key`` lately, and
-        until ``until`` (monotonic) nothing else while such a process is busy."""
-        for process in reversed(self._idle):
-            if key in process.recent and process.alive():
-                self._idle.remove(process)
-                return process
-        busy = any(key in p.recent for p in self._all if p not in self._idle)
-        # Waiting for it must never turn into a 503 another process would have avoided.
-        if busy and time.monotonic() < until and not self._queue.crowded():
-            return None
-        return self._take()
-
-    def acquire(self, wait_s: float, affinity: str | None = None) -> RenderProcess:
-        """A process of this lane for one job; ``Busy`` (503) when none frees in time.
-
-        With ``affinity`` (a source's key), the process that rendered that source lately
-        is preferred, and waited for up to ``_AFFINITY_WAIT_S`` while it is busy: the
-        widths of one image asked at once then share its kept decode (engine/decoded.py)
-        instead of each process decoding the image again. Such a job waits in the lane's
-        queue like any other (its limit and ``wait_s`` hold).
-        """
+    def acquire(self, wait_s: float) -> RenderProcess:
+        """A process of this lane for one job; ``Busy`` (503) when none frees in time."""
         with self._cond:
-            if affinity is None:
-                taken = self._queue.take(self._take, wait_s)
-            else:
-                until = time.monotonic() + min(wait_s, _AFFINITY_WAIT_S)
-                taken = self._queue.take(
-                    lambda: self._take_for(affinity, until), wait_s, recheck_s=0.05
-                )
+            taken = self._queue.take(self._take, wait_s)
             if isinstance(taken, RenderProcess):
-                # under the lock: the next job of this source sees this process busy with it
-                return taken.assign(affinity)
+                return taken
         try:
             process = RenderProcess(self._env)
         except OSError as exc:
@@ -318,7 +276,7 @@ class Lane:
             raise Busy("No render process could be started, retry shortly") from exc
         with self._cond:
             self._all.add(process)
-        return process.assign(affinity)
+        return process
 
     def release(self, process: RenderProcess) -> None:
         """Return ``process`` after a job; a dead, worn or bloated one is replaced later."""
@@ -335,8 +293,7 @@ class Lane:
             return
         with self._cond:
             self._idle.append(process)
-            # every waiter looks: one may be waiting for this very process (affinity)
-            self._cond.notify_all()
+            self._cond.notify()
 
     def _give_back_slot(self) -> None:
         with self._cond:
@@ -412,21 +369,24 @@ class RenderPool:
             # temporary files: libvips reads this when it starts, before any import here.
             "VIPS_DISC_THRESHOLD": "4g",
             "CROPSTACK_RENDER_KEPT_MB": "0",
+            "CROPSTACK_KEPT_DIR": "",
         }
         limit = max(0, settings.render_queue_limit)
         recycling = {
             "max_jobs": max(0, settings.render_max_jobs),
             "recycle_bytes": max(0, settings.render_recycle_mb) * 1024 * 1024,
         }
-        # Decoded sources are kept by the cheap lane only (engine/decoded.py): its jobs are
-        # small, so the kept bytes (at most a quarter of the limit) and a job fit together.
-        kept = max(0, settings.decoded_cache_mb)
-        if settings.render_memory_mb > 0:
-            kept = min(kept, settings.render_memory_mb // 4)
+        # Decoded JPEG sources are kept in files shared by every render process of the
+        # server (engine/decoded.py, webapp/keptdecodes.py).
+        if settings.decoded_cache_mb > 0:
+            directory = keptdecodes.prepare(settings)
+            if directory:
+                env["CROPSTACK_KEPT_DIR"] = directory
+                env["CROPSTACK_RENDER_KEPT_MB"] = str(settings.decoded_cache_mb)
         self.lanes = {
             "cheap": Lane(
                 LaneConfig("cheap", max(1, settings.render_concurrency), 0, limit),
-                {**env, "CROPSTACK_RENDER_KEPT_MB": str(kept)},
+                env,
                 **recycling,
             ),
             "expensive": Lane(
@@ -453,33 +413,39 @@ class RenderPool:
         blob: bytes | Callable[[], bytes],
         payload: dict[str, Any],
         extra: Sequence[bytes] = (),
-        affinity: str | None = None,
+        kept: dict[str, Any] | None = None,
     ) -> Any:
         """Run one job in ``lane``: ``render`` (``blob`` is the source) or ``probe`` (``blob``
         is the data), with the other ``engine`` keyword arguments in ``payload``; ``extra``
-        are the bytes of a render's resources, in the order of ``payload["resources"]``;
-        ``affinity`` the source's key, to prefer the process that rendered it lately.
-        ``blob`` may be a function that reads the bytes: a render whose process rendered
-        the same source lately is first sent without them (``kept_only``), and they are
-        read and sent only when its kept decode cannot serve (``SourceNeeded``).
+        are the bytes of a render's resources, in the order of ``payload["resources"]``.
+        ``blob`` may be a function that reads the bytes: the render is then first sent
+        without them (``kept_only``, with the ``kept`` keyword arguments added: the
+        source's ``info``), since a decode kept by any render process may serve it
+        (engine/decoded.py); they are read and sent only when none does (``SourceNeeded``).
 
         Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503) when the
         job passed its deadline or its process died, or the engine error the job raised.
         """
         message = worker.dumps(kind, payload)
         chosen = self.lanes[lane]
-        process = chosen.acquire(self._settings.render_queue_timeout, affinity)
+        process = chosen.acquire(self._settings.render_queue_timeout)
         started = time.monotonic()
         timeout = self._settings.render_timeout
         try:
             if callable(blob):
-                if process.knows_source and kind == "render":
-                    kept = worker.dumps(kind, {**payload, "kept_only": True})
+                if kind == "render":
+                    bare = worker.dumps(kind, {**payload, **(kept or {}), "kept_only": True})
                     try:
-                        return process.run(kept, b"", timeout, extra)
+                        return process.run(bare, b"", timeout, extra)
                     except SourceNeeded:
-                        pass  # evicted or too small: send the bytes
-                blob = blob()
+                        pass  # nothing kept serves it: send the bytes
+                try:
+                    blob = blob()
+                except BaseException:
+                    # The process may hold the image's claim (it would decode and keep it):
+                    # other renders of the image must not wait for it.
+                    process.run(worker.dumps("release", {}), b"", timeout)
+                    raise
             return process.run(message, blob, timeout, extra)
         except (RenderTimeout, RenderCrashed) as exc:
             reason = "deadline" if isinstance(exc, RenderTimeout) else "crashed"
@@ -516,6 +482,8 @@ _POOL_SETTINGS = (
     "vips_concurrency",
     "upload_concurrency",
     "decoded_cache_mb",
+    "decoded_cache_dir",
+    "data_dir",
     "render_recycle_mb",
     "render_max_jobs",
     "malloc_arena_max",

@@ -159,10 +159,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "decoded_cache_mb",
-        48,
+        128,
         int,
-        "Decoded JPEG pixels each cheap-lane render process keeps for the next renders of "
-        "the same image (srcset widths), MiB, within its memory limit; 0 = off.",
+        "Decoded JPEG pixels kept for the next renders of the same image (srcset widths), "
+        "MiB in all, in files shared by every render process of the server (on tmpfs: "
+        "counted against memory); 0 = off.",
+    ),
+    Setting(
+        "decoded_cache_dir",
+        "",
+        str,
+        "Parent directory of the kept decodes (the server makes its own directory there "
+        "and removes it when it stops); empty: /dev/shm when writable (tmpfs), else "
+        "{data_dir}/kept-decodes.",
     ),
     Setting(
         "upload_concurrency",
@@ -366,6 +375,7 @@ class Settings:
     render_queue_timeout: float
     render_queue_limit: int
     decoded_cache_mb: int
+    decoded_cache_dir: str
     upload_concurrency: int
     render_memory_mb: int
     render_recycle_mb: int

@@ -17,9 +17,12 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from flask import Request, current_app, request
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import get_input_stream
 
 import engine
 from webapp.errors import ApiError
+from webapp.httpworker import socket_body
 from webapp.ingest import Upload
 from webapp.metadata import (
     MetadataError,
@@ -30,6 +33,7 @@ from webapp.metadata import (
 from webapp.remote import FetchLimits, fetch
 from webapp.renderer import ensure_engine
 from webapp.settings import Settings
+from webapp.uploadspool import Spool
 from webapp.wire import loads_strict
 
 _FIELD = re.compile(
@@ -115,8 +119,14 @@ def read_uploads(
     if len(files) + len(urls) > _MAX_FILES:
         raise ApiError(400, f"At most {_MAX_FILES} images per request")
     sources: list[tuple[int, bytes, str]] = []
+    spools: dict[int, Spool] = {}
     for index, storage in enumerate(files):
-        sources.append((index, storage.read(), safe_name(storage.filename)))
+        spool = getattr(storage.stream, "spool", None)
+        if spool is not None:
+            spools[index] = spool  # stored by rename, never read into memory here
+            sources.append((index, b"", safe_name(storage.filename)))
+        else:
+            sources.append((index, storage.read(), safe_name(storage.filename)))
     if urls:
         limits = FetchLimits(
             total_timeout=settings.remote_fetch_timeout,
@@ -142,6 +152,7 @@ def read_uploads(
                 static_metadata=entry.get("static"),
                 protected=entry.get("protected", False),
                 optimise=optimise,
+                spool=spools.get(index) if not urls else None,
             )
         )
     return uploads
@@ -183,13 +194,24 @@ class _SniffedFile:
     for any body an answer leaves unread).
     """
 
-    def __init__(self, spool: IO[bytes]) -> None:
+    def __init__(
+        self, spool: IO[bytes] | Spool, fault: Callable[[OSError], Exception] | None = None
+    ) -> None:
         self._spool = spool
+        # The file in the blob store the bytes went to (None: werkzeug's own spool), and
+        # the store's error for a failed write to it (a full disk is a 507, not a 500)
+        self.spool = spool if isinstance(spool, Spool) else None
+        self._fault = fault
         self._written = 0
         self._checks = [_SNIFF_BYTES, _HEADER_BYTES]
 
     def write(self, data: bytes) -> int:
-        written = self._spool.write(data)
+        try:
+            written = self._spool.write(data)
+        except OSError as exc:
+            if self._fault is None:
+                raise
+            raise self._fault(exc) from exc
         self._written += len(data)
         if self._checks and self._written >= self._checks[0]:
             limit = self._checks.pop(0)
@@ -211,7 +233,24 @@ class _SniffedFile:
 
 
 class UploadRequest(Request):
-    """Flask's request, with file parts spooled through :class:`_SniffedFile`."""
+    """Flask's request, with file parts spooled through :class:`_SniffedFile`: into a
+    ``Spool`` in the blob store's directory when the store has one (the file then becomes
+    the blob, webapp/uploadspool.py), else where werkzeug puts them."""
+
+    _spools: list[Spool]
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        """A multipart body is received straight from gunicorn's socket (webapp/httpworker.py
+        ``SocketBody``), under werkzeug's length and size checks; any other body as usual."""
+        fast = None
+        if self.mimetype == "multipart/form-data" and not self.shallow:
+            fast = socket_body(self.environ)
+        if fast is None:
+            return super().stream
+        return get_input_stream(
+            {**self.environ, "wsgi.input": fast}, max_content_length=self.max_content_length
+        )
 
     def _get_file_stream(
         self,
@@ -220,8 +259,28 @@ class UploadRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        spool = super()._get_file_stream(
-            total_content_length, content_type, filename, content_length
-        )
         ensure_engine(current_app.extensions["cropstack.settings"])
-        return _SniffedFile(spool)  # type: ignore[return-value]
+        store = current_app.extensions["cropstack.blobs"]
+        directory = getattr(store, "spool_directory", None)
+        if directory is None:
+            stream = super()._get_file_stream(
+                total_content_length, content_type, filename, content_length
+            )
+            return _SniffedFile(stream)  # type: ignore[return-value]
+        try:
+            spool = Spool(directory)
+        except OSError as exc:
+            # A full or read-only disk: answered like the same fault of a blob write.
+            raise store.fault(exc) from exc
+        if not hasattr(self, "_spools"):
+            self._spools = []
+        self._spools.append(spool)  # removed in close(), also of a refused part
+        return _SniffedFile(spool, store.fault)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Close the file parts, and remove every spool this request made."""
+        try:
+            super().close()
+        finally:
+            for spool in getattr(self, "_spools", ()):
+                spool.close()

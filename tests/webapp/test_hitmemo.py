@@ -204,3 +204,36 @@ def test_requests_with_long_headers_are_not_remembered(tmp_path):
         assert answer.status_code == 200 and not early
     assert _early(first, "GET", url)[1] is False  # the short form: first time, routed
     assert _early(first, "GET", url)[1] is True  # then remembered
+
+
+def test_a_commit_changes_the_version_every_request_thread_reads(tmp_path):
+    """Each thread reads ``data_version`` on its own connection (no shared lock); after a
+    commit by any connection, no thread is handed a number given out before it, whether
+    that thread read before the commit or never did."""
+    import sqlite3
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from webapp.hitmemo import CatalogVersion
+
+    path = str(tmp_path / "catalog.db")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (x)")
+    version = CatalogVersion(path)
+    together = threading.Barrier(4)
+
+    def read_on_each_thread(_: int) -> int | None:
+        together.wait(timeout=10)  # all four pool threads read, not one of them four times
+        return version.read()
+
+    with ThreadPoolExecutor(4) as warm:  # the same four threads (connections) each round
+        given = set(warm.map(read_on_each_thread, range(4)))
+        for round_ in range(5):
+            writer.execute("INSERT INTO t VALUES (?)", (round_,))
+            seen = set(warm.map(read_on_each_thread, range(4)))
+            with ThreadPoolExecutor(2) as new:  # and threads that never read before
+                seen |= set(new.map(lambda _: version.read(), range(2)))
+            assert None not in seen and not seen & given, (seen, given)
+            given |= seen
+    assert version.read() == version.read()  # no commit: the same number

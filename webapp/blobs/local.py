@@ -50,6 +50,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_parents(final: Path) -> None:
+    """Create the directories of ``final`` (``blobs`` and its two fan-out levels) if
+    missing, each one's entry made durable in its parent (a blob whose directory is lost
+    on a crash is lost too)."""
+    for directory in (final.parent.parent.parent, final.parent.parent, final.parent):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue
+        _fsync_dir(directory.parent)
+
+
 class LocalBlobStore:
     """Blobs under ``root/blobs``, temporary files (and blobs being deleted) under
     ``root/tmp``."""
@@ -75,6 +87,11 @@ class LocalBlobStore:
         if not is_blob_key(key):
             raise ValueError("blob keys are sha256 hex digests")
         return self._blobs / key[:2] / key[2:4] / key
+
+    def fault(self, exc: OSError) -> Exception:
+        """The store error (``StorageFull``, ``StoreReadOnly``, ``StoreUnavailable``) for
+        an ``OSError`` of a write to this store's directory."""
+        return self._fault(exc)
 
     def _fault(self, exc: OSError) -> Exception:
         """The store error for an ``OSError`` of a write."""
@@ -107,7 +124,7 @@ class LocalBlobStore:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            final.parent.mkdir(parents=True, exist_ok=True)
+            _make_parents(final)
             os.replace(tmp, final)
             _fsync_dir(final.parent)
         except OSError as exc:
@@ -117,6 +134,38 @@ class LocalBlobStore:
                 tmp.unlink(missing_ok=True)
             except OSError:
                 pass  # a read-only disk created no file; nothing to remove
+        return blob
+
+    @property
+    def spool_directory(self) -> Path:
+        """Where uploads are received (webapp/uploadspool.py): on the blobs' filesystem,
+        so ``adopt`` can link them into place; swept like every temporary file."""
+        return self._tmp
+
+    def adopt(self, spool: Path, blob: StoredBlob) -> StoredBlob:
+        """Store the file ``spool`` (in ``spool_directory``, already ``fsync``-ed, holding
+        the bytes ``blob`` describes, as hashed while they were written) as that blob.
+
+        The file is linked into place, not copied, and keeps its own name (the caller
+        removes it); a blob already stored under the key is replaced by it (same bytes,
+        so a reader never sees a difference, and a damaged copy is healed), its write time
+        refreshed. Durable when this returns (the directory is ``fsync``-ed), like ``put``.
+        """
+        final = self._path(blob.key)
+        link = self._tmp / f"{blob.key}.{secrets.token_hex(8)}.tmp"
+        try:
+            os.link(spool, link)
+            try:
+                _make_parents(final)
+                os.replace(link, final)
+            finally:
+                link.unlink(missing_ok=True)
+            # The write time is this put's (the file's was that of its last byte): a
+            # collection that listed the old blob keeps this one (see delete()).
+            os.utime(final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise self._fault(exc) from exc
         return blob
 
     def get(self, key: str) -> bytes:

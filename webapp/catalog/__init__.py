@@ -108,8 +108,11 @@ class CatalogBackend:
         catalog = self.open()
         try:
             from webapp.catalog.migrations import migrate
+            from webapp.catalog.searchindexes import refresh_statistics
 
-            return migrate(catalog._db)
+            applied = migrate(catalog._db)
+            refresh_statistics(catalog._db)
+            return applied
         finally:
             catalog.close()
 

@@ -292,7 +292,7 @@ class SqliteImageSearch:
         else:
             total_row = self.db.row(f"SELECT COUNT(*) AS n FROM sourceimages WHERE {where}", params)
             total = int(total_row["n"]) if total_row else 0
-        counted = {f.key: self._facet(f, query, where, params) for f in facets}
+        counted = self._facets(facets, query, where, params)
         if query.limit == 0:
             return SearchPage(total, [], [], total > 0, counted)
         if query.lead is not None and self._lead_pays(query, total):
@@ -302,7 +302,9 @@ class SqliteImageSearch:
         else:
             index = self._sort_walk(query, total)
             source = "sourceimages" if index is None else f"sourceimages INDEXED BY {index}"
-            rows = self._page(query, where, params, source, "1", [])
+            # A walk reads each visited row for the filter anyway (the sort indexes hold
+            # no deleted_at); SQLite's own plan may sort many matches: read those late.
+            rows = self._page(query, where, params, source, "1", [], late=index is None)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         n = len(query.sort)
@@ -442,12 +444,16 @@ class SqliteImageSearch:
         limit: int | None = None,
         offset: int | None = None,
         constant_keys: int = 0,
+        late: bool = False,
     ) -> list[Row]:
         """``limit + 1`` rows (one more tells whether another page follows) of ``source``
         matching ``where`` and ``extra`` after the keyset, in sort order, with ``_kN``.
 
         The first ``constant_keys`` columns are the same for every row of ``source`` and
         stay out of ORDER BY (a constant there would stop SQLite using an index's order).
+        ``late``: choose the page's rows by rowid and sort keys first, then read only those
+        rows (a sort over many matches then carries, and an index that covers the filter
+        and the keys reads, no image row; ``sourceimages_live_columns`` covers ``created``).
         """
         if columns is None:
             columns = [sql for sql, _, _ in query.sort]
@@ -461,9 +467,20 @@ class SqliteImageSearch:
             if i >= constant_keys
         )
         keyset, keyset_params = ("1", []) if query.after is None else _keyset(query)
-        return self.db.rows(
+        sql = (
             f"SELECT * FROM (SELECT sourceimages.*, {selected} FROM {source} "
-            f"WHERE {extra} AND {where}) WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?",
+            f"WHERE {extra} AND {where}) WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+        if late:
+            keys = ", ".join(f"_k{i}" for i in range(len(columns)))
+            sql = (
+                f"SELECT sourceimages.*, p.* FROM (SELECT _r, {keys} FROM (SELECT "
+                f"sourceimages.rowid AS _r, {selected} FROM {source} WHERE {extra} AND {where}) "
+                f"WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?) AS p "
+                f"CROSS JOIN sourceimages ON sourceimages.rowid = p._r ORDER BY {order}"
+            )
+        return self.db.rows(
+            sql,
             [
                 *column_params,
                 *extra_params,
@@ -539,32 +556,63 @@ class SqliteImageSearch:
         )
         return [*rows, *missing]
 
-    def _facet(
-        self, fld: Field, query: ImageQuery, where: str, params: list[Any]
-    ) -> list[dict[str, Any]]:
-        """The most frequent values of ``fld`` among the matches (≤ FACET_VALUES)."""
+    def _facets(
+        self, facets: tuple[Field, ...], query: ImageQuery, where: str, params: list[Any]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The most frequent values (≤ FACET_VALUES, by count then value) of each facet
+        field among the matches: from the maintained counts when every live image
+        matches, else in one statement that finds the matches once (a CTE, materialized
+        when several facets read it) and counts each field over them through covering
+        indexes (``format``/``mimetype``: sourceimages_live_columns; user fields:
+        sourceimage_values_facets), reading no image row when the filter needs none."""
+        if not facets:
+            return {}
         if query.unfiltered:
-            facet = fld.column if fld.column is not None else f"user:{fld.type}:{fld.name}"
-            rows = self.db.rows(
-                "SELECT value, count FROM sourceimage_facet_counts "
-                "WHERE organization_id = ? AND facet = ? AND count > 0 "
-                "ORDER BY count DESC, value ASC LIMIT ?",
-                [query.organization_id, facet, FACET_VALUES],
-            )
-        elif fld.column is not None:
-            rows = self.db.rows(
-                f"SELECT {fld.column} AS value, COUNT(*) AS count FROM sourceimages "
-                f"WHERE {where} GROUP BY {fld.column} ORDER BY count DESC, value ASC LIMIT ?",
-                [*params, FACET_VALUES],
-            )
-        else:
-            rows = self.db.rows(
-                "SELECT sv.value_text AS value, COUNT(DISTINCT sv.hash) AS count "
-                "FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
-                "AND sv.source = 'user' AND sv.field = ? AND sv.type = ? "
-                "AND sv.value_text IS NOT NULL "
-                f"AND sv.hash IN (SELECT sourceimages.hash FROM sourceimages WHERE {where}) "
-                "GROUP BY sv.value_text ORDER BY count DESC, value ASC LIMIT ?",
-                [query.organization_id, fld.name, fld.type, *params, FACET_VALUES],
-            )
+            return {f.key: self._maintained_facet(f, query.organization_id) for f in facets}
+        arms: list[str] = []
+        arm_params: list[Any] = []
+        for i, fld in enumerate(facets):
+            if fld.column is not None:
+                # fld.column is allow-listed (parse_facets: format or mimetype).
+                arms.append(
+                    f"SELECT {i} AS facet, value, count FROM (SELECT m.{fld.column} AS value, "
+                    f"COUNT(*) AS count FROM m GROUP BY m.{fld.column} "
+                    "ORDER BY count DESC, value ASC LIMIT ?)"
+                )
+                arm_params.append(FACET_VALUES)
+            else:
+                # The literal type terms let SQLite use the partial index.
+                arms.append(
+                    f"SELECT {i} AS facet, value, count FROM (SELECT sv.value_text AS value, "
+                    "COUNT(DISTINCT sv.hash) AS count FROM m CROSS JOIN sourceimage_values "
+                    "AS sv INDEXED BY sourceimage_values_facets ON sv.organization_id = ? "
+                    "AND sv.hash = m.hash AND sv.source = 'user' AND sv.field = ? "
+                    "AND sv.type = ? AND sv.type IN ('str', 'array') "
+                    "AND sv.value_text IS NOT NULL "
+                    "GROUP BY sv.value_text ORDER BY count DESC, value ASC LIMIT ?)"
+                )
+                arm_params.extend([query.organization_id, fld.name, fld.type, FACET_VALUES])
+        once = "MATERIALIZED" if len(facets) > 1 else "NOT MATERIALIZED"
+        rows = self.db.rows(
+            f"WITH m AS {once} (SELECT sourceimages.hash AS hash, sourceimages.format AS "
+            f"format, sourceimages.mimetype AS mimetype FROM sourceimages WHERE {where}) "
+            + " UNION ALL ".join(arms)
+            + " ORDER BY facet, count DESC, value ASC",
+            [*params, *arm_params],
+        )
+        counted: dict[str, list[dict[str, Any]]] = {f.key: [] for f in facets}
+        for r in rows:
+            counted[facets[r["facet"]].key].append({"value": r["value"], "count": r["count"]})
+        return counted
+
+    def _maintained_facet(self, fld: Field, organization_id: str) -> list[dict[str, Any]]:
+        """The most frequent values of ``fld`` among every live image (≤ FACET_VALUES),
+        from sourceimage_facet_counts."""
+        facet = fld.column if fld.column is not None else f"user:{fld.type}:{fld.name}"
+        rows = self.db.rows(
+            "SELECT value, count FROM sourceimage_facet_counts "
+            "WHERE organization_id = ? AND facet = ? AND count > 0 "
+            "ORDER BY count DESC, value ASC LIMIT ?",
+            [organization_id, facet, FACET_VALUES],
+        )
         return [{"value": r["value"], "count": r["count"]} for r in rows]

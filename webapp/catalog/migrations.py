@@ -20,6 +20,7 @@ from webapp.catalog.nodeschema import NODES_SCHEMA
 from webapp.catalog.pgschema import PG_SCHEMA
 from webapp.catalog.remoteschema import REMOTE_SCHEMA_POSTGRESQL, REMOTE_SCHEMA_SQLITE
 from webapp.catalog.schema import SCHEMA
+from webapp.catalog.searchindexes import PG_SEARCH_INDEXES, SQLITE_SEARCH_INDEXES
 from webapp.catalog.usageschema import PG_USAGE, SQLITE_USAGE
 from webapp.catalog.wordindex import PG_WORD_INDEX
 
@@ -40,6 +41,7 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
         Migration(3, "source image aliases", SQLITE_ALIASES),
         Migration(4, "usage: deliveries and storage per day", SQLITE_USAGE),
         Migration(6, "purge generations, blob deletions, shared secrets", NODES_SCHEMA),
+        Migration(7, "covering indexes for search", SQLITE_SEARCH_INDEXES),
     ),
     "postgresql": (
         Migration(1, "catalog, search index, text search", PG_SCHEMA),
@@ -48,6 +50,7 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
         Migration(4, "usage: deliveries and storage per day", PG_USAGE),
         Migration(5, "word index of live images", PG_WORD_INDEX),
         Migration(6, "purge generations, blob deletions, shared secrets", NODES_SCHEMA),
+        Migration(7, "covering indexes for search", PG_SEARCH_INDEXES),
     ),
 }
 

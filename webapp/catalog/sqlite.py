@@ -33,6 +33,14 @@ _WARNED_READ_ONLY: set[str] = set()
 _SQLITE_READONLY = 8  # SQLite primary result codes
 _SQLITE_IOERR = 10
 _SQLITE_FULL = 13
+#: How much of the catalog file each connection reads through a memory map, bytes
+#: (PRAGMA mmap_size). Reading a page then costs a memory access, not a read() into the
+#: connection's 2 MiB page cache: a search over 100,000 images touching thousands of
+#: rows is 2-5x faster (docs/search.md). The map is address space; the pages in it are
+#: the kernel's page cache, shared by every process and reclaimable, not heap.
+#: The price (SQLite's own caveat): a disk read error inside the map is a SIGBUS that
+#: ends the web worker (gunicorn starts another) instead of an error answer.
+MMAP_BYTES = 1 << 30
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -93,6 +101,7 @@ def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
         )
         conn.full = os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
     conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
