@@ -282,6 +282,12 @@ def quantise_quality(options: Mapping[str, Any]) -> int | None:
     return level
 
 
+def palette_animation(fmt: Format, options: Mapping[str, Any]) -> bool:
+    """Whether an opaque animation in ``fmt`` is written by engine/gifwriter.py (GIF below
+    ``gif.quality`` 100): every frame is mapped to a palette without dithering."""
+    return fmt.ext == "gif" and (quality(fmt, options) or 70) < 100
+
+
 def gif_bitdepth(q: int) -> int:
     """Palette depth in bits (2-8) for ``gif.quality`` 1-100: full 8 from 70 (the default)
     up, one bit less for every 10 points below."""
@@ -327,7 +333,7 @@ def encode(
     elif fmt.ext == "gif":
         # gif.quality 100 = lossless frame reuse; below 70 the palette gets fewer bits.
         level = q or 70
-        if level < 100 and gifwriter.page_height(image) < image.height:
+        if palette_animation(fmt, options) and gifwriter.page_height(image) < image.height:
             # An opaque animation: a palette per frame, no dithering (engine/gifwriter.py).
             image = image.copy_memory()
             pixels = gifwriter.opaque_pixels(image)

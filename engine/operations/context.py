@@ -46,6 +46,9 @@ class RenderContext:
         default_factory=lambda: MappingProxyType({})
     )
     full_size: Size | None = None
+    # libvips kernel of ``resize``: Lanczos 3, or "linear" for frames that are palette-mapped
+    # next (engine/pipeline.py `_run_frames`).
+    kernel: str = "lanczos3"
 
     def geometry(self, image: pyvips.Image) -> Size:
         """The size (pixels) geometric decisions about ``image`` are made in."""
