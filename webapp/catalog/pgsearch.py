@@ -341,6 +341,15 @@ class PgImageSearch:
         cond = search.conditions[0]
         return cond.field.column is None and cond.op != "match"
 
+    def _deleted_past(self, organization_id: str, matches: int) -> int:
+        """The organization's soft-deleted images, counted up to ``matches`` + 1 (enough to
+        tell whether subtracting them from a total of ``matches`` is the cheaper way)."""
+        return self._count(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM sourceimages WHERE organization_id = ? "
+            "AND deleted_at IS NOT NULL LIMIT ?) AS d",
+            [organization_id, matches + 1],
+        )
+
     def _value_filter_total(self, cond: Condition, organization_id: str) -> int | None:
         """The live images one metadata filter matches: the images its value index rows
         name (read from the index alone), less the soft-deleted ones among them (found
@@ -356,11 +365,7 @@ class PgImageSearch:
         everyone = self._count(
             f"SELECT COUNT({'*' if once else 'DISTINCT hash'}) AS n FROM ({inner}) AS m", params
         )
-        deleted = self._count(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM sourceimages WHERE organization_id = ? "
-            "AND deleted_at IS NOT NULL LIMIT ?) AS d",
-            [organization_id, everyone + 1],
-        )
+        deleted = self._deleted_past(organization_id, everyone)
         if deleted == 0:
             return everyone
         if deleted > everyone:
@@ -386,11 +391,7 @@ class PgImageSearch:
         if not arms:
             return 0
         everyone = self._count(f"SELECT COUNT(*) AS n FROM ({' UNION '.join(arms)}) AS m", params)
-        deleted = self._count(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM sourceimages WHERE organization_id = ? "
-            "AND deleted_at IS NOT NULL LIMIT ?) AS d",
-            [organization_id, everyone + 1],
-        )
+        deleted = self._deleted_past(organization_id, everyone)
         if deleted == 0:
             return everyone
         if deleted > everyone:
