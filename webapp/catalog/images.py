@@ -378,3 +378,23 @@ class Images:
                 "DELETE FROM sourceimages WHERE deleted_at IS NOT NULL AND deleted_at < ?",
                 (cutoff,),
             )
+
+
+def facet_counts(
+    db: Database, matches: str, arms: list[str], params: list[Any], keys: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Run the facet arms of one search together (every backend): ``matches`` selects the
+    matching images' ``hash, format, mimetype`` as CTE ``m``, read once when several arms
+    use it; each arm yields ``facet`` (its index in ``keys``), ``value`` and ``count``.
+    Returns each key's values, most frequent first, ties by value."""
+    once = "MATERIALIZED" if len(arms) > 1 else "NOT MATERIALIZED"
+    rows = db.rows(
+        f"WITH m AS {once} ({matches}) "
+        + " UNION ALL ".join(arms)
+        + " ORDER BY facet, count DESC, value ASC",
+        params,
+    )
+    counted: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
+    for r in rows:
+        counted[keys[r["facet"]]].append({"value": r["value"], "count": int(r["count"])})
+    return counted

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webapp.catalog.database import Database
-from webapp.catalog.images import image_record
+from webapp.catalog.images import facet_counts, image_record
 from webapp.catalog.records import SearchPage
 from webapp.catalog.schema import scope_token
 from webapp.search import FACET_VALUES, Condition, Field, Search, SearchError, SortKey
@@ -592,18 +592,14 @@ class SqliteImageSearch:
                     "GROUP BY sv.value_text ORDER BY count DESC, value ASC LIMIT ?)"
                 )
                 arm_params.extend([query.organization_id, fld.name, fld.type, FACET_VALUES])
-        once = "MATERIALIZED" if len(facets) > 1 else "NOT MATERIALIZED"
-        rows = self.db.rows(
-            f"WITH m AS {once} (SELECT sourceimages.hash AS hash, sourceimages.format AS "
-            f"format, sourceimages.mimetype AS mimetype FROM sourceimages WHERE {where}) "
-            + " UNION ALL ".join(arms)
-            + " ORDER BY facet, count DESC, value ASC",
+        return facet_counts(
+            self.db,
+            "SELECT sourceimages.hash AS hash, sourceimages.format AS format, "
+            f"sourceimages.mimetype AS mimetype FROM sourceimages WHERE {where}",
+            arms,
             [*params, *arm_params],
+            [f.key for f in facets],
         )
-        counted: dict[str, list[dict[str, Any]]] = {f.key: [] for f in facets}
-        for r in rows:
-            counted[facets[r["facet"]].key].append({"value": r["value"], "count": r["count"]})
-        return counted
 
     def _maintained_facet(self, fld: Field, organization_id: str) -> list[dict[str, Any]]:
         """The most frequent values of ``fld`` among every live image (≤ FACET_VALUES),

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from webapp.catalog.database import Database
-from webapp.catalog.images import SELECT_COLUMNS, image_record
+from webapp.catalog.images import SELECT_COLUMNS, facet_counts, image_record
 from webapp.catalog.postgres import julian_day
 from webapp.catalog.records import SearchPage
 from webapp.search import FACET_VALUES, Condition, Field, Search, SearchError, SortKey
@@ -626,18 +626,13 @@ class PgImageSearch:
                     f"GROUP BY v.value ORDER BY count DESC, value ASC LIMIT ?) AS f{i}"
                 )
                 arm_params.extend([organization_id, fld.name, FACET_VALUES])
-        once = "MATERIALIZED" if len(facets) > 1 else "NOT MATERIALIZED"
-        rows = self.db.rows(
-            f"WITH m AS {once} (SELECT s.hash, s.format, s.mimetype FROM sourceimages AS s "
-            f"WHERE {where}) "
-            + " UNION ALL ".join(arms)
-            + " ORDER BY facet, count DESC, value ASC",
+        return facet_counts(
+            self.db,
+            f"SELECT s.hash, s.format, s.mimetype FROM sourceimages AS s WHERE {where}",
+            arms,
             [*params, *arm_params],
+            [f.key for f in facets],
         )
-        counted: dict[str, list[dict[str, Any]]] = {f.key: [] for f in facets}
-        for r in rows:
-            counted[facets[r["facet"]].key].append({"value": r["value"], "count": int(r["count"])})
-        return counted
 
 
 def _keyed(
