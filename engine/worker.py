@@ -15,25 +15,31 @@ decode in progress does not look at libvips' kill flag). Each process:
   temporary files (``VIPS_DISC_THRESHOLD``), so a render never writes to disk, except the
   font of a ``text`` operation, which libvips can only read from a file (engine/fonts.py:
   a private directory of this process, the file removed after the render);
-- gives the freed pages of each job back to the system before it replies
-  (``malloc_trim``, when ``CROPSTACK_RENDER_TRIM`` is 1; webapp/allocator.py explains).
+- gives its freed heap pages back to the system once no job came for ``TRIM_IDLE_S``,
+  and at once, before the reply, when a job left it above
+  ``CROPSTACK_RENDER_RECYCLE_BYTES`` (``malloc_trim``, when ``CROPSTACK_RENDER_TRIM`` is
+  1; webapp/allocator.py explains). Not after every job: the next job would fault every
+  page in again (measured: 5 ms of system time per 24 MP render).
 
 Wire format: a job is a pickled ``(kind, keyword arguments)`` followed by the image bytes as
 a message of their own (no pickling copy of up to 150 MB), then, for a render that names
 other sources (``resources``, engine/resources.py), one message per resource's bytes; a
 reply is a pickled ``(ok|error, payload)``. Both ends are this code. An upload check may
 instead name the file its bytes are in (``path``, webapp/uploadspool.py), sent with empty
-image bytes: it reads the file itself, and 6 MB do not cross the pipe.
+image bytes: it reads the file itself, and 6 MB do not cross the pipe; so may a render
+(``source_file``: a blob file and its key, webapp/blobs: read and verified here).
 """
 
 from __future__ import annotations
 
 import copyreg
 import ctypes
+import hashlib
 import io
 import os
 import pickle
 import resource
+import select
 import struct
 import sys
 import threading
@@ -128,6 +134,9 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
 
     if kind == "render":
         resources = join(payload.pop("resources", None) or {}, extra)
+        stored = payload.pop("source_file", None)
+        if stored is not None:
+            return _render_file(stored, resources, payload)
         return render(source=blob, resources=resources, **payload)
     if kind == "probe":
         path = payload.pop("path", None)
@@ -147,10 +156,35 @@ def _run(kind: str, blob: bytes, payload: dict[str, Any], extra: list[bytes]) ->
     raise ValueError(f"unknown job {kind!r}")
 
 
+def _render_file(stored: tuple[str, str], resources: Any, payload: dict[str, Any]) -> Any:
+    """A render whose source is the blob file ``stored`` names, (path, SHA-256 hex of its
+    bytes): a kept decode of it serves when there is one (engine/decoded.py, and the
+    image's claim is taken here when it is due), else the file is read and verified here
+    (6 MB that never cross the pipe). ``SourceNeeded`` when the file is missing or its
+    bytes are not the key's: the web worker then reads it through the blob store, which
+    logs and answers a damaged original."""
+    from engine.pipeline import render
+
+    kept = payload.pop("kept", None)
+    if kept is not None and payload.get("source_key"):
+        try:
+            return render(source=b"", resources=resources, kept_only=True, **kept, **payload)
+        except errors.SourceNeeded:
+            pass  # nothing kept serves it: decode from the file (the claim stays)
+    path, sha256 = stored
+    try:
+        blob = _read_file(path)
+    except OSError as exc:
+        raise errors.SourceNeeded("the original's file cannot be read here") from exc
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise errors.SourceNeeded("the original's file does not match its key")
+    return render(source=blob, resources=resources, **payload)
+
+
 def _read_file(path: str) -> bytes:
-    """The bytes of the upload the web layer received into ``path`` (a file of its own
-    making, in the blob store's temporary directory), read whole: the loaders still see
-    only a buffer, never a path (engine/probe.py)."""
+    """The bytes of the file at ``path`` (an upload the web layer received, or a blob of
+    the local store), read whole: the loaders still see only a buffer, never a path
+    (engine/probe.py)."""
     with open(path, "rb", buffering=0) as fh:
         return fh.read()  # one read into a bytes object of the file's size
 
@@ -196,6 +230,26 @@ def _orphan_watch(parent: int) -> None:
             os._exit(1)
 
 
+# Seconds without a job after which a render process trims its heap.
+TRIM_IDLE_S = 1.0
+
+
+def _quiet(fd: int, seconds: float) -> bool:
+    """Whether no job arrives on ``fd`` within ``seconds``."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return not poller.poll(seconds * 1000)
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory, bytes (0 where /proc has no statm)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _trim() -> None:
     """Give the job's freed heap pages back to the system (glibc ``malloc_trim``; the
     ``malloc_trim`` setting). Elsewhere than glibc: nothing."""
@@ -223,10 +277,15 @@ def main(argv: list[str]) -> int:
     configure(concurrency=max(1, int(os.environ.get("CROPSTACK_VIPS_CONCURRENCY", "1"))))
     jobs, replies = int(argv[0]), int(argv[1])
     trim = os.environ.get("CROPSTACK_RENDER_TRIM") == "1"
+    recycle_bytes = int(os.environ.get("CROPSTACK_RENDER_RECYCLE_BYTES", "0"))
+    untrimmed = False  # a job ran since the last trim
     # Imports and libvips are ready: the parent starts a job's deadline only from here, so
     # a process started on a busy machine never spends a render's time budget importing.
     send_frame(replies, dumps("ready", os.getpid()))
     while True:
+        if untrimmed and _quiet(jobs, TRIM_IDLE_S):
+            _trim()
+            untrimmed = False
         try:
             kind, payload = loads(recv_frame(jobs))
             blob = recv_frame(jobs)  # the image bytes travel unpickled, after the job
@@ -248,11 +307,12 @@ def main(argv: list[str]) -> int:
             reply = dumps("error", ("RenderCrashed", "render failed unexpectedly"))
         STORE.end_job(keep_claim=claim)
         del blob, extra  # the job's buffers are free pages now
-        if trim:
-            # Before the reply (1-2 ms after a 24 MP render): the web worker reads this
-            # process's resident size when the reply arrives, to recycle it past
-            # ``render_recycle_mb``, and must see what stays after the trim.
+        untrimmed = trim
+        if trim and 0 < recycle_bytes < _resident_bytes():
+            # The web worker reads this process's resident size when the reply arrives,
+            # to replace it past ``render_recycle_mb``: it must see what a trim leaves.
             _trim()
+            untrimmed = False
         send_frame(replies, reply)
 
 

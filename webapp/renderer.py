@@ -184,6 +184,7 @@ def render(
     resources: Mapping[str, engine.Resource] | None = None,
     renders: Mapping[str, engine.SecondaryRender] | None = None,
     source_key: str | None = None,
+    source_file: tuple[str, str] | None = None,
 ) -> engine.Rendered:
     """Render in a render process of the lane ``cost`` and ``info`` (the source) call for,
     under the deadline; the render process reads the header again itself. ``resources``
@@ -191,7 +192,9 @@ def render(
     ``renders`` the secondary stacks it renders through. ``source_key`` (the source's
     blob key, the SHA-256 of its bytes) lets every render process keep and share its
     decode; ``source`` may then be a function that reads the bytes only when no kept
-    decode serves the render (webapp/renderpool.py).
+    decode serves the render (webapp/renderpool.py). ``source_file`` (the source's blob
+    file and key, ``BlobStore.file_of``) lets the render process read the bytes itself;
+    ``source`` is then called only when that file did not serve.
 
     Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503), or the
     engine error of the render.
@@ -213,6 +216,7 @@ def render(
         },
         blobs,
         kept={"info": info},
+        source_file=source_file,
     )
 
 
@@ -234,12 +238,15 @@ def render_stored(
     sources: Sources | None = None,
     renders: Mapping[str, engine.SecondaryRender] | None = None,
     rendered: Mapping[str, engine.Resource] | None = None,
+    source_file: tuple[str, str] | None = None,
 ) -> engine.Rendered:
     """Render the catalog image ``image`` (a row) through ``plan``; ``sources`` finds the
     other sources the plan (and the secondary stacks in ``renders``) names by hash (see
     :func:`referenced`). ``rendered`` are secondary stacks rendered before (composition
     ``cache``, webapp/secondarycache.py), as images under their ``secondary_render_key``;
-    their decode counts in the budgets like a referenced image's.
+    their decode counts in the budgets like a referenced image's. ``source_file``: the
+    original's blob file and key, which the render process then reads itself (a still
+    image: ``read_source`` is called only when that file does not serve).
 
     The budgets are checked before ``read_source`` is called for a still image (its size is
     in the row); an animation's frame count is only in its header, so its original is read
@@ -274,10 +281,13 @@ def render_stored(
             )
     # Only a still JPEG's decode is kept (engine/decoded.py), under its blob key (the
     # SHA-256 of its bytes: changed bytes are another key); its bytes are read when the
-    # render process asks for them; any other source is read before a process is taken.
+    # render process asks for them (or by it, from ``source_file``); any other source
+    # is read before a process is taken.
     keyed = info.format == "jpg" and not info.animated and settings.decoded_cache_mb > 0
     key = image["blob_key"] if keyed else None
-    if source is None and key is None:
+    if source is not None:
+        source_file = None  # read already (an animation's header)
+    elif key is None and source_file is None:
         source = read_source()
     return render(
         settings,
@@ -289,6 +299,7 @@ def render_stored(
         resources=resources,
         renders=renders,
         source_key=key,
+        source_file=source_file,
     )
 
 

@@ -39,7 +39,7 @@ from typing import Any, Literal, TypeVar
 from engine import worker
 from engine.errors import RenderCrashed, RenderTimeout, SourceNeeded
 from webapp import keptdecodes
-from webapp.allocator import environment
+from webapp.allocator import MAX_MMAP_THRESHOLD_KB, environment
 from webapp.errors import ApiError
 from webapp.metrics import BUSY, JOB_DURATION, QUEUE_WAIT
 from webapp.settings import Settings
@@ -372,9 +372,14 @@ class RenderPool:
             "CROPSTACK_RENDER_MEMORY_MB": str(settings.render_memory_mb),
             "CROPSTACK_VIPS_CONCURRENCY": str(max(1, settings.vips_concurrency)),
             # A render process is single-job: more malloc arenas only keep more freed pages
-            # (webapp/allocator.py; glibc reads these when the process starts).
-            **environment(settings.malloc_arena_max, settings.malloc_mmap_threshold_kb),
+            # (webapp/allocator.py; glibc reads these when the process starts). Its mmap
+            # threshold is glibc's highest, not ``malloc_mmap_threshold_kb``: libvips'
+            # buffers of a few MB, mapped and unmapped on every job, were faulted in again
+            # each time (16 ms of system time per 24 MP render); its heap is trimmed when
+            # it is idle instead (engine/worker.py).
+            **environment(settings.malloc_arena_max, MAX_MMAP_THRESHOLD_KB),
             "CROPSTACK_RENDER_TRIM": "1" if settings.malloc_trim else "0",
+            "CROPSTACK_RENDER_RECYCLE_BYTES": str(max(0, settings.render_recycle_mb) << 20),
             # Decoded images stay in memory (bounded by the budgets and RLIMIT_AS), never in
             # temporary files: libvips reads this when it starts, before any import here.
             "VIPS_DISC_THRESHOLD": "4g",
@@ -424,6 +429,7 @@ class RenderPool:
         payload: dict[str, Any],
         extra: Sequence[bytes] = (),
         kept: dict[str, Any] | None = None,
+        source_file: tuple[str, str] | None = None,
     ) -> Any:
         """Run one job in ``lane``: ``render`` (``blob`` is the source) or ``probe`` (``blob``
         is the data), with the other ``engine`` keyword arguments in ``payload``; ``extra``
@@ -432,6 +438,9 @@ class RenderPool:
         without them (``kept_only``, with the ``kept`` keyword arguments added: the
         source's ``info``), since a decode kept by any render process may serve it
         (engine/decoded.py); they are read and sent only when none does (``SourceNeeded``).
+        ``source_file`` (a render's blob file and its SHA-256, ``BlobStore.file_of``): the
+        render process looks for a kept decode and else reads and verifies the file
+        itself, in one job; ``blob`` is read and sent only when the file did not serve.
 
         Raises ``Busy`` (503) when not admitted, RenderTimeout/RenderCrashed (503) when the
         job passed its deadline or its process died, or the engine error the job raised.
@@ -442,13 +451,20 @@ class RenderPool:
         started = time.monotonic()
         timeout = self._settings.render_timeout
         try:
-            if callable(blob):
+            if source_file is not None and kind == "render":
+                job = {**payload, "source_file": source_file, "kept": kept}
+                try:
+                    return process.run(worker.dumps(kind, job), b"", timeout, extra)
+                except SourceNeeded:
+                    pass  # missing or damaged here: the blob store reads it, and says so
+            elif callable(blob):
                 if kind == "render":
                     bare = worker.dumps(kind, {**payload, **(kept or {}), "kept_only": True})
                     try:
                         return process.run(bare, b"", timeout, extra)
                     except SourceNeeded:
                         pass  # nothing kept serves it: send the bytes
+            if callable(blob):
                 try:
                     blob = blob()
                 except BaseException:

@@ -35,6 +35,7 @@ from tests.engine.conftest import decode, png, scene
 from tests.realserver import running_server
 from tests.webapp.blobmedia import lose, overwrite
 from tests.webapp.catalogsql import reading
+from tests.webapp.images import jpeg
 from tests.webapp.storagefaults import (
     can_mount,
     fill,
@@ -391,3 +392,25 @@ def test_a_damaged_or_missing_original_is_never_served(any_store, client, accoun
     with caplog.at_level(logging.ERROR):
         _error(client.get(f"/acme/dynamic/resize-width-32/{image}.png"), 503)
     assert "missing" in caplog.text and image in caplog.text
+
+
+def test_a_damaged_jpeg_original_is_never_rendered(client, account, caplog):
+    # A local JPEG's file is read by the render process itself (and its decode may be
+    # kept, engine/decoded.py): a damaged file must still be refused, logged, not rendered.
+    original = jpeg(640, 480)
+    image = _upload(account, original).get_json()["items"][0]["hash"]
+    assert client.get(f"/acme/dynamic/resize-width-60/{image}.jpg").status_code == 200
+    store = client.application.extensions["cropstack.blobs"]
+    key = hashlib.sha256(original).hexdigest()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0xFF  # one flipped byte: still a decodable JPEG
+    overwrite(store, key, bytes(damaged))
+    with caplog.at_level(logging.ERROR):
+        for width in (61, 62):  # the second render of the image would keep its decode
+            assert "unavailable" in _error(
+                client.get(f"/acme/dynamic/resize-width-{width}/{image}.jpg"), 503
+            )
+    assert "damaged" in caplog.text and image in caplog.text
+    assert _upload(account, original).status_code == 200  # repaired: rendered again
+    repaired = client.get(f"/acme/dynamic/resize-width-63/{image}.jpg")
+    assert repaired.status_code == 200 and decode(repaired.data).shape[1] == 63

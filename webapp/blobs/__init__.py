@@ -119,6 +119,13 @@ class BlobStore(Protocol):
         """Whether blob ``key`` is stored (not verified). Raises ``StoreUnavailable``."""
         ...
 
+    def file_of(self, key: str) -> str | None:
+        """The path of blob ``key``'s file, for a process of this machine that reads it
+        itself (a render process: the bytes then never pass through the web worker); the
+        reader must verify them against the key as ``get`` does. None for a store whose
+        blobs are no local files (S3). The file may be missing or damaged: not checked."""
+        ...
+
     def delete(self, key: str, *, unless_written_since: float | None = None) -> bool:
         """Remove blob ``key``; True if this call removed it.
 

@@ -180,6 +180,10 @@ class LocalBlobStore:
             raise BlobUnavailable(key, f"damaged ({len(data)} bytes do not match the key)")
         return data
 
+    def file_of(self, key: str) -> str | None:
+        """The path of blob ``key``'s file; see ``BlobStore.file_of``."""
+        return str(self._path(key))
+
     def _intact(self, key: str) -> bool:
         try:
             self.get(key)

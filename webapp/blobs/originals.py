@@ -29,3 +29,10 @@ def read_original(store: BlobStore, image: Mapping[str, Any]) -> bytes:
             exc.reason,
         )
         raise OriginalUnavailable(image["hash"]) from exc
+
+
+def original_file(store: BlobStore, image: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(path, blob key) of catalog row ``image``'s original where a render process may
+    read and verify it itself (``BlobStore.file_of``); None for a store of no files."""
+    path = store.file_of(image["blob_key"])
+    return None if path is None else (path, image["blob_key"])

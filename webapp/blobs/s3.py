@@ -120,6 +120,10 @@ class S3BlobStore:
             raise self._fault(exc, writing=True) from exc
         return StoredBlob(key, hashlib.sha1(data).hexdigest(), len(data))
 
+    def file_of(self, key: str) -> str | None:
+        """None: an object is no local file (``BlobStore.file_of``)."""
+        return None
+
     def get(self, key: str) -> bytes:
         """The verified bytes of blob ``key``; see ``BlobStore.get``."""
         try:

@@ -27,7 +27,7 @@ from stacks.stack import PREVIEW_PREFIX, StackDefinition, parse_stack_json
 from stacks.url import RenderRequest, alias_name, parse_render_path
 from webapp import hitmemo, renderer, secondarycache
 from webapp.app import blobs, catalog, render_cache, settings
-from webapp.blobs.originals import read_original
+from webapp.blobs.originals import original_file, read_original
 from webapp.errors import ApiError
 from webapp.metadata import canonical_json
 from webapp.remoteimages import policy, redirect_rule, remote_image, remote_url
@@ -356,6 +356,7 @@ def answer(
             sources=sources,
             renders=renders,
             rendered=prerendered,
+            source_file=original_file(blobs(), image),
         )
         body = rendered.body
         if cache:
