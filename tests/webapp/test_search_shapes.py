@@ -179,6 +179,60 @@ def test_facets_in_one_statement_count_every_match(both, filters, facets):
     assert any(page.facets.values())
 
 
+def _walk(catalog: Catalog, params: list[tuple[str, str]]) -> list[Any]:
+    """Pages by offset and the whole cursor walk (three per page) through ``search``:
+    totals, hashes, keys, ``more`` and each page's facets."""
+    answers: list[Any] = []
+    for limit, offset in ((1, 0), (4, 3), (7, 10), (100, 0), (5, 100)):
+        search = parse_search([*params, ("limit", str(limit)), ("offset", str(offset))])
+        page = catalog.image_search.search(search, "o1", restore_cutoff="2000")
+        answers.append((page.total, [i.hash for i in page.images], page.keys, page.more))
+        answers.append(page.facets)
+    search = parse_search([*params, ("limit", "3")])
+    for _ in range(N):
+        page = catalog.image_search.search(search, "o1", restore_cutoff="2000")
+        answers.append((page.total, [i.hash for i in page.images], page.keys, page.more))
+        answers.append(page.facets)
+        if not page.more:
+            break
+        cursor = encode_cursor(search.sort_signature(), page.keys[-1])
+        search = parse_search([*params, ("limit", "3"), ("offset", cursor)])
+    return answers
+
+
+@pytest.mark.parametrize("sort", SORTS)
+@pytest.mark.parametrize("filters", FILTERS[1:], ids=range(len(FILTERS) - 1))
+def test_facets_with_the_page_answer_what_each_answers_alone(both, filters, sort, monkeypatch):
+    """PostgreSQL counts, facets and pages a filtered search sorted by image columns in
+    one statement (pgsearch ``_counted_page``): every page, key, cursor, ``more`` and
+    total is the one the search without facets answers, and every page's facets are the
+    ones of the search with ``limit=0`` (counted apart from any page), on both backends."""
+    from webapp.catalog.pgsearch import PgImageSearch
+
+    folded: list[int] = []
+    one_statement = PgImageSearch._counted_page
+
+    def recording(self: PgImageSearch, *args: Any) -> Any:
+        folded.append(1)
+        return one_statement(self, *args)
+
+    monkeypatch.setattr(PgImageSearch, "_counted_page", recording)
+    facets = "format,user:array:labels,user:str:color"
+    params = [*filters, ("sort", sort)]
+    plain = _walk(both, params)
+    assert not folded
+    faceted = _walk(both, [*params, ("facets", facets)])
+    postgresql = isinstance(both.image_search, PgImageSearch)
+    assert bool(folded) == (postgresql and not sort.startswith("user:"))
+    alone = parse_search([*params, ("facets", facets), ("limit", "0")])
+    counted = both.image_search.search(alone, "o1", restore_cutoff="2000").facets
+    assert faceted[0::2] == plain[0::2]
+    assert all(page == counted for page in faceted[1::2])
+    assert any(counted.values()) and any(p[1] for p in plain[0::2])
+    for facet in facets.split(","):
+        assert counted[facet] == _recount(both, filters, facet), facet
+
+
 ANY_OF: list[list[tuple[str, str]]] = [
     [("user:str:color", "red"), ("name", "img1*")],
     [("format", "webp"), ("user:int:n", "[5,}"), ("user:array:labels", "sea")],

@@ -16,6 +16,7 @@ of one metadata filter is counted on the value index, less its soft-deleted matc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -247,6 +248,15 @@ class PgImageSearch:
         # Every live image of the organization: totals and facets from the counts the
         # trigger keeps (pgschema.py), not from counting the images.
         unfiltered = not search.conditions and binary_hash is None and not search.deleted
+        lead = search.sort[0].field
+        by_words = words is not None and all(sql in ("s.created", "s.hash") for sql, _ in sort)
+        if search.facets and not unfiltered and search.limit and lead.column and not by_words:
+            # Facets over filtered matches with a page sorted by image columns: the
+            # matches read once for the total, the facets and the page's keys.
+            total, facets, rows = self._counted_page(
+                search, sort, (joins, join_params), where, params, organization_id
+            )
+            return self._page_of(search, sort, total, rows, facets)
         if unfiltered:
             total = self._live_count(organization_id)
         elif words is not None:
@@ -281,8 +291,8 @@ class PgImageSearch:
             facets = self._facets(search.facets, organization_id, where, params)
         if search.limit == 0:
             return SearchPage(total, [], [], total > 0, facets)
-        lead = search.sort[0].field
-        if words is not None and all(sql in ("s.created", "s.hash") for sql, _ in sort):
+        if by_words:
+            assert words is not None
             rows = self._page_by_words(search, sort, words, organization_id)
         elif lead.column is None and self._lead_pays(search, binary_hash, total, organization_id):
             rows = self._page_by_lead(
@@ -290,6 +300,17 @@ class PgImageSearch:
             )
         else:
             rows = self._page(search, sort, joins, [*join_params, *params], where, organization_id)
+        return self._page_of(search, sort, total, rows, facets)
+
+    @staticmethod
+    def _page_of(
+        search: Search,
+        sort: list[tuple[str, bool]],
+        total: int,
+        rows: list[Any],
+        facets: dict[str, list[dict[str, Any]]],
+    ) -> SearchPage:
+        """The answer from up to ``limit + 1`` page rows (each with its keys ``_kN``)."""
         more = len(rows) > search.limit
         rows = rows[: search.limit]
         keys = [tuple(_plain(r[f"_k{i}"]) for i in range(len(sort))) for r in rows]
@@ -600,32 +621,7 @@ class PgImageSearch:
         sourceimage_values_facets)."""
         if not facets:
             return {}
-        arms: list[str] = []
-        arm_params: list[Any] = []
-        for i, fld in enumerate(facets):
-            if fld.column is not None:
-                # fld.column is allow-listed (parse_facets: format or mimetype).
-                arms.append(
-                    f"SELECT * FROM (SELECT {i} AS facet, m.{fld.column} AS value, "
-                    f"COUNT(*) AS count FROM m GROUP BY m.{fld.column} "
-                    f"ORDER BY count DESC, value ASC LIMIT ?) AS f{i}"
-                )
-                arm_params.append(FACET_VALUES)
-            else:
-                # The type as a literal (allow-listed: str or array) lets the planner
-                # prove the partial index's condition. LATERAL (kept by OFFSET 0) probes
-                # the index once per match: from the column statistics alone PostgreSQL
-                # expects a field to hold few rows and would hash all of them instead.
-                assert fld.type in ("str", "array")
-                arms.append(
-                    f"SELECT * FROM (SELECT {i} AS facet, v.value, COUNT(DISTINCT m.hash) "
-                    "AS count FROM m CROSS JOIN LATERAL (SELECT sv.value_text AS value "
-                    "FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
-                    "AND sv.hash = m.hash AND sv.source = 'user' AND sv.field = ? "
-                    f"AND sv.type = '{fld.type}' AND sv.value_text IS NOT NULL OFFSET 0) AS v "
-                    f"GROUP BY v.value ORDER BY count DESC, value ASC LIMIT ?) AS f{i}"
-                )
-                arm_params.extend([organization_id, fld.name, FACET_VALUES])
+        arms, arm_params = _facet_arms(facets, organization_id)
         return facet_counts(
             self.db,
             f"SELECT s.hash, s.format, s.mimetype FROM sourceimages AS s WHERE {where}",
@@ -633,6 +629,92 @@ class PgImageSearch:
             [*params, *arm_params],
             [f.key for f in facets],
         )
+
+    def _counted_page(
+        self,
+        search: Search,
+        sort: list[tuple[str, bool]],
+        joins: tuple[str, list[Any]],
+        where: str,
+        params: list[Any],
+        organization_id: str,
+    ) -> tuple[int, dict[str, list[dict[str, Any]]], list[Any]]:
+        """Total, facets and the page (``limit + 1`` rows with ``_kN``, after the offset
+        or keyset) of a search sorted by image columns, in one statement: the matches
+        with their facet columns and sort keys are read once (a materialized CTE, each
+        match probed once for liveness, ``format``, ``mimetype`` and ``created`` on
+        sourceimages_live_columns), then counted, counted per facet value and sorted
+        for the page, whose rows alone are read in full. Separately (a total, the
+        facets, the page) the matches were read three times: 36 -> 18 ms was the
+        facets' statement alone at 100,000 images; this saves the other two reads."""
+        join_sql, join_params = joins
+        columns = [sql for sql, _ in sort]
+        selected, order, keyset, keyset_params = _keyed(
+            columns, sort, search.after, "IS NOT DISTINCT FROM"
+        )
+        arms, arm_params = _facet_arms(search.facets, organization_id)
+        image_columns = SELECT_COLUMNS.replace("sourceimages.", "s.")
+        keys = ", ".join(f"p._k{i}" for i in range(len(columns)))
+        # The facets as one JSON text (parsed once, not once per page row).
+        rows = self.db.rows(
+            f"WITH m AS MATERIALIZED (SELECT s.hash, s.format, s.mimetype, {selected} "
+            f"FROM sourceimages AS s{join_sql} WHERE {where}), "
+            f"f AS ({' UNION ALL '.join(arms)}) "
+            "SELECT c._total, c._facets, "
+            f"{image_columns}, {keys} FROM (SELECT (SELECT COUNT(*) FROM m) AS _total, "
+            "(SELECT json_agg(json_build_array(f.facet, f.value, f.count) "
+            "ORDER BY f.facet, f.count DESC, f.value ASC)::text FROM f) AS _facets) AS c "
+            f"LEFT JOIN ((SELECT * FROM m WHERE {keyset} ORDER BY {order} LIMIT ? OFFSET ?) "
+            "AS p JOIN sourceimages AS s ON s.organization_id = ? AND s.hash = p.hash) ON TRUE "
+            f"ORDER BY {order}",
+            [
+                *join_params,
+                *params,
+                *arm_params,
+                *keyset_params,
+                search.limit + 1,
+                search.offset,
+                organization_id,
+            ],
+        )
+        counted: dict[str, list[dict[str, Any]]] = {f.key: [] for f in search.facets}
+        for facet, value, count in json.loads(rows[0]["_facets"] or "[]"):
+            counted[search.facets[facet].key].append({"value": value, "count": int(count)})
+        # Without a page row, the one row of the total and facets has NULL image columns.
+        return int(rows[0]["_total"]), counted, [r for r in rows if r["hash"] is not None]
+
+
+def _facet_arms(facets: tuple[Field, ...], organization_id: str) -> tuple[list[str], list[Any]]:
+    """One SELECT per facet field over the matches ``m`` (``hash``, ``format``,
+    ``mimetype``): ``facet`` (its index), ``value``, ``count``, its ``FACET_VALUES`` most
+    frequent values; with their parameters."""
+    arms: list[str] = []
+    arm_params: list[Any] = []
+    for i, fld in enumerate(facets):
+        if fld.column is not None:
+            # fld.column is allow-listed (parse_facets: format or mimetype).
+            arms.append(
+                f"SELECT * FROM (SELECT {i} AS facet, m.{fld.column} AS value, "
+                f"COUNT(*) AS count FROM m GROUP BY m.{fld.column} "
+                f"ORDER BY count DESC, value ASC LIMIT ?) AS f{i}"
+            )
+            arm_params.append(FACET_VALUES)
+        else:
+            # The type as a literal (allow-listed: str or array) lets the planner
+            # prove the partial index's condition. LATERAL (kept by OFFSET 0) probes
+            # the index once per match: from the column statistics alone PostgreSQL
+            # expects a field to hold few rows and would hash all of them instead.
+            assert fld.type in ("str", "array")
+            arms.append(
+                f"SELECT * FROM (SELECT {i} AS facet, v.value, COUNT(DISTINCT m.hash) "
+                "AS count FROM m CROSS JOIN LATERAL (SELECT sv.value_text AS value "
+                "FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
+                "AND sv.hash = m.hash AND sv.source = 'user' AND sv.field = ? "
+                f"AND sv.type = '{fld.type}' AND sv.value_text IS NOT NULL OFFSET 0) AS v "
+                f"GROUP BY v.value ORDER BY count DESC, value ASC LIMIT ?) AS f{i}"
+            )
+            arm_params.extend([organization_id, fld.name, FACET_VALUES])
+    return arms, arm_params
 
 
 def _keyed(
