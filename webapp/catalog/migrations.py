@@ -18,6 +18,7 @@ from webapp.catalog.aliasschema import PG_ALIASES, SQLITE_ALIASES
 from webapp.catalog.database import Database
 from webapp.catalog.nodeschema import NODES_SCHEMA
 from webapp.catalog.pgschema import PG_SCHEMA
+from webapp.catalog.probeindexes import PG_PROBE_INDEXES
 from webapp.catalog.remoteschema import REMOTE_SCHEMA_POSTGRESQL, REMOTE_SCHEMA_SQLITE
 from webapp.catalog.schema import SCHEMA
 from webapp.catalog.searchindexes import PG_SEARCH_INDEXES, SQLITE_SEARCH_INDEXES
@@ -51,6 +52,7 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
         Migration(5, "word index of live images", PG_WORD_INDEX),
         Migration(6, "purge generations, blob deletions, shared secrets", NODES_SCHEMA),
         Migration(7, "covering indexes for search", PG_SEARCH_INDEXES),
+        Migration(8, "search probe indexes keyed by hash", PG_PROBE_INDEXES),
     ),
 }
 

@@ -454,7 +454,7 @@ class PgImageSearch:
         first varying key that lets an index walk start at the cursor. ``late`` (the
         organization id): choose the page's hashes and keys first, then read only those
         images (a sort over many matches then reads no image row where an index covers
-        the filter and the keys: sourceimages_live_columns covers ``created``)."""
+        the filter and the keys: sourceimages_live_by_hash covers ``created``)."""
         columns = columns if columns is not None else [sql for sql, _ in sort]
         selected, order, keyset, keyset_params = _keyed(
             columns, sort, search.after, "IS NOT DISTINCT FROM"
@@ -617,8 +617,8 @@ class PgImageSearch:
         """The most frequent values (≤ FACET_VALUES, by count then value) of each facet
         field among the matches, in one statement: the matches once (a CTE, materialized
         when several facets read it), each field counted over them through covering
-        indexes (``format``/``mimetype``: sourceimages_live_columns; user fields:
-        sourceimage_values_facets)."""
+        indexes keyed by hash (probeindexes.py; ``format``/``mimetype``:
+        sourceimages_live_by_hash; user fields: sourceimage_values_strings_by_hash)."""
         if not facets:
             return {}
         arms, arm_params = _facet_arms(facets, organization_id)
@@ -643,10 +643,9 @@ class PgImageSearch:
         or keyset) of a search sorted by image columns, in one statement: the matches
         with their facet columns and sort keys are read once (a materialized CTE, each
         match probed once for liveness, ``format``, ``mimetype`` and ``created`` on
-        sourceimages_live_columns), then counted, counted per facet value and sorted
+        sourceimages_live_by_hash), then counted, counted per facet value and sorted
         for the page, whose rows alone are read in full. Separately (a total, the
-        facets, the page) the matches were read three times: 36 -> 18 ms was the
-        facets' statement alone at 100,000 images; this saves the other two reads."""
+        facets, the page: four statements) the matches were read three times."""
         join_sql, join_params = joins
         columns = [sql for sql, _ in sort]
         selected, order, keyset, keyset_params = _keyed(
