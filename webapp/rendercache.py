@@ -133,6 +133,15 @@ class RenderCache:
                 pass  # evicted meanwhile, or a read-only disk: recency is best effort
         return body
 
+    def peek(self, key: CacheKey, prefix: int = 16) -> tuple[bytes, int] | None:
+        """The first ``prefix`` bytes of the cached render and its length in bytes, or
+        None when it is not cached; not counted as a hit or a miss, recency unchanged."""
+        try:
+            with open(self._path(key), "rb") as fh:
+                return fh.read(prefix), os.fstat(fh.fileno()).st_size
+        except OSError:
+            return None
+
     # -- writes ------------------------------------------------------------------------
 
     def put(self, key: CacheKey, body: bytes) -> bool:
