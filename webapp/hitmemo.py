@@ -83,6 +83,7 @@ class _Entry:
     # the 200's headers in the route's order, Content-Length's value left empty
     headers: tuple[tuple[str, str], ...]
     size: int  # the body's bytes as the route answered (-1: not told)
+    path: str  # the render cache's file of ``key``
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +224,10 @@ class HitMemo:
                 if hint.full is not None:  # a 304: the 200's headers, as the route told
                     kept = _completed(kept, {**hint.full, _LENGTH: ""})
                     size = hint.size
-                entry = _Entry(environ[_VERSION], hint.key, hint.org, hint.org_id, kept, size)
+                path = self.cache.path_of(hint.key)
+                entry = _Entry(
+                    environ[_VERSION], hint.key, hint.org, hint.org_id, kept, size, path
+                )
                 with self._lock:
                     self._entries[ident] = entry
                     self._entries.move_to_end(ident)
@@ -243,7 +247,7 @@ class HitMemo:
             headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
             self._log(environ, entry, 304, None, started)
             return Answer("304 NOT MODIFIED", headers, b"")
-        body = self.cache.get(entry.key)
+        body = self.cache.read(entry.path)
         if body is None:
             with self._lock:
                 self._entries.pop(_identity(environ), None)

@@ -117,7 +117,16 @@ class RenderCache:
 
     def get(self, key: CacheKey) -> bytes | None:
         """The cached bytes, or None (missing, evicted meanwhile, or unreadable)."""
-        path = self._path(key)
+        return self.read(self.path_of(key))
+
+    def path_of(self, key: CacheKey) -> str:
+        """Where the render of ``key`` is (or would be) kept."""
+        return str(self._path(key))
+
+    def read(self, path: str) -> bytes | None:
+        """The cached bytes at ``path`` (from :meth:`path_of`), or None, as :meth:`get`:
+        counted as a hit or a miss, its recency refreshed now and then. For a caller that
+        keeps the path (webapp/hitmemo.py: building it is a fifth of a memo hit)."""
         try:
             with open(path, "rb") as fh:
                 body = fh.read()
