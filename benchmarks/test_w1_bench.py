@@ -8,8 +8,11 @@ to 530 px a side (501-529 px is where a 2x margin would decode at 1/2 instead of
 
 - ``bare`` (the ceiling): pyvips alone, the same pixels: decode at the largest 1/2^n JPEG
   shrink the output allows (``shrink``, sequential access), scale to cover the target,
-  cut the target around the subject area, JPEG quality 80 with optimised coding, no
-  metadata, as cropstack's default JPEG. No cropstack code, no HTTP.
+  cut the target around the subject area, progressive JPEG quality 80 with optimised
+  coding, no metadata, as cropstack's default JPEG (rokka's default ``interlacing.mode``
+  is ``plane``). No cropstack code, no HTTP.
+- ``bare_baseline``: the same with a baseline (not progressive) JPEG, which encodes in
+  less time: the ceiling of the figures before 2026-11-30 15:00, printed for comparison.
 - ``engine``: ``engine.render`` of the plan the render URL parses to, in this process.
 - ``server``: ``GET /{org}/dynamic/resize-...-mode-fill--crop-...-anchor-auto/{hash}.jpg``
   against a real ``cropstack serve --workers 2`` (render cache off).
@@ -68,8 +71,11 @@ def sources(count: int | None = None) -> list[tuple[bytes, dict[str, int], int, 
     return made
 
 
-def bare(data: bytes, area: dict[str, int], width: int, height: int) -> bytes:
-    """The ceiling: best shrink-on-load, cover, cut around the area, encode."""
+def bare(
+    data: bytes, area: dict[str, int], width: int, height: int, progressive: bool = True
+) -> bytes:
+    """The ceiling: best shrink-on-load, cover, cut around the area, encode as the server
+    does (``progressive``: rokka's default ``interlacing.mode``)."""
     import pyvips
 
     scale = max(width / WIDTH, height / HEIGHT)  # of the full-size source
@@ -81,7 +87,9 @@ def bare(data: bytes, area: dict[str, int], width: int, height: int) -> bytes:
     left = int(min(max(cx - width / 2, 0), image.width - width))
     top = int(min(max(cy - height / 2, 0), image.height - height))
     image = image.crop(left, top, width, height)
-    return bytes(image.jpegsave_buffer(Q=80, optimize_coding=True, keep="none"))
+    return bytes(
+        image.jpegsave_buffer(Q=80, optimize_coding=True, interlace=progressive, keep="none")
+    )
 
 
 def _path(width: int, height: int) -> str:
@@ -123,6 +131,7 @@ def test_w1(workload: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Non
 
         cases: dict[str, Callable[[int], bytes]] = {
             "bare": lambda i: bare(*made[i]),
+            "bare_baseline": lambda i: bare(*made[i], progressive=False),
             "engine": lambda i: engine.render(
                 plans[i], made[i][0], dynamic_metadata={"subject_area": made[i][1]}
             ).body,
@@ -133,6 +142,7 @@ def test_w1(workload: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Non
                 run(COUNT * ROUNDS + i)  # two sources of no round
         best: dict[str, float] = {}
         sizes: dict[str, list[tuple[int, int]]] = {}
+        progressive: dict[str, bool] = {}
         for r in range(ROUNDS):
             batch = range(r * COUNT, (r + 1) * COUNT)
             for name, run in cases.items():
@@ -142,8 +152,10 @@ def test_w1(workload: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Non
                 took = (time.perf_counter() - start) / COUNT
                 best[name] = min(best.get(name, took), took)
                 sizes[name] = [_size(o) for o in outputs]
-    # the same pixels' geometry in every case
-    assert sizes["engine"] == sizes["bare"] == sizes["server"]
+                progressive[name] = all(_interlaced(o) for o in outputs)
+    # the same pixels' geometry in every case, and the same kind of JPEG as the ceiling's
+    assert sizes["engine"] == sizes["bare"] == sizes["server"] == sizes["bare_baseline"]
+    assert progressive["server"] and progressive["bare"] and not progressive["bare_baseline"]
     assert sizes["bare"] == [(w, h) for _, _, w, h in made[:COUNT]]
     with capsys.disabled():
         print(
@@ -161,3 +173,10 @@ def _size(body: bytes) -> tuple[int, int]:
 
     image = pyvips.Image.new_from_buffer(body, "")
     return image.width, image.height
+
+
+def _interlaced(body: bytes) -> bool:
+    import pyvips
+
+    image = pyvips.Image.new_from_buffer(body, "")
+    return image.get_typeof("interlaced") != 0 and bool(image.get("interlaced"))
