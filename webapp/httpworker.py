@@ -5,11 +5,12 @@ header over ``limit_request_field_size``, too many headers, malformed lines) its
 before the app sees them, with a small HTML page. Every error of this service is the
 JSON error shape, so this worker sends that shape instead: same status, same reason.
 
-For many small answers (render-cache hits, docs/performance.md "The tail"): a request
-thread serves the next request of its kept-alive connection itself when it comes soon
-(``JsonErrorWorker.handle``), the head and a small body go out in one send
-(``OneSendResponse``), and the worker's set-up is frozen out of the garbage collector
-(``settle_heap``).
+For many small answers (render-cache hits, docs/performance.md "The tail"): a hit on a
+kept-alive connection is answered on the worker's event-loop thread, without a request
+thread (``JsonErrorWorker._answer_early``); a request thread serves the next request of
+its kept-alive connection itself when it comes soon (``JsonErrorWorker.handle``), the
+head and a small body go out in one send (``OneSendResponse``), and the worker's set-up
+is frozen out of the garbage collector (``settle_heap``).
 """
 
 from __future__ import annotations
@@ -111,20 +112,23 @@ class JsonErrorWorker(ThreadWorker):
             return False  # the request thread meets the same error and closes
         if not data:
             return False  # the client closed: gunicorn's parser sees the end
-        answer = None
-        if not parser.unreader.buf.getbuffer().nbytes:
-            head = requesthead.parse(data, line_max=self._line_max)
+        payload = None
+        try:
+            head = None
+            if not parser.unreader.buf.getbuffer().nbytes:
+                head = requesthead.parse(data, line_max=self._line_max)
+            answer = None
             if head is not None:
-                try:
-                    answer = self._memo.answer(  # type: ignore[union-attr]
-                        head.environ(conn.client), max_bytes=EARLY_BODY_MAX
-                    )
-                except Exception:  # noqa: BLE001 - the route answers (and reports) instead
-                    self.log.exception("answering a cached render early failed")
-        if answer is None:
+                answer = self._memo.answer(  # type: ignore[union-attr]
+                    head.environ(conn.client), max_bytes=EARLY_BODY_MAX
+                )
+            if answer is not None:
+                payload = self._head(answer) + answer.body
+        except Exception:  # noqa: BLE001 - never the event loop's end: the route answers
+            self.log.exception("answering a cached render early failed")
+        if payload is None:
             parser.unreader.unread(data)
             return False
-        payload = self._head(answer) + answer.body
         try:
             sent = conn.sock.send(payload)
         except (BlockingIOError, InterruptedError):
