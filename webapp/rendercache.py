@@ -128,9 +128,19 @@ class RenderCache:
         counted as a hit or a miss, its recency refreshed now and then. For a caller that
         keeps the path (webapp/hitmemo.py: building it is a fifth of a memo hit)."""
         try:
-            with open(path, "rb") as fh:
-                body = fh.read()
-                mtime = os.fstat(fh.fileno()).st_mtime
+            # os-level: Python's buffered file would add a tty check, a seek and objects
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                stat = os.fstat(fd)
+                body = os.read(fd, stat.st_size)
+                while len(body) < stat.st_size:  # files are renamed in whole, never grow
+                    more = os.read(fd, stat.st_size - len(body))
+                    if not more:
+                        break
+                    body += more
+            finally:
+                os.close(fd)
+            mtime = stat.st_mtime
         except OSError:
             CACHE_REQUESTS.labels("miss").inc()
             return None
