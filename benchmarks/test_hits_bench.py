@@ -80,17 +80,18 @@ def wrk(url: str, *headers: str, connections: int, strict: bool = True) -> dict[
 def server_cpu_s(port: int) -> float:
     """CPU seconds (user + system) used so far by the ``cropstack serve`` listening on
     ``port`` and all its processes (workers, render processes)."""
-    master = None
+    found: dict[int, int] = {}  # pid -> parent pid, of processes serving ``port``
     for entry in os.listdir("/proc"):
         try:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        if b"serve" in argv and b"--port" in argv and argv[argv.index(b"--port") + 1] == str(
-            port
-        ).encode():
-            master = int(entry)
-    assert master is not None
+        if b"serve" in argv and b"--port" in argv:
+            if argv[argv.index(b"--port") + 1] == str(port).encode():
+                found[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    # the master: its workers (forked, the same command line) have it as their parent
+    (master,) = [pid for pid, parent in found.items() if parent not in found]
     total = 0
     for pid in [master, *descendants(master)]:
         try:
