@@ -200,7 +200,14 @@ class _Digest(threading.Thread):
         super().__init__(name="sha256", daemon=True)
         self._data = data
         self.hexdigest = ""
-        self.start()
+        try:
+            self.start()
+        except RuntimeError:  # no thread under the address-space cap: hash here instead
+            self.run()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.ident is not None:
+            super().join(timeout)
 
     def run(self) -> None:
         self.hexdigest = hashlib.sha256(self._data).hexdigest()
