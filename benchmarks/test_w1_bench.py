@@ -15,7 +15,8 @@ to 530 px a side (501-529 px is where a 2x margin would decode at 1/2 instead of
   less time: the ceiling of the figures before 2026-11-30 15:00, printed for comparison.
 - ``engine``: ``engine.render`` of the plan the render URL parses to, in this process.
 - ``server``: ``GET /{org}/dynamic/resize-...-mode-fill--crop-...-anchor-auto/{hash}.jpg``
-  against a real ``cropstack serve --workers 2`` (render cache off).
+  against a real ``cropstack serve --workers 2`` (render cache off), one keep-alive
+  connection per stream (``http.client``), as a browser or a CDN keeps one.
 
 Throughput on the 2 cores: each case renders the 30 sources with ``W1_STREAMS`` (default
 2) concurrent streams (threads here: libvips releases the GIL; HTTP clients for the
@@ -30,10 +31,11 @@ issue's goal for the server: >= 0.9).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -114,20 +116,30 @@ def test_w1(workload: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Non
     with running_server(workload["tmp"], env=env) as base:
         port = int(base.rsplit(":", 1)[1])
         tenant = sign_up(port, "wone")
-        urls = []
+        urls = []  # paths on the server
         for i, (data, area, w, h) in enumerate(made):
             image = uploaded_hash(send(port, tenant.upload(f"{i}.jpg", data))[1])
             path = f"/sourceimages/wone/{image}/meta/dynamic/subject_area"
             moved = must(port, Call("PUT", path, json.dumps(area).encode(), tenant.get("").headers))
-            urls.append(f"{base}/wone/{_path(w, h)}/{moved['hash']}.jpg")
+            urls.append(f"/wone/{_path(w, h)}/{moved['hash']}.jpg")
         plans = [
             build_plan(None, parse_render_path(f"{_path(w, h)}/{'a' * 40}.jpg"))
             for _, _, w, h in made
         ]
 
+        # One keep-alive connection per client thread, as a browser or CDN keeps: the
+        # client shares the 2 cores with the server, and a connection per request would
+        # count its set-up against the server (the bare case has no client at all).
+        connections = threading.local()
+
         def server(i: int) -> bytes:
-            with urllib.request.urlopen(urls[i]) as response:
-                return response.read()
+            if not hasattr(connections, "http"):
+                connections.http = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            connections.http.request("GET", urls[i])
+            response = connections.http.getresponse()
+            body = response.read()
+            assert response.status == 200, body[:200]
+            return body
 
         cases: dict[str, Callable[[int], bytes]] = {
             "bare": lambda i: bare(*made[i]),
