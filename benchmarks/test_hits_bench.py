@@ -15,8 +15,10 @@ rendered URL (a 300 px wide JPEG, stored in the render cache). ``wrk`` (Debian p
 Each is ``wrk -t2 -c{C} -d{HITS_DURATION_S}s --latency`` on loopback (the load generator
 shares the 2 cores with the server, as it would on one machine), at 16 connections and
 at 4 (``HITS_CONNECTIONS``). Prints, per concurrency, requests/s, p50, p90 and p99 of
-each round and of the best round, the ratios against each static server, and the load
-average before and after (nginx's p99 in the same run is the machine's own tail). The
+each round and of the best round, the ratios against each static server, the server's
+CPU time per answer in each round (all its processes, from ``/proc``: less disturbed by
+other load on the machine than latency), and the load average before and after
+(nginx's p99 in the same run is the machine's own tail). The
 issue's goal: >= 3,000 req/s, p99 <= 5 ms.
 """
 
@@ -38,7 +40,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.test_load import Call, must, send, sign_up, uploaded_hash
-from tests.realserver import free_port, running_server
+from tests.realserver import descendants, free_port, running_server
 
 DURATION_S = float(os.environ.get("HITS_DURATION_S", "6"))
 CONNECTIONS = tuple(int(c) for c in os.environ.get("HITS_CONNECTIONS", "16,4").split(","))
@@ -73,6 +75,31 @@ def wrk(url: str, *headers: str, connections: int, strict: bool = True) -> dict[
         value, unit = re.search(rf"{percent}%\s+([\d.]+)(us|ms|s)\b", out).groups()
         found[f"p{percent}"] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
     return found
+
+
+def server_cpu_s(port: int) -> float:
+    """CPU seconds (user + system) used so far by the ``cropstack serve`` listening on
+    ``port`` and all its processes (workers, render processes)."""
+    found: dict[int, int] = {}  # pid -> parent pid, of processes serving ``port``
+    for entry in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if b"serve" in argv and b"--port" in argv:
+            if argv[argv.index(b"--port") + 1] == str(port).encode():
+                found[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    # the master: its workers (forked, the same command line) have it as their parent
+    (master,) = [pid for pid, parent in found.items() if parent not in found]
+    total = 0
+    for pid in [master, *descendants(master)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -136,7 +163,11 @@ def test_cache_hits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         for _ in range(ROUNDS):
             for conns in CONNECTIONS:
                 for name, args in cases.items():
-                    results.setdefault((conns, name), []).append(wrk(*args, connections=conns))
+                    used = server_cpu_s(port)
+                    found = wrk(*args, connections=conns)
+                    used = server_cpu_s(port) - used
+                    found["cpu_us"] = used / (found["rps"] * DURATION_S) * 1e6
+                    results.setdefault((conns, name), []).append(found)
                 for name, argv, sport in servers:
                     with process(argv, sport, static) as sbase:
                         found = wrk(sbase + "/x.jpg", connections=conns, strict=False)
@@ -155,9 +186,15 @@ def test_cache_hits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                     f"x{found['rps'] / best[s]['rps']:.2f} of {s}" for s, *_ in servers if s != name
                 )
                 rounds = ", ".join(f"{r['rps']:.0f} {r['p99']:.2f}" for r in results[(conns, name)])
+                cpu = ""
+                if "cpu_us" in found:  # the server's CPU per answer, every process of it
+                    cpu = "  CPU " + "/".join(
+                        f"{r['cpu_us']:.0f}" for r in results[(conns, name)]
+                    ) + " µs per answer"
                 print(
                     f"{name:>12}: {found['rps']:8.0f} req/s  p50 {found['p50']:6.2f}  "
-                    f"p90 {found['p90']:6.2f}  p99 {found['p99']:6.2f} ms  {ratios}  ({rounds})"
+                    f"p90 {found['p90']:6.2f}  p99 {found['p99']:6.2f} ms  {ratios}  "
+                    f"({rounds}){cpu}"
                 )
             summary[f"c{conns}"] = best
         print(json.dumps(summary))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from engine import foreign
 from engine.errors import OverBudget
-from engine.formats import DEFAULT_AVIF_EFFORT, quantise_quality
+from engine.formats import DEFAULT_AVIF_EFFORT, format_for, palette_animation, quantise_quality
 from engine.geometry import MAX_OUTPUT_SIDE, Areas, Size
 from engine.operations import KINDS, RenderContext
 from engine.operations.kind import one_pass
@@ -39,7 +39,13 @@ DEFAULT_MAX_WORK = 1_000.0
 
 # Passes per output pixel of encoding, by format (AVIF/HEIC encoders are slow by design).
 # ``blur`` (a BlurHash) converts the output to linear light and reduces it to 32 px.
-_ENCODE_PASSES = {"jpg": 1.0, "png": 4.0, "tiff": 1.0, "gif": 12.0, "webp": 6.0, "blur": 3.0}
+_ENCODE_PASSES = {"jpg": 1.0, "png": 4.0, "tiff": 1.0, "gif": 130.0, "webp": 6.0, "blur": 3.0}
+# GIF: libvips' writer quantises every frame with libimagequant and dithers: 1.2-1.3 s per
+# output megapixel of a photo at one thread (skimage's astronaut, coffee, chelsea at
+# 1000 px; 1.6 s for noise, 55 ms for flat colour), 130 passes of 10 ms. An opaque
+# animation below gif.quality 100 is written by engine/gifwriter.py instead (a palette per
+# frame, no dithering): ~110 ms per output megapixel with its decode share on W4.
+_GIF_WRITER_PASSES = 12.0
 _SLOW_ENCODE_PASSES = 60.0
 # AVIF by encoder effort 0-9 (the ``avif_effort`` setting): encode time per output
 # megapixel of the slowest image of benchmarks/test_avif_bench.py (the photo: 46, 270,
@@ -114,9 +120,13 @@ def decode_ratio(plan: RenderPlan, info: ImageInfo) -> float | None:
     return allowed_ratio(ops, info.size, ctx)
 
 
-def encode_passes(plan: RenderPlan, avif_effort: int = DEFAULT_AVIF_EFFORT) -> float:
+def encode_passes(
+    plan: RenderPlan, avif_effort: int = DEFAULT_AVIF_EFFORT, *, palette_frames: bool = False
+) -> float:
     """Passes per output pixel of the encode ``plan`` asks for (the dearest it may pick);
-    ``avif_effort`` (0-9) is the AVIF encoder's effort, which sets what an AVIF costs.
+    ``avif_effort`` (0-9) is the AVIF encoder's effort, which sets what an AVIF costs;
+    ``palette_frames``: the output is an opaque animation that engine/gifwriter.py may
+    write (a GIF below ``gif.quality`` 100), far cheaper than libvips' GIF writer.
 
     A JPEG with ``jpg.transparency.autoformat`` may leave as PNG or WebP, so it counts as
     the dearer of those; PNG quantisation and lossless WebP cost far more than plain saves.
@@ -133,6 +143,8 @@ def encode_passes(plan: RenderPlan, avif_effort: int = DEFAULT_AVIF_EFFORT) -> f
         return max(png, _ENCODE_PASSES["webp"])
     if ext == "avif":
         return _AVIF_ENCODE_PASSES[min(max(avif_effort, 0), len(_AVIF_ENCODE_PASSES) - 1)]
+    if ext == "gif" and palette_frames and palette_animation(format_for(ext), options):
+        return _GIF_WRITER_PASSES
     return _ENCODE_PASSES.get(ext, _SLOW_ENCODE_PASSES)
 
 
@@ -181,7 +193,10 @@ def estimate(
         work += _op_passes(op, current, size)
         steps.append(Step(name, size))
         current = size
-    work += _mp(current) * encode_passes(plan, avif_effort)
+    # Frames of an opaque source stay opaque unless an operation adds alpha: then the
+    # writer falls back to libvips' and the deadline bounds what this misses.
+    palette = animate and frames > 1 and info.opaque
+    work += _mp(current) * encode_passes(plan, avif_effort, palette_frames=palette)
     work *= frames
     named: list[tuple[str, ImageInfo]] = []
     for ref in plan.source_references():

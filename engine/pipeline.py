@@ -39,7 +39,7 @@ from engine.formats import (
 from engine.geometry import Areas, parse_areas
 from engine.operations import KINDS, RenderContext
 from engine.operations.context import to_srgb
-from engine.probe import ImageInfo, inspect
+from engine.probe import ImageInfo, inspect, load_from_memory
 from engine.resources import Resource, ResourceImage, SecondaryRender, image_infos
 from engine.shrink import allowed_ratio, decoded_size, jpeg_shrink, loader_options
 
@@ -381,7 +381,7 @@ def _load_kept(
 
 def _decode(source: bytes, **load: Any) -> pyvips.Image:
     """The whole image in display orientation, converted to sRGB through its ICC profile."""
-    image = pyvips.Image.new_from_buffer(source, "", **load)
+    image = load_from_memory(source, **load)
     if load.get("access") == "sequential" and image.get_typeof("orientation") != 0:
         if int(image.get("orientation")) not in (0, 1):
             # Turning reads out of order; keep the (shrunk) decode, as libvips' thumbnail does.

@@ -163,6 +163,7 @@ def _render_file(stored: tuple[str, str], resources: Any, payload: dict[str, Any
     (6 MB that never cross the pipe). ``SourceNeeded`` when the file is missing or its
     bytes are not the key's: the web worker then reads it through the blob store, which
     logs and answers a damaged original."""
+    from engine.decoded import STORE
     from engine.pipeline import render
 
     kept = payload.pop("kept", None)
@@ -176,9 +177,49 @@ def _render_file(stored: tuple[str, str], resources: Any, payload: dict[str, Any
         blob = _read_file(path)
     except OSError as exc:
         raise errors.SourceNeeded("the original's file cannot be read here") from exc
-    if hashlib.sha256(blob).hexdigest() != sha256:
+    if STORE.claimed(payload.get("source_key")):
+        # This decode will be kept and served to other renders: checked before it is made.
+        _verify(blob, sha256)
+        return render(source=blob, resources=resources, **payload)
+    # Hashed on another thread while libvips renders (both release the GIL): the check
+    # costs the render no time when a core is free; nothing leaves before it passed.
+    digest = _Digest(blob)
+    try:
+        rendered = render(source=blob, resources=resources, **payload)
+    except errors.EngineError:
+        _verify(blob, sha256, digest)  # a damaged file is the store's failure, not the render's
+        raise
+    _verify(blob, sha256, digest)
+    return rendered
+
+
+class _Digest(threading.Thread):
+    """The SHA-256 of some bytes, computed on a thread of its own."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(name="sha256", daemon=True)
+        self._data = data
+        self.hexdigest = ""
+        try:
+            self.start()
+        except RuntimeError:  # no thread under the address-space cap: hash here instead
+            self.run()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.ident is not None:
+            super().join(timeout)
+
+    def run(self) -> None:
+        self.hexdigest = hashlib.sha256(self._data).hexdigest()
+
+
+def _verify(blob: bytes, sha256: str, digest: _Digest | None = None) -> None:
+    """``SourceNeeded`` unless ``blob`` hashes to ``sha256`` (by ``digest`` when given)."""
+    if digest is not None:
+        digest.join()
+    found = digest.hexdigest if digest is not None else hashlib.sha256(blob).hexdigest()
+    if found != sha256:
         raise errors.SourceNeeded("the original's file does not match its key")
-    return render(source=blob, resources=resources, **payload)
 
 
 def _read_file(path: str) -> bytes:

@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
@@ -32,6 +32,7 @@ from webapp.settings import Settings
 
 log = logging.getLogger("cropstack.access")
 _configured = False
+_handler: _LineHandler | None = None  # set once configured
 _ORG_MAX = 64
 # Methods any route of this service takes; others are labelled "other" (a client can
 # send any token as a method, and each distinct label is a new time series).
@@ -52,24 +53,37 @@ class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if not self.filter(record):
             return False
         try:
-            fd = self.stream.fileno()
+            self.stream.fileno()
         except (AttributeError, OSError, ValueError):
             return bool(super().handle(record))
         try:
-            data = memoryview((self.format(record) + "\n").encode("utf-8", "replace"))
-            while data:
-                data = data[os.write(fd, data) :]
+            self._write_line(self.format(record))
         except Exception:  # noqa: BLE001 - as logging: a failed log line never fails a request
             self.handleError(record)
         return True
+
+    def write(self, text: str) -> None:
+        """``text`` as one line, as ``handle`` writes a record whose message it is (the
+        formatter is ``%(message)s``): for the access log, without building a record."""
+        try:
+            self.stream.fileno()
+            self._write_line(text)
+        except Exception:  # noqa: BLE001 - as logging: a failed log line never fails a request
+            super().handle(logging.makeLogRecord({"msg": text, "levelno": logging.INFO}))
+
+    def _write_line(self, text: str) -> None:
+        fd = self.stream.fileno()
+        data = memoryview((text + "\n").encode("utf-8", "replace"))
+        while data:
+            data = data[os.write(fd, data) :]
 
 
 def _configure_logger() -> None:
     """Log lines as they are, to stderr, once per process; not through the root logger
     (gunicorn's or pytest's formatting would wrap the JSON)."""
-    global _configured
+    global _configured, _handler
     if not _configured:
-        handler = _LineHandler(sys.stderr)
+        handler = _handler = _LineHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
@@ -140,12 +154,26 @@ def record(
     """Count one answered request (``duration`` in seconds, ``size`` the body's bytes)
     and log its line when ``access_log`` is on."""
     method = method if method in _METHODS else "other"
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route).observe(duration)
+    series = _series.get((method, route, status))
+    if series is None:
+        # Labels are bounded (methods, route templates, statuses): so is this map.
+        series = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_DURATION.labels(method, route),
+        )
+        _series[(method, route, status)] = series
+    series[0].inc()
+    series[1].observe(duration)
     if settings.access_log:
-        now = datetime.now(UTC)
+        global _stamp
+        now = time.time()
+        second, prefix = _stamp
+        if second != int(now):
+            second = int(now)
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+            _stamp = (second, prefix)
         line = {
-            "time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "time": f"{prefix}{int((now - second) * 1000):03d}Z",
             "event": "request",
             "method": method,
             "route": route,
@@ -156,4 +184,21 @@ def record(
             "remote": remote[:64],
             "pid": os.getpid(),
         }
-        log.info(json.dumps(line, ensure_ascii=True, separators=(",", ":")))
+        text = json.dumps(line, ensure_ascii=True, separators=(",", ":"))
+        handler = _handler
+        if (
+            handler is not None
+            and log.handlers == [handler]
+            and not (log.filters or handler.filters)
+            and not log.disabled
+            and log.isEnabledFor(logging.INFO)
+        ):
+            handler.write(text)  # what log.info would do, without a LogRecord
+        else:
+            log.info(text)
+
+
+# (method, route, status) -> the request counter's and the duration histogram's series
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+# the second of the last line's time, and that time's text up to the milliseconds
+_stamp: tuple[int, str] = (-1, "")

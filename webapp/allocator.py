@@ -7,14 +7,19 @@ Three measures, each a setting (docs/performance.md has their measured effect):
   with it). An environment variable (``MALLOC_ARENA_MAX``) only reaches a process that
   is started with it: gunicorn's workers are forks of the master, which has read its
   environment long before, so the master sets it with ``mallopt`` before forking.
-- ``malloc_mmap_threshold_kb``: blocks at least this large are mapped on their own and
-  unmapped when freed. glibc's default threshold starts at 128 KiB but rises to the size
-  of any mapped block freed (up to 32 MiB): after the first 6 MB original went through a
-  worker, every later one was carved from the heap and its pages kept. A fixed threshold
-  stops that rise.
+- ``malloc_mmap_threshold_kb``: in the master and the web workers, blocks at least this
+  large are mapped on their own and unmapped when freed. glibc's default threshold starts
+  at 128 KiB but rises to the size of any mapped block freed (up to 32 MiB): after the
+  first 11 MB upload body went through a worker, every later one was carved from the
+  heap and its pages kept. A fixed threshold stops that rise. Render processes do the
+  opposite (32 MiB, webapp/renderpool.py): libvips' buffers of a few MB, mapped and
+  unmapped on every job, were faulted in again each time (16 ms of system time in a
+  24 MP render), so they stay in the heap while jobs come, and the trim returns them.
 - ``malloc_trim``: ``malloc_trim(0)`` gives the free pages inside every arena back
-  (``madvise``) after a render process's job and, in a web worker, a second after its
-  last request that was not a cache hit.
+  (``madvise``) once a render process had no job for a second (engine/worker.py; at
+  once when a job left it above ``render_recycle_mb``) and, in a web worker, a second
+  after its last request that was not a cache hit. Not after every job: the next job
+  would fault all those pages in again.
 
 Without glibc (musl, macOS) every call here does nothing and says so by returning False.
 """

@@ -57,6 +57,7 @@ _VERSION = "cropstack.hit_memo.version"  # environ: the catalog version at the s
 ANSWERED = "cropstack.hit_memo.answered"
 
 StartResponse = Callable[..., Any]
+_LENGTH = "Content-Length"  # in an entry's headers: filled in with the body's length
 _Identity = tuple[str, str, str, str]  # host, raw path, query, Accept
 
 
@@ -67,6 +68,10 @@ class Hint:
     key: CacheKey
     org: str | None  # for the access log
     org_id: str  # for the delivery counts (webapp/usagecounter.py)
+    # When the route answered 304: the headers the 200 has beyond (or instead of) the
+    # 304's (its Content-Type), and the cached body's length in bytes.
+    full: dict[str, str] | None = None
+    size: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,20 @@ class _Entry:
     key: CacheKey
     org: str | None
     org_id: str
-    headers: tuple[tuple[str, str], ...]  # the 200's headers without Content-Length
+    # the 200's headers in the route's order, Content-Length's value left empty
+    headers: tuple[tuple[str, str], ...]
+    size: int  # the body's bytes as the route answered (-1: not told)
+    path: str  # the render cache's file of ``key``
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer given from this layer: a WSGI status line, headers and body (empty for a
+    304 or a HEAD); logged and counted already."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
 
 
 class CatalogVersion:
@@ -153,14 +171,40 @@ class HitMemo:
         if version is None:
             return self.app(environ, start_response)
         ident = _identity(environ)
-        with self._lock:
-            entry = self._entries.get(ident)
-        if entry is not None and entry.version == version:
-            answered = self._answer(entry, environ, start_response, started)
-            if answered is not None:
-                return answered
+        answer = self._lookup(ident, version, environ, started)
+        if answer is not None:
+            start_response(answer.status, answer.headers)
+            environ[ANSWERED] = True
+            return [answer.body] if answer.body else []
         environ[_VERSION] = version
         return self.app(environ, self._remembering(ident, environ, start_response))
+
+    def answer(self, environ: dict[str, Any], *, max_bytes: int) -> Answer | None:
+        """The answer to a body-less ``GET`` or ``HEAD`` described by ``environ`` when this
+        layer holds it and its body is at most ``max_bytes``; None when the request must go
+        through the app (``__call__``). For a server that answers before building a whole
+        WSGI request (webapp/httpworker.py); logs and counts as ``__call__`` does."""
+        started = time.perf_counter()
+        version = self.version.read()
+        if version is None:
+            return None
+        return self._lookup(_identity(environ), version, environ, started, max_bytes)
+
+    def _lookup(
+        self,
+        ident: _Identity,
+        version: int,
+        environ: dict[str, Any],
+        started: float,
+        max_bytes: int | None = None,
+    ) -> Answer | None:
+        with self._lock:
+            entry = self._entries.get(ident)
+        if entry is None or entry.version != version:
+            return None
+        if max_bytes is not None and not 0 <= entry.size <= max_bytes:
+            return None
+        return self._answer(entry, environ, started)
 
     def _remembering(
         self, ident: _Identity, environ: dict[str, Any], start_response: StartResponse
@@ -168,9 +212,22 @@ class HitMemo:
         def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
             hint = environ.get(HINT)
             small = sum(map(len, ident)) <= MAX_IDENTITY_BYTES
-            if hint is not None and small and status.startswith("200 "):
-                kept = tuple((k, v) for k, v in headers if k.lower() != "content-length")
-                entry = _Entry(environ[_VERSION], hint.key, hint.org, hint.org_id, kept)
+            full = status.startswith("200 ") or (
+                status.startswith("304 ") and hint is not None and hint.full is not None
+            )
+            if hint is not None and small and full:
+                told = [v for k, v in headers if k.lower() == "content-length"]
+                size = int(told[0]) if told and told[0].isdigit() else -1
+                kept = tuple(
+                    (_LENGTH, "") if k.lower() == "content-length" else (k, v) for k, v in headers
+                )
+                if hint.full is not None:  # a 304: the 200's headers, as the route told
+                    kept = _completed(kept, {**hint.full, _LENGTH: ""})
+                    size = hint.size
+                path = self.cache.path_of(hint.key)
+                entry = _Entry(
+                    environ[_VERSION], hint.key, hint.org, hint.org_id, kept, size, path
+                )
                 with self._lock:
                     self._entries[ident] = entry
                     self._entries.move_to_end(ident)
@@ -180,34 +237,27 @@ class HitMemo:
 
         return start
 
-    def _answer(
-        self,
-        entry: _Entry,
-        environ: dict[str, Any],
-        start_response: StartResponse,
-        started: float,
-    ) -> list[bytes] | None:
+    def _answer(self, entry: _Entry, environ: dict[str, Any], started: float) -> Answer | None:
         """The answer to a request ``entry`` holds, or None when the route must answer
         (the cache file is gone: purged or evicted)."""
         etag = entry.key.etag.strip('"')
         if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains_weak(etag):
             # As the route's 304: its headers, without the body's type and length.
-            headers = [(k, v) for k, v in entry.headers if k.lower() != "content-type"]
-            start_response("304 NOT MODIFIED", headers)
-            environ[ANSWERED] = True
+            headers = [(k, v) for k, v in entry.headers if k is not _LENGTH]
+            headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
             self._log(environ, entry, 304, None, started)
-            return []
-        body = self.cache.get(entry.key)
+            return Answer("304 NOT MODIFIED", headers, b"")
+        body = self.cache.read(entry.path)
         if body is None:
             with self._lock:
                 self._entries.pop(_identity(environ), None)
             return None
-        start_response("200 OK", [*entry.headers, ("Content-Length", str(len(body)))])
-        environ[ANSWERED] = True
+        length = str(len(body))
+        headers = [(k, length) if k is _LENGTH else (k, v) for k, v in entry.headers]
         if self.counter is not None and environ.get("REQUEST_METHOD") == "GET":
             self.counter.count(entry.org_id, len(body), cached=True)  # as the route counts
         self._log(environ, entry, 200, len(body), started)
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+        return Answer("200 OK", headers, b"" if environ.get("REQUEST_METHOD") == "HEAD" else body)
 
     def _log(
         self,
@@ -229,6 +279,16 @@ class HitMemo:
                 self.settings, environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR")
             ),
         )
+
+
+def _completed(
+    headers: tuple[tuple[str, str], ...], full: dict[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """``headers`` with the values of ``full`` (by name, case-insensitive) in place, and
+    those of its names ``headers`` lacks added."""
+    lower = {name.lower(): value for name, value in full.items()}
+    kept = tuple((k, lower.pop(k.lower(), v)) for k, v in headers)
+    return kept + tuple((k, v) for k, v in full.items() if k.lower() in lower)
 
 
 def _has_body(environ: dict[str, Any]) -> bool:

@@ -5,11 +5,12 @@ header over ``limit_request_field_size``, too many headers, malformed lines) its
 before the app sees them, with a small HTML page. Every error of this service is the
 JSON error shape, so this worker sends that shape instead: same status, same reason.
 
-For many small answers (render-cache hits, docs/performance.md "The tail"): a request
-thread serves the next request of its kept-alive connection itself when it comes soon
-(``JsonErrorWorker.handle``), the head and a small body go out in one send
-(``OneSendResponse``), and the worker's set-up is frozen out of the garbage collector
-(``settle_heap``).
+For many small answers (render-cache hits, docs/performance.md "The tail"): a hit on a
+kept-alive connection is answered on the worker's event-loop thread, without a request
+thread (``JsonErrorWorker._answer_early``); a request thread serves the next request of
+its kept-alive connection itself when it comes soon (``JsonErrorWorker.handle``), the
+head and a small body go out in one send (``OneSendResponse``), and the worker's set-up
+is frozen out of the garbage collector (``settle_heap``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gunicorn import util
+from gunicorn import SERVER, util
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import ClientDisconnected
 
+from webapp import requesthead
 from webapp.allocator import Trimmer
-from webapp.hitmemo import ANSWERED
+from webapp.hitmemo import ANSWERED, HitMemo
 
 _MAX_MESSAGE = 200  # characters; gunicorn's messages may quote the (long) request line
 # A body's first chunk up to this size goes out in the same send as the head (one copy).
@@ -40,6 +42,11 @@ _COALESCE_MAX = 64 * 1024
 # answered (keep-alive) before it hands the connection back to gunicorn's poller; only
 # while no other connection waits for a thread.
 LINGER_S = 0.002
+# Render-cache hits answered on the event-loop thread (``JsonErrorWorker._answer_early``):
+# at most this many bytes of a request head are read there, and only bodies up to this
+# size are sent from there (a larger one goes through a request thread as before).
+_EARLY_READ = 16 * 1024
+EARLY_BODY_MAX = 256 * 1024
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
@@ -71,6 +78,111 @@ class JsonErrorWorker(ThreadWorker):
         wsgi.Response = OneSendResponse
         super().init_process()
 
+    _memo: HitMemo | None = None
+
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        """A kept-alive connection has a request: answered right here when it is a hit of
+        the map of recent render URLs (webapp/hitmemo.py), else handed to a request thread
+        as gunicorn does."""
+        if self._memo is None or not self.alive or not self._answer_early(conn):
+            super().on_client_socket_readable(conn, client)
+
+    def _answer_early(self, conn: Any) -> bool:
+        """Answer the request waiting on kept-alive ``conn`` on this (the event-loop)
+        thread when it is a plain GET or HEAD of a render URL the hit memo holds; True
+        when it was answered (the connection stays in the poller, or a request thread
+        sends the rest of a long answer), False when gunicorn must handle it: whatever
+        was read is given back to gunicorn's parser first.
+
+        Through gunicorn a hit went from this thread to a request thread and back (a
+        future, a callback, a pipe write, two poller updates, two thread wake-ups), was
+        parsed by gunicorn into a WSGI request and answered through its ``Response``:
+        ~250 µs of Python, and under load the request threads queued for the GIL behind
+        each other and behind this thread. Here a hit is one ``recv``, a strict parse of
+        its head (webapp/requesthead.py), the memo's answer (catalog version check, cache
+        file read, access-log line, metrics, delivery count) and one ``send``."""
+        parser = conn.parser
+        if parser is None or conn.is_http2 or len(self.keepalived_conns) > self.max_keepalived:
+            return False  # gunicorn would close after the answer: it answers
+        try:
+            data = conn.sock.recv(_EARLY_READ)
+        except (BlockingIOError, InterruptedError):
+            return True  # woken for nothing: the connection waits in the poller still
+        except OSError:
+            return False  # the request thread meets the same error and closes
+        if not data:
+            return False  # the client closed: gunicorn's parser sees the end
+        payload = None
+        try:
+            head = None
+            if not parser.unreader.buf.getbuffer().nbytes:
+                head = requesthead.parse(data, line_max=self._line_max)
+            answer = None
+            if head is not None:
+                answer = self._memo.answer(  # type: ignore[union-attr]
+                    head.environ(conn.client), max_bytes=EARLY_BODY_MAX
+                )
+            if answer is not None:
+                payload = self._head(answer) + answer.body
+        except Exception:  # noqa: BLE001 - never the event loop's end: the route answers
+            self.log.exception("answering a cached render early failed")
+        if payload is None:
+            parser.unreader.unread(data)
+            return False
+        try:
+            sent = conn.sock.send(payload)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._drop(conn)
+            return True
+        self.keepalived_conns.remove(conn)
+        if sent < len(payload):
+            # The socket's buffer is full (a slow reader): a request thread sends the
+            # rest, blocking as gunicorn's own answers do, then the connection comes back.
+            self.poller.unregister(conn.sock)
+            future = self.tpool.submit(self._send_rest, conn, payload[sent:])
+            future.add_done_callback(
+                lambda done: self.method_queue.defer(self.finish_request, conn, done)
+            )
+            return True
+        conn.set_timeout()  # kept alive from now, at the back of the line
+        self.keepalived_conns.append(conn)
+        return True
+
+    def _head(self, answer: Any) -> bytes:
+        """The status line and header fields of ``answer`` as gunicorn writes them."""
+        now = int(time.time())
+        if now != self._date_at:
+            self._date_at, self._date = now, util.http_date(now)
+        lines = [
+            f"HTTP/1.1 {answer.status}\r\nServer: {SERVER}\r\nDate: {self._date}\r\n"
+            "Connection: keep-alive\r\n",
+            *(f"{name}: {value}\r\n" for name, value in answer.headers),
+            "\r\n",
+        ]
+        return "".join(lines).encode("latin-1")
+
+    _date_at = 0
+    _date = ""
+
+    @staticmethod
+    def _send_rest(conn: Any, rest: bytes) -> bool:
+        """Send ``rest`` of an early answer (request thread); True: keep the connection."""
+        try:
+            conn.sock.setblocking(True)
+            util.write(conn.sock, rest)
+        except OSError:
+            return False
+        return True
+
+    def _drop(self, conn: Any) -> None:
+        """Close kept-alive ``conn`` (its client went away)."""
+        self.keepalived_conns.remove(conn)
+        self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        conn.close()
+
     def handle(self, conn: Any) -> Any:
         """gunicorn's ``handle`` (one request of ``conn``), then the next ones of the same
         connection on this thread as long as each arrives within ``LINGER_S``.
@@ -86,7 +198,12 @@ class JsonErrorWorker(ThreadWorker):
         ``LINGER_S``, or whenever another connection waits for a thread, goes back to the
         poller as before."""
         result = super().handle(conn)
-        while result is True and self.alive and self._next_request_soon(conn):
+        while (
+            result is True
+            and self.alive
+            and not (self._memo is not None and getattr(self._answered, "early", False))
+            and self._next_request_soon(conn)
+        ):
             result = super().handle(conn)
         return result
 
@@ -113,7 +230,17 @@ class JsonErrorWorker(ThreadWorker):
         super().load_wsgi()
         settings = getattr(self.wsgi, "extensions", {}).get("cropstack.settings")
         trimmer = Trimmer() if settings is not None and settings.malloc_trim else None
+        self._answered = threading.local()
         self.wsgi = _Uncounted(self.wsgi, self, trimmer)
+        memo = getattr(self.wsgi, "wsgi_app", None)
+        cfg = self.cfg
+        plain = not cfg.is_ssl and cfg.proxy_protocol in ("off", False, None)
+        plain = plain and cfg.protocol == "http"
+        if isinstance(memo, HitMemo) and plain and self.cfg.keepalive:
+            # Hits are answered on the event loop; after one, a request thread does not
+            # keep the connection for its next request (which is likely a hit too).
+            self._memo = memo
+            self._line_max = self.cfg.limit_request_line or requesthead.FIELD_MAX
         settle_heap()
 
 
@@ -182,7 +309,9 @@ class _Uncounted:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         body = self._app(environ, start_response)
-        if environ.get(ANSWERED):
+        early = bool(environ.get(ANSWERED))
+        self._worker._answered.early = early
+        if early:
             self._worker.nr -= 1
         elif self._trimmer is not None:
             # Flask's requests read originals, receive uploads, hold outputs: once the

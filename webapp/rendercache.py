@@ -117,11 +117,30 @@ class RenderCache:
 
     def get(self, key: CacheKey) -> bytes | None:
         """The cached bytes, or None (missing, evicted meanwhile, or unreadable)."""
-        path = self._path(key)
+        return self.read(self.path_of(key))
+
+    def path_of(self, key: CacheKey) -> str:
+        """Where the render of ``key`` is (or would be) kept."""
+        return str(self._path(key))
+
+    def read(self, path: str) -> bytes | None:
+        """The cached bytes at ``path`` (from :meth:`path_of`), or None, as :meth:`get`:
+        counted as a hit or a miss, its recency refreshed now and then. For a caller that
+        keeps the path (webapp/hitmemo.py: building it is a fifth of a memo hit)."""
         try:
-            with open(path, "rb") as fh:
-                body = fh.read()
-                mtime = os.fstat(fh.fileno()).st_mtime
+            # os-level: Python's buffered file would add a tty check, a seek and objects
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                stat = os.fstat(fd)
+                body = os.read(fd, stat.st_size)
+                while len(body) < stat.st_size:  # files are renamed in whole, never grow
+                    more = os.read(fd, stat.st_size - len(body))
+                    if not more:
+                        break
+                    body += more
+            finally:
+                os.close(fd)
+            mtime = stat.st_mtime
         except OSError:
             CACHE_REQUESTS.labels("miss").inc()
             return None
@@ -132,6 +151,15 @@ class RenderCache:
             except OSError:
                 pass  # evicted meanwhile, or a read-only disk: recency is best effort
         return body
+
+    def peek(self, key: CacheKey, prefix: int = 16) -> tuple[bytes, int] | None:
+        """The first ``prefix`` bytes of the cached render and its length in bytes, or
+        None when it is not cached; not counted as a hit or a miss, recency unchanged."""
+        try:
+            with open(self._path(key), "rb") as fh:
+                return fh.read(prefix), os.fstat(fh.fileno()).st_size
+        except OSError:
+            return None
 
     # -- writes ------------------------------------------------------------------------
 

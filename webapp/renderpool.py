@@ -15,8 +15,8 @@ not wait at all: either way the answer is 503 with ``Retry-After`` (rokka client
 A job running past ``render_timeout`` seconds has its process killed; the client gets 503.
 Processes start on first use, and are replaced after a kill, a crash, ``render_max_jobs``
 jobs, or when their resident memory is above ``render_recycle_mb`` after a job (and after
-the trim that follows each job, webapp/allocator.py: what stays is fragmentation; kept
-decodes are files, engine/decoded.py).
+the trim such a job is followed by, webapp/allocator.py: what stays is fragmentation;
+kept decodes are files, engine/decoded.py).
 """
 
 from __future__ import annotations

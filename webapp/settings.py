@@ -210,16 +210,19 @@ SETTINGS: tuple[Setting, ...] = (
         "malloc_mmap_threshold_kb",
         1024,
         int,
-        "Allocations at least this large, KiB, are mapped on their own and given back when "
-        "freed (glibc's default threshold grows to the largest block freed, up to 32 MiB, "
-        "after which originals and outputs stay in the heap); 0 = glibc's default.",
+        "In the master and web workers: allocations at least this large, KiB, are mapped on "
+        "their own and given back when freed (glibc's default threshold grows to the "
+        "largest block freed, up to 32 MiB, after which upload bodies and outputs stay in "
+        "the heap); 0 = glibc's default. Render processes use 32 MiB (their heap is "
+        "trimmed when idle instead, see malloc_trim).",
     ),
     Setting(
         "malloc_trim",
         True,
         _bool,
-        "Give free heap pages back to the system (glibc malloc_trim) after each render "
-        "process job, and in a web worker once it is quiet for a second.",
+        "Give free heap pages back to the system (glibc malloc_trim) once a render process "
+        "or a web worker is quiet for a second, and in a render process at once when a job "
+        "left it above render_recycle_mb.",
     ),
     Setting("render_cache", True, _bool, "Keep rendered outputs in a disk cache."),
     Setting(

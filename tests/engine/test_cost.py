@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from engine import Budget, ImageInfo, OverBudget
@@ -53,7 +55,8 @@ def test_shrinking_saves_work_only_where_the_decoder_does_less():
 
 
 def test_frames_multiply_work_and_count_against_the_animation_budget():
-    gif = _info(100, 100, "gif", frames=300)
+    # transparent: every frame goes through libvips' GIF writer, like the still first frame
+    gif = replace(_info(100, 100, "gif", frames=300), opaque=False)
     first_frame = estimate(plan(op("resize", width=100), fmt="gif"), gif, animate=False)
     moving = estimate(plan(op("resize", width=100), fmt="gif"), gif, animate=True)
     assert (first_frame.frames, moving.frames) == (1, 300)
@@ -62,6 +65,30 @@ def test_frames_multiply_work_and_count_against_the_animation_budget():
     with pytest.raises(OverBudget, match="300 frames"):
         check(moving, Budget(max_animation_pixels=2_000_000))
     check(still, Budget(max_animation_pixels=2_000_000))
+
+
+def test_a_gif_costs_what_its_writer_costs():
+    # libvips' GIF writer quantises with dithering (~1.25 s per output megapixel of a
+    # photo); engine/gifwriter.py writes opaque animations below gif.quality 100 (~0.1 s).
+    opaque = _info(400, 400, "gif", frames=10)
+    moving = estimate(plan(op("resize", width=400), fmt="gif"), opaque, animate=True)
+    lossless = estimate(
+        plan(op("resize", width=400), fmt="gif", **{"gif.quality": 100}),
+        opaque,
+        animate=True,
+    )
+    see_through = estimate(
+        plan(op("resize", width=400), fmt="gif"), replace(opaque, opaque=False), animate=True
+    )
+    assert lossless.work == pytest.approx(see_through.work)
+    assert lossless.work > 8 * moving.work
+    # a still 3000x3000 GIF: ~11 s of one core, past the default render work (1000 passes
+    # of ~10 ms): refused before any decode, not stopped at the deadline
+    still = estimate(plan(op("resize", width=3000), fmt="gif"), _info(4000, 4000), animate=False)
+    with pytest.raises(OverBudget, match="too expensive"):
+        check(still, Budget())
+    small = estimate(plan(op("resize", width=500), fmt="gif"), _info(4000, 4000), animate=False)
+    check(small, Budget())
 
 
 @pytest.mark.parametrize(

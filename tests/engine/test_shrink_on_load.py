@@ -42,13 +42,13 @@ def _pair(display: pyvips.Image, orientation: int = 1) -> tuple[bytes, bytes]:
 def test_crop_then_resize_matches_full_size_decode(operations, orientation, monkeypatch):
     jpg, same_png = _pair(scene(W, H, square=SQUARE), orientation)
     shrinks: list[int] = []
-    load = pyvips.Image.new_from_buffer
+    load = pyvips.Image.new_from_source  # JPEGs open from memory (engine.probe)
 
     def spy(data, options, **kwargs):  # noqa: ANN001, ANN202
         shrinks.append(kwargs.get("shrink", 1))
         return load(data, options, **kwargs)
 
-    monkeypatch.setattr(pyvips.Image, "new_from_buffer", staticmethod(spy))
+    monkeypatch.setattr(pyvips.Image, "new_from_source", staticmethod(spy))
     shrunk = engine.render(plan(*operations), jpg, dynamic_metadata=SUBJECT)
     assert max(shrinks) >= 2, "the JPEG was decoded at full size"
     monkeypatch.undo()
@@ -184,13 +184,13 @@ def test_sharpen_does_nothing_when_enlarging():
 def test_decoder_shrinks_as_much_as_the_leading_operations_allow(operations, shrink, monkeypatch):
     jpg, _ = _pair(_detailed(W, H))
     shrinks: list[int] = []
-    load = pyvips.Image.new_from_buffer
+    load = pyvips.Image.new_from_source  # JPEGs open from memory (engine.probe)
 
     def spy(data, options, **kwargs):  # noqa: ANN001, ANN202
         shrinks.append(kwargs.get("shrink", 1))
         return load(data, options, **kwargs)
 
-    monkeypatch.setattr(pyvips.Image, "new_from_buffer", staticmethod(spy))
+    monkeypatch.setattr(pyvips.Image, "new_from_source", staticmethod(spy))
     out = engine.render(plan(*operations), jpg)
     assert shrinks[-1] == shrink  # (the first read is the header)
     predicted = engine.output_size(plan(*operations), engine.Size(W, H))
@@ -245,14 +245,14 @@ def test_two_crops_then_resize_match_full_size_decode():
 def test_jpeg_is_decoded_at_the_largest_shrink_the_output_allows(operations, expected, monkeypatch):
     jpg, same_png = _pair(_detailed(W, H))
     shrinks: list[int] = []
-    load = pyvips.Image.new_from_buffer
+    load = pyvips.Image.new_from_source  # JPEGs open from memory (engine.probe)
 
     def spy(data, options, **kwargs):  # noqa: ANN001, ANN202
         if kwargs.get("access") == "sequential" or "shrink" in kwargs:
             shrinks.append(kwargs.get("shrink", 1))
         return load(data, options, **kwargs)
 
-    monkeypatch.setattr(pyvips.Image, "new_from_buffer", staticmethod(spy))
+    monkeypatch.setattr(pyvips.Image, "new_from_source", staticmethod(spy))
     shrunk = engine.render(plan(*operations), jpg)
     monkeypatch.undo()
     assert shrinks == [expected]

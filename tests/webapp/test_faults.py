@@ -411,6 +411,18 @@ def test_a_damaged_jpeg_original_is_never_rendered(client, account, caplog):
                 client.get(f"/acme/dynamic/resize-width-{width}/{image}.jpg"), 503
             )
     assert "damaged" in caplog.text and image in caplog.text
+    # An image never rendered: its first render hashes the file while it renders.
+    other = jpeg(500, 400)
+    fresh = _upload(account, other).get_json()["items"][0]["hash"]
+    torn = bytearray(other)
+    torn[len(torn) // 2] ^= 0xFF
+    overwrite(store, hashlib.sha256(other).hexdigest(), bytes(torn))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert "unavailable" in _error(
+            client.get(f"/acme/dynamic/resize-width-64/{fresh}.jpg"), 503
+        )
+    assert "damaged" in caplog.text and fresh in caplog.text
     assert _upload(account, original).status_code == 200  # repaired: rendered again
     repaired = client.get(f"/acme/dynamic/resize-width-63/{image}.jpg")
     assert repaired.status_code == 200 and decode(repaired.data).shape[1] == 63

@@ -82,6 +82,37 @@ def test_a_repeated_render_is_answered_early_with_the_routes_headers_and_bytes(t
     assert not _early(first, "GET", url, Host="other.test")[1]
 
 
+def test_a_304_of_the_route_is_remembered_as_the_200_would_be(tmp_path):
+    """Revalidating clients (each request with ``If-None-Match``) are answered early
+    again after a catalog commit emptied the map: the route's 304 is remembered too,
+    and the 200 that follows is the route's, headers and bytes."""
+    first, _, account, image = _two_workers(tmp_path)
+    for width, (url, name) in enumerate((
+        (f"/acme/dynamic/resize-width-100/{image}.png", None),
+        (f"/acme/dynamic/resize-width-90/options-autoformat-true/{image}.png", "webp"),
+        (f"/acme/dynamic/resize-width-80/options-content_disposition-attachment/{image}.png",
+         "png"),
+    ), start=10):  # fmt: skip
+        accept = {"Accept": "image/webp"} if name == "webp" else {}
+        rendered, early = _early(first, "GET", url, **accept)
+        assert rendered.status_code == 200 and not early
+        etag = rendered.headers["ETag"]
+        body = {"operations": [{"name": "resize", "options": {"width": width}}]}
+        made = account.request("PUT", "/stacks/acme/other?overwrite=true", data=json.dumps(body))
+        assert made.status_code in (200, 201)  # a commit: the map is emptied
+        routed, early = _early(first, "GET", url, **accept, **{"If-None-Match": etag})
+        assert routed.status_code == 304 and not early
+        again, early = _early(first, "GET", url, **accept, **{"If-None-Match": etag})
+        assert early and again.status_code == 304 and _headers(again) == _headers(routed)
+        full, early = _early(first, "GET", url, **accept)
+        assert early and full.status_code == 200 and full.data == rendered.data
+        assert sorted(_headers(full).items()) == sorted(_headers(rendered).items())
+        if name == "webp":
+            assert full.headers["Content-Type"] == "image/webp"
+        if name == "png":
+            assert full.headers["Content-Disposition"].endswith('.png"')
+
+
 def test_a_stack_change_in_another_worker_is_seen_at_once(tmp_path):
     first, _, account, image = _two_workers(tmp_path)
 

@@ -171,3 +171,107 @@ print(grown)
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert int(out.stdout) < 64 * 1024  # KiB: collected as it went, never near 1 GB
+
+
+def _answer(sock: socket.socket, stream, request: bytes) -> bytes:  # noqa: ANN001
+    """The raw answer (head and body) to ``request`` on kept-alive ``sock``, without
+    its Date field."""
+    sock.sendall(request)
+    lines = []
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        lines.append(line)
+    size = [int(x.split(b":")[1]) for x in lines if x.lower().startswith(b"content-length")]
+    body = stream.read(size[0]) if size and not request.startswith(b"HEAD") else b""
+    return b"".join(x for x in lines if not x.lower().startswith(b"date:")) + b"\r\n" + body
+
+
+def test_hits_on_the_event_loop_are_the_answers_a_request_thread_gives(tmp_path: Path) -> None:
+    """The first request of a connection is answered by a request thread; a hit on a
+    kept-alive connection on the worker's event loop (webapp/requesthead.py): byte for
+    byte the same answer, for GET, HEAD and 304, and each logged."""
+    with _served(tmp_path) as base:
+        port = int(base.rsplit(":", 1)[1])
+        url = _render_url(port)
+        etag = http_etag(port, url)
+        requests = [
+            f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n",
+            f"HEAD {url} HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
+            f"GET {url} HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n",
+        ]
+        for request in (r.encode() for r in requests):
+            answers = []
+            for _ in range(2):  # a new connection: its first answer comes from a thread
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                    stream = sock.makefile("rb")
+                    answers += [_answer(sock, stream, request) for _ in range(3)]
+            assert len(set(answers)) == 1, answers
+            assert answers[0].startswith(b"HTTP/1.1 ")
+            assert b"Connection: keep-alive\r\n" in answers[0]
+        log = (tmp_path / "server.log").read_text()
+    lines = [json.loads(x) for x in log.splitlines() if x.startswith('{"time"')]
+    renders = [(x["method"], x["status"]) for x in lines if x["route"] == "render"]
+    assert renders.count(("GET", 200)) == 1 + 6  # the ETag's, then these
+    assert renders.count(("HEAD", 200)) == 6 and renders.count(("GET", 304)) == 6
+
+
+def http_etag(port: int, url: str) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", url)
+    answer = conn.getresponse()
+    answer.read()
+    conn.close()
+    return answer.headers["ETag"]
+
+
+def test_a_hit_is_answered_while_every_request_thread_is_busy(tmp_path: Path) -> None:
+    """With one request thread, held by a connection that sends nothing (gunicorn waits
+    5 s for its first request), a hit on a kept-alive connection is still answered at
+    once: it never needs a request thread."""
+    with _served(tmp_path, "--threads", "1") as base:
+        port = int(base.rsplit(":", 1)[1])
+        url = _render_url(port)
+        request = f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            stream = sock.makefile("rb")
+            first = _answer(sock, stream, request)
+            for _ in range(3):  # until the event loop's catalog version is the entry's
+                time.sleep(0.1)  # (its first read after the upload's commits is a miss)
+                assert _answer(sock, stream, request) == first
+            with socket.create_connection(("127.0.0.1", port), timeout=10):
+                time.sleep(0.3)  # its wait for a request holds the only thread now
+                started = time.monotonic()
+                again = _answer(sock, stream, request)
+                took = time.monotonic() - started
+    assert again == first and first.startswith(b"HTTP/1.1 200 ")
+    assert took < 2.0  # through a request thread it waited for the 5 s to pass
+
+
+def test_a_long_hit_to_a_slow_reader_is_sent_whole(tmp_path: Path) -> None:
+    """An answer larger than what the socket takes at once (a client with a small
+    receive buffer that does not read for a while) is sent whole, and the connection
+    serves its next request."""
+    import pyvips
+
+    noise = pyvips.Image.gaussnoise(700, 500, sigma=60, mean=128).cast("uchar")
+    source = noise.bandjoin([noise.rot180(), noise.fliphor()]).copy(interpretation="srgb")
+    with _served(tmp_path) as base:
+        port = int(base.rsplit(":", 1)[1])
+        tenant = sign_up(port, "slow")
+        image = uploaded_hash(send(port, tenant.upload("n.png", source.pngsave_buffer()))[1])
+        url = f"/slow/dynamic/resize-width-300/{image}.png"
+        request = f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        send(port, Call("GET", url))  # rendered and remembered
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+        with sock:
+            stream = sock.makefile("rb")
+            first = _answer(sock, stream, request)
+            sock.sendall(request)
+            time.sleep(0.5)  # not reading: the server's send cannot take it all
+            late = _answer(sock, stream, b"")
+            after = _answer(sock, stream, request)
+    body_size = len(first) - first.index(b"\r\n\r\n") - 4
+    assert 100_000 < body_size <= 256 * 1024
+    assert late == first == after

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -142,6 +144,9 @@ def test_metrics_and_access_log_across_two_workers(tmp_path: Path) -> None:
             "time", "event", "method", "route", "status", "duration_ms", "bytes", "org",
             "remote", "pid",
         }  # fmt: skip
+        logged = datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+        assert abs((datetime.now(UTC) - logged).total_seconds()) < 600
 
 
 @pytest.mark.server
