@@ -44,6 +44,7 @@ import re
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 
 import pyvips
@@ -109,6 +110,8 @@ class KeptDecodes:
         self._claim: _Claim | None = None
         self._first: str | None = None  # a first render seen, between its two jobs
         self._ready = False
+        # Called before a decode is published, in this process (raises to withhold it).
+        self.before_publish: Callable[[], None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -123,9 +126,14 @@ class KeptDecodes:
     def _path(self, key: str, shrink: int) -> str:
         return os.path.join(self.directory, f"{key}.{shrink}.v")
 
-    def find(self, key: str, source: Size, need: Size) -> pyvips.Image | None:
+    def find(
+        self, key: str, source: Size, need: Size, *, ideal: bool = False
+    ) -> pyvips.Image | None:
         """The smallest kept level of ``key`` (a source of ``source`` pixels) with at least
-        ``need`` pixels per side, or None. A level that fails its checks is removed."""
+        ``need`` pixels per side, or None. ``ideal``: only the smallest level that covers
+        ``need`` at all (a render waiting for a claimed decode takes the level it would
+        have decoded, not the wide one published before it). A level that fails its
+        checks is removed."""
         if not self.enabled or not self.valid_key(key):
             return None
         for shrink in (8, 4, 2, 1):
@@ -140,6 +148,8 @@ class KeptDecodes:
                 except OSError:
                     pass
                 return image
+            if ideal:
+                return None
         return None
 
     # -- claiming -----------------------------------------------------------------------
@@ -204,7 +214,7 @@ class KeptDecodes:
                         self._mark(key, now, 0, 0.0)
                         self._first = key
                         break
-                elif (found := self.find(key, source, need)) is not None:
+                elif (found := self.find(key, source, need, ideal=True)) is not None:
                     break
                 if time.monotonic() > deadline:
                     break  # decode for itself
@@ -231,7 +241,7 @@ class KeptDecodes:
         try:
             deadline = since + WAIT_S
             while time.time() < deadline:
-                found = self.find(key, source, need)
+                found = self.find(key, source, need, ideal=True)
                 if found is not None:
                     return found
                 if _try_lock(fd):  # the claim ended: kept now, or never
@@ -297,40 +307,59 @@ class KeptDecodes:
     # -- writing ------------------------------------------------------------------------
 
     def keep(
-        self, key: str, source: Size, shrink: int, image: pyvips.Image
+        self, key: str, source: Size, shrink: int, decode: Callable[[], pyvips.Image]
     ) -> dict[int, pyvips.Image]:
-        """Keep ``image`` (decoded at ``shrink``, in memory) and the levels below it down to
-        1/8, shrunk from it, if this process holds the claim of ``key`` and they fit; the
-        claim ends here. The levels by shrink (in memory), whether kept or not."""
+        """The decode of ``key`` at ``shrink`` and the levels below it down to 1/8 (by
+        shrink): kept when this process holds the image's claim and they fit, else only the
+        decode, in memory. ``decode()`` gives the decode lazily, read top to bottom. A kept
+        decode is written by the decoder straight into its level file, published (renamed)
+        the moment it is whole, so the widest renders waiting for it start at once; the
+        smaller levels are box-shrunk from it and published after it. The claim ends here.
+        """
         try:
-            levels = {shrink: image}
-            if (image.width, image.height) != astuple(level_size(source, shrink)):
-                return levels  # not the size a level's name promises: never found, not kept
-            while shrink < LEVELS[-1]:
-                image = _halve(image, level_size(source, shrink * 2))
-                shrink *= 2
-                levels[shrink] = image
-            if self.claimed(key) and image.format == "uchar":
+            image = decode()
+            fits = (image.width, image.height) == astuple(level_size(source, shrink))
+            if self.claimed(key) and fits and image.format == "uchar":
                 try:
-                    self._write(key, levels)
+                    levels = self._write(key, source, shrink, image)
                 except (OSError, pyvips.Error):
-                    self._ready = False  # not kept; the render goes on
-            return levels
+                    # tmpfs full or gone, or a damaged source (decoded again below, where
+                    # its error reaches the render)
+                    self._ready = False
+                    levels = None
+                if levels is not None:
+                    return levels
+                image = decode()  # a sequential decode is read once
+            return {shrink: image.copy_memory()}
         finally:
             self.end_job(keep_claim=False)  # renders waiting for these levels go on
 
-    def _write(self, key: str, levels: dict[int, pyvips.Image]) -> None:
-        sizes = {s: pixel_bytes(Size(i.width, i.height), i.bands) for s, i in levels.items()}
+    def _write(
+        self, key: str, source: Size, shrink: int, image: pyvips.Image
+    ) -> dict[int, pyvips.Image] | None:
+        """Write ``image`` (lazy, at ``shrink``) and the levels below it; the levels (the
+        wide one mapped from its file), or None when there is no room."""
+        shrinks = [s for s in LEVELS if s > shrink]
+        sizes = {s: pixel_bytes(level_size(source, s), image.bands) for s in [shrink, *shrinks]}
         if sum(sizes.values()) * 3 > self.max_bytes:
-            return
+            return None
         temps = self._reserve(key, sizes)
         if temps is None:
-            return
+            return None
         try:
-            # smallest first: a render that waits for a small level goes on at once
-            for s in sorted(levels, reverse=True):
+            _strip(image).vipssave(temps[shrink])
+            wide = _open_level(temps[shrink], level_size(source, shrink))
+            if wide is None:
+                return None
+            if self.before_publish is not None:
+                self.before_publish()  # e.g. the source's hash, computed meanwhile
+            os.rename(temps[shrink], self._path(key, shrink))
+            levels = {shrink: wide}
+            for s in shrinks:
+                levels[s] = _halve(levels[s // 2], level_size(source, s))
                 _strip(levels[s]).vipssave(temps[s])
                 os.rename(temps[s], self._path(key, s))
+            return levels
         finally:
             for temp in temps.values():
                 _remove(temp)

@@ -367,16 +367,16 @@ def _load_kept(
         if found is not None:
             KEPT.count("served")
         return found
-    # Kept pixels are read again by later renders: decoded whole, in memory.
-    decoded = _decode(source, **({"shrink": shrink} if shrink > 1 else {})).copy_memory()
+    # Kept pixels are read again by later renders: decoded whole, into their file.
+    load = {"shrink": shrink} if shrink > 1 else {}
     KEPT.count("decodes")
     KEPT.count("kept")
-    levels = KEPT.keep(key, info.size, shrink, decoded)
+    levels = KEPT.keep(key, info.size, shrink, lambda: _decode(source, access="sequential", **load))
     for level in sorted(levels, reverse=True):  # the smallest that serves
         image = levels[level]
         if image.width >= need.width and image.height >= need.height:
             return image
-    return decoded
+    return levels[shrink]
 
 
 def _decode(source: bytes, **load: Any) -> pyvips.Image:

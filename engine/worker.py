@@ -177,18 +177,18 @@ def _render_file(stored: tuple[str, str], resources: Any, payload: dict[str, Any
         blob = _read_file(path)
     except OSError as exc:
         raise errors.SourceNeeded("the original's file cannot be read here") from exc
-    if STORE.claimed(payload.get("source_key")):
-        # This decode will be kept and served to other renders: checked before it is made.
-        _verify(blob, sha256)
-        return render(source=blob, resources=resources, **payload)
     # Hashed on another thread while libvips renders (both release the GIL): the check
-    # costs the render no time when a core is free; nothing leaves before it passed.
+    # costs the render no time when a core is free; nothing leaves before it passed, not
+    # this render's answer, nor a decode kept for other renders (engine/decoded.py).
     digest = _Digest(blob)
+    STORE.before_publish = lambda: _verify(blob, sha256, digest)
     try:
         rendered = render(source=blob, resources=resources, **payload)
     except errors.EngineError:
         _verify(blob, sha256, digest)  # a damaged file is the store's failure, not the render's
         raise
+    finally:
+        STORE.before_publish = None
     _verify(blob, sha256, digest)
     return rendered
 
