@@ -16,10 +16,11 @@ uses, so one decode serves every width, whichever process renders it.
   takes the smallest level that still has the pixels its own shrink-on-load would decode.
 - When: a render of an image seen within ``SEEN_WINDOW_S`` seconds (by any process: a
   fixed table of ``_SEEN_SLOTS`` slots in the directory) *claims* the image: it holds the
-  image's lock (``flock`` on one of ``_LOCK_STRIPES`` files), decodes wide, writes the
-  levels (smallest first, each under a temporary name, then ``rename``) and lets go.
-  Renders of the image that arrive meanwhile wait (at most ``WAIT_S``) and read the
-  levels. The first render seen decodes only what it needs, streamed, and keeps nothing
+  image's lock (``flock`` on one of ``_LOCK_STRIPES`` files), decodes wide straight into
+  the wide level's file (under a temporary name, then ``rename``: published the moment
+  the decode is whole, once the source's hash has matched), shrinks and publishes the
+  smaller levels from it, and lets go. Renders of the image that arrive meanwhile wait
+  (at most ``WAIT_S``) for the level they would have decoded themselves, and read it. The first render seen decodes only what it needs, streamed, and keeps nothing
   (a workload of distinct images pays a lookup and no CPU), unless another render of the
   image claimed it while the first one's bytes were being fetched: then it waits for
   that decode too, and a burst of widths decodes once.

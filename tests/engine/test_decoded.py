@@ -251,3 +251,18 @@ def test_processes_rendering_one_image_at_once_share_one_decode(tmp_path):
     # next one decodes wide and the rest wait for it: at most 2, whatever the timing.
     assert counts["decodes"] <= 2
     assert counts["decodes"] + counts["served"] == len(widths)
+
+
+def test_a_waiting_render_takes_its_own_level_not_the_wide_one_published_first(kept):
+    # The claimed decode's wide level is published the moment it is whole, its smaller
+    # levels after it: a render waiting for the claim takes the level it would have
+    # decoded itself (less to resample), once the claim is over any level that serves.
+    source = jpeg(_detailed(W, H))
+    _keep_image(kept, KEY, source, 1000)
+    size, small = Size(W, H), Size(200, 133)
+    os.remove(os.path.join(kept.directory, f"{KEY}.8.v"))
+    os.remove(os.path.join(kept.directory, f"{KEY}.4.v"))
+    assert kept.find(KEY, size, small, ideal=True) is None
+    wide = kept.find(KEY, size, small)
+    assert wide is not None and (wide.width, wide.height) == (1200, 800)
+    assert kept.find(KEY, size, Size(1000, 667), ideal=True) is not None

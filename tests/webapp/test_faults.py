@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -45,7 +46,7 @@ from tests.webapp.storagefaults import (
     tmpfs,
     truncate_wal,
 )
-from webapp import create_app
+from webapp import create_app, keptdecodes
 from webapp.catalog import SqliteBackend
 
 MiB = 1024 * 1024
@@ -411,6 +412,10 @@ def test_a_damaged_jpeg_original_is_never_rendered(client, account, caplog):
                 client.get(f"/acme/dynamic/resize-width-{width}/{image}.jpg"), 503
             )
     assert "damaged" in caplog.text and image in caplog.text
+    # nor kept: a level made from the damaged bytes would be served after the repair
+    settings = client.application.extensions["cropstack.settings"]
+    kept = keptdecodes.directory_for(settings)
+    assert os.path.isdir(kept) and not [n for n in os.listdir(kept) if key in n]
     # An image never rendered: its first render hashes the file while it renders.
     other = jpeg(500, 400)
     fresh = _upload(account, other).get_json()["items"][0]["hash"]
