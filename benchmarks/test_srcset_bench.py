@@ -23,6 +23,11 @@ round); ``SRCSET_ROUNDS`` rounds (default 4), interleaved, the best round of eac
 Prints the wall time of the batch and ``case / bare`` (the issue's goal: <= 0.5), and
 the kept-decode counters of ``server`` (engine/decoded.py: JPEG decodes, of those the
 ones kept, renders served from a kept decode).
+
+Also the CPU a batch used (median of the rounds; bare: this process's, the servers':
+every process of theirs, from ``/proc``) and, for ``server``, the shortest batch that
+CPU allows on this machine's cores: the 1/2 decode (timed alone here, ``decode``) runs
+before any width can start and on one core, the rest of the CPU spread over all cores.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.test_hits_bench import server_cpu_s
 from benchmarks.test_load import send, sign_up, uploaded_hash
 from benchmarks.test_w1_bench import JPEG_SHRINKS, WIDTH, sources
 from engine.decoded import KeptDecodes
@@ -110,21 +116,29 @@ def test_srcset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             _batch([f"{base}/srcset/dynamic/resize-width-{w}/{hashes[name][-1]}.jpg"
                     for w in WIDTHS])  # fmt: skip
         best: dict[str, float] = {}
+        cpu: dict[str, list[float]] = {}
+        decode = 1e9
         for r in range(ROUNDS):
             data = files[r]
             widths = {}
+            start = time.perf_counter()
+            pyvips.Image.new_from_buffer(data, "", shrink=2, access="sequential").copy_memory()
+            decode = min(decode, time.perf_counter() - start)
             for name, way in (("bare", bare), ("bare_baseline", bare_baseline)):
-                start = time.perf_counter()
+                start, used = time.perf_counter(), time.process_time()
                 with ThreadPoolExecutor(2) as cores:
                     outputs = list(cores.map(way, [data] * len(WIDTHS), WIDTHS))
                 best[name] = min(best.get(name, 1e9), time.perf_counter() - start)
+                cpu.setdefault(name, []).append(time.process_time() - used)
                 widths[name] = [pyvips.Image.new_from_buffer(o, "").width for o in outputs]
             for name, base in servers.items():
                 image = hashes[name][r]
                 urls = [f"{base}/srcset/dynamic/resize-width-{w}/{image}.jpg" for w in WIDTHS]
-                start = time.perf_counter()
+                port = int(base.rsplit(":", 1)[1])
+                start, used = time.perf_counter(), server_cpu_s(port)
                 bodies = _batch(urls)
                 best[name] = min(best.get(name, 1e9), time.perf_counter() - start)
+                cpu.setdefault(name, []).append(server_cpu_s(port) - used)
                 widths[name] = [pyvips.Image.new_from_buffer(b, "").width for b in bodies]
             assert widths["bare"] == widths["server"] == widths["server_nokeep"] == list(WIDTHS)
             # the server's answers are progressive JPEGs (rokka's default interlacing.mode)
@@ -133,11 +147,20 @@ def test_srcset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         decodes = counts.counts()
     with capsys.disabled():
         print(f"\nsrcset: {len(WIDTHS)} widths {WIDTHS[0]}..{WIDTHS[-1]} of a 6000x4000 JPEG")
+        used = {name: sorted(times)[len(times) // 2] for name, times in cpu.items()}
         for name, took in best.items():
             ratio, plain = took / best["bare"], took / best["bare_baseline"]
             print(
                 f"{name:>14}: {took * 1000:6.0f} ms per batch   x{ratio:.2f} of bare   "
-                f"x{plain:.2f} of bare_baseline"
+                f"x{plain:.2f} of bare_baseline   CPU {used[name] * 1000:4.0f} ms"
             )
+        cores = os.cpu_count() or 1
+        shortest = decode + max(0.0, used["server"] - decode) / cores
+        print(
+            f"server's shortest batch for its CPU on {cores} cores: the 1/2 decode "
+            f"({decode * 1000:.0f} ms alone) + the rest / {cores} = {shortest * 1000:.0f} ms "
+            f"= x{shortest / best['bare']:.2f} of bare"
+        )
         print(f"kept-decode counters of `server` over all rounds and the warm-up: {decodes}")
         print(json.dumps({k: round(v * 1000, 1) for k, v in best.items()}))
+        print(json.dumps({f"cpu_{k}": round(v * 1000, 1) for k, v in used.items()}))
