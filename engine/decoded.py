@@ -20,8 +20,9 @@ uses, so one decode serves every width, whichever process renders it.
   the wide level's file (under a temporary name, then ``rename``: published the moment
   the decode is whole, once the source's hash has matched), shrinks and publishes the
   smaller levels from it, and lets go. Renders of the image that arrive meanwhile wait
-  (at most ``WAIT_S``) for the level they would have decoded themselves, and read it. The first render seen decodes only what it needs, streamed, and keeps nothing
-  (a workload of distinct images pays a lookup and no CPU), unless another render of the
+  (at most ``WAIT_S``) for the level they would have decoded themselves, and read it.
+  The first render seen decodes only what it needs, streamed, and keeps nothing (a
+  workload of distinct images pays a lookup and no CPU), unless another render of the
   image claimed it while the first one's bytes were being fetched: then it waits for
   that decode too, and a burst of widths decodes once.
 - Bound: ``max_bytes`` of files in all (tmpfs pages are memory), at most ``max_files``

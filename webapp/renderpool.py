@@ -377,7 +377,12 @@ class RenderPool:
             # buffers of a few MB, mapped and unmapped on every job, were faulted in again
             # each time (16 ms of system time per 24 MP render); its heap is trimmed when
             # it is idle instead (engine/worker.py).
-            **environment(settings.malloc_arena_max, MAX_MMAP_THRESHOLD_KB),
+            **environment(
+                settings.malloc_arena_max,
+                MAX_MMAP_THRESHOLD_KB,
+                huge_pages=settings.malloc_huge_pages,
+                tunables=os.environ.get("GLIBC_TUNABLES", ""),
+            ),
             "CROPSTACK_RENDER_TRIM": "1" if settings.malloc_trim else "0",
             "CROPSTACK_RENDER_RECYCLE_BYTES": str(max(0, settings.render_recycle_mb) << 20),
             # Decoded images stay in memory (bounded by the budgets and RLIMIT_AS), never in
@@ -516,6 +521,7 @@ _POOL_SETTINGS = (
     "malloc_arena_max",
     "malloc_mmap_threshold_kb",
     "malloc_trim",
+    "malloc_huge_pages",
 )
 
 

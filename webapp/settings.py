@@ -224,6 +224,15 @@ SETTINGS: tuple[Setting, ...] = (
         "or a web worker is quiet for a second, and in a render process at once when a job "
         "left it above render_recycle_mb.",
     ),
+    Setting(
+        "malloc_huge_pages",
+        True,
+        _bool,
+        "Render processes ask the kernel for transparent huge pages (2 MiB) for their heap "
+        "(glibc 2.35+: the glibc.malloc.hugetlb tunable; the kernel's transparent_hugepage "
+        "mode must be madvise or always): a large decode's buffers then fault in 512 times "
+        "less often. Nothing changes elsewhere.",
+    ),
     Setting("render_cache", True, _bool, "Keep rendered outputs in a disk cache."),
     Setting(
         "render_cache_max_bytes",
@@ -386,6 +395,7 @@ class Settings:
     malloc_arena_max: int
     malloc_mmap_threshold_kb: int
     malloc_trim: bool
+    malloc_huge_pages: bool
     render_cache: bool
     render_cache_max_bytes: int
     alias_max_age: int

@@ -87,6 +87,9 @@ def test_the_environment_of_exec_started_processes():
         "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024),
     }
     assert environment(0, 0) == {}
+    assert environment(0, 0, huge_pages=True) == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    mine = environment(0, 0, huge_pages=True, tunables="glibc.malloc.tcache_count=0")
+    assert mine == {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.hugetlb=1"}
     assert environment(1, 10**9)["MALLOC_MMAP_THRESHOLD_"] == str(32 * 1024 * 1024)
 
 
@@ -171,6 +174,44 @@ def test_an_idle_render_process_gives_its_heap_back(tmp_path, trim: bool):
         assert returned < 8 << 20  # nothing else gives these pages back
 
 
+def _huge_page_mode() -> str:
+    """The kernel's transparent huge page mode for anonymous memory (the bracketed word)."""
+    text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    return text.split("[", 1)[1].split("]", 1)[0]
+
+
+def _anon_huge_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("AnonHugePages:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.parametrize("huge", [True, False])
+def test_render_processes_ask_for_huge_pages(tmp_path, huge: bool):
+    app = create_app({"data_dir": str(tmp_path / "d"), "malloc_huge_pages": huge})
+    client = app.test_client()
+    account = Account(client, "acme", "admin@acme.example")
+    form = {"filedata": (io.BytesIO(jpeg(3000, 2000)), "a.jpg")}
+    uploaded = account.request(
+        "POST", "/sourceimages/acme", data=form, content_type="multipart/form-data"
+    )
+    image = uploaded.get_json()["items"][0]["hash"]
+    # an 18 MB full-size decode and a PNG encode, in the heap (under the 32 MiB threshold)
+    assert client.get(f"/acme/dynamic/resize-width-2900/{image}.png").status_code == 200
+    pool = pool_for(app.extensions["cropstack.settings"])
+    (pid,) = pool.lanes["cheap"].pids()
+    tunables = _environ(pid).get("GLIBC_TUNABLES", "")
+    assert ("glibc.malloc.hugetlb=1" in tunables) is huge
+    mode = _huge_page_mode()
+    if mode == "madvise":  # only a process that asks gets them
+        assert (_anon_huge_kib(pid) >= 2048) is huge
+    elif mode == "always":
+        assert _anon_huge_kib(pid) >= 2048
+    else:  # never: the setting cannot change anything
+        assert _anon_huge_kib(pid) == 0
+
+
 @pytest.mark.parametrize(
     ("settings", "replaced"),
     [
@@ -195,7 +236,12 @@ def test_recycling_settings_replace_render_processes(tmp_path, settings, replace
 
 @pytest.mark.parametrize(
     ("name", "raw"),
-    [("render_recycle_mb", "lots"), ("malloc_arena_max", "two"), ("malloc_trim", "maybe")],
+    [
+        ("render_recycle_mb", "lots"),
+        ("malloc_arena_max", "two"),
+        ("malloc_trim", "maybe"),
+        ("malloc_huge_pages", "sometimes"),
+    ],
 )
 def test_bad_memory_settings_are_refused_by_name(name: str, raw: str):
     from webapp.settings import load_settings
