@@ -51,6 +51,7 @@ from dataclasses import astuple, dataclass
 
 import pyvips
 
+from engine.errors import KeptPending
 from engine.geometry import Size
 
 SEEN_WINDOW_S = 10.0  # a second render of an image within this makes its decode kept
@@ -111,6 +112,10 @@ class KeptDecodes:
         self.max_files = max(1, max_files)
         self._claim: _Claim | None = None
         self._first: str | None = None  # a first render seen, between its two jobs
+        # Set for a job its web worker can wait for: a render that would wait here for a
+        # level another process is making answers KeptPending instead, and its render
+        # process serves the next job meanwhile (webapp/renderpool.py).
+        self.defer = False
         self._ready = False
         # Called before a decode is published, in this process (raises to withhold it).
         self.before_publish: Callable[[], None] | None = None
@@ -218,6 +223,8 @@ class KeptDecodes:
                         break
                 elif (found := self.find(key, source, need, ideal=True)) is not None:
                     break
+                elif self.defer and self._making(key, source, need):
+                    raise KeptPending(KeptPending.describe(_ideal(source, need)))
                 if time.monotonic() > deadline:
                     break  # decode for itself
                 time.sleep(_POLL_S)
@@ -248,10 +255,38 @@ class KeptDecodes:
                     return found
                 if _try_lock(fd):  # the claim ended: kept now, or never
                     return self.find(key, source, need)
+                if self.defer:
+                    raise KeptPending(KeptPending.describe(_ideal(source, need)))
                 time.sleep(_POLL_S)
             return None
         finally:
             os.close(fd)
+
+    def _making(self, key: str, source: Size, need: Size) -> bool:
+        """Whether a process is making a decode of ``key`` whose levels serve ``need``."""
+        _, decoding, since = self._slot(key)
+        return bool(decoding) and _covers(level_size(source, decoding), need) and (
+            time.time() - since <= WAIT_S
+        )
+
+    def wait(self, key: str, level: int, seconds: float = WAIT_S) -> None:
+        """Return once level ``level`` (a shrink) of ``key`` is kept, or no process is
+        making a decode of ``key`` any more, or after ``seconds``: what a web worker does
+        for a render that answered ``KeptPending`` before it sends the job again."""
+        if not self.enabled or not self.valid_key(key) or level not in (1, 2, 4, 8):
+            return
+        path = self._path(key, level)
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                if os.path.exists(path):
+                    return
+                _, decoding, since = self._slot(key)
+                if not decoding or time.time() - since > WAIT_S:
+                    return
+                time.sleep(_POLL_S)
+        except OSError:
+            return
 
     def claimed(self, key: str | None) -> int:
         """The shrink this process decodes ``key`` at and keeps (0: none)."""
@@ -472,6 +507,12 @@ class KeptDecodes:
             elif entry.name.startswith(".tmp-"):
                 used += _pages(size)
         return used, count
+
+
+def _ideal(source: Size, need: Size) -> int:
+    """The smallest level (largest shrink) of a source of ``source`` pixels that serves
+    ``need``."""
+    return next(s for s in (8, 4, 2, 1) if s == 1 or _covers(level_size(source, s), need))
 
 
 def _covers(size: Size, need: Size) -> bool:

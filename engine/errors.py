@@ -87,3 +87,24 @@ class SourceNeeded(EngineError):
     again with the bytes (webapp/renderpool.py). Never reaches a client."""
 
     status = 503
+
+
+class KeptPending(SourceNeeded):
+    """A render sent with ``defer`` waits for a kept decode level that another render
+    process is making (engine/decoded.py): its web worker waits for it without holding a
+    render process (webapp/renderpool.py), then sends the job again. The message names the
+    level and the claim's lock stripe, as ``KeptPending.describe`` writes them. Never
+    reaches a client."""
+
+    status = 503
+
+    @staticmethod
+    def describe(level: int) -> str:
+        """The message of a render waiting for level ``level`` (a shrink: 1, 2, 4 or 8)."""
+        return f"waiting for the kept decode's 1/{level} level"
+
+    @property
+    def level(self) -> int:
+        """The level (shrink) the render waits for; 0 when the message has none."""
+        tail = self.message.rpartition("1/")[2][:1]
+        return int(tail) if tail in ("1", "2", "4", "8") else 0

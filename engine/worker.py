@@ -162,14 +162,31 @@ def _render_file(stored: tuple[str, str], resources: Any, payload: dict[str, Any
     image's claim is taken here when it is due), else the file is read and verified here
     (6 MB that never cross the pipe). ``SourceNeeded`` when the file is missing or its
     bytes are not the key's: the web worker then reads it through the blob store, which
-    logs and answers a damaged original."""
+    logs and answers a damaged original. With ``kept_defer``: ``KeptPending`` where the
+    render would wait for a kept level another process is making (its web worker waits
+    instead, engine/decoded.py)."""
+    from engine.decoded import STORE
+
+    kept = payload.pop("kept", None)
+    # KeptPending rather than waiting here for a level another process is making
+    STORE.defer = bool(payload.pop("kept_defer", False))
+    try:
+        return _render_stored(stored, resources, payload, kept)
+    finally:
+        STORE.defer = False
+
+
+def _render_stored(
+    stored: tuple[str, str], resources: Any, payload: dict[str, Any], kept: Any
+) -> Any:
     from engine.decoded import STORE
     from engine.pipeline import render
 
-    kept = payload.pop("kept", None)
     if kept is not None and payload.get("source_key"):
         try:
             return render(source=b"", resources=resources, kept_only=True, **kept, **payload)
+        except errors.KeptPending:
+            raise
         except errors.SourceNeeded:
             pass  # nothing kept serves it: decode from the file (the claim stays)
     path, sha256 = stored

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from engine import worker
-from engine.errors import RenderCrashed, RenderTimeout, SourceNeeded
+from engine.decoded import KeptDecodes
+from engine.errors import KeptPending, RenderCrashed, RenderTimeout, SourceNeeded
 from webapp import keptdecodes
 from webapp.allocator import MAX_MMAP_THRESHOLD_KB, environment
 from webapp.errors import ApiError
@@ -425,6 +426,11 @@ class RenderPool:
         # and every thread at once.
         self.uploads = Gate(settings.upload_concurrency, limit)
         self._settings = settings
+        # The kept decodes as this web worker waits for a level (KeptPending): the files'
+        # names and the table of claims, no pixels.
+        self._kept = KeptDecodes(
+            env["CROPSTACK_KEPT_DIR"], int(env["CROPSTACK_RENDER_KEPT_MB"]) * 2**20
+        )
 
     def run(
         self,
@@ -452,13 +458,25 @@ class RenderPool:
         """
         message = worker.dumps(kind, payload)
         chosen = self.lanes[lane]
-        process = chosen.acquire(self._settings.render_queue_timeout)
+        process: RenderProcess | None = chosen.acquire(self._settings.render_queue_timeout)
         started = time.monotonic()
         timeout = self._settings.render_timeout
         try:
             if source_file is not None and kind == "render":
                 job = {**payload, "source_file": source_file, "kept": kept}
                 try:
+                    if self._kept.enabled and payload.get("source_key"):
+                        deferred = worker.dumps(kind, {**job, "kept_defer": True})
+                        try:
+                            return process.run(deferred, b"", timeout, extra)
+                        except KeptPending as pending:
+                            # Another process makes the kept level this render needs: its
+                            # process serves other renders (a srcset's widest, which need
+                            # the first level published) while this one waits for it.
+                            chosen.release(process)
+                            process = None
+                            self._kept.wait(payload["source_key"], pending.level)
+                            process = chosen.acquire(self._settings.render_queue_timeout)
                     return process.run(worker.dumps(kind, job), b"", timeout, extra)
                 except SourceNeeded:
                     pass  # missing or damaged here: the blob store reads it, and says so
@@ -484,7 +502,8 @@ class RenderPool:
             raise Busy(exc.message) from exc
         finally:
             JOB_DURATION.labels(kind, lane).observe(time.monotonic() - started)
-            chosen.release(process)
+            if process is not None:
+                chosen.release(process)
 
     def pids(self) -> list[int]:
         """Process ids of the live render processes (for tests and metrics)."""
