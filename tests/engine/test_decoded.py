@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pyvips
 import engine
 from engine import pipeline
 from engine.decoded import KeptDecodes, level_size
-from engine.errors import SourceNeeded
+from engine.errors import KeptPending, SourceNeeded
 from engine.geometry import Size
 from engine.probe import inspect
 from tests.engine.conftest import decode, jpeg, op, plan
@@ -266,3 +267,50 @@ def test_a_waiting_render_takes_its_own_level_not_the_wide_one_published_first(k
     wide = kept.find(KEY, size, small)
     assert wide is not None and (wide.width, wide.height) == (1200, 800)
     assert kept.find(KEY, size, Size(1000, 667), ideal=True) is not None
+
+
+def test_a_deferred_render_gives_way_while_another_process_decodes(tmp_path, monkeypatch):
+    # A render its web worker can wait for (``defer``) answers KeptPending rather than
+    # holding its render process while another process makes the level it needs; the web
+    # worker waits for that level (``wait``) and sends the job again, which it then serves.
+    directory = str(tmp_path / "kept")
+    claimer, waiter = (KeptDecodes(directory, 64 * 2**20) for _ in range(2))
+    source = jpeg(_detailed(W, H))
+    info = inspect(source)
+    wide, narrow = plan(op("resize", width=1000), fmt="jpg"), plan(op("resize", width=300))
+    monkeypatch.setattr(pipeline, "KEPT", claimer)
+    _job(claimer, narrow, source)  # seen: the next render of the image claims it
+    with pytest.raises(SourceNeeded):
+        engine.render(wide, b"", info=info, source_key=KEY, kept_only=True)
+    assert claimer.claimed(KEY) == 2
+    waiter.defer = True
+    monkeypatch.setattr(pipeline, "KEPT", waiter)
+    with pytest.raises(KeptPending) as pending:
+        engine.render(narrow, b"", info=info, source_key=KEY, kept_only=True)
+    assert pending.value.level == 8  # 300 px wide: the 1/8 level (300x200) serves it
+    monkeypatch.setattr(pipeline, "KEPT", claimer)
+    decoding = threading.Thread(target=engine.render, args=(wide, source),
+                                kwargs={"info": info, "source_key": KEY})  # fmt: skip
+    started = time.monotonic()
+    decoding.start()
+    waiter.wait(KEY, 8)
+    assert time.monotonic() - started < 4  # woken by the level, not by the 5 s bound
+    assert os.path.exists(os.path.join(directory, f"{KEY}.8.v"))
+    decoding.join()
+    waiter.defer = False
+    monkeypatch.setattr(pipeline, "KEPT", waiter)
+    served = engine.render(narrow, b"", info=info, source_key=KEY, kept_only=True)
+    _close(served.body, engine.render(narrow, source).body)
+
+
+def test_a_waiting_web_worker_goes_on_when_the_claim_ends_without_a_level(tmp_path):
+    directory = str(tmp_path / "kept")
+    claimer, waiter = (KeptDecodes(directory, 64 * 2**20) for _ in range(2))
+    size, need = Size(W, H), Size(300, 200)
+    assert claimer.prepare(KEY, size, need, 2) is None  # seen
+    claimer.end_job(keep_claim=False)
+    assert claimer.prepare(KEY, size, need, 2) is None and claimer.claimed(KEY) == 2
+    threading.Timer(0.3, claimer.end_job, kwargs={"keep_claim": False}).start()
+    started = time.monotonic()
+    waiter.wait(KEY, 8)  # the claim's render failed: nothing will be kept
+    assert 0.25 < time.monotonic() - started < 4
