@@ -109,11 +109,12 @@ def test_the_trimmer_waits_for_a_quiet_second():
     assert trimmer.trims == 1  # nothing touched since: nothing to trim
 
 
-def _app(tmp_path, **settings: object):
+def _app(tmp_path, size: tuple[int, int] = (300, 200), **settings: object):
+    """An app of ``settings`` with one uploaded JPEG of ``size``: (app, client, its hash)."""
     app = create_app({"data_dir": str(tmp_path / "d"), **settings})
     client = app.test_client()
     account = Account(client, "acme", "admin@acme.example")
-    form = {"filedata": (io.BytesIO(jpeg(300, 200)), "a.jpg")}
+    form = {"filedata": (io.BytesIO(jpeg(*size)), "a.jpg")}
     uploaded = account.request(
         "POST", "/sourceimages/acme", data=form, content_type="multipart/form-data"
     )
@@ -150,14 +151,7 @@ def test_render_processes_start_with_the_allocator_settings_and_no_libvips_cache
 
 @pytest.mark.parametrize("trim", [True, False])
 def test_an_idle_render_process_gives_its_heap_back(tmp_path, trim: bool):
-    app = create_app({"data_dir": str(tmp_path / "d"), "malloc_trim": trim})
-    client = app.test_client()
-    account = Account(client, "acme", "admin@acme.example")
-    form = {"filedata": (io.BytesIO(jpeg(3000, 2000)), "a.jpg")}
-    uploaded = account.request(
-        "POST", "/sourceimages/acme", data=form, content_type="multipart/form-data"
-    )
-    image = uploaded.get_json()["items"][0]["hash"]
+    app, client, image = _app(tmp_path, (3000, 2000), malloc_trim=trim)
     pool = pool_for(app.extensions["cropstack.settings"])
     lane = pool.lanes["cheap"]
     # a full-size decode of 18 MB and a PNG encode: heap blocks under the 32 MiB threshold
@@ -189,14 +183,7 @@ def _anon_huge_kib(pid: int) -> int:
 
 @pytest.mark.parametrize("huge", [True, False])
 def test_render_processes_ask_for_huge_pages(tmp_path, huge: bool):
-    app = create_app({"data_dir": str(tmp_path / "d"), "malloc_huge_pages": huge})
-    client = app.test_client()
-    account = Account(client, "acme", "admin@acme.example")
-    form = {"filedata": (io.BytesIO(jpeg(3000, 2000)), "a.jpg")}
-    uploaded = account.request(
-        "POST", "/sourceimages/acme", data=form, content_type="multipart/form-data"
-    )
-    image = uploaded.get_json()["items"][0]["hash"]
+    app, client, image = _app(tmp_path, (3000, 2000), malloc_huge_pages=huge)
     # an 18 MB full-size decode and a PNG encode, in the heap (under the 32 MiB threshold)
     assert client.get(f"/acme/dynamic/resize-width-2900/{image}.png").status_code == 200
     pool = pool_for(app.extensions["cropstack.settings"])
