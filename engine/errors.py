@@ -93,8 +93,8 @@ class KeptPending(SourceNeeded):
     """A render sent with ``defer`` waits for a kept decode level that another render
     process is making (engine/decoded.py): its web worker waits for it without holding a
     render process (webapp/renderpool.py), then sends the job again. The message names the
-    level and the claim's lock stripe, as ``KeptPending.describe`` writes them. Never
-    reaches a client."""
+    level (errors cross the pipe as a name and a message), as ``describe`` writes it.
+    Never reaches a client."""
 
     status = 503
 

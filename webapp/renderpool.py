@@ -475,8 +475,11 @@ class RenderPool:
                             # the first level published) while this one waits for it.
                             chosen.release(process)
                             process = None
-                            self._kept.wait(payload["source_key"], pending.level)
+                            left = timeout - (time.monotonic() - started)
+                            self._kept.wait(payload["source_key"], pending.level, max(0.0, left))
                             process = chosen.acquire(self._settings.render_queue_timeout)
+                            # the wait counts against the job's deadline, as it did in-process
+                            timeout = max(0.1, timeout - (time.monotonic() - started))
                     return process.run(worker.dumps(kind, job), b"", timeout, extra)
                 except SourceNeeded:
                     pass  # missing or damaged here: the blob store reads it, and says so
