@@ -23,7 +23,6 @@ from webapp.catalog.remoteschema import REMOTE_SCHEMA_POSTGRESQL, REMOTE_SCHEMA_
 from webapp.catalog.schema import SCHEMA
 from webapp.catalog.searchindexes import PG_SEARCH_INDEXES, SQLITE_SEARCH_INDEXES
 from webapp.catalog.usageschema import PG_USAGE, SQLITE_USAGE
-from webapp.catalog.valuestatistics import PG_VALUE_STATISTICS
 from webapp.catalog.wordindex import PG_WORD_INDEX
 
 
@@ -54,7 +53,6 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
         Migration(6, "purge generations, blob deletions, shared secrets", NODES_SCHEMA),
         Migration(7, "covering indexes for search", PG_SEARCH_INDEXES),
         Migration(8, "search probe indexes keyed by hash", PG_PROBE_INDEXES),
-        Migration(9, "statistics of search values' columns together", PG_VALUE_STATISTICS),
     ),
 }
 
