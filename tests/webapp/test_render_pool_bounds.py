@@ -3,6 +3,7 @@ the web worker's descriptors are numbered past 1024 (``select`` refuses those)."
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import resource
@@ -46,12 +47,15 @@ def test_renders_work_with_descriptors_past_1024(tmp_path):
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), max(hard, 4096)))
     filler = []
     try:
+        app = create_app({"data_dir": str(tmp_path / "d"), "render_nice": 3})
+        # Its pool first: making it lets the oldest pool of earlier tests go, closing that
+        # pool's pipes; their low numbers must be taken by the filler, not by ours.
+        pool = pool_for(app.extensions["cropstack.settings"])
+        gc.collect()  # nor freed by a finalizer while the render process starts
         # the render process's pipes are opened after these, so numbered past 1024
         while len(filler) < 1100:
             filler.append(os.open(os.devnull, os.O_RDONLY))
-        app = create_app({"data_dir": str(tmp_path / "d"), "render_nice": 3})
         _render(app)
-        pool = pool_for(app.extensions["cropstack.settings"])
         assert min(p._replies for lane in pool.lanes.values() for p in lane._all) > 1024
     finally:
         for fd in filler:
