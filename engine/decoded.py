@@ -143,7 +143,7 @@ class KeptDecodes:
         checks is removed."""
         if not self.enabled or not self.valid_key(key):
             return None
-        for shrink in (8, 4, 2, 1):
+        for shrink in (_ideal(source, need),) if ideal else (8, 4, 2, 1):
             size = level_size(source, shrink)
             if not _covers(size, need):
                 continue
@@ -155,8 +155,6 @@ class KeptDecodes:
                 except OSError:
                     pass
                 return image
-            if ideal:
-                return None
         return None
 
     # -- claiming -----------------------------------------------------------------------
@@ -208,8 +206,7 @@ class KeptDecodes:
                         break
                     now = time.time()
                     seen, decoding, since = self._slot(key)
-                    covered = decoding and _covers(level_size(source, decoding), need)
-                    if covered and now - since <= WAIT_S:
+                    if _serving(source, need, decoding, since, now):
                         fcntl.flock(fd, fcntl.LOCK_UN)  # wait for that decode, unlocked
                     elif now - seen <= SEEN_WINDOW_S and self._fits(source, wide):
                         self._mark(key, now, wide, now)  # seen before: decode wide
@@ -265,9 +262,7 @@ class KeptDecodes:
     def _making(self, key: str, source: Size, need: Size) -> bool:
         """Whether a process is making a decode of ``key`` whose levels serve ``need``."""
         _, decoding, since = self._slot(key)
-        return bool(decoding) and _covers(level_size(source, decoding), need) and (
-            time.time() - since <= WAIT_S
-        )
+        return _serving(source, need, decoding, since, time.time())
 
     def wait(self, key: str, level: int, seconds: float = WAIT_S) -> None:
         """Return once level ``level`` (a shrink) of ``key`` is kept, or no process is
@@ -513,6 +508,16 @@ def _ideal(source: Size, need: Size) -> int:
     """The smallest level (largest shrink) of a source of ``source`` pixels that serves
     ``need``."""
     return next(s for s in (8, 4, 2, 1) if s == 1 or _covers(level_size(source, s), need))
+
+
+def _serving(source: Size, need: Size, decoding: int, since: float, now: float) -> bool:
+    """Whether a decode at shrink ``decoding`` (0: none), begun at ``since`` (epoch
+    seconds), is still under way at ``now`` and its levels serve ``need``."""
+    return (
+        bool(decoding)
+        and _covers(level_size(source, decoding), need)
+        and now - since <= WAIT_S
+    )
 
 
 def _covers(size: Size, need: Size) -> bool:
