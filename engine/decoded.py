@@ -51,6 +51,7 @@ from dataclasses import astuple, dataclass
 
 import pyvips
 
+from engine.dirwatch import DirectoryWatch
 from engine.errors import KeptPending
 from engine.geometry import Size
 
@@ -68,6 +69,9 @@ _SEEN = struct.Struct("<8sdid")
 _STALE_TEMP_S = 120.0
 _COUNTERS = ("decodes", "kept", "served")
 _POLL_S = 0.002
+# Longest a waiting web worker sleeps between looks without a change seen in the directory
+# (a safety net: every change it waits for wakes it, engine/dirwatch.py).
+_WATCH_CAP_S = 0.05
 _KEY = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"([0-9a-f]{64})\.([1248])\.v")
 _VIPS_MAGIC = (b"\xb6\xa6\xf2\x08", b"\x08\xf2\xa6\xb6")
@@ -273,13 +277,17 @@ class KeptDecodes:
         path = self._path(key, level)
         deadline = time.monotonic() + seconds
         try:
-            while time.monotonic() < deadline:
-                if os.path.exists(path):
-                    return
-                _, decoding, since = self._slot(key)
-                if not decoding or time.time() - since > WAIT_S:
-                    return
-                time.sleep(_POLL_S)
+            # Woken by the directory (a level renamed into place, the table of claims
+            # rewritten when a claim ends), not by polling it: see engine/dirwatch.py.
+            with DirectoryWatch(self.directory, _POLL_S) as watch:
+                while (left := deadline - time.monotonic()) > 0:
+                    if os.path.exists(path):
+                        return
+                    _, decoding, since = self._slot(key)
+                    stale = since + WAIT_S - time.time()  # a claimer killed: no event
+                    if not decoding or stale < 0:
+                        return
+                    watch.wait(min(left, stale, _WATCH_CAP_S))
         except OSError:
             return
 
@@ -309,7 +317,12 @@ class KeptDecodes:
         """(when ``key`` was last seen, the shrink a process is decoding it at or 0, since
         when) from the fixed table; a slot of another key reads as never seen."""
         index = int(key[:8], 16) % _SEEN_SLOTS
-        fd = os.open(os.path.join(self.directory, "seen"), os.O_RDWR | os.O_CREAT, 0o600)
+        # read-only: closing a descriptor opened for writing wakes every waiter's
+        # DirectoryWatch, and each of them reads the table when woken
+        try:
+            fd = os.open(os.path.join(self.directory, "seen"), os.O_RDONLY)
+        except FileNotFoundError:
+            return 0.0, 0, 0.0
         try:
             raw = os.pread(fd, _SEEN.size, index * _SEEN.size).ljust(_SEEN.size, b"\0")
         finally:

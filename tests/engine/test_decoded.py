@@ -314,3 +314,39 @@ def test_a_waiting_web_worker_goes_on_when_the_claim_ends_without_a_level(tmp_pa
     started = time.monotonic()
     waiter.wait(KEY, 8)  # the claim's render failed: nothing will be kept
     assert 0.25 < time.monotonic() - started < 4
+
+
+def test_waiting_web_workers_sleep_until_the_claim_ends(tmp_path):
+    # Two renders of one image wait in their web workers (KeptPending) while a claim is
+    # live: each is woken by the directory (engine/dirwatch.py), a few times, not every
+    # 2 ms (the polling before: ~250 times in 0.5 s), and the two do not wake each other
+    # by reading the table of claims.
+    directory = str(tmp_path / "kept")
+    claimer = KeptDecodes(directory, 64 * 2**20)
+    size, need = Size(W, H), Size(300, 200)
+    assert claimer.prepare(KEY, size, need, 2) is None  # seen
+    claimer.end_job(keep_claim=False)
+    assert claimer.prepare(KEY, size, need, 2) is None and claimer.claimed(KEY) == 2
+    waited: list[tuple[float, int]] = []
+
+    def switches() -> int:
+        status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("voluntary_ctxt_switches"))
+        return int(line.split()[1])
+
+    def wait(level: int) -> None:
+        before, started = switches(), time.monotonic()
+        KeptDecodes(directory, 64 * 2**20).wait(KEY, level)
+        waited.append((time.monotonic() - started, switches() - before))
+
+    waiters = [threading.Thread(target=wait, args=(level,)) for level in (4, 8)]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(0.5)
+    claimer.end_job(keep_claim=False)
+    for waiter in waiters:
+        waiter.join()
+    assert len(waited) == 2
+    for took, switched in waited:
+        assert 0.45 < took < 4
+        assert switched < 30
