@@ -472,7 +472,7 @@ class PgImageSearch:
         if search.deleted or total == 0:
             return None
         live = self._live_count(organization_id)
-        window = -(-WALK_MARGIN * (search.offset + search.limit + 1) * live // total)
+        window = int(-(-WALK_MARGIN * (search.offset + search.limit + 1) * live // total))
         return window if window < total else None
 
     def _page_by_walk(
