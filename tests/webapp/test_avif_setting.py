@@ -54,6 +54,35 @@ def test_the_setting_reaches_the_render_process(tmp_path, photo_png):
         assert np.abs(pixels - expected).mean() < 10  # avif.quality 45 on a photo
 
 
+def test_a_new_effort_is_not_served_from_renders_cached_at_the_old_one(tmp_path, photo_png):
+    """An operator who changes ``avif_effort`` gets AVIFs of the new effort: renders cached
+    at the old one are another entry (and ETag), not answers; other formats keep theirs."""
+    data_dir = tmp_path / "data"
+    answers: dict[int, dict[str, tuple[str, bytes]]] = {}
+    for effort in (0, 6, 0):
+        app = create_app({"data_dir": str(data_dir), "avif_effort": effort})
+        client = app.test_client()
+        if not answers:
+            account = Account(client, "acme", "admin@acme.example")
+            form = {"filedata": (io.BytesIO(photo_png), "photo.png")}
+            uploaded = account.request(
+                "POST", "/sourceimages/acme", data=form, content_type="multipart/form-data"
+            )
+            image_hash = uploaded.get_json()["items"][0]["hash"]
+        seen = {}
+        for ext in ("avif", "jpg"):
+            response = client.get(f"/acme/dynamic/resize-width-200/{image_hash}.{ext}")
+            assert response.status_code == 200, response.get_data(as_text=True)
+            seen[ext] = (response.headers["ETag"], response.data)
+        close_app(app)
+        if effort in answers:  # back at effort 0: the first render, from the cache
+            assert seen == answers[effort]
+        answers[effort] = seen
+    assert answers[6]["avif"][0] != answers[0]["avif"][0]
+    assert answers[6]["avif"][1] != answers[0]["avif"][1]
+    assert answers[6]["jpg"] == answers[0]["jpg"]
+
+
 @pytest.mark.parametrize("raw", ["10", "best"])
 def test_serve_refuses_a_bad_effort_in_one_line(tmp_path, raw: str):
     result = subprocess.run(

@@ -311,3 +311,45 @@ def test_statistics_are_taken_once_the_catalog_is_large(tmp_path: Path):
         # Planner statistics of the new indexes exist beside the others.
         names = {r["idx"] for r in db.rows("SELECT idx FROM sqlite_stat1")}
         assert {"sourceimages_live_columns", "sourceimage_values_facets"} <= names
+
+
+COMMON_VALUES: list[list[tuple[str, str]]] = [
+    [("user:array:labels", "lake")],  # 16 of the 35 live images
+    [("user:int:n", "[1,4]")],  # 21
+    [("user:str:color", "red")],  # 7: the windows rarely fill a page
+]
+
+
+@pytest.mark.parametrize("sort", ["created desc", "size asc,width desc", "name desc"])
+@pytest.mark.parametrize("filters", COMMON_VALUES, ids=range(len(COMMON_VALUES)))
+def test_a_common_value_walks_the_sort_order_to_the_same_pages(
+    tmp_path, request, filters, sort, monkeypatch
+):
+    """PostgreSQL pages one metadata filter sorted by image columns by walking the sort
+    order with a probe per image (pgsearch ``_page_by_walk``) when the value is common,
+    and sorts every match when the walk's window ends before the page fills: every page,
+    key, cursor, ``more`` and total is the one the plan that sorts every match answers."""
+    from webapp.catalog import pgsearch
+
+    catalog = next(_catalog("postgresql", tmp_path, request))
+    outcomes: list[bool] = []
+    walk = pgsearch.PgImageSearch._page_by_walk
+
+    def recording(self: pgsearch.PgImageSearch, *args: Any) -> Any:
+        rows = walk(self, *args)
+        outcomes.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(pgsearch.PgImageSearch, "_page_by_walk", recording)
+    params = [*filters, ("sort", sort)]
+    monkeypatch.setattr(pgsearch, "WALK_MARGIN", N * N)  # never walks
+    expected = _walk(catalog, params)
+    assert not outcomes
+    assert any(page[1] for page in expected[0::2])
+    for margin in (0.3, 0.6, 1, 2, 3):
+        monkeypatch.setattr(pgsearch, "WALK_MARGIN", margin)
+        assert _walk(catalog, params) == expected, margin
+    assert False in outcomes  # a window too short fell back to sorting every match
+    if filters != COMMON_VALUES[-1]:
+        assert True in outcomes  # and pages came from the walk
+    catalog.close()

@@ -28,6 +28,11 @@ from webapp.catalog.records import SearchPage
 from webapp.search import FACET_VALUES, Condition, Field, Search, SearchError, SortKey
 
 _TOP_CHAR = "\U0010ffff"
+
+#: How many times the images a uniform spread of a value's matches would need to fill a
+#: page the walk of the sort order may read (``_walk_window``) before it gives up for
+#: the plan that sorts every match: matches cluster (a label given only in one year).
+WALK_MARGIN = 4
 _INDEXED = (
     "SELECT sv.hash FROM sourceimage_values AS sv WHERE sv.organization_id = ? "
     "AND sv.source = ? AND sv.field = ? AND sv.type = ?"
@@ -208,6 +213,7 @@ class PgImageSearch:
         if binary_hash is not None:
             clauses.append("s.binary_hash = ?")
             params.append(binary_hash)
+        unfiltered_where, unfiltered_params = " AND ".join(clauses), list(params)
         scopes = [
             self._scope(organization_id, c.field) if c.op == "match" and live else ""
             for c in search.conditions
@@ -299,7 +305,25 @@ class PgImageSearch:
                 search, sort, (later_joins, later_params), where, params, organization_id
             )
         else:
-            rows = self._page(search, sort, joins, [*join_params, *params], where, organization_id)
+            rows = None
+            if (
+                binary_hash is None
+                and self._single_value_filter(search)
+                and not joins
+                and (window := self._walk_window(search, total, organization_id)) is not None
+            ):
+                rows = self._page_by_walk(
+                    search,
+                    sort,
+                    (unfiltered_where, unfiltered_params),
+                    search.conditions[0],
+                    window,
+                    organization_id,
+                )
+            if rows is None:
+                rows = self._page(
+                    search, sort, joins, [*join_params, *params], where, organization_id
+                )
         return self._page_of(search, sort, total, rows, facets)
 
     @staticmethod
@@ -391,10 +415,9 @@ class PgImageSearch:
             return everyone
         if deleted > everyone:
             return None
-        probe = inner.replace("SELECT sv.hash", "SELECT 1", 1)
         dead = self._count(
             "SELECT COUNT(*) AS n FROM sourceimages AS s WHERE s.organization_id = ? "
-            f"AND s.deleted_at IS NOT NULL AND EXISTS ({probe} AND sv.hash = s.hash)",
+            f"AND s.deleted_at IS NOT NULL AND {_probe(inner, 's.hash')}",
             [organization_id, *params],
         )
         return everyone - dead
@@ -434,6 +457,70 @@ class PgImageSearch:
         if not search.conditions:
             return True
         return total * 20 >= self._live_count(organization_id)
+
+    def _walk_window(self, search: Search, total: int, organization_id: str) -> int | None:
+        """How many live images, in sort order from the offset or cursor, a page of one
+        metadata filter's matches may read probing each (``_page_by_walk``): ``WALK_MARGIN``
+        times the images a uniform spread of its ``total`` matches over the organization's
+        would need to fill the page. None when reading all the matches and sorting them
+        costs fewer index reads than that (a rare value), or for soft-deleted images.
+
+        Why: PostgreSQL estimates a value's matches from per-column statistics as if the
+        organization, field and value were independent (183 images for a label 9,858 of
+        100,000 images hold), so it reads and sorts every match for the first page (30 ms)
+        where walking the sort index with a probe each stops after ~900 images (3 ms)."""
+        if search.deleted or total == 0:
+            return None
+        live = self._live_count(organization_id)
+        window = int(-(-WALK_MARGIN * (search.offset + search.limit + 1) * live // total))
+        return window if window < total else None
+
+    def _page_by_walk(
+        self,
+        search: Search,
+        sort: list[tuple[str, bool]],
+        unfiltered: tuple[str, list[Any]],
+        cond: Condition,
+        window: int,
+        organization_id: str,
+    ) -> list[Any] | None:
+        """The page (``limit + 1`` rows with ``_kN``) of one metadata filter sorted by image
+        columns: the first ``window`` live images in sort order from the offset or cursor
+        (their column's index, no table row), each probed in the value index; then those
+        images. None when the window ends before the page fills: the matches cluster
+        where the walk has not reached, and the caller sorts them all instead."""
+        where, params = unfiltered
+        columns = [sql for sql, _ in sort]
+        selected, order, keyset, keyset_params = _keyed(
+            columns, sort, search.after, "IS NOT DISTINCT FROM"
+        )
+        if search.after is not None and search.after[0] is not None:
+            # Image columns first: the index walk starts at the cursor.
+            keyset = f"_k0 {'<=' if sort[0][1] else '>='} ? AND {keyset}"
+            keyset_params.insert(0, search.after[0])
+        sql, values = _condition(cond, organization_id)
+        inner = sql.removeprefix("s.hash IN (").removesuffix(")")
+        keys = ", ".join(f"p._k{i}" for i in range(len(columns)))
+        rows = self.db.rows(
+            f"SELECT {SELECT_COLUMNS.replace('sourceimages.', 's.')}, {keys} FROM "
+            # OFFSET 0 keeps the probe a per-row filter: pulled up into a join, PostgreSQL
+            # would plan it by its estimate again.
+            f"(SELECT * FROM (SELECT * FROM (SELECT s.hash AS _h, {selected} FROM "
+            f"sourceimages AS s WHERE {where}) AS page WHERE {keyset} ORDER BY {order} "
+            f"LIMIT ?) AS w WHERE {_probe(inner, 'w._h', keep=True)} ORDER BY {order} "
+            "LIMIT ? OFFSET ?) AS p JOIN sourceimages AS s ON s.organization_id = ? "
+            f"AND s.hash = p._h ORDER BY {order}",
+            [
+                *params,
+                *keyset_params,
+                window,
+                *values,
+                search.limit + 1,
+                search.offset,
+                organization_id,
+            ],
+        )
+        return rows if len(rows) > search.limit else None
 
     def _ordered(
         self,
@@ -714,6 +801,14 @@ def _facet_arms(facets: tuple[Field, ...], organization_id: str) -> tuple[list[s
             )
             arm_params.extend([organization_id, fld.name, FACET_VALUES])
     return arms, arm_params
+
+
+def _probe(inner: str, hash_sql: str, *, keep: bool = False) -> str:
+    """``EXISTS`` over a filter's value-index subquery (``SELECT sv.hash … WHERE …``) for
+    the one image ``hash_sql`` names; ``keep``: as a filter evaluated per image (OFFSET 0
+    stops PostgreSQL turning it into a join it would plan by its own estimate)."""
+    probe = inner.replace("SELECT sv.hash", "SELECT 1", 1)
+    return f"EXISTS ({probe} AND sv.hash = {hash_sql}{' OFFSET 0' if keep else ''})"
 
 
 def _keyed(

@@ -308,6 +308,10 @@ def answer(
     # under the same hash: the areas are part of what a render is.
     if image["dynamic_metadata"]:
         identity += "\ndynamic " + canonical_json(image["dynamic_metadata"])
+    # The one setting that shapes an output's bytes: an operator's new effort is not
+    # answered with AVIFs encoded at the old one (other formats keep their entries).
+    if "avif" in (plan.output_format, plan.options.get("jpg.transparency.autoformat")):
+        identity += f"\navif effort {settings().avif_effort}"
     # A purge on any node counts a generation in the catalog: folded into the key and
     # ETag, it makes every node's cached copy unreachable (webapp/catalog/purges.py).
     purged = catalog().purges.generation(org["id"], stack, image["hash"])
