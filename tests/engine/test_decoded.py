@@ -327,7 +327,7 @@ def test_waiting_web_workers_sleep_until_the_claim_ends(tmp_path):
     assert claimer.prepare(KEY, size, need, 2) is None  # seen
     claimer.end_job(keep_claim=False)
     assert claimer.prepare(KEY, size, need, 2) is None and claimer.claimed(KEY) == 2
-    waited: list[tuple[float, int]] = []
+    waited: list[tuple[float, int]] = []  # (when it returned, its voluntary switches)
 
     def switches() -> int:
         status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
@@ -335,18 +335,19 @@ def test_waiting_web_workers_sleep_until_the_claim_ends(tmp_path):
         return int(line.split()[1])
 
     def wait(level: int) -> None:
-        before, started = switches(), time.monotonic()
+        before = switches()
         KeptDecodes(directory, 64 * 2**20).wait(KEY, level)
-        waited.append((time.monotonic() - started, switches() - before))
+        waited.append((time.monotonic(), switches() - before))
 
     waiters = [threading.Thread(target=wait, args=(level,)) for level in (4, 8)]
     for waiter in waiters:
         waiter.start()
     time.sleep(0.5)
+    ended = time.monotonic()
     claimer.end_job(keep_claim=False)
     for waiter in waiters:
         waiter.join()
     assert len(waited) == 2
-    for took, switched in waited:
-        assert 0.45 < took < 4
-        assert switched < 30
+    for returned, switched in waited:
+        assert ended <= returned < ended + 4  # until the claim ended, not the 5 s bound
+        assert switched < 50

@@ -90,7 +90,7 @@ def test_the_wait_sleeps_not_spins(tmp_path: Path) -> None:
         deadline = time.monotonic() + 0.5
         while (left := deadline - time.monotonic()) > 0:
             watch.wait(left)
-        assert switches() - before < 20
+        assert switches() - before < 50
 
 
 def test_without_inotify_the_wait_is_the_fallback_sleep(
